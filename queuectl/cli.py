@@ -1,0 +1,699 @@
+"""The `queuectl` command: parse arguments, call the layer below, render.
+
+Only click is imported at start-up; rich, the store and the worker are
+imported inside the commands that use them, so `--help` answers fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from queuectl import __version__
+from queuectl.errors import EXIT_USAGE, NotFoundError, QueueError, UsageError
+
+if TYPE_CHECKING:
+    from queuectl.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+STATE_NAMES = ("pending", "running", "completed", "failed", "dead", "cancelled")
+RETRIES_HELP = "Retries after the first attempt (max_retries=2 means up to 3 attempts); default: config max-retries."
+
+
+class Context:
+    """What every command shares: where the store is, opened on first use."""
+
+    def __init__(self, db: str | None) -> None:
+        self.db = db
+        self._store: Store | None = None
+
+    def store(self) -> Store:
+        if self._store is None:
+            from queuectl.store import open_store
+
+            self._store = open_store(self.db)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def db_option(func: F) -> F:
+    """`--db` on every command, so it may stand before or after the command name."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value:
+            ctx.find_object(Context).db = value  # type: ignore[union-attr]
+
+    return click.option(
+        "--db",
+        metavar="PATH",
+        expose_value=False,
+        callback=remember,
+        help="Store file (default: $QUEUECTL_DB, else the user's state directory).",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON (a stable contract).")(func)
+
+
+def store_of(ctx: click.Context) -> Store:
+    return ctx.find_object(Context).store()  # type: ignore[union-attr]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--db", metavar="PATH", envvar="QUEUECTL_DB", help="Store file (env: QUEUECTL_DB).")
+@click.version_option(__version__, "-V", "--version", prog_name="queuectl")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """Run shell commands in the background, reliably.
+
+    Enqueue commands, run a worker pool, inspect results. The store is one
+    SQLite file: --db PATH, else $QUEUECTL_DB, else
+    ~/.local/state/queuectl/queue.db.
+    """
+    state = Context(db)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+# -- enqueue ---------------------------------------------------------------------
+def run_options(func: F) -> F:
+    options = [
+        click.option("-p", "--priority", metavar="1-10|high|medium|low", help="Higher runs first (default 5)."),
+        click.option(
+            "--timeout", metavar="DURATION", help="Seconds or 90s/5m/1h30m; 0 = none (default: config job-timeout)."
+        ),
+        click.option("--retries", "--max-retries", "retries", metavar="N", help=RETRIES_HELP),
+        click.option(
+            "--backoff-base", metavar="B", help="Retry n waits B ** n seconds (default: config backoff-base)."
+        ),
+        click.option("--run-at", metavar="TIME", help="Not before this ISO 8601 time (e.g. 2026-12-01T02:00:00Z)."),
+        click.option("--delay", metavar="DURATION", help="Not before this long from now (e.g. 30m)."),
+        click.option("--cwd", metavar="DIR", help="Absolute directory to run the command in."),
+        click.option("--env", "env_pairs", metavar="NAME=VALUE", multiple=True, help="Extra environment (repeatable)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _flag_fields(**flags: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name in ("priority", "timeout", "backoff_base", "run_at", "delay", "cwd", "command", "id"):
+        if flags.get(name) is not None:
+            fields[name] = flags[name]
+    if flags.get("retries") is not None:
+        fields["max_retries"] = flags["retries"]
+    if flags.get("env_pairs"):
+        env = {}
+        for pair in flags["env_pairs"]:
+            name, sep, value = pair.partition("=")
+            if not sep or not name:
+                raise UsageError(f"invalid --env {pair!r}: expected NAME=VALUE")
+            env[name] = value
+        fields["env"] = env
+    return fields
+
+
+def _enqueue(store: Store, runs: list[Any]) -> None:
+    from queuectl import wake
+
+    store.enqueue(runs)
+    pids = [w.pid for w in store.list_workers() if w.host == _host()]
+    if pids:
+        wake.notify(store.location, pids)
+
+
+def _host() -> str:
+    from queuectl.runner import HOST
+
+    return HOST
+
+
+def _defaults(store: Store) -> dict[str, float]:
+    from queuectl import config
+
+    return config.effective(store.config())
+
+
+@cli.command()
+@click.argument("spec", required=False, metavar="[JSON]")
+@click.option("--id", "run_id", metavar="ID", help="Run id (letters, digits, . _ -); generated if absent.")
+@click.option("-c", "--command", metavar="CMD", help="Shell command to run (with /bin/sh -c).")
+@click.option("-f", "--file", "file", type=click.File("r"), help="JSON Lines file (- for stdin): all or none.")
+@run_options
+@json_option
+@db_option
+@click.pass_context
+def enqueue(
+    ctx: click.Context, /, spec: str | None, run_id: str | None, file: Any, as_json: bool, **flags: Any
+) -> None:
+    """Add a run: from JSON, from flags, or many from a JSON Lines file.
+
+    \b
+      queuectl enqueue '{"id":"job1","command":"sleep 2","max_retries":3}'
+      queuectl enqueue --id job2 --command "echo hi" --priority 8 --retries 3
+      queuectl enqueue --file jobs.jsonl
+    """
+    import time
+
+    from queuectl import enqueue as build
+
+    fields = _flag_fields(id=run_id, **flags)
+    store = store_of(ctx)
+    now = time.time()
+    if file is not None:
+        if spec is not None or "command" in fields:
+            raise UsageError("--file takes the runs from the file: give no JSON or --command beside it")
+        defaults = _defaults(store)
+        runs = build.from_lines(_lines_with_defaults(file, fields), _name(file), defaults, now)
+        _enqueue(store, runs)
+        _say_enqueued(runs, as_json)
+        return
+    base = build.parse_json(spec) if spec is not None else {}
+    if spec is None and "command" not in fields:
+        raise UsageError("nothing to enqueue: give a JSON object, --command CMD, or --file FILE")
+    base.update(fields)
+    run = build.build(base, _defaults(store), now)
+    _enqueue(store, [run])
+    _say_enqueued([run], as_json)
+
+
+def _lines_with_defaults(file: Any, fields: dict[str, Any]) -> Any:
+    """Flags given beside --file apply to every line that does not set them."""
+    if not fields:
+        yield from file
+        return
+    import json
+
+    from queuectl import enqueue as build
+
+    for number, line in enumerate(file, 1):
+        if not line.strip():
+            yield line
+            continue
+        try:
+            obj = build.parse_json(line, f"{_name(file)} line {number}: ")
+        except UsageError:
+            yield line  # reported with its line number by the parser
+            continue
+        yield json.dumps({**fields, **obj})
+
+
+def _name(file: Any) -> str:
+    name = getattr(file, "name", "-")
+    return "stdin" if name in ("-", "<stdin>") else str(name)
+
+
+def _say_enqueued(runs: list[Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(_dumps({"enqueued": [r.id for r in runs]}))
+    elif len(runs) == 1:
+        click.echo(runs[0].id)
+    else:
+        click.echo(f"enqueued {len(runs)} runs")
+
+
+@cli.command("run")
+@click.argument("command")
+@click.option("--id", "run_id", metavar="ID", help="Run id; generated if absent.")
+@run_options
+@json_option
+@db_option
+@click.pass_context
+def run_cmd(ctx: click.Context, /, command: str, run_id: str | None, as_json: bool, **flags: Any) -> None:
+    """Enqueue COMMAND as a new run and print its id."""
+    import time
+
+    from queuectl import enqueue as build
+    from queuectl.errors import DuplicateRunError
+
+    store = store_of(ctx)
+    for _ in range(3):
+        fields = _flag_fields(id=run_id, command=command, **flags)
+        run = build.build(fields, _defaults(store), time.time())
+        try:
+            _enqueue(store, [run])
+            break
+        except DuplicateRunError:
+            if run_id is not None:
+                raise
+    _say_enqueued([run], as_json)
+
+
+# -- workers ---------------------------------------------------------------------
+@cli.group()
+def worker() -> None:
+    """Run, stop and list worker pools."""
+
+
+@worker.command("start")
+@click.option(
+    "-n", "--count", default=1, show_default=True, type=click.IntRange(1, 1024), help="Slots: commands run at once."
+)
+@click.option("--burst", is_flag=True, help="Drain what is runnable (and its retries), then exit.")
+@click.option("--detach", is_flag=True, help="Run in the background; print its pid and log file.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only start and stop lines.")
+@db_option
+@click.pass_context
+def worker_start(ctx: click.Context, count: int, burst: bool, detach: bool, quiet: bool) -> None:
+    """Run a pool of COUNT slots in the foreground.
+
+    Ctrl-C or SIGTERM stops claiming and lets running commands finish (for at
+    most config stop-grace seconds); a second signal kills them and returns
+    their runs to the queue.
+    """
+    store = store_of(ctx)
+    if detach:
+        _detach(store, count, burst)
+        return
+    from queuectl.worker import Pool
+
+    err = click.get_text_stream("stderr")
+
+    def log(message: str) -> None:
+        import time
+
+        err.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+        err.flush()
+
+    Pool(store, count, burst=burst, log=log, verbose=not quiet).run()
+
+
+def _detach(store: Store, count: int, burst: bool) -> None:
+    import subprocess
+    import time
+
+    from queuectl.store import logs_dir
+
+    os.makedirs(logs_dir(store), exist_ok=True)
+    log_path = os.path.join(logs_dir(store), f"pool-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+    argv = [sys.executable, "-m", "queuectl", "--db", store.location, "worker", "start", "--count", str(count)]
+    if burst:
+        argv.append("--burst")
+    with open(log_path, "ab") as out:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if any(w.pid == child.pid and w.host == _host() for w in store.list_workers()):
+            click.echo(f"pool started in the background: pid {child.pid}, log {log_path}")
+            return
+        if child.poll() is not None:
+            break
+        time.sleep(0.05)
+    from queuectl.runner import read_tail
+
+    child.poll()
+    last = read_tail(log_path, 400).strip().splitlines()
+    why = last[-1] if last else f"exit status {child.returncode}"
+    raise QueueError(f"the background pool did not start: {why} (log: {log_path})")
+
+
+@worker.command("stop")
+@click.option("--force", is_flag=True, help="Stop at once: kill running commands, return their runs to the queue.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the pools have exited.")
+@click.option("--timeout", "wait_for", type=float, default=None, help="Seconds to wait (default: stop-grace + 10).")
+@db_option
+@click.pass_context
+def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | None) -> None:
+    """Stop every live pool of this store (gracefully unless --force)."""
+    import signal
+    import time
+
+    from queuectl import config
+    from queuectl.runner import is_alive
+
+    store = store_of(ctx)
+    host = _host()
+    workers = store.list_workers()
+    local = [w for w in workers if w.host == host and is_alive(w.pid, w.proc_start)]
+    remote = [w for w in workers if w.host != host]
+    if not local and not remote:
+        click.echo("no pools are running")
+        return
+    store.request_stop([w.id for w in workers])
+    for w in local:
+        try:
+            os.kill(w.pid, signal.SIGTERM)
+            if force:  # a second, different signal: standard signals of one kind may merge
+                os.kill(w.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+    for w in remote:
+        click.echo(f"pool {w.id} on {w.host}: asked to stop through the store (it checks at its next heartbeat)")
+    click.echo(f"stopping {len(local)} pool(s) on this host" + (" at once" if force else ""))
+    if not wait or not local:
+        return
+    if wait_for is None:
+        wait_for = config.effective(store.config())["stop-grace"] + 10
+    deadline = time.monotonic() + wait_for
+    while time.monotonic() < deadline:
+        left = [w for w in local if is_alive(w.pid, w.proc_start)]
+        if not left:
+            click.echo("all pools stopped")
+            return
+        time.sleep(0.05)
+    raise QueueError(f"{len(left)} pool(s) still running after {wait_for:g}s: {', '.join(str(w.pid) for w in left)}")
+
+
+@worker.command("status")
+@json_option
+@db_option
+@click.pass_context
+def worker_status(ctx: click.Context, as_json: bool) -> None:
+    """List pools with pid, host, slots, current runs and last heartbeat."""
+    import time
+
+    from queuectl import render
+
+    store = store_of(ctx)
+    lease = _defaults(store)["lease-seconds"]
+    workers = store.list_workers()
+    if as_json:
+        click.echo(render.dumps([render.worker_json(w, time.time(), lease) for w in workers]))
+        return
+    con = render.console()
+    if not workers:
+        con.print("no pools are running")
+        return
+    con.print(render.workers_table(con, workers, lease))
+
+
+# -- inspection ------------------------------------------------------------------
+@cli.command()
+@json_option
+@db_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Counts per state, live pools and where the store is."""
+    import time
+
+    from queuectl import render
+
+    store = store_of(ctx)
+    counts = store.counts()
+    workers = store.list_workers()
+    lease = _defaults(store)["lease-seconds"]
+    if as_json:
+        data = {
+            "counts": counts,
+            "workers": [render.worker_json(w, time.time(), lease) for w in workers],
+            "store": store.location,
+        }
+        click.echo(render.dumps(data))
+        return
+    con = render.console()
+    grid = render.table(con, "STATE", "RUNS")
+    for state, number in counts.items():
+        grid.add_row(render.state_text(state), str(number))
+    con.print(grid)
+    live = [w for w in workers if render.worker_state(w, time.time(), lease) == "alive"]
+    slots = sum(w.slots for w in live)
+    con.print(
+        f"pools: {len(live)} live ({slots} slots)"
+        + (f", {len(workers) - len(live)} stale or stopping" if len(workers) > len(live) else "")
+    )
+    con.print(f"store: {store.location}", soft_wrap=True)
+
+
+@cli.command("list")
+@click.option("-s", "--state", type=click.Choice(STATE_NAMES), help="Only runs in this state.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many (oldest first).")
+@json_option
+@db_option
+@click.pass_context
+def list_cmd(ctx: click.Context, state: str | None, limit: int | None, as_json: bool) -> None:
+    """List runs, oldest first."""
+    from queuectl import render
+
+    runs = store_of(ctx).list_runs(state, limit)
+    if as_json:
+        click.echo(render.dumps([render.run_json(r) for r in runs]))
+        return
+    con = render.console()
+    if not runs:
+        con.print(f"no {state} runs" if state else "no runs")
+        return
+    con.print(render.runs_table(con, runs))
+
+
+def _get_run(store: Store, run_id: str) -> Any:
+    run = store.get_run(run_id)
+    if run is None:
+        raise NotFoundError(f"no run with id {run_id!r} (see 'queuectl list')")
+    return run
+
+
+@cli.command()
+@click.argument("run_id", metavar="ID")
+@json_option
+@db_option
+@click.pass_context
+def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Every field of a run, its attempt history and its output tail."""
+    from rich.text import Text
+
+    from queuectl import render
+
+    store = store_of(ctx)
+    run = _get_run(store, run_id)
+    attempts = store.attempts(run_id)
+    if as_json:
+        click.echo(render.dumps(render.show_json(run, attempts)))
+        return
+    con = render.console()
+    grid = render.table(con, "FIELD", "VALUE")
+    grid.show_header = False
+    for key, value in render.show_lines(run, attempts):
+        grid.add_row(key, Text(value))
+    con.print(grid)
+    if attempts:
+        con.print("attempts:")
+        con.print(render.attempts_table(con, attempts))
+    if run.output_tail:
+        con.print("output (tail):")
+        con.print(Text(run.output_tail.rstrip("\n")))
+
+
+cli.add_command(show, "get")
+
+
+@cli.command()
+@click.argument("run_id", metavar="ID")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing output until the run is over.")
+@click.option("-a", "--attempt", type=click.IntRange(min=1), help="Attempt number (default: the latest).")
+@db_option
+@click.pass_context
+def logs(ctx: click.Context, run_id: str, follow: bool, attempt: int | None) -> None:
+    """Print a run's output (its latest attempt's log)."""
+    from queuectl import follow as tail
+
+    tail.print_logs(store_of(ctx), _get_run(store_of(ctx), run_id), attempt, follow, _host())
+
+
+# -- dead letters ----------------------------------------------------------------
+@cli.group()
+def dlq() -> None:
+    """The dead-letter queue: runs that used up their retries."""
+
+
+@dlq.command("list")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many.")
+@json_option
+@db_option
+@click.pass_context
+def dlq_list(ctx: click.Context, limit: int | None, as_json: bool) -> None:
+    """List dead runs."""
+    ctx.invoke(list_cmd, state="dead", limit=limit, as_json=as_json)
+
+
+@dlq.command("retry")
+@click.argument("run_ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "retry_all", is_flag=True, help="Retry every dead run.")
+@click.option("--reset-attempts", is_flag=True, help="Start counting attempts from zero again.")
+@db_option
+@click.pass_context
+def dlq_retry(ctx: click.Context, run_ids: tuple[str, ...], retry_all: bool, reset_attempts: bool) -> None:
+    """Put dead runs back in the queue (one more attempt unless --reset-attempts)."""
+    from queuectl import wake
+
+    if bool(run_ids) == retry_all:
+        raise UsageError("give the ids of dead runs to retry, or --all")
+    store = store_of(ctx)
+    for run_id in run_ids:
+        run = _get_run(store, run_id)
+        if run.state.value != "dead":
+            raise QueueError(f"run {run_id!r} is {run.state.value}, not dead: only dead runs can be retried")
+    retried = store.retry_dead(None if retry_all else list(run_ids), reset_attempts)
+    pids = [w.pid for w in store.list_workers() if w.host == _host()]
+    if retried and pids:
+        wake.notify(store.location, pids)
+    click.echo(f"retrying {len(retried)} run(s)" + (": " + ", ".join(retried) if len(retried) <= 10 else ""))
+
+
+@dlq.command("clear")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+@click.pass_context
+def dlq_clear(ctx: click.Context, yes: bool) -> None:
+    """Delete every dead run (and its logs)."""
+    ctx.invoke(clear, state="dead", yes=yes)
+
+
+@cli.command()
+@click.option(
+    "-s", "--state", type=click.Choice(STATE_NAMES), help="Only runs in this state (default: all but running)."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+@click.pass_context
+def clear(ctx: click.Context, state: str | None, yes: bool) -> None:
+    """Delete runs and their logs (running runs are never deleted)."""
+    if state == "running":
+        raise UsageError("running runs cannot be cleared: stop their pool first")
+    what = f"all {state} runs" if state else "all runs that are not running"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"refusing to delete {what} without --yes")
+        click.confirm(f"Delete {what}?", abort=True)
+    store = store_of(ctx)
+    deleted = store.delete_runs(state)
+    click.echo(f"deleted {deleted} run(s)")
+
+
+# -- config and metrics ----------------------------------------------------------
+@cli.group("config")
+def config_group() -> None:
+    """Show and change settings kept in the store."""
+
+
+@config_group.command("show")
+@json_option
+@db_option
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    """Every setting with its value."""
+    from queuectl import config, render
+
+    stored = store_of(ctx).config()
+    values = config.effective(stored)
+    if as_json:
+        click.echo(render.dumps({k: values[k] for k in config.SETTINGS}))
+        return
+    con = render.console()
+    grid = render.table(con, "KEY", "VALUE", "", "MEANING")
+    for key, setting in config.SETTINGS.items():
+        grid.add_row(key, config.render_value(values[key]), "" if key in stored else "(default)", setting.help)
+    con.print(grid)
+
+
+@config_group.command("get")
+@click.argument("key")
+@db_option
+@click.pass_context
+def config_get(ctx: click.Context, key: str) -> None:
+    """Print one setting's value."""
+    from queuectl import config
+
+    canonical = config.normalize_key(key)
+    click.echo(config.render_value(config.effective(store_of(ctx).config())[canonical]))
+
+
+@config_group.command("set")
+@click.argument("key")
+@click.argument("value")
+@db_option
+@click.pass_context
+def config_set(ctx: click.Context, key: str, value: str) -> None:
+    """Change a setting (dashes or underscores both work in KEY)."""
+    from queuectl import config
+
+    canonical = config.normalize_key(key)
+    parsed = config.parse_value(canonical, value)
+    store_of(ctx).set_config(canonical, config.render_value(parsed))
+    click.echo(f"{canonical} = {config.render_value(parsed)}")
+
+
+@cli.command()
+@json_option
+@db_option
+@click.pass_context
+def metrics(ctx: click.Context, as_json: bool) -> None:
+    """Counts, success rate, attempt durations and recent throughput."""
+    from queuectl import render
+    from queuectl.durations import format_duration
+
+    store = store_of(ctx)
+    data = render.metrics_json(store.counts(), store.attempt_stats())
+    if as_json:
+        click.echo(render.dumps(data))
+        return
+    con = render.console()
+    grid = render.table(con, "METRIC", "VALUE")
+    for state, number in data["counts"].items():
+        grid.add_row(f"runs {state}", str(number))
+    rate = data["success_rate"]
+    grid.add_row("attempts", str(data["attempts"]))
+    grid.add_row("success rate", "-" if rate is None else f"{rate * 100:.1f}%")
+    grid.add_row("mean duration", format_duration(data["mean_duration"]))
+    grid.add_row("p95 duration", format_duration(data["p95_duration"]))
+    grid.add_row("completed, last hour", str(data["completed_last_hour"]))
+    grid.add_row("throughput", f"{data['throughput_per_minute']:g} runs/min (last hour)")
+    con.print(grid)
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2)
+
+
+# -- entry point -----------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every error ends as one line on stderr and an exit code."""
+    code = 0
+    try:
+        result = cli.main(args=argv, prog_name="queuectl", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else "")
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        code = 1
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        click.echo(f"queuectl: error: {_one_line(exc.format_message())}{hint}", err=True)
+        code = EXIT_USAGE
+    except click.ClickException as exc:
+        click.echo(f"queuectl: error: {_one_line(exc.format_message())}", err=True)
+        code = exc.exit_code
+    except QueueError as exc:
+        click.echo(f"queuectl: error: {_one_line(exc.message)}", err=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        _silence_stdout()
+        code = 0
+    sys.exit(code)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass

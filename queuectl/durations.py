@@ -1,0 +1,87 @@
+"""Durations and points in time as users type them."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from queuectl.errors import UsageError
+
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
+
+
+def parse_duration(value: object, what: str = "duration") -> float:
+    """Seconds from an int/float or a string like "90", "90s", "5m", "1h30m"."""
+    if isinstance(value, bool):
+        raise UsageError(f"invalid {what} {value!r}: expected seconds or a duration like 90s, 5m, 1h30m")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        seconds = _parse_text(text, value, what)
+    else:
+        raise UsageError(f"invalid {what} {value!r}: expected seconds or a duration like 90s, 5m, 1h30m")
+    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+        raise UsageError(f"invalid {what} {value!r}: expected a duration of zero or more")
+    return seconds
+
+
+def _parse_text(text: str, original: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for match in _PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise UsageError(f"invalid {what} {original!r}: expected seconds or a duration like 90s, 5m, 1h30m")
+    return total
+
+
+def parse_time(value: str, what: str = "time") -> float:
+    """Epoch seconds from an ISO 8601 time; a time without offset is local."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"invalid {what} {value!r}: expected an ISO 8601 time like 2026-12-01T02:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # interpret as local time
+    return moment.timestamp()
+
+
+def format_time(epoch: float | None) -> str:
+    """Local ISO time to the second, or '-'."""
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+
+
+def iso_utc(epoch: float | None) -> str | None:
+    """UTC ISO time with milliseconds for JSON output, or None."""
+    if epoch is None:
+        return None
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def format_duration(seconds: float | None) -> str:
+    """A short human duration: 850ms, 12.3s, 5m02s, 2h05m."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

@@ -1,0 +1,153 @@
+"""Turn what a user typed (JSON or flags) into NewRun values.
+
+Accepts the spellings of the classic queuectl tools: `max_retries` or
+`retries`, priorities 1-10 or high/medium/low, and the bookkeeping fields
+(`state`, `attempts`, `created_at`, `updated_at`) their job files carry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from queuectl.durations import parse_duration, parse_time
+from queuectl.errors import DuplicateRunError, UsageError
+from queuectl.model import NewRun, check_name
+
+PRIORITY_WORDS = {"high": 10, "medium": 5, "normal": 5, "low": 1}
+DEFAULT_PRIORITY = 5
+_KNOWN = {
+    "id",
+    "command",
+    "priority",
+    "max_retries",
+    "retries",
+    "timeout",
+    "backoff_base",
+    "run_at",
+    "delay",
+    "cwd",
+    "env",
+}
+_IGNORED = {"created_at", "updated_at"}
+
+
+def new_id() -> str:
+    return f"run-{os.urandom(6).hex()}"
+
+
+def parse_priority(value: object) -> int:
+    if isinstance(value, str) and value.strip().lower() in PRIORITY_WORDS:
+        return PRIORITY_WORDS[value.strip().lower()]
+    number: int | None = None
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+    if number is None or not 1 <= number <= 10:
+        raise UsageError(f"invalid priority {value!r}: expected 1-10 (higher runs first) or high/medium/low")
+    return number
+
+
+def _count(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise UsageError(f"invalid {what} {value!r}: expected a whole number of zero or more")
+    try:
+        number = int(value)
+    except ValueError:
+        raise UsageError(f"invalid {what} {value!r}: expected a whole number of zero or more") from None
+    if number < 0:
+        raise UsageError(f"invalid {what} {value!r}: expected a whole number of zero or more")
+    return number
+
+
+def _base(value: object) -> float:
+    if isinstance(value, bool):
+        raise UsageError(f"invalid backoff_base {value!r}: expected a number of zero or more")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UsageError(f"invalid backoff_base {value!r}: expected a number of zero or more") from None
+    if not 0 <= number < float("inf"):
+        raise UsageError(f"invalid backoff_base {value!r}: expected a number of zero or more")
+    return number
+
+
+def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) -> NewRun:
+    """A NewRun from user fields; defaults are the store's effective config."""
+    unknown = sorted(set(fields) - _KNOWN - _IGNORED - {"state", "attempts"})
+    if unknown:
+        raise UsageError(f"unknown field {unknown[0]!r}: expected some of {', '.join(sorted(_KNOWN))}")
+    if fields.get("state", "pending") != "pending":
+        raise UsageError(f"invalid state {fields['state']!r}: a new run can only be 'pending'")
+    if fields.get("attempts", 0) != 0:
+        raise UsageError(f"invalid attempts {fields['attempts']!r}: a new run has 0 attempts")
+    command = fields.get("command")
+    if not isinstance(command, str) or not command.strip():
+        raise UsageError("missing command: expected a non-empty shell command string")
+    run_id = fields.get("id")
+    run_id = new_id() if run_id is None else check_name(run_id)
+    if "max_retries" in fields and "retries" in fields and fields["max_retries"] != fields["retries"]:
+        raise UsageError("conflicting max_retries and retries: give one of them")
+    retries = fields.get("max_retries", fields.get("retries"))
+    timeout = defaults["job-timeout"] if fields.get("timeout") is None else parse_duration(fields["timeout"], "timeout")
+    if fields.get("run_at") is not None and fields.get("delay") is not None:
+        raise UsageError("conflicting run_at and delay: give one of them")
+    run_at = None
+    if fields.get("run_at") is not None:
+        if not isinstance(fields["run_at"], str):
+            raise UsageError(f"invalid run_at {fields['run_at']!r}: expected an ISO 8601 time string")
+        run_at = parse_time(fields["run_at"], "run_at")
+    elif fields.get("delay") is not None:
+        run_at = now + parse_duration(fields["delay"], "delay")
+    cwd = fields.get("cwd")
+    if cwd is not None and (not isinstance(cwd, str) or not cwd.startswith("/")):
+        raise UsageError(f"invalid cwd {cwd!r}: expected an absolute directory path")
+    env = fields.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise UsageError("invalid env: expected an object of string names to string values")
+    return NewRun(
+        id=run_id,
+        command=command,
+        priority=DEFAULT_PRIORITY if fields.get("priority") is None else parse_priority(fields["priority"]),
+        max_retries=int(defaults["max-retries"]) if retries is None else _count(retries, "max_retries"),
+        backoff_base=defaults["backoff-base"] if fields.get("backoff_base") is None else _base(fields["backoff_base"]),
+        backoff_max=defaults["backoff-max"],
+        timeout=timeout or None,
+        run_at=run_at,
+        cwd=cwd,
+        env=dict(env),
+    )
+
+
+def parse_json(text: str, where: str = "") -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where}malformed JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f'{where}expected a JSON object like {{"command": "echo hi"}}')
+    return value
+
+
+def from_lines(lines: Iterable[str], source: str, defaults: Mapping[str, float], now: float) -> list[NewRun]:
+    """Runs from JSON Lines; the first bad line aborts with its line number."""
+    runs = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{source} line {number}: "
+        try:
+            run = build(parse_json(line, where), defaults, now)
+        except UsageError as exc:
+            msg = exc.message if exc.message.startswith(where) else where + exc.message
+            raise UsageError(msg) from None
+        if run.id in seen:
+            raise DuplicateRunError(f"{where}duplicate id {run.id!r}: already given on line {seen[run.id]}")
+        seen[run.id] = number
+        runs.append(run)
+    return runs

@@ -1,0 +1,43 @@
+"""One exception root for everything a user can be told about.
+
+The CLI maps a QueueError to one line on stderr and its exit code; nothing else
+reaches the user as a traceback.
+"""
+
+from __future__ import annotations
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class QueueError(Exception):
+    """An error with a message meant for the user and the exit code to use."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(QueueError):
+    """The user asked for something malformed (bad JSON, bad value, bad key)."""
+
+    exit_code = EXIT_USAGE
+
+
+class StoreError(QueueError):
+    """The store could not be opened, read or written."""
+
+
+class DuplicateRunError(QueueError):
+    """A run with that id already exists."""
+
+
+class NotFoundError(QueueError):
+    """No run, worker or key by that name."""

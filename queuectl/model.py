@@ -1,0 +1,216 @@
+"""Values of the domain: runs, attempts, workers, and the retry rule.
+
+Everything here is immutable (NamedTuple: cheaper to define than frozen
+dataclasses, which matters for a CLI's start-up) and free of I/O. A *run* is one execution of a
+command that was asked for; an *attempt* is one try of a run.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import NamedTuple
+
+from queuectl.errors import UsageError
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class RunState(enum.StrEnum):
+    PENDING = "pending"  # waiting to be claimed (possibly not before run_at)
+    RUNNING = "running"  # claimed under a lease by a worker pool
+    COMPLETED = "completed"  # an attempt exited 0
+    FAILED = "failed"  # an attempt failed; a retry is scheduled at run_at
+    DEAD = "dead"  # out of retries: in the dead-letter queue
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+STATES = tuple(s.value for s in RunState)
+# States a run can be claimed from (when run_at has come).
+RUNNABLE = (RunState.PENDING.value, RunState.FAILED.value)
+
+
+class Outcome(enum.StrEnum):
+    """How one attempt ended."""
+
+    COMPLETED = "completed"  # exit 0
+    FAILED = "failed"  # non-zero exit or killed by a signal
+    TIMEOUT = "timeout"  # killed after its timeout
+    LOST = "lost"  # its pool died; rescued after the lease expired
+    INTERRUPTED = "interrupted"  # the pool was stopped at once; not counted
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def check_name(name: str, what: str = "id") -> str:
+    """Return `name` if it is a safe file name, else raise UsageError."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise UsageError(
+            f"invalid {what} {name!r}: expected 1-128 characters of letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+class NewRun(NamedTuple):
+    """A run as asked for by enqueue: every default already resolved."""
+
+    id: str
+    command: str
+    priority: int
+    max_retries: int
+    backoff_base: float
+    backoff_max: float
+    timeout: float | None
+    run_at: float | None = None  # None: as soon as possible
+    job: str | None = None
+    cwd: str | None = None
+    env: dict[str, str] = {}  # noqa: RUF012 (never mutated)
+
+
+class Run(NamedTuple):
+    """A run as the store holds it."""
+
+    id: str
+    job: str | None
+    command: str
+    state: RunState
+    priority: int
+    attempts: int
+    max_retries: int
+    backoff_base: float
+    backoff_max: float
+    timeout: float | None
+    created_at: float
+    updated_at: float
+    run_at: float
+    started_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+    error: str | None
+    output_tail: str | None
+    worker_id: str | None
+    lease_expires: float | None
+    host: str | None
+    pgid: int | None
+    log_path: str | None
+    cwd: str | None
+    env: dict[str, str]
+
+
+class Claim(NamedTuple):
+    """What a worker needs to start one attempt of a run it has claimed.
+
+    It also carries the retry policy, so that the attempt's end can be
+    settled without reading the run again (the lease keeps it unchanged).
+    """
+
+    run_id: str
+    attempt: int  # this attempt's number in the run's history (never reset)
+    attempts: int  # attempts counted toward max_retries, this one included
+    max_retries: int
+    backoff_base: float
+    backoff_max: float
+    command: str
+    timeout: float | None
+    cwd: str | None
+    env: dict[str, str]
+
+
+class ProcessInfo(NamedTuple):
+    """Where an attempt runs: enough to find and kill what is left of it."""
+
+    run_id: str
+    pgid: int
+    proc_start: int  # the leader's start time in clock ticks since boot
+    log_path: str
+
+
+class AttemptResult(NamedTuple):
+    """How one attempt ended, as reported by the worker that ran it."""
+
+    claim: Claim
+    worker_id: str
+    pgid: int | None
+    started_at: float
+    finished_at: float
+    exit_code: int | None
+    outcome: Outcome
+    error: str | None
+    output_tail: str
+    log_path: str | None = None  # None: the attempt printed nothing
+
+
+class Attempt(NamedTuple):
+    run_id: str
+    n: int
+    worker_id: str | None
+    host: str | None
+    pgid: int | None
+    started_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+    outcome: Outcome
+    error: str | None
+    log_path: str | None
+    output_tail: str | None
+
+
+class Worker(NamedTuple):
+    """A live (or lately live) worker pool."""
+
+    id: str
+    host: str
+    pid: int
+    proc_start: int
+    slots: int
+    started_at: float
+    heartbeat_at: float
+    stop_requested: bool
+    running: tuple[str, ...] = ()
+
+
+class Expired(NamedTuple):
+    """A running run whose lease has expired or whose pool is known dead."""
+
+    run_id: str
+    worker_id: str | None
+    host: str | None
+    pgid: int | None
+    proc_start: int | None
+
+
+def retry_delay(attempt: int, base: float, cap: float) -> float:
+    """Seconds to wait before retry number `attempt` (1 for the first retry)."""
+    try:
+        delay = float(base) ** attempt
+    except OverflowError:
+        return cap
+    return min(delay, cap)
+
+
+def settle(claim: Claim, outcome: Outcome, now: float) -> tuple[RunState, float]:
+    """The state a run goes to after an attempt, and when it may run next."""
+    state = next_state(claim.attempts, claim.max_retries, outcome)
+    if state is RunState.FAILED:
+        return state, now + retry_delay(claim.attempts, claim.backoff_base, claim.backoff_max)
+    return state, now
+
+
+def next_state(attempts: int, max_retries: int, outcome: Outcome) -> RunState:
+    """The state a run goes to when an attempt ends with `outcome`.
+
+    `attempts` counts the attempt that just ended; `max_retries` counts the
+    tries allowed after the first one, so max_retries=2 allows 3 attempts.
+    """
+    if outcome is Outcome.COMPLETED:
+        return RunState.COMPLETED
+    if outcome is Outcome.INTERRUPTED:
+        return RunState.PENDING
+    if attempts > max_retries:
+        return RunState.DEAD
+    return RunState.PENDING if outcome is Outcome.LOST else RunState.FAILED

@@ -1,0 +1,224 @@
+"""Pure rendering: data in, rich tables or JSON-ready dicts out.
+
+JSON shapes here are a contract (see the README): add fields, never rename.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from queuectl.durations import format_duration, format_time, iso_utc
+from queuectl.model import Attempt, Run, Worker
+
+if TYPE_CHECKING:
+    from queuectl.store import AttemptStats
+
+STATE_STYLE = {
+    "pending": "cyan",
+    "running": "yellow",
+    "completed": "green",
+    "failed": "magenta",
+    "dead": "red",
+    "cancelled": "dim",
+}
+
+
+def console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(file=stream, highlight=False)
+    return Console(file=stream, highlight=False, no_color=True, width=100_000, soft_wrap=True)
+
+
+def table(con: Console, *headers: str) -> Table:
+    if con.is_terminal:
+        return Table(*headers, box=box.SIMPLE_HEAD, header_style="bold")
+    grid = Table(*headers, box=None, show_edge=False, pad_edge=False, header_style="")
+    for column in grid.columns:
+        column.no_wrap = True
+    return grid
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def state_text(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+# -- JSON shapes ---------------------------------------------------------------
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job": run.job,
+        "command": run.command,
+        "state": run.state.value,
+        "attempts": run.attempts,
+        "max_retries": run.max_retries,
+        "exit_code": run.exit_code,
+        "error": run.error,
+        "priority": run.priority,
+        "timeout": run.timeout,
+        "backoff_base": run.backoff_base,
+        "created_at": iso_utc(run.created_at),
+        "updated_at": iso_utc(run.updated_at),
+        "run_at": iso_utc(run.run_at),
+        "started_at": iso_utc(run.started_at),
+        "finished_at": iso_utc(run.finished_at),
+        "worker": run.worker_id,
+        "host": run.host,
+    }
+
+
+def attempt_json(a: Attempt) -> dict[str, Any]:
+    duration = None if a.started_at is None or a.finished_at is None else round(a.finished_at - a.started_at, 3)
+    return {
+        "n": a.n,
+        "outcome": a.outcome.value,
+        "exit_code": a.exit_code,
+        "error": a.error,
+        "started_at": iso_utc(a.started_at),
+        "finished_at": iso_utc(a.finished_at),
+        "duration": duration,
+        "worker": a.worker_id,
+        "host": a.host,
+        "log_path": a.log_path,
+    }
+
+
+def show_json(run: Run, attempts: Sequence[Attempt]) -> dict[str, Any]:
+    out = run_json(run)
+    out.update(
+        cwd=run.cwd,
+        env=run.env,
+        lease_expires=iso_utc(run.lease_expires),
+        log_path=run.log_path,
+        output_tail=run.output_tail,
+        history=[attempt_json(a) for a in attempts],
+    )
+    return out
+
+
+def worker_json(w: Worker, now: float, lease_seconds: float) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "host": w.host,
+        "pid": w.pid,
+        "slots": w.slots,
+        "running": list(w.running),
+        "started_at": iso_utc(w.started_at),
+        "heartbeat_at": iso_utc(w.heartbeat_at),
+        "state": worker_state(w, now, lease_seconds),
+    }
+
+
+def worker_state(w: Worker, now: float, lease_seconds: float) -> str:
+    if w.stop_requested:
+        return "stopping"
+    return "stale" if now - w.heartbeat_at > lease_seconds else "alive"
+
+
+def metrics_json(counts: dict[str, int], stats: AttemptStats) -> dict[str, Any]:
+    settled = stats.succeeded + stats.failed
+    return {
+        "counts": counts,
+        "attempts": stats.attempts,
+        "success_rate": round(stats.succeeded / settled, 4) if settled else None,
+        "mean_duration": None if stats.mean_duration is None else round(stats.mean_duration, 3),
+        "p95_duration": None if stats.p95_duration is None else round(stats.p95_duration, 3),
+        "completed_last_hour": stats.completed_last_hour,
+        "throughput_per_minute": round(stats.completed_last_hour / 60, 2),
+    }
+
+
+# -- tables --------------------------------------------------------------------
+def runs_table(con: Console, runs: Iterable[Run]) -> Table:
+    grid = table(con, "ID", "STATE", "PRI", "TRIES", "EXIT", "CREATED", "COMMAND")
+    for r in runs:
+        grid.add_row(
+            Text(r.id),
+            state_text(r.state.value),
+            str(r.priority),
+            f"{r.attempts}/{r.max_retries + 1}",
+            "-" if r.exit_code is None else str(r.exit_code),
+            format_time(r.created_at),
+            Text(_short(r.command)),
+        )
+    return grid
+
+
+def attempts_table(con: Console, attempts: Iterable[Attempt]) -> Table:
+    grid = table(con, "#", "OUTCOME", "EXIT", "STARTED", "DURATION", "HOST", "ERROR")
+    for a in attempts:
+        duration = None if a.started_at is None or a.finished_at is None else a.finished_at - a.started_at
+        grid.add_row(
+            str(a.n),
+            a.outcome.value,
+            "-" if a.exit_code is None else str(a.exit_code),
+            format_time(a.started_at),
+            format_duration(duration),
+            Text(a.host or "-"),
+            Text(a.error or ""),
+        )
+    return grid
+
+
+def workers_table(con: Console, workers: Iterable[Worker], lease_seconds: float) -> Table:
+    now = time.time()
+    grid = table(con, "POOL", "STATE", "HOST", "PID", "SLOTS", "RUNNING", "HEARTBEAT")
+    for w in workers:
+        grid.add_row(
+            Text(w.id),
+            worker_state(w, now, lease_seconds),
+            Text(w.host),
+            str(w.pid),
+            str(w.slots),
+            Text(", ".join(w.running) if w.running else "-"),
+            f"{format_duration(max(0.0, now - w.heartbeat_at))} ago",
+        )
+    return grid
+
+
+def show_lines(run: Run, attempts: Sequence[Attempt]) -> list[tuple[str, str]]:
+    retry = ""
+    if run.state.value in ("failed", "pending") and run.run_at > time.time():
+        retry = f" (not before {format_time(run.run_at)})"
+    return [
+        ("id", run.id),
+        ("state", run.state.value + retry),
+        ("command", run.command),
+        ("priority", str(run.priority)),
+        ("attempts", f"{run.attempts} of {run.max_retries + 1} (max_retries {run.max_retries})"),
+        ("timeout", "none" if not run.timeout else f"{run.timeout:g}s"),
+        ("backoff", f"{run.backoff_base:g} ** n seconds, at most {run.backoff_max:g}s"),
+        ("exit code", "-" if run.exit_code is None else str(run.exit_code)),
+        ("error", run.error or "-"),
+        ("created", format_time(run.created_at)),
+        ("started", format_time(run.started_at)),
+        ("finished", format_time(run.finished_at)),
+        ("worker", f"{run.worker_id} on {run.host}" if run.worker_id else "-"),
+        ("cwd", run.cwd or "-"),
+        ("log", current_log(run, attempts) or "-"),
+    ]
+
+
+def current_log(run: Run, attempts: Sequence[Attempt]) -> str | None:
+    """The log of the attempt running now, else of the last one."""
+    if run.log_path:
+        return run.log_path
+    return attempts[-1].log_path if attempts else None
+
+
+def _short(text: str, limit: int = 60) -> str:
+    line = text.replace("\n", " ⏎ ")
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -1,0 +1,138 @@
+"""The store contract: everything above it speaks these verbs, never SQL.
+
+Each verb is one transaction. `batch()` groups several verbs into one
+transaction (the worker pool settles finished attempts and claims new runs
+in a single round trip).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import NamedTuple, Protocol
+
+from queuectl.model import (
+    Attempt,
+    AttemptResult,
+    Claim,
+    Expired,
+    NewRun,
+    ProcessInfo,
+    Run,
+    RunState,
+    Worker,
+)
+
+Clock = Callable[[], float]
+
+
+class AttemptStats(NamedTuple):
+    attempts: int
+    succeeded: int
+    failed: int
+    mean_duration: float | None
+    p95_duration: float | None
+    completed_last_hour: int
+
+
+class Store(Protocol):
+    location: str
+    """Where the store is, for people (a file path or a masked URL)."""
+
+    def close(self) -> None: ...
+
+    def batch(self) -> AbstractContextManager[None]: ...
+
+    # -- runs -----------------------------------------------------------
+    def enqueue(self, runs: Sequence[NewRun]) -> None:
+        """Add all runs or none; DuplicateRunError names a taken id."""
+
+    def claim_runs(self, worker_id: str, host: str, limit: int, lease_seconds: float) -> list[Claim]:
+        """Lease up to `limit` runnable runs, highest priority then oldest first."""
+        ...
+
+    def record_processes(self, infos: Sequence[ProcessInfo]) -> None: ...
+
+    def finish_attempts(self, host: str, results: Sequence[AttemptResult]) -> list[RunState | None]:
+        """Settle attempts; None for a run this worker no longer holds."""
+        ...
+
+    def release_runs(self, worker_id: str, run_ids: Sequence[str]) -> None:
+        """Give back claimed runs that were never started (not counted)."""
+
+    def heartbeat(self, worker_id: str, lease_seconds: float) -> bool:
+        """Renew the worker's leases; True when a stop was requested."""
+        ...
+
+    def find_expired(self, dead_workers: Sequence[str], limit: int = 100) -> list[Expired]: ...
+
+    def requeue_lost(self, expired: Expired, output_tail: str = "") -> RunState | None:
+        """Put back a run whose pool died (counted as an attempt)."""
+        ...
+
+    def next_due(self) -> float | None: ...
+
+    def has_work(self) -> bool:
+        """True while a run is runnable now or a retry is waiting."""
+        ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def list_runs(self, state: str | None = None, limit: int | None = None) -> list[Run]: ...
+
+    def get_run(self, run_id: str) -> Run | None: ...
+
+    def attempts(self, run_id: str) -> list[Attempt]: ...
+
+    def retry_dead(self, run_ids: Sequence[str] | None, reset_attempts: bool) -> list[str]:
+        """Move dead runs (all when run_ids is None) back to pending."""
+        ...
+
+    def delete_runs(self, state: str | None) -> int:
+        """Delete runs (never running ones), in one state or all."""
+        ...
+
+    def attempt_stats(self) -> AttemptStats: ...
+
+    # -- workers --------------------------------------------------------
+    def register_worker(self, worker: Worker) -> None: ...
+
+    def unregister_worker(self, worker_id: str) -> None: ...
+
+    def list_workers(self) -> list[Worker]: ...
+
+    def request_stop(self, worker_ids: Sequence[str]) -> None: ...
+
+    # -- config ---------------------------------------------------------
+    def config(self) -> dict[str, str]: ...
+
+    def set_config(self, key: str, value: str) -> None: ...
+
+
+def state_dir() -> str:
+    """The user's state directory for queuectl (XDG)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "queuectl")
+
+
+def default_location() -> str:
+    return os.path.join(state_dir(), "queue.db")
+
+
+def open_store(location: str | None = None, clock: Clock | None = None) -> Store:
+    """Open (creating and migrating as needed) the store at `location`."""
+    from queuectl.store.sqlite import SQLiteStore
+
+    return SQLiteStore(location or default_location(), clock=clock)
+
+
+def logs_dir(store: Store) -> str:
+    """Where this host keeps the per-attempt log files of `store`'s runs."""
+    base, _ = os.path.splitext(store.location)
+    return base + "-logs"
+
+
+def chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

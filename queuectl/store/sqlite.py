@@ -1,0 +1,463 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Every verb is one `BEGIN IMMEDIATE` transaction (or part of a `batch()`), so
+a crash of any process at any moment leaves the file consistent. Statements
+live in sql/sqlite/queries.sql; the schema in numbered migrations beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from queuectl.errors import DuplicateRunError, StoreError
+from queuectl.model import (
+    Attempt,
+    AttemptResult,
+    Claim,
+    Expired,
+    NewRun,
+    Outcome,
+    ProcessInfo,
+    Run,
+    RunState,
+    Worker,
+    settle,
+)
+from queuectl.store import AttemptStats, Clock, chunks
+from queuectl.store.queries import load, migrations
+
+_SQL_DIR = os.path.join(os.path.dirname(__file__), "sql", "sqlite")
+Q = load(_SQL_DIR, "queries.sql")
+LOST_ERROR = "its worker pool stopped answering (lease expired or process gone)"
+
+
+class SQLiteStore:
+    def __init__(self, path: str, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or time.time
+        memory = path == ":memory:"
+        self.location = path if memory else os.path.abspath(os.path.expanduser(path))
+        self._depth = 0
+        try:
+            if not memory:
+                os.makedirs(os.path.dirname(self.location), exist_ok=True)
+            self._db = sqlite3.connect(self.location, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if not memory and str(mode).lower() != "wal":
+                raise StoreError(f"cannot open store {self.location}: WAL mode unavailable ({mode})")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open store {self.location}: {_reason(exc)}") from None
+
+    # -- plumbing -------------------------------------------------------
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One write transaction; verbs called inside it join it."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._rollback()
+            raise
+        self._depth = 0
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+
+    def _rollback(self) -> None:
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # no transaction left to roll back
+
+    def _read(self, name: str, params: dict[str, Any] | None = None) -> list[sqlite3.Row]:
+        try:
+            return self._db.execute(Q[name], params or {}).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+
+    def _write(self, name: str, params: dict[str, Any]) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(Q[name], params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+
+    def _migrate(self) -> None:
+        steps = migrations(_SQL_DIR)
+        latest = steps[-1][0]
+        if self._db.execute("PRAGMA user_version").fetchone()[0] == latest:
+            return
+        with self.batch():
+            current = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if current > latest:
+                raise StoreError(
+                    f"store {self.location} has schema version {current}, newer than this "
+                    f"queuectl knows ({latest}): upgrade queuectl"
+                )
+            for version, script in steps:
+                if version > current:
+                    for statement in _statements(script):
+                        self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {latest:d}")
+
+    # -- runs -----------------------------------------------------------
+    def enqueue(self, runs: Sequence[NewRun]) -> None:
+        now = self.clock()
+        ids = [r.id for r in runs]
+        seen: set[str] = set()
+        for run_id in ids:
+            if run_id in seen:
+                raise DuplicateRunError(f"duplicate id {run_id!r}: given twice in one batch")
+            seen.add(run_id)
+        with self.batch():
+            for part in chunks(ids):
+                taken = self._read("existing_ids", {"ids": json.dumps(list(part))})
+                if taken:
+                    raise DuplicateRunError(f"duplicate id {taken[0][0]!r}: a run with that id exists")
+            rows = [
+                {
+                    "id": r.id,
+                    "job": r.job,
+                    "command": r.command,
+                    "priority": r.priority,
+                    "max_retries": r.max_retries,
+                    "backoff_base": r.backoff_base,
+                    "backoff_max": r.backoff_max,
+                    "timeout": r.timeout,
+                    "cwd": r.cwd,
+                    "env": json.dumps(r.env) if r.env else None,
+                    "now": now,
+                    "run_at": now if r.run_at is None else r.run_at,
+                }
+                for r in runs
+            ]
+            try:
+                self._db.executemany(Q["insert_run"], rows)
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateRunError(f"duplicate id: {_reason(exc)}") from None
+            except sqlite3.Error as exc:
+                raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+
+    def claim_runs(self, worker_id: str, host: str, limit: int, lease_seconds: float) -> list[Claim]:
+        if limit <= 0:
+            return []
+        now = self.clock()
+        with self.batch():
+            rows = self._write(
+                "claim_runs",
+                {
+                    "worker_id": worker_id,
+                    "host": host,
+                    "lease_expires": now + lease_seconds,
+                    "now": now,
+                    "limit": limit,
+                },
+            ).fetchall()
+        # RETURNING gives no order: restore priority, then age.
+        rows.sort(key=lambda r: (-r["priority"], r["created_at"], r["id"]))
+        return [_claim(r) for r in rows]
+
+    def record_processes(self, infos: Sequence[ProcessInfo]) -> None:
+        if not infos:
+            return
+        with self.batch():
+            for info in infos:
+                self._write(
+                    "record_process",
+                    {
+                        "run_id": info.run_id,
+                        "pgid": info.pgid,
+                        "proc_start": info.proc_start,
+                        "log_path": info.log_path,
+                    },
+                )
+
+    def finish_attempts(self, host: str, results: Sequence[AttemptResult]) -> list[RunState | None]:
+        if not results:
+            return []
+        now = self.clock()
+        with self.batch():
+            return [self._settle(res, host, now) for res in results]
+
+    def _settle(self, res: AttemptResult, host: str | None, now: float) -> RunState | None:
+        """Settle one attempt of a run this worker holds; None if it no longer does."""
+        state, run_at = settle(res.claim, res.outcome, now)
+        updated = self._write(
+            "settle_run",
+            {
+                "run_id": res.claim.run_id,
+                "worker_id": res.worker_id,
+                "state": state.value,
+                "run_at": run_at,
+                "finished_at": res.finished_at,
+                "now": now,
+                "exit_code": res.exit_code,
+                "error": res.error,
+                "output_tail": res.output_tail,
+                "uncount": 1 if res.outcome is Outcome.INTERRUPTED else 0,
+                "log_path": res.log_path,
+            },
+        ).rowcount
+        if not updated:
+            return None  # rescued from under us: the rescuer recorded the attempt
+        self._write(
+            "insert_attempt",
+            {
+                "run_id": res.claim.run_id,
+                "n": res.claim.attempt,
+                "worker_id": res.worker_id,
+                "host": host,
+                "pgid": res.pgid,
+                "started_at": res.started_at,
+                "finished_at": res.finished_at,
+                "exit_code": res.exit_code,
+                "outcome": res.outcome.value,
+                "error": res.error,
+                "log_path": res.log_path,
+                "output_tail": res.output_tail,
+            },
+        )
+        return state
+
+    def release_runs(self, worker_id: str, run_ids: Sequence[str]) -> None:
+        if not run_ids:
+            return
+        now = self.clock()
+        with self.batch():
+            for run_id in run_ids:
+                self._write("release_run", {"run_id": run_id, "worker_id": worker_id, "now": now})
+
+    def heartbeat(self, worker_id: str, lease_seconds: float) -> bool:
+        now = self.clock()
+        with self.batch():
+            self._write("extend_leases", {"worker_id": worker_id, "lease_expires": now + lease_seconds})
+            row = self._write("touch_worker", {"worker_id": worker_id, "now": now}).fetchone()
+        return bool(row and row[0])
+
+    def find_expired(self, dead_workers: Sequence[str], limit: int = 100) -> list[Expired]:
+        rows = self._read(
+            "find_expired",
+            {"now": self.clock(), "dead_workers": json.dumps(list(dead_workers)), "limit": limit},
+        )
+        return [Expired(r["id"], r["worker_id"], r["host"], r["pgid"], r["proc_start"]) for r in rows]
+
+    def requeue_lost(self, expired: Expired, output_tail: str = "") -> RunState | None:
+        now = self.clock()
+        with self.batch():
+            rows = self._read("running_run_for_worker", {"run_id": expired.run_id, "worker_id": expired.worker_id})
+            if not rows:
+                return None  # finished or rescued meanwhile
+            row = rows[0]
+            result = AttemptResult(
+                claim=_claim(row),
+                worker_id=expired.worker_id or "",
+                pgid=row["pgid"],
+                started_at=row["started_at"] or now,
+                finished_at=now,
+                exit_code=None,
+                outcome=Outcome.LOST,
+                error=LOST_ERROR,
+                output_tail=output_tail,
+                log_path=row["log_path"],
+            )
+            return self._settle(result, row["host"], now)
+
+    def next_due(self) -> float | None:
+        row = self._read("next_due")[0]
+        return None if row[0] is None else float(row[0])
+
+    def has_work(self) -> bool:
+        return bool(self._read("has_work", {"now": self.clock()})[0][0])
+
+    def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in RunState}
+        for state, number in self._read("counts"):
+            counts[state] = number
+        return counts
+
+    def list_runs(self, state: str | None = None, limit: int | None = None) -> list[Run]:
+        params = {"state": state, "limit": -1 if limit is None else limit}
+        rows = self._read("list_runs_in_state" if state else "list_runs", params)
+        return [_run(r) for r in rows]
+
+    def get_run(self, run_id: str) -> Run | None:
+        rows = self._read("get_run", {"id": run_id})
+        return _run(rows[0]) if rows else None
+
+    def attempts(self, run_id: str) -> list[Attempt]:
+        return [
+            Attempt(
+                run_id=r["run_id"],
+                n=r["n"],
+                worker_id=r["worker_id"],
+                host=r["host"],
+                pgid=r["pgid"],
+                started_at=r["started_at"],
+                finished_at=r["finished_at"],
+                exit_code=r["exit_code"],
+                outcome=Outcome(r["outcome"]),
+                error=r["error"],
+                log_path=r["log_path"],
+                output_tail=r["output_tail"],
+            )
+            for r in self._read("list_attempts", {"run_id": run_id})
+        ]
+
+    def retry_dead(self, run_ids: Sequence[str] | None, reset_attempts: bool) -> list[str]:
+        params = {
+            "now": self.clock(),
+            "reset": reset_attempts,
+            "all": run_ids is None,
+            "ids": json.dumps(list(run_ids or [])),
+        }
+        with self.batch():
+            rows = self._write("retry_dead", params).fetchall()
+        return [r[0] for r in rows]
+
+    def delete_runs(self, state: str | None) -> int:
+        with self.batch():
+            return self._write("delete_runs", {"state": state}).rowcount
+
+    def attempt_stats(self) -> AttemptStats:
+        with self.batch():  # one consistent snapshot
+            total, mean, ok, bad = self._read("attempt_stats")[0]
+            p95 = None
+            if total:
+                rows = self._read("attempt_duration_at", {"offset": max(0, int(total * 0.95 + 0.5) - 1)})
+                p95 = rows[0][0] if rows else None
+            recent = self._read("completed_since", {"since": self.clock() - 3600})[0][0]
+        return AttemptStats(total, ok or 0, bad or 0, mean, p95, recent)
+
+    # -- workers --------------------------------------------------------
+    def register_worker(self, worker: Worker) -> None:
+        with self.batch():
+            self._write(
+                "insert_worker",
+                {
+                    "id": worker.id,
+                    "host": worker.host,
+                    "pid": worker.pid,
+                    "proc_start": worker.proc_start,
+                    "slots": worker.slots,
+                    "now": self.clock(),
+                },
+            )
+
+    def unregister_worker(self, worker_id: str) -> None:
+        with self.batch():
+            self._write("delete_worker", {"worker_id": worker_id})
+
+    def list_workers(self) -> list[Worker]:
+        return [
+            Worker(
+                id=r["id"],
+                host=r["host"],
+                pid=r["pid"],
+                proc_start=r["proc_start"],
+                slots=r["slots"],
+                started_at=r["started_at"],
+                heartbeat_at=r["heartbeat_at"],
+                stop_requested=bool(r["stop_requested"]),
+                running=tuple(json.loads(r["running"] or "[]")),
+            )
+            for r in self._read("list_workers")
+        ]
+
+    def request_stop(self, worker_ids: Sequence[str]) -> None:
+        with self.batch():
+            self._write("request_stop", {"ids": json.dumps(list(worker_ids))})
+
+    # -- config ---------------------------------------------------------
+    def config(self) -> dict[str, str]:
+        return {r["key"]: r["value"] for r in self._read("config_all")}
+
+    def set_config(self, key: str, value: str) -> None:
+        with self.batch():
+            self._write("config_set", {"key": key, "value": value})
+
+
+def _claim(r: sqlite3.Row) -> Claim:
+    return Claim(
+        run_id=r["id"],
+        attempt=r["tries"],
+        attempts=r["attempts"],
+        max_retries=r["max_retries"],
+        backoff_base=r["backoff_base"],
+        backoff_max=r["backoff_max"],
+        command=r["command"],
+        timeout=r["timeout"],
+        cwd=r["cwd"],
+        env=json.loads(r["env"]) if r["env"] else {},
+    )
+
+
+def _run(r: sqlite3.Row) -> Run:
+    return Run(
+        id=r["id"],
+        job=r["job"],
+        command=r["command"],
+        state=RunState(r["state"]),
+        priority=r["priority"],
+        attempts=r["attempts"],
+        max_retries=r["max_retries"],
+        backoff_base=r["backoff_base"],
+        backoff_max=r["backoff_max"],
+        timeout=r["timeout"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        run_at=r["run_at"],
+        started_at=r["started_at"],
+        finished_at=r["finished_at"],
+        exit_code=r["exit_code"],
+        error=r["error"],
+        output_tail=r["output_tail"],
+        worker_id=r["worker_id"],
+        lease_expires=r["lease_expires"],
+        host=r["host"],
+        pgid=r["pgid"],
+        log_path=r["log_path"],
+        cwd=r["cwd"],
+        env=json.loads(r["env"]) if r["env"] else {},
+    )
+
+
+def _statements(script: str) -> Iterator[str]:
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
+    if buffer.strip():
+        yield buffer
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,464 @@
+"""The worker pool: one process driving N slots.
+
+One thread runs a loop: spawn what is claimed into free slots, settle what
+finished and claim more in one transaction, then sleep in epoll on the
+children's pidfds, the wake socket and the signal pipe until something
+happens or a deadline (timeout, heartbeat, retry due) comes. While attempts
+are short, it claims a few runs ahead and writes results in small batches,
+so a store round trip serves several runs.
+Signals only set a flag: the first stops claiming and lets commands finish
+(within stop-grace); the second kills them and returns their runs to the queue.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+
+from queuectl import config, runner, wake
+from queuectl.model import AttemptResult, Claim, Outcome, ProcessInfo, RunState, Worker
+from queuectl.store import Store, logs_dir
+
+RECORD_DELAY = 0.05  # a process is recorded (pgid, log) once it has run this long
+FLUSH_DELAY = 0.02  # finished attempts are written within this many seconds...
+FLUSH_BATCH = 64  # ...or once this many have piled up
+SHORT_ATTEMPT = 0.05  # below this mean duration, claim ahead to save round trips
+MAX_PREFETCH = 32
+READY_MAX_AGE = 0.5  # a claim not started within this long is given back
+LOG_CHECK_EVERY = 1.0
+COLD_KILL_GRACE = 2.0
+
+Log = Callable[[str], None]
+
+
+class PoolStats:
+    def __init__(self) -> None:
+        self.started = 0
+        self.finished: dict[str, int] = {}
+
+
+class Pool:
+    def __init__(
+        self,
+        store: Store,
+        slots: int,
+        *,
+        burst: bool = False,
+        log: Log | None = None,
+        verbose: bool = True,
+        host: str = runner.HOST,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.slots = slots
+        self.burst = burst
+        self.log = log
+        self.verbose = verbose and log is not None
+        self.host = host
+        self.clock = clock
+        self.monotonic = monotonic
+        self.pid = os.getpid()
+        self.id = f"{host}-{self.pid}-{os.urandom(3).hex()}"
+        self.stats = PoolStats()
+        self.logs = logs_dir(store)
+        self.log_files = runner.LogFiles(self.logs, f"{self.pid}-{os.urandom(2).hex()}")
+        self.env = dict(os.environ)
+        self.running: dict[int, runner.Process] = {}  # by pid
+        self.results: list[AttemptResult] = []
+        self._results_since = 0.0
+        self.ready: deque[tuple[Claim, float]] = deque()  # claimed, not yet started
+        self._avg_duration: float | None = None
+        self.stop_level = 0
+        self.stop_deadline: float | None = None
+        self._signals = 0
+        self._hint = True  # work may be waiting: claim without waiting for a poll
+        self._next_poll = 0.0
+        self._next_due: float | None = None
+        self._next_heartbeat = 0.0
+        self._next_log_check = 0.0
+        self._selector = selectors.DefaultSelector()
+        self._wake: socket.socket | None = None
+        self._signal_r: socket.socket | None = None
+        self._signal_w: socket.socket | None = None
+        self._old_handlers: dict[int, object] = {}
+        self._load_settings()
+
+    # -- life cycle -------------------------------------------------------
+    def run(self) -> None:
+        """Work until stopped (or, in burst mode, until nothing is left)."""
+        self.start()
+        try:
+            while self.run_once():
+                pass
+        finally:
+            self.close()
+
+    def start(self) -> None:
+        os.makedirs(self.logs, exist_ok=True)
+        self._wake = wake.listen(self.store.location, self.pid)
+        self._selector.register(self._wake, selectors.EVENT_READ, self._on_wake)
+        self._install_signals()
+        self.store.register_worker(
+            Worker(
+                id=self.id,
+                host=self.host,
+                pid=self.pid,
+                proc_start=runner.proc_start_time(self.pid) or 0,
+                slots=self.slots,
+                started_at=self.clock(),
+                heartbeat_at=self.clock(),
+                stop_requested=False,
+            )
+        )
+        self._say(f"pool {self.id} started with {self.slots} slot(s) on {self.store.location}")
+        self.rescue()
+
+    def close(self) -> None:
+        if self.running:  # only after an error: do not leave commands behind
+            for proc in self.running.values():
+                runner.kill_group(proc.pid, signal.SIGKILL)
+                proc.interrupted = True
+            self._wait_all()
+        self.stop_level = max(self.stop_level, 1)
+        self._sync(self.monotonic())
+        self.store.unregister_worker(self.id)
+        self._restore_signals()
+        self._selector.close()
+        self.log_files.close()
+        for sock in (self._wake, self._signal_r, self._signal_w):
+            if sock is not None:
+                sock.close()
+        done = sum(self.stats.finished.values())
+        self._say(f"pool {self.id} stopped after {done} attempt(s)")
+
+    def request_stop(self, level: int = 1) -> None:
+        """What a signal does: 1 = finish what runs, 2 = stop at once."""
+        self.stop_level = max(self.stop_level, level)
+
+    # -- one turn of the loop ---------------------------------------------
+    def run_once(self, max_wait: float | None = None) -> bool:
+        """Do what is due, then wait for the next event. False when done."""
+        mono = self.monotonic()
+        self._take_signals(mono)
+        if mono >= self._next_heartbeat:
+            self._heartbeat(mono)
+        self._enforce_deadlines(mono)
+        if mono >= self._next_log_check:
+            self._check_logs(mono)
+        self._fill_slots(mono)
+        if self._sync_due(mono):
+            self._sync(mono)
+            self._fill_slots(mono)
+        if self._finished():
+            return False
+        timeout = self._wait_time(self.monotonic())
+        if max_wait is not None:
+            timeout = min(timeout, max_wait)
+        for key, _ in self._selector.select(timeout):
+            key.data()
+        return True
+
+    def _free(self) -> int:
+        return 0 if self.stop_level else self.slots - len(self.running)
+
+    def _prefetch(self) -> int:
+        """Runs to hold claimed beyond the free slots: only while attempts are short."""
+        if self.stop_level or self._avg_duration is None or self._avg_duration > SHORT_ATTEMPT:
+            return 0
+        return min(4 * self.slots, MAX_PREFETCH)
+
+    def _claim_due(self, mono: float) -> bool:
+        if self._free() <= len(self.ready):
+            return False
+        if self._hint or mono >= self._next_poll:
+            return True
+        return self._next_due is not None and self.clock() >= self._next_due
+
+    def _record_due(self) -> float | None:
+        """When the oldest unrecorded process should be recorded, if any."""
+        pending = [p.spawned + RECORD_DELAY for p in self.running.values() if not p.recorded]
+        return min(pending) if pending else None
+
+    def _sync_due(self, mono: float) -> bool:
+        if self.results:
+            idle = not self.running and not self.ready
+            if idle or self.stop_level or len(self.results) >= FLUSH_BATCH:
+                return True
+            if mono - self._results_since >= FLUSH_DELAY:
+                return True
+        if self.ready and (self.stop_level or mono - self.ready[0][1] >= READY_MAX_AGE):
+            return True  # give back claims we will not start soon
+        record = self._record_due()
+        return (record is not None and mono >= record) or self._claim_due(mono)
+
+    def _finished(self) -> bool:
+        if self.running or self.results or self.ready:
+            return False
+        if self.stop_level:
+            return True
+        return bool(self.burst and not self._hint and not self.store.has_work())
+
+    def _wait_time(self, mono: float) -> float:
+        if self._claim_due(mono):
+            return 0
+        moments = [self._next_heartbeat]
+        could_claim = self._free() > len(self.ready)
+        if could_claim:
+            moments.append(self._next_poll)
+        if self.results:
+            moments.append(self._results_since + FLUSH_DELAY)
+        if self.ready:
+            moments.append(self.ready[0][1] + READY_MAX_AGE)
+        if self.running:
+            moments.append(self._next_log_check)
+        for proc in self.running.values():
+            if proc.kill_at is not None:
+                moments.append(proc.kill_at)
+            elif proc.deadline is not None:
+                moments.append(proc.deadline)
+        record = self._record_due()
+        if record is not None:
+            moments.append(record)
+        if self.stop_deadline is not None:
+            moments.append(self.stop_deadline)
+        timeout = min(moments) - mono
+        if self._next_due is not None and could_claim:
+            timeout = min(timeout, self._next_due - self.clock())
+        return max(0.0, timeout)
+
+    # -- store round trips --------------------------------------------------
+    def _sync(self, mono: float) -> None:
+        """Settle results, record processes, give back and take claims: one transaction."""
+        results, self.results = self.results, []
+        records = []
+        for proc in self.running.values():
+            if not proc.recorded and mono >= proc.spawned + RECORD_DELAY:
+                proc.recorded = True
+                start = runner.proc_start_time(proc.pid) or 0
+                records.append(ProcessInfo(proc.claim.run_id, proc.pid, start, proc.log_path))
+        stale: list[str] = []
+        while self.ready and (self.stop_level or mono - self.ready[0][1] >= READY_MAX_AGE):
+            stale.append(self.ready.popleft()[0].run_id)
+        want = 0
+        if self._claim_due(mono):
+            want = self._free() + self._prefetch() - len(self.ready)
+        with self.store.batch():
+            self.store.record_processes(records)
+            states = self.store.finish_attempts(self.host, results)
+            self.store.release_runs(self.id, stale)
+            claims = self.store.claim_runs(self.id, self.host, want, self.lease_seconds)
+        self.ready.extend((claim, mono) for claim in claims)
+        if want and len(claims) < want:
+            self._hint = False
+            self._next_poll = mono + self.poll_interval
+            self._next_due = self.store.next_due()
+        for res, state in zip(results, states, strict=True):
+            self._report(res, state)
+
+    def _fill_slots(self, mono: float) -> None:
+        while self.ready and self._free() > 0:
+            claim, _ = self.ready.popleft()
+            self._spawn(claim, mono)
+
+    def _spawn(self, claim: Claim, mono: float) -> None:
+        log_path = self.log_files.take(claim)
+        now = self.clock()
+        try:
+            proc = runner.spawn(claim, log_path, self.env, now, mono)
+        except OSError as exc:
+            where = f"cannot enter {claim.cwd}" if claim.cwd and not os.path.isdir(claim.cwd) else "cannot start"
+            self._add_result(
+                AttemptResult(claim, self.id, None, now, now, None, Outcome.FAILED, f"{where}: {exc.strerror}", "")
+            )
+            return
+        self.running[proc.pid] = proc
+        self._selector.register(proc.pidfd, selectors.EVENT_READ, partial(self._on_exit, proc))
+        self.stats.started += 1
+        if self.verbose:
+            self._say(f"start     {claim.run_id} (attempt {claim.attempt}): {claim.command}")
+
+    def _add_result(self, result: AttemptResult) -> None:
+        if not self.results:
+            self._results_since = self.monotonic()
+        self.results.append(result)
+        took = result.finished_at - result.started_at
+        self._avg_duration = took if self._avg_duration is None else 0.8 * self._avg_duration + 0.2 * took
+
+    def _heartbeat(self, mono: float) -> None:
+        if self.store.heartbeat(self.id, self.lease_seconds) and not self.stop_level:
+            self._say("stop requested through the store: finishing running commands")
+            self._begin_stop(1, mono)
+        self._load_settings()
+        self.rescue()
+        self._next_heartbeat = mono + self.lease_seconds / 3
+
+    def rescue(self) -> int:
+        """Put back runs whose pool died; kill leftovers of those that ran here."""
+        dead = []
+        for worker in self.store.list_workers():
+            if worker.id == self.id:
+                continue
+            if worker.host == self.host:
+                if not runner.is_alive(worker.pid, worker.proc_start):
+                    dead.append(worker.id)
+            elif worker.heartbeat_at < self.clock() - max(3 * self.lease_seconds, 60):
+                dead.append(worker.id)
+        rescued = 0
+        for expired in self.store.find_expired(dead):
+            if expired.worker_id == self.id:
+                continue  # ours, late on its heartbeat; renewed next turn
+            tail = ""
+            if expired.host == self.host:
+                runner.kill_leftovers(expired.run_id, expired.pgid, expired.proc_start)
+                run = self.store.get_run(expired.run_id)
+                tail = runner.read_tail(run.log_path if run else None)
+            state = self.store.requeue_lost(expired, tail)
+            if state is not None:
+                rescued += 1
+                self._say(f"rescued {expired.run_id} from dead pool {expired.worker_id}: now {state}")
+        for worker_id in dead:
+            self.store.unregister_worker(worker_id)
+        if rescued:
+            self._hint = True
+        return rescued
+
+    # -- children -------------------------------------------------------
+    def _on_exit(self, proc: runner.Process) -> None:
+        self._collect(proc)
+        if not self.stop_level:
+            self._hint = True
+
+    def _collect(self, proc: runner.Process) -> None:
+        self._selector.unregister(proc.pidfd)
+        del self.running[proc.pid]
+        exit_code, outcome, error = runner.reap(proc)
+        log_path = self.log_files.give_back(proc.log_path, proc.claim)
+        self._add_result(
+            AttemptResult(
+                claim=proc.claim,
+                worker_id=self.id,
+                pgid=proc.pid,
+                started_at=proc.started_at,
+                finished_at=self.clock(),
+                exit_code=exit_code,
+                outcome=outcome,
+                error=error,
+                output_tail=runner.read_tail(log_path),
+                log_path=log_path,
+            )
+        )
+
+    def _enforce_deadlines(self, mono: float) -> None:
+        for proc in self.running.values():
+            if proc.kill_at is not None:
+                if mono >= proc.kill_at:
+                    runner.kill_group(proc.pid, signal.SIGKILL)
+                    proc.kill_at = mono + 1.0  # keep at it until the leader is gone
+            elif proc.deadline is not None and mono >= proc.deadline:
+                proc.timed_out = True
+                runner.kill_group(proc.pid, signal.SIGTERM)
+                proc.kill_at = mono + self.kill_grace
+                self._say(f"timeout {proc.claim.run_id} after {proc.claim.timeout:g}s: stopping its process group")
+        if self.stop_deadline is not None and mono >= self.stop_deadline and self.stop_level == 1:
+            self._say(f"stop-grace of {self.stop_grace:g}s is over: stopping running commands")
+            self._begin_stop(2, mono)
+
+    def _check_logs(self, mono: float) -> None:
+        self._next_log_check = mono + LOG_CHECK_EVERY
+        cap = int(self.log_max_bytes)
+        if cap > 0:
+            for proc in self.running.values():
+                runner.trim_log(proc.log_path, cap)
+
+    def _wait_all(self) -> None:
+        for proc in list(self.running.values()):
+            self._collect(proc)
+
+    # -- signals and stopping ------------------------------------------------
+    def _install_signals(self) -> None:
+        try:
+            self._signal_r, self._signal_w = socket.socketpair()
+            self._signal_r.setblocking(False)
+            self._signal_w.setblocking(False)
+            old_fd = signal.set_wakeup_fd(self._signal_w.fileno(), warn_on_full_buffer=False)
+        except ValueError:  # not the main thread: the caller stops us with request_stop()
+            return
+        if old_fd != -1:
+            signal.set_wakeup_fd(old_fd)
+            return
+        self._selector.register(self._signal_r, selectors.EVENT_READ, self._on_signal_pipe)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def _restore_signals(self) -> None:
+        if self._old_handlers:
+            for sig, handler in self._old_handlers.items():
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+            signal.set_wakeup_fd(-1)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._signals += 1  # only a flag: the loop acts on it
+
+    def _on_signal_pipe(self) -> None:
+        if self._signal_r is not None:
+            wake.drain(self._signal_r)
+
+    def _on_wake(self) -> None:
+        if self._wake is not None:
+            wake.drain(self._wake)
+        self._hint = True
+
+    def _take_signals(self, mono: float) -> None:
+        while self._signals:
+            self._signals -= 1
+            level = self.stop_level + 1
+            self._say(
+                "stopping: no new claims, waiting for running commands (signal again to stop at once)"
+                if level == 1
+                else "stopping at once: killing running commands and returning their runs to the queue"
+            )
+            self._begin_stop(level, mono)
+
+    def _begin_stop(self, level: int, mono: float) -> None:
+        level = min(level, 2)
+        if level <= self.stop_level:
+            return
+        self.stop_level = level
+        if level == 1:
+            self.stop_deadline = mono + self.stop_grace
+            return
+        self.stop_deadline = None
+        for proc in self.running.values():
+            if not proc.interrupted:
+                proc.interrupted = True
+                runner.kill_group(proc.pid, signal.SIGTERM)
+                proc.kill_at = mono + COLD_KILL_GRACE
+
+    # -- helpers --------------------------------------------------------
+    def _load_settings(self) -> None:
+        values = config.effective(self.store.config())
+        self.lease_seconds = values["lease-seconds"]
+        self.poll_interval = values["worker-poll-interval"]
+        self.stop_grace = values["stop-grace"]
+        self.kill_grace = values["kill-grace"]
+        self.log_max_bytes = values["log-max-bytes"]
+
+    def _report(self, res: AttemptResult, state: RunState | None) -> None:
+        key = res.outcome.value
+        self.stats.finished[key] = self.stats.finished.get(key, 0) + 1
+        if self.verbose:
+            took = res.finished_at - res.started_at
+            where = f"now {state}" if state is not None else "already rescued elsewhere"
+            detail = f" ({res.error})" if res.error else ""
+            self._say(f"{res.outcome.value:<9} {res.claim.run_id} in {took:.2f}s{detail}: {where}")
+
+    def _say(self, message: str) -> None:
+        if self.log:
+            self.log(message)
