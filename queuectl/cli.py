@@ -606,7 +606,7 @@ def config_get(ctx: click.Context, key: str) -> None:
     click.echo(config.render_value(config.effective(store_of(ctx).config())[canonical]))
 
 
-@config_group.command("set")
+@config_group.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
 @click.argument("value")
 @db_option

@@ -128,6 +128,7 @@ class ProcessInfo(NamedTuple):
     pgid: int
     proc_start: int  # the leader's start time in clock ticks since boot
     log_path: str
+    started_at: float
 
 
 class AttemptResult(NamedTuple):

@@ -102,6 +102,7 @@ def show_json(run: Run, attempts: Sequence[Attempt]) -> dict[str, Any]:
         cwd=run.cwd,
         env=run.env,
         lease_expires=iso_utc(run.lease_expires),
+        pgid=run.pgid,
         log_path=run.log_path,
         output_tail=run.output_tail,
         history=[attempt_json(a) for a in attempts],

@@ -185,13 +185,18 @@ def kill_group(pgid: int, sig: int) -> None:
 
 
 def proc_stat(pid: int) -> tuple[int, int] | None:
-    """(process group, start time in clock ticks) of a live process, else None."""
+    """(process group, start time in clock ticks) of a live process, else None.
+
+    A zombie counts as gone: it runs nothing and cannot be killed.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
     fields = data[data.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
     return int(fields[2]), int(fields[19])
 
 

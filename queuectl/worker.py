@@ -242,7 +242,7 @@ class Pool:
             if not proc.recorded and mono >= proc.spawned + RECORD_DELAY:
                 proc.recorded = True
                 start = runner.proc_start_time(proc.pid) or 0
-                records.append(ProcessInfo(proc.claim.run_id, proc.pid, start, proc.log_path))
+                records.append(ProcessInfo(proc.claim.run_id, proc.pid, start, proc.log_path, proc.started_at))
         stale: list[str] = []
         while self.ready and (self.stop_level or mono - self.ready[0][1] >= READY_MAX_AGE):
             stale.append(self.ready.popleft()[0].run_id)

@@ -194,6 +194,7 @@ class SQLiteStore:
                         "pgid": info.pgid,
                         "proc_start": info.proc_start,
                         "log_path": info.log_path,
+                        "started_at": info.started_at,
                     },
                 )
 
@@ -214,6 +215,7 @@ class SQLiteStore:
                 "worker_id": res.worker_id,
                 "state": state.value,
                 "run_at": run_at,
+                "started_at": res.started_at,
                 "finished_at": res.finished_at,
                 "now": now,
                 "exit_code": res.exit_code,

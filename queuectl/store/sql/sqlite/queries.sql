@@ -22,7 +22,7 @@ RETURNING id, tries, attempts, max_retries, backoff_base, backoff_max, command, 
           priority, created_at;
 
 -- name: record_process
-UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path
+UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, started_at = :started_at
  WHERE id = :run_id AND state = 'running';
 
 -- name: running_run_for_worker
@@ -32,7 +32,8 @@ SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, tim
 
 -- name: settle_run
 UPDATE runs
-   SET state = :state, run_at = :run_at, finished_at = :finished_at, updated_at = :now,
+   SET state = :state, run_at = :run_at, started_at = :started_at, finished_at = :finished_at,
+       updated_at = :now,
        exit_code = :exit_code, error = :error, output_tail = :output_tail, log_path = :log_path,
        attempts = attempts - :uncount, worker_id = NULL, lease_expires = NULL
  WHERE id = :run_id AND worker_id = :worker_id AND state = 'running';

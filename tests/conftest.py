@@ -1,0 +1,112 @@
+"""Shared helpers: run the real `queuectl` command against a store in a temp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+QUEUECTL = [sys.executable, "-m", "queuectl"]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> Any:
+    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+class Queue:
+    """The queuectl CLI bound to one store file."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.db = tmp / "queue.db"
+        self.env = dict(os.environ, QUEUECTL_DB=str(self.db), PYTHONUNBUFFERED="1")
+        self.env.pop("XDG_STATE_HOME", None)
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def __call__(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*QUEUECTL, *args], env=self.env, input=input, capture_output=True, text=True, timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"queuectl {' '.join(args)} exited {done.returncode}: {done.stderr}")
+        return done
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "--json").stdout)
+
+    def start_pool(self, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [*QUEUECTL, "worker", "start", *args], env=self.env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def wait_pool_registered(self, proc: subprocess.Popen[str]) -> None:
+        wait_for(lambda: any(w["pid"] == proc.pid for w in self.json("worker", "status")), what="pool registered")
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return self.json("show", run_id)  # type: ignore[no-any-return]
+
+    def state(self, run_id: str) -> str:
+        return str(self.run(run_id)["state"])
+
+    def burst(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self("worker", "start", "--burst", *args)
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def q(tmp_path: Path) -> Iterator[Queue]:
+    queue = Queue(tmp_path)
+    yield queue
+    queue.cleanup()
+
+
+def process_state(pid: int) -> str | None:
+    """The /proc state letter of `pid` (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def is_running(pid: int) -> bool:
+    state = process_state(pid)
+    return state is not None and state not in ("Z", "X")
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                members.append(int(entry))
+    return members
