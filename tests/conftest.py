@@ -38,9 +38,16 @@ class Queue:
         self.env.pop("XDG_STATE_HOME", None)
         self.procs: list[subprocess.Popen[str]] = []
 
-    def __call__(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [*QUEUECTL, *args], env=self.env, input=input, capture_output=True, text=True, timeout=timeout,
+            [*QUEUECTL, *args],
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             stdin=None if input is not None else subprocess.DEVNULL,
         )
         if check and done.returncode != 0:
@@ -52,8 +59,12 @@ class Queue:
 
     def start_pool(self, *args: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            [*QUEUECTL, "worker", "start", *args], env=self.env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [*QUEUECTL, "worker", "start", *args],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.procs.append(proc)
         return proc

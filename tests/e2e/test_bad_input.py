@@ -28,8 +28,12 @@ BAD = [
     (["enqueue"], None, 2, ["nothing to enqueue"]),
     (["enqueue", "--bogus"], None, 2, ["No such option", "--bogus"]),
     (["enqueue", "--file", "-"], '{"command": "true"}\n{"command": "true"\n', 2, ["stdin line 2", "malformed JSON"]),
-    (["enqueue", "--file", "-"], '{"id": "d", "command": "true"}\n{"id": "d", "command": "true"}\n', 1,
-     ["line 2", "duplicate id 'd'", "line 1"]),
+    (
+        ["enqueue", "--file", "-"],
+        '{"id": "d", "command": "true"}\n{"id": "d", "command": "true"}\n',
+        1,
+        ["line 2", "duplicate id 'd'", "line 1"],
+    ),
     (["enqueue", "--file", "/no/such/file.jsonl"], None, 2, ["No such file"]),
     (["config", "set", "max-retires", "3"], None, 2, ["unknown config key 'max-retires'", "max-retries"]),
     (["config", "set", "lease-seconds", "abc"], None, 2, ["invalid value 'abc' for lease-seconds"]),
@@ -96,8 +100,9 @@ def test_a_store_that_cannot_be_opened(tmp_path: Path, kind: str) -> None:
             locked.mkdir(mode=0o500)
             db = locked / "sub" / "q.db"
     for args in (["status"], ["enqueue", "--command", "true"], ["worker", "start", "--burst"]):
-        done = subprocess.run([*QUEUECTL, "--db", str(db), *args], capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [*QUEUECTL, "--db", str(db), *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
         assert done.returncode == 1, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"queuectl: error: cannot open store {db}"), done.stderr

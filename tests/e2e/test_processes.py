@@ -25,8 +25,17 @@ def test_two_pools_of_four_slots_run_200_jobs_exactly_once(q: Queue, tmp_path: P
 
 def test_timeout_kills_the_whole_process_group(q: Queue, tmp_path: Path) -> None:
     bg = tmp_path / "bg.pid"
-    q("enqueue", "--id", "slow", "--command", f"sleep 300 & echo $! > {bg}; sleep 300", "--timeout", "1",
-      "--retries", "0")
+    q(
+        "enqueue",
+        "--id",
+        "slow",
+        "--command",
+        f"sleep 300 & echo $! > {bg}; sleep 300",
+        "--timeout",
+        "1",
+        "--retries",
+        "0",
+    )
     q.burst()
     run = q.run("slow")
     assert run["state"] == "dead"
@@ -47,8 +56,15 @@ def test_timeout_escalates_to_sigkill_for_commands_that_ignore_sigterm(q: Queue)
 
 def test_kill_9_of_a_pool_is_rescued_without_leftover_processes(q: Queue, tmp_path: Path) -> None:
     mark = tmp_path / "first-attempt"
-    q("enqueue", "--id", "victim", "--retries", "2", "--command",
-      f"if [ -e {mark} ]; then echo second; exit 0; fi; touch {mark}; sh -c 'sleep 300 & sleep 300'")
+    q(
+        "enqueue",
+        "--id",
+        "victim",
+        "--retries",
+        "2",
+        "--command",
+        f"if [ -e {mark} ]; then echo second; exit 0; fi; touch {mark}; sh -c 'sleep 300 & sleep 300'",
+    )
     pool = q.start_pool("--count", "2")
     pgid = wait_for(lambda: q.run("victim").get("pgid"), what="attempt recorded")
     members = wait_for(lambda: len(group_members(pgid)) >= 3 and group_members(pgid), what="group started")
@@ -133,8 +149,13 @@ def test_logs_follow_prints_output_until_the_run_ends(q: Queue) -> None:
 
 def test_log_size_is_capped_keeping_the_tail(q: Queue) -> None:
     q("config", "set", "log-max-bytes", "20000")
-    q("enqueue", "--id", "chatty", "--command",
-      "i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done; sleep 1.5; echo the-end")
+    q(
+        "enqueue",
+        "--id",
+        "chatty",
+        "--command",
+        "i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done; sleep 1.5; echo the-end",
+    )
     q.burst()
     run = q.run("chatty")
     size = os.path.getsize(run["history"][0]["log_path"])
@@ -145,8 +166,17 @@ def test_log_size_is_capped_keeping_the_tail(q: Queue) -> None:
 
 
 def test_commands_get_their_env_and_cwd(q: Queue, tmp_path: Path) -> None:
-    q("enqueue", "--id", "envy", "--cwd", str(tmp_path), "--env", "GREETING=hi",
-      "--command", 'echo "$GREETING $QUEUECTL_RUN_ID $QUEUECTL_ATTEMPT $(pwd)"')
+    q(
+        "enqueue",
+        "--id",
+        "envy",
+        "--cwd",
+        str(tmp_path),
+        "--env",
+        "GREETING=hi",
+        "--command",
+        'echo "$GREETING $QUEUECTL_RUN_ID $QUEUECTL_ATTEMPT $(pwd)"',
+    )
     q.burst()
     assert q("logs", "envy").stdout.strip() == f"hi envy 1 {tmp_path}"
 
@@ -163,7 +193,10 @@ def test_pool_exits_cleanly_on_a_store_it_cannot_open(q: Queue, tmp_path: Path) 
     bad = tmp_path / "garbage.db"
     bad.write_bytes(b"this is not a database" * 100)
     done = subprocess.run(
-        [*QUEUECTL, "--db", str(bad), "worker", "start", "--burst"], capture_output=True, text=True, timeout=60,
+        [*QUEUECTL, "--db", str(bad), "worker", "start", "--burst"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
     assert done.stderr.startswith("queuectl: error: cannot open store") and "Traceback" not in done.stderr

@@ -34,8 +34,21 @@ def test_run_prints_a_generated_id_and_runs(q: Queue) -> None:
 
 
 def test_flag_spelling_enqueue(q: Queue) -> None:
-    q("enqueue", "--id", "job2", "--command", "echo hi", "--priority", "8", "--timeout", "5",
-      "--retries", "3", "--backoff-base", "2")
+    q(
+        "enqueue",
+        "--id",
+        "job2",
+        "--command",
+        "echo hi",
+        "--priority",
+        "8",
+        "--timeout",
+        "5",
+        "--retries",
+        "3",
+        "--backoff-base",
+        "2",
+    )
     q("enqueue", "--id", "job3", "--command", "true", "-p", "high", "--max-retries", "1")
     job2, job3 = q.run("job2"), q.run("job3")
     assert (job2["priority"], job2["timeout"], job2["max_retries"], job2["backoff_base"]) == (8, 5, 3, 2)
