@@ -21,8 +21,8 @@ def _count(value: str) -> float:
         number = int(value)
     except ValueError:
         raise ValueError("expected a whole number of zero or more") from None
-    if number < 0:
-        raise ValueError("expected a whole number of zero or more")
+    if not 0 <= number <= 2**53:
+        raise ValueError("expected a whole number from 0 to 2**53")
     return number
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from queuectl.errors import UsageError
 
+MAX_SECONDS = 100 * 365.25 * 86400
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 
@@ -16,14 +17,19 @@ def parse_duration(value: object, what: str = "duration") -> float:
     if isinstance(value, bool):
         raise UsageError(f"invalid {what} {value!r}: expected seconds or a duration like 90s, 5m, 1h30m")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = float("inf")
     elif isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
         seconds = _parse_text(text, value, what)
     else:
         raise UsageError(f"invalid {what} {value!r}: expected seconds or a duration like 90s, 5m, 1h30m")
-    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+    if seconds < 0 or seconds != seconds:
         raise UsageError(f"invalid {what} {value!r}: expected a duration of zero or more")
+    if seconds > MAX_SECONDS:
+        raise UsageError(f"invalid {what} {value!r}: expected a duration of at most 100 years")
     return seconds
 
 
@@ -54,7 +60,10 @@ def parse_time(value: str, what: str = "time") -> float:
         raise UsageError(f"invalid {what} {value!r}: expected an ISO 8601 time like 2026-12-01T02:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.astimezone()  # interpret as local time
-    return moment.timestamp()
+    try:
+        return moment.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise UsageError(f"invalid {what} {value!r}: out of range") from None
 
 
 def format_time(epoch: float | None) -> str:
@@ -76,9 +85,9 @@ def format_duration(seconds: float | None) -> str:
     """A short human duration: 850ms, 12.3s, 5m02s, 2h05m."""
     if seconds is None:
         return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
+    if seconds < 0.9995:
+        return f"{max(seconds, 0) * 1000:.0f}ms"
+    if seconds < 59.95:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:

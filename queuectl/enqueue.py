@@ -18,6 +18,7 @@ from queuectl.model import NewRun, check_name
 
 PRIORITY_WORDS = {"high": 10, "medium": 5, "normal": 5, "low": 1}
 DEFAULT_PRIORITY = 5
+MAX_COUNT = 1_000_000
 _KNOWN = {
     "id",
     "command",
@@ -59,8 +60,8 @@ def _count(value: object, what: str) -> int:
         number = int(value)
     except ValueError:
         raise UsageError(f"invalid {what} {value!r}: expected a whole number of zero or more") from None
-    if number < 0:
-        raise UsageError(f"invalid {what} {value!r}: expected a whole number of zero or more")
+    if not 0 <= number <= MAX_COUNT:
+        raise UsageError(f"invalid {what} {value!r}: expected a whole number from 0 to {MAX_COUNT}")
     return number
 
 

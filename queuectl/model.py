@@ -183,6 +183,7 @@ class Expired(NamedTuple):
     host: str | None
     pgid: int | None
     proc_start: int | None
+    lease_expires: float | None = None
 
 
 def retry_delay(attempt: int, base: float, cap: float) -> float:

@@ -243,9 +243,9 @@ class Pool:
                 proc.recorded = True
                 start = runner.proc_start_time(proc.pid) or 0
                 records.append(ProcessInfo(proc.claim.run_id, proc.pid, start, proc.log_path, proc.started_at))
-        stale: list[str] = []
+        stale: list[Claim] = []
         while self.ready and (self.stop_level or mono - self.ready[0][1] >= READY_MAX_AGE):
-            stale.append(self.ready.popleft()[0].run_id)
+            stale.append(self.ready.popleft()[0])
         want = 0
         if self._claim_due(mono):
             want = self._free() + self._prefetch() - len(self.ready)

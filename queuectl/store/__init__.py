@@ -58,7 +58,7 @@ class Store(Protocol):
         """Settle attempts; None for a run this worker no longer holds."""
         ...
 
-    def release_runs(self, worker_id: str, run_ids: Sequence[str]) -> None:
+    def release_runs(self, worker_id: str, claims: Sequence[Claim]) -> None:
         """Give back claimed runs that were never started (not counted)."""
 
     def heartbeat(self, worker_id: str, lease_seconds: float) -> bool:

@@ -73,7 +73,7 @@ class SQLiteStore:
             return
         try:
             self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
         self._depth = 1
         try:
@@ -85,7 +85,7 @@ class SQLiteStore:
         self._depth = 0
         try:
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             self._rollback()
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
@@ -98,13 +98,13 @@ class SQLiteStore:
     def _read(self, name: str, params: dict[str, Any] | None = None) -> list[sqlite3.Row]:
         try:
             return self._db.execute(Q[name], params or {}).fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
     def _write(self, name: str, params: dict[str, Any]) -> sqlite3.Cursor:
         try:
             return self._db.execute(Q[name], params)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
     def _migrate(self) -> None:
@@ -160,7 +160,7 @@ class SQLiteStore:
                 self._db.executemany(Q["insert_run"], rows)
             except sqlite3.IntegrityError as exc:
                 raise DuplicateRunError(f"duplicate id: {_reason(exc)}") from None
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OverflowError) as exc:
                 raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
     def claim_runs(self, worker_id: str, host: str, limit: int, lease_seconds: float) -> list[Claim]:
@@ -203,56 +203,48 @@ class SQLiteStore:
             return []
         now = self.clock()
         with self.batch():
-            return [self._settle(res, host, now) for res in results]
+            held = self._held(results)
+            runs: list[dict[str, Any]] = []
+            attempts: list[dict[str, Any]] = []
+            states: list[RunState | None] = []
+            for res in results:
+                if (res.claim.run_id, res.worker_id, res.claim.attempt) not in held:
+                    states.append(None)  # rescued from under us: the rescuer recorded the attempt
+                    continue
+                state, run_at = settle(res.claim, res.outcome, now)
+                states.append(state)
+                runs.append(_settle_params(res, state, run_at, now))
+                attempts.append(_attempt_params(res, host))
+            self._write_many("settle_run", runs)
+            self._write_many("insert_attempt", attempts)
+        return states
 
-    def _settle(self, res: AttemptResult, host: str | None, now: float) -> RunState | None:
-        """Settle one attempt of a run this worker holds; None if it no longer does."""
-        state, run_at = settle(res.claim, res.outcome, now)
-        updated = self._write(
-            "settle_run",
-            {
-                "run_id": res.claim.run_id,
-                "worker_id": res.worker_id,
-                "state": state.value,
-                "run_at": run_at,
-                "started_at": res.started_at,
-                "finished_at": res.finished_at,
-                "now": now,
-                "exit_code": res.exit_code,
-                "error": res.error,
-                "output_tail": res.output_tail,
-                "uncount": 1 if res.outcome is Outcome.INTERRUPTED else 0,
-                "log_path": res.log_path,
-            },
-        ).rowcount
-        if not updated:
-            return None  # rescued from under us: the rescuer recorded the attempt
-        self._write(
-            "insert_attempt",
-            {
-                "run_id": res.claim.run_id,
-                "n": res.claim.attempt,
-                "worker_id": res.worker_id,
-                "host": host,
-                "pgid": res.pgid,
-                "started_at": res.started_at,
-                "finished_at": res.finished_at,
-                "exit_code": res.exit_code,
-                "outcome": res.outcome.value,
-                "error": res.error,
-                "log_path": res.log_path,
-                "output_tail": res.output_tail,
-            },
-        )
-        return state
+    def _held(self, results: Sequence[AttemptResult]) -> set[tuple[str, str, int]]:
+        """Which (run, worker, attempt) of `results` are still running under that worker."""
+        held: set[tuple[str, str, int]] = set()
+        by_worker: dict[str, list[str]] = {}
+        for res in results:
+            by_worker.setdefault(res.worker_id, []).append(res.claim.run_id)
+        for worker_id, run_ids in by_worker.items():
+            for part in chunks(run_ids):
+                rows = self._read("held_runs", {"worker_id": worker_id, "ids": json.dumps(list(part))})
+                held.update((row[0], worker_id, row[1]) for row in rows)
+        return held
 
-    def release_runs(self, worker_id: str, run_ids: Sequence[str]) -> None:
-        if not run_ids:
+    def _write_many(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            try:
+                self._db.executemany(Q[name], rows)
+            except (sqlite3.Error, OverflowError) as exc:
+                raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+
+    def release_runs(self, worker_id: str, claims: Sequence[Claim]) -> None:
+        if not claims:
             return
         now = self.clock()
+        rows = [{"run_id": c.run_id, "worker_id": worker_id, "now": now, "n": c.attempt} for c in claims]
         with self.batch():
-            for run_id in run_ids:
-                self._write("release_run", {"run_id": run_id, "worker_id": worker_id, "now": now})
+            self._write_many("release_run", rows)
 
     def heartbeat(self, worker_id: str, lease_seconds: float) -> bool:
         now = self.clock()
@@ -266,14 +258,17 @@ class SQLiteStore:
             "find_expired",
             {"now": self.clock(), "dead_workers": json.dumps(list(dead_workers)), "limit": limit},
         )
-        return [Expired(r["id"], r["worker_id"], r["host"], r["pgid"], r["proc_start"]) for r in rows]
+        return [
+            Expired(r["id"], r["worker_id"], r["host"], r["pgid"], r["proc_start"], r["lease_expires"]) for r in rows
+        ]
 
     def requeue_lost(self, expired: Expired, output_tail: str = "") -> RunState | None:
         now = self.clock()
         with self.batch():
-            rows = self._read("running_run_for_worker", {"run_id": expired.run_id, "worker_id": expired.worker_id})
+            seen = {"run_id": expired.run_id, "worker_id": expired.worker_id, "lease_expires": expired.lease_expires}
+            rows = self._read("lost_run", seen)
             if not rows:
-                return None  # finished or rescued meanwhile
+                return None  # finished, rescued or renewed meanwhile
             row = rows[0]
             result = AttemptResult(
                 claim=_claim(row),
@@ -287,7 +282,10 @@ class SQLiteStore:
                 output_tail=output_tail,
                 log_path=row["log_path"],
             )
-            return self._settle(result, row["host"], now)
+            state, run_at = settle(result.claim, result.outcome, now)
+            self._write("settle_run", _settle_params(result, state, run_at, now))
+            self._write("insert_attempt", _attempt_params(result, row["host"]))
+            return state
 
     def next_due(self) -> float | None:
         row = self._read("next_due")[0]
@@ -401,6 +399,41 @@ class SQLiteStore:
     def set_config(self, key: str, value: str) -> None:
         with self.batch():
             self._write("config_set", {"key": key, "value": value})
+
+
+def _settle_params(res: AttemptResult, state: RunState, run_at: float, now: float) -> dict[str, Any]:
+    return {
+        "run_id": res.claim.run_id,
+        "n": res.claim.attempt,
+        "worker_id": res.worker_id,
+        "state": state.value,
+        "run_at": run_at,
+        "started_at": res.started_at,
+        "finished_at": res.finished_at,
+        "now": now,
+        "exit_code": res.exit_code,
+        "error": res.error,
+        "output_tail": res.output_tail,
+        "uncount": 1 if res.outcome is Outcome.INTERRUPTED else 0,
+        "log_path": res.log_path,
+    }
+
+
+def _attempt_params(res: AttemptResult, host: str | None) -> dict[str, Any]:
+    return {
+        "run_id": res.claim.run_id,
+        "n": res.claim.attempt,
+        "worker_id": res.worker_id,
+        "host": host,
+        "pgid": res.pgid,
+        "started_at": res.started_at,
+        "finished_at": res.finished_at,
+        "exit_code": res.exit_code,
+        "outcome": res.outcome.value,
+        "error": res.error,
+        "log_path": res.log_path,
+        "output_tail": res.output_tail,
+    }
 
 
 def _claim(r: sqlite3.Row) -> Claim:

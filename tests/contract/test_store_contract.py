@@ -258,8 +258,7 @@ def test_interrupted_attempt_is_not_counted(store: Store, clock: FakeClock) -> N
 
 def test_release_returns_a_claim_without_counting_an_attempt(store: Store, clock: FakeClock) -> None:
     store.enqueue([new_run("a")])
-    claim_one(store, "w1")
-    store.release_runs("w1", ["a"])
+    store.release_runs("w1", [claim_one(store, "w1")])
     run = store.get_run("a")
     assert run is not None
     assert (run.state, run.attempts, run.worker_id) == (RunState.PENDING, 0, None)
@@ -270,8 +269,7 @@ def test_release_returns_a_claim_without_counting_an_attempt(store: Store, clock
 
 def test_release_by_another_worker_changes_nothing(store: Store) -> None:
     store.enqueue([new_run("a")])
-    claim_one(store, "w1")
-    store.release_runs("w2", ["a"])
+    store.release_runs("w2", [claim_one(store, "w1")])
     run = store.get_run("a")
     assert run is not None
     assert (run.state, run.worker_id) == (RunState.RUNNING, "w1")
@@ -378,12 +376,6 @@ def test_finish_by_a_worker_whose_run_was_claimed_again_changes_nothing(store: S
     assert (run.state, run.worker_id) == (RunState.RUNNING, "w2")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settle_run (sql/sqlite/queries.sql) matches only run id + worker id, not the attempt number: when the "
-    "same worker re-claims a rescued run, its stale result settles the new attempt and re-inserts attempt n=1, "
-    "so finish_attempts raises StoreError (UNIQUE attempts.run_id, n) instead of returning None",
-)
 def test_stale_finish_after_the_same_worker_claimed_again_changes_nothing(store: Store, clock: FakeClock) -> None:
     store.enqueue([new_run("a")])
     old = claim_one(store, "w1")
@@ -398,11 +390,6 @@ def test_stale_finish_after_the_same_worker_claimed_again_changes_nothing(store:
     assert finish(store, clock, new, Outcome.COMPLETED, worker="w1") is RunState.COMPLETED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="requeue_lost (store/sqlite.py) does not re-check the lease it was found by: a heartbeat between "
-    "find_expired and requeue_lost renews the lease, yet the run is still put back and will run twice",
-)
 def test_requeue_lost_after_the_lease_was_renewed_changes_nothing(store: Store, clock: FakeClock) -> None:
     store.register_worker(worker("w1"))
     store.enqueue([new_run("a")])

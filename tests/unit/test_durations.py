@@ -54,11 +54,6 @@ def test_parse_duration_error_names_what_and_value() -> None:
         parse_duration("5x", "timeout")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="durations.py parse_duration: float(value) on an int beyond float range raises OverflowError, "
-    "not UsageError (a JSON timeout of 1 followed by 400 zeros crashes `queuectl enqueue` with a traceback)",
-)
 def test_parse_duration_rejects_int_too_large_for_a_float() -> None:
     with pytest.raises(UsageError):
         parse_duration(10**400)

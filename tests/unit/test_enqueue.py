@@ -74,11 +74,6 @@ def test_max_retries_rejects(retries: object) -> None:
         make(max_retries=retries)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="enqueue.py _count has no upper bound: max_retries=10**30 is accepted and later makes "
-    "SQLiteStore.enqueue raise OverflowError (not a QueueError) when the int does not fit SQLite INTEGER",
-)
 def test_max_retries_beyond_64_bits_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
         make(max_retries=10**30)

@@ -25,10 +25,17 @@ RETURNING id, tries, attempts, max_retries, backoff_base, backoff_max, command, 
 UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, started_at = :started_at
  WHERE id = :run_id AND state = 'running';
 
--- name: running_run_for_worker
+-- name: lost_run
+-- A run found expired, if nothing changed since: same owner, same lease.
 SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
        host, pgid, log_path, started_at
-  FROM runs WHERE id = :run_id AND state = 'running' AND worker_id = :worker_id;
+  FROM runs WHERE id = :run_id AND state = 'running' AND worker_id IS :worker_id
+   AND lease_expires IS :lease_expires;
+
+-- name: held_runs
+SELECT id, tries FROM runs INDEXED BY runs_running
+ WHERE worker_id = :worker_id AND state = 'running'
+   AND id IN (SELECT value FROM json_each(:ids));
 
 -- name: settle_run
 UPDATE runs
@@ -36,7 +43,7 @@ UPDATE runs
        updated_at = :now,
        exit_code = :exit_code, error = :error, output_tail = :output_tail, log_path = :log_path,
        attempts = attempts - :uncount, worker_id = NULL, lease_expires = NULL
- WHERE id = :run_id AND worker_id = :worker_id AND state = 'running';
+ WHERE id = :run_id AND worker_id = :worker_id AND state = 'running' AND tries = :n;
 
 -- name: insert_attempt
 INSERT INTO attempts (run_id, n, worker_id, host, pgid, started_at, finished_at, exit_code,
@@ -49,7 +56,7 @@ UPDATE runs
    SET state = 'pending', attempts = attempts - 1, tries = tries - 1, worker_id = NULL,
        lease_expires = NULL, host = NULL, updated_at = :now,
        started_at = CASE WHEN tries = 1 THEN NULL ELSE started_at END
- WHERE id = :run_id AND worker_id = :worker_id AND state = 'running';
+ WHERE id = :run_id AND worker_id = :worker_id AND state = 'running' AND tries = :n;
 
 -- name: extend_leases
 UPDATE runs INDEXED BY runs_running SET lease_expires = :lease_expires
@@ -77,7 +84,7 @@ SELECT id, host, pid, proc_start, slots, started_at, heartbeat_at, stop_requeste
 UPDATE workers SET stop_requested = 1 WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: find_expired
-SELECT id, worker_id, host, pgid, proc_start FROM runs INDEXED BY runs_running
+SELECT id, worker_id, host, pgid, proc_start, lease_expires FROM runs INDEXED BY runs_running
  WHERE state = 'running'
    AND (lease_expires < :now OR worker_id IN (SELECT value FROM json_each(:dead_workers)))
  LIMIT :limit;
