@@ -22,6 +22,7 @@ from collections.abc import Callable
 from functools import partial
 
 from queuectl import config, runner, wake
+from queuectl.guardian import Guardian
 from queuectl.model import AttemptResult, Claim, Outcome, ProcessInfo, RunState, Worker
 from queuectl.store import Store, logs_dir
 
@@ -88,6 +89,7 @@ class Pool:
         self._signal_r: socket.socket | None = None
         self._signal_w: socket.socket | None = None
         self._old_handlers: dict[int, object] = {}
+        self.guardian: Guardian | None = None
         self._load_settings()
 
     # -- life cycle -------------------------------------------------------
@@ -102,6 +104,7 @@ class Pool:
 
     def start(self) -> None:
         os.makedirs(self.logs, exist_ok=True)
+        self.guardian = Guardian()  # first: it must not inherit our sockets
         self._wake = wake.listen(self.store.location, self.pid)
         self._selector.register(self._wake, selectors.EVENT_READ, self._on_wake)
         self._install_signals()
@@ -132,6 +135,8 @@ class Pool:
         self._restore_signals()
         self._selector.close()
         self.log_files.close()
+        if self.guardian is not None:
+            self.guardian.close()
         for sock in (self._wake, self._signal_r, self._signal_w):
             if sock is not None:
                 sock.close()
@@ -243,6 +248,8 @@ class Pool:
                 proc.recorded = True
                 start = runner.proc_start_time(proc.pid) or 0
                 records.append(ProcessInfo(proc.claim.run_id, proc.pid, start, proc.log_path, proc.started_at))
+                if self.guardian is not None and start:
+                    self.guardian.watch(proc.pid, start, proc.claim.run_id)
         stale: list[Claim] = []
         while self.ready and (self.stop_level or mono - self.ready[0][1] >= READY_MAX_AGE):
             stale.append(self.ready.popleft()[0])
@@ -339,6 +346,8 @@ class Pool:
         self._selector.unregister(proc.pidfd)
         del self.running[proc.pid]
         exit_code, outcome, error = runner.reap(proc)
+        if proc.recorded and self.guardian is not None:
+            self.guardian.forget(proc.pid)
         log_path = self.log_files.give_back(proc.log_path, proc.claim)
         self._add_result(
             AttemptResult(

@@ -109,6 +109,21 @@ def is_running(pid: int) -> bool:
     return state is not None and state not in ("Z", "X")
 
 
+def children_of(ppid: int) -> list[int]:
+    """Live processes whose parent is `ppid`."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == ppid and fields[0] not in ("Z", "X"):
+                children.append(int(entry))
+    return children
+
+
 def group_members(pgid: int) -> list[int]:
     members = []
     for entry in os.listdir("/proc"):

@@ -8,7 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.conftest import QUEUECTL, Queue, group_members, is_running, wait_for
+from tests.conftest import QUEUECTL, Queue, children_of, group_members, is_running, wait_for
 
 
 def test_two_pools_of_four_slots_run_200_jobs_exactly_once(q: Queue, tmp_path: Path) -> None:
@@ -54,7 +54,8 @@ def test_timeout_escalates_to_sigkill_for_commands_that_ignore_sigterm(q: Queue)
     assert run["exit_code"] == 128 + signal.SIGKILL
 
 
-def test_kill_9_of_a_pool_is_rescued_without_leftover_processes(q: Queue, tmp_path: Path) -> None:
+def _start_victim(q: Queue, tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    """A pool running `sh -c 'sleep 300 & sleep 300'` as its first attempt of run `victim`."""
     mark = tmp_path / "first-attempt"
     q(
         "enqueue",
@@ -68,9 +69,10 @@ def test_kill_9_of_a_pool_is_rescued_without_leftover_processes(q: Queue, tmp_pa
     pool = q.start_pool("--count", "2")
     pgid = wait_for(lambda: q.run("victim").get("pgid"), what="attempt recorded")
     members = wait_for(lambda: len(group_members(pgid)) >= 3 and group_members(pgid), what="group started")
-    pool.kill()  # SIGKILL: no chance to clean up
-    pool.wait()
-    assert all(is_running(pid) for pid in members)  # orphaned, still running
+    return pool, members
+
+
+def _rescued(q: Queue, members: list[int]) -> None:
     q.burst()
     run = q.run("victim")
     assert run["state"] == "completed"
@@ -78,6 +80,25 @@ def test_kill_9_of_a_pool_is_rescued_without_leftover_processes(q: Queue, tmp_pa
     assert "second" in run["output_tail"]
     wait_for(lambda: not any(is_running(pid) for pid in members), timeout=5, what="leftovers killed")
     assert q.json("worker", "status") == []  # the dead pool was unregistered
+
+
+def test_commands_die_with_their_pool_on_kill_9(q: Queue, tmp_path: Path) -> None:
+    pool, members = _start_victim(q, tmp_path)
+    pool.kill()  # SIGKILL: the pool cannot clean up; its guardian does
+    pool.wait()
+    wait_for(lambda: not any(is_running(pid) for pid in members), timeout=10, what="commands gone with the pool")
+    _rescued(q, members)
+
+
+def test_kill_9_of_pool_and_guardian_is_rescued_without_leftover_processes(q: Queue, tmp_path: Path) -> None:
+    pool, members = _start_victim(q, tmp_path)
+    guardians = [pid for pid in children_of(pool.pid) if pid not in members and os.getpgid(pid) != pid]
+    assert len(guardians) == 1
+    os.kill(guardians[0], signal.SIGKILL)  # as if the OOM killer took both
+    pool.kill()
+    pool.wait()
+    assert all(is_running(pid) for pid in members)  # orphaned, still running
+    _rescued(q, members)
 
 
 def test_sigterm_lets_running_commands_finish(q: Queue, tmp_path: Path) -> None:
