@@ -109,9 +109,8 @@ def is_running(pid: int) -> bool:
     return state is not None and state not in ("Z", "X")
 
 
-def children_of(ppid: int) -> list[int]:
-    """Live processes whose parent is `ppid`."""
-    children = []
+def _live_processes() -> Iterator[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every process that is not a zombie."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -119,23 +118,16 @@ def children_of(ppid: int) -> list[int]:
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == ppid and fields[0] not in ("Z", "X"):
-                children.append(int(entry))
-    return children
+            if fields[0] not in ("Z", "X"):
+                yield int(entry), int(fields[1]), int(fields[2])
+
+
+def children_of(ppid: int) -> list[int]:
+    return [pid for pid, parent, _ in _live_processes() if parent == ppid]
 
 
 def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                members.append(int(entry))
-    return members
+    return [pid for pid, _, group in _live_processes() if group == pgid]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

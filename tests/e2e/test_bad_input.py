@@ -115,3 +115,15 @@ def test_help_and_version_answer(q: Queue) -> None:
         assert command in helptext
     assert "up to 3 attempts" in q("enqueue", "--help").stdout.replace("\n", " ")
     assert q().returncode == 0  # no arguments: the help
+
+
+def test_a_store_from_a_newer_queuectl_is_refused(q: Queue) -> None:
+    import sqlite3
+
+    q("status")
+    with sqlite3.connect(q.db) as con:
+        con.execute("PRAGMA user_version = 999")
+    done = q("status", check=False)
+    assert done.returncode == 1
+    assert "schema version 999, newer than this queuectl knows" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
