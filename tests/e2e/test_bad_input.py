@@ -127,3 +127,10 @@ def test_a_store_from_a_newer_queuectl_is_refused(q: Queue) -> None:
     assert done.returncode == 1
     assert "schema version 999, newer than this queuectl knows" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_shell_completion_through_click(q: Queue) -> None:
+    env = dict(q.env, _QUEUECTL_COMPLETE="bash_complete", COMP_WORDS="queuectl worker st", COMP_CWORD="2")
+    done = subprocess.run(QUEUECTL, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert {"plain,start", "plain,status", "plain,stop"} <= set(done.stdout.split())
