@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from queuectl.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+POOL_BUSY_TIMEOUT = 1.0  # a pool retries a locked store rather than block its loop
 STATE_NAMES = ("pending", "running", "completed", "failed", "dead", "cancelled")
 RETRIES_HELP = "Retries after the first attempt (max_retries=2 means up to 3 attempts); default: config max-retries."
 
@@ -31,11 +32,11 @@ class Context:
         self.db = db
         self._store: Store | None = None
 
-    def store(self) -> Store:
+    def store(self, busy_timeout: float = 30.0) -> Store:
         if self._store is None:
             from queuectl.store import open_store
 
-            self._store = open_store(self.db)
+            self._store = open_store(self.db, busy_timeout=busy_timeout)
         return self._store
 
     def close(self) -> None:
@@ -270,7 +271,7 @@ def worker_start(ctx: click.Context, count: int, burst: bool, detach: bool, quie
     most config stop-grace seconds); a second signal kills them and returns
     their runs to the queue.
     """
-    store = store_of(ctx)
+    store = ctx.find_object(Context).store(busy_timeout=POOL_BUSY_TIMEOUT)  # type: ignore[union-attr]
     if detach:
         _detach(store, count, burst)
         return

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from functools import partial
 
 from queuectl import config, runner, wake
+from queuectl.errors import StoreError
 from queuectl.guardian import Guardian
 from queuectl.model import AttemptResult, Claim, Outcome, ProcessInfo, RunState, Worker
 from queuectl.store import Store, logs_dir
@@ -34,6 +35,7 @@ MAX_PREFETCH = 32
 READY_MAX_AGE = 0.5  # a claim not started within this long is given back
 LOG_CHECK_EVERY = 1.0
 COLD_KILL_GRACE = 2.0
+STORE_RETRY_MAX = 5.0
 
 Log = Callable[[str], None]
 
@@ -90,6 +92,8 @@ class Pool:
         self._signal_w: socket.socket | None = None
         self._old_handlers: dict[int, object] = {}
         self.guardian: Guardian | None = None
+        self._store_failures = 0
+        self._store_retry_at = 0.0
         self._load_settings()
 
     # -- life cycle -------------------------------------------------------
@@ -152,14 +156,13 @@ class Pool:
         """Do what is due, then wait for the next event. False when done."""
         mono = self.monotonic()
         self._take_signals(mono)
-        if mono >= self._next_heartbeat:
-            self._heartbeat(mono)
+        if mono >= self._next_heartbeat and mono >= self._store_retry_at:
+            self._guarded(self._heartbeat, mono)
         self._enforce_deadlines(mono)
         if mono >= self._next_log_check:
             self._check_logs(mono)
         self._fill_slots(mono)
-        if self._sync_due(mono):
-            self._sync(mono)
+        if mono >= self._store_retry_at and self._sync_due(mono) and self._guarded(self._sync, mono):
             self._fill_slots(mono)
         if self._finished():
             return False
@@ -168,6 +171,19 @@ class Pool:
             timeout = min(timeout, max_wait)
         for key, _ in self._selector.select(timeout):
             key.data()
+        return True
+
+    def _guarded(self, step: Callable[[float], None], mono: float) -> bool:
+        """Run a store step; on a store error (say, locked too long) retry later, never die."""
+        try:
+            step(mono)
+        except StoreError as exc:
+            self._store_failures += 1
+            delay = min(STORE_RETRY_MAX, 0.05 * 2**self._store_failures)
+            self._store_retry_at = mono + delay
+            self._say(f"store error, retrying in {delay:.1f}s: {exc}")
+            return False
+        self._store_failures = 0
         return True
 
     def _free(self) -> int:
@@ -208,7 +224,12 @@ class Pool:
             return False
         if self.stop_level:
             return True
-        return bool(self.burst and not self._hint and not self.store.has_work())
+        if not self.burst or self._hint or self.monotonic() < self._store_retry_at:
+            return False
+        try:
+            return not self.store.has_work()
+        except StoreError:
+            return False
 
     def _wait_time(self, mono: float) -> float:
         if self._claim_due(mono):
@@ -233,7 +254,7 @@ class Pool:
             moments.append(record)
         if self.stop_deadline is not None:
             moments.append(self.stop_deadline)
-        timeout = min(moments) - mono
+        timeout = max(min(moments), self._store_retry_at) - mono
         if self._next_due is not None and could_claim:
             timeout = min(timeout, self._next_due - self.clock())
         return max(0.0, timeout)
@@ -241,26 +262,29 @@ class Pool:
     # -- store round trips --------------------------------------------------
     def _sync(self, mono: float) -> None:
         """Settle results, record processes, give back and take claims: one transaction."""
-        results, self.results = self.results, []
-        records = []
-        for proc in self.running.values():
-            if not proc.recorded and mono >= proc.spawned + RECORD_DELAY:
-                proc.recorded = True
-                start = runner.proc_start_time(proc.pid) or 0
-                records.append(ProcessInfo(proc.claim.run_id, proc.pid, start, proc.log_path, proc.started_at))
-                if self.guardian is not None and start:
-                    self.guardian.watch(proc.pid, start, proc.claim.run_id)
-        stale: list[Claim] = []
-        while self.ready and (self.stop_level or mono - self.ready[0][1] >= READY_MAX_AGE):
-            stale.append(self.ready.popleft()[0])
+        results = self.results
+        fresh = [p for p in self.running.values() if not p.recorded and mono >= p.spawned + RECORD_DELAY]
+        records = [
+            ProcessInfo(p.claim.run_id, p.pid, runner.proc_start_time(p.pid) or 0, p.log_path, p.started_at)
+            for p in fresh
+        ]
+        stale = [claim for claim, at in self.ready if self.stop_level or mono - at >= READY_MAX_AGE]
         want = 0
         if self._claim_due(mono):
-            want = self._free() + self._prefetch() - len(self.ready)
+            want = self._free() + self._prefetch() - len(self.ready) + len(stale)
         with self.store.batch():
             self.store.record_processes(records)
             states = self.store.finish_attempts(self.host, results)
             self.store.release_runs(self.id, stale)
             claims = self.store.claim_runs(self.id, self.host, want, self.lease_seconds)
+        # Committed: only now forget what was written (a failed transaction is retried whole).
+        self.results = []
+        for proc, info in zip(fresh, records, strict=True):
+            proc.recorded = True
+            if self.guardian is not None and info.proc_start:
+                self.guardian.watch(proc.pid, info.proc_start, proc.claim.run_id)
+        for _ in stale:
+            self.ready.popleft()
         self.ready.extend((claim, mono) for claim in claims)
         if want and len(claims) < want:
             self._hint = False

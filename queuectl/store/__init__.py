@@ -120,11 +120,16 @@ def default_location() -> str:
     return os.path.join(state_dir(), "queue.db")
 
 
-def open_store(location: str | None = None, clock: Clock | None = None) -> Store:
-    """Open (creating and migrating as needed) the store at `location`."""
+def open_store(location: str | None = None, clock: Clock | None = None, busy_timeout: float = 30.0) -> Store:
+    """Open (creating and migrating as needed) the store at `location`.
+
+    `busy_timeout` is how long one statement waits for another process's
+    write lock; a worker pool uses a short one and retries, so that its loop
+    stays responsive.
+    """
     from queuectl.store.sqlite import SQLiteStore
 
-    return SQLiteStore(location or default_location(), clock=clock)
+    return SQLiteStore(location or default_location(), clock=clock, busy_timeout=busy_timeout)
 
 
 def logs_dir(store: Store) -> str:

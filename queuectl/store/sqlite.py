@@ -38,7 +38,7 @@ LOST_ERROR = "its worker pool stopped answering (lease expired or process gone)"
 
 
 class SQLiteStore:
-    def __init__(self, path: str, clock: Clock | None = None) -> None:
+    def __init__(self, path: str, clock: Clock | None = None, busy_timeout: float = 30.0) -> None:
         self.clock: Clock = clock or time.time
         memory = path == ":memory:"
         self.location = path if memory else os.path.abspath(os.path.expanduser(path))
@@ -46,7 +46,9 @@ class SQLiteStore:
         try:
             if not memory:
                 os.makedirs(os.path.dirname(self.location), exist_ok=True)
-            self._db = sqlite3.connect(self.location, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(
+                self.location, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
             self._db.row_factory = sqlite3.Row
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if not memory and str(mode).lower() != "wal":

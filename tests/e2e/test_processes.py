@@ -221,3 +221,27 @@ def test_pool_exits_cleanly_on_a_store_it_cannot_open(q: Queue, tmp_path: Path) 
     )
     assert done.returncode == 1
     assert done.stderr.startswith("queuectl: error: cannot open store") and "Traceback" not in done.stderr
+
+
+def test_pool_rides_out_a_locked_store(q: Queue) -> None:
+    import sqlite3
+    import threading
+
+    for i in range(3):
+        q("enqueue", "--id", f"r{i}", "--command", "sleep 0.3")
+    pool = q.start_pool("--count", "1")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(pool.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    wait_for(lambda: q.state("r0") == "running", what="r0 running")
+    locker = sqlite3.connect(q.db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")  # another process holds the store's write lock
+    try:
+        wait_for(lambda: any("store error, retrying" in line for line in lines), what="the pool noticing the lock")
+        assert pool.poll() is None  # still alive
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    wait_for(lambda: {r["state"] for r in q.json("list")} == {"completed"}, what="every run completed")
+    q("worker", "stop")
+    assert pool.wait(timeout=30) == 0
