@@ -294,13 +294,16 @@ def _detach(store: Store, count: int, burst: bool) -> None:
 
     from queuectl.store import logs_dir
 
-    os.makedirs(logs_dir(store), exist_ok=True)
     log_path = os.path.join(logs_dir(store), f"pool-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
     argv = [sys.executable, "-m", "queuectl", "--db", store.location, "worker", "start", "--count", str(count)]
     if burst:
         argv.append("--burst")
-    with open(log_path, "ab") as out:
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    try:
+        os.makedirs(logs_dir(store), exist_ok=True)
+        with open(log_path, "ab") as out:
+            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    except OSError as exc:
+        raise QueueError(f"cannot start a background pool: {exc.strerror or exc} ({log_path})") from None
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if any(w.pid == child.pid and w.host == _host() for w in store.list_workers()):
@@ -320,7 +323,9 @@ def _detach(store: Store, count: int, burst: bool) -> None:
 @worker.command("stop")
 @click.option("--force", is_flag=True, help="Stop at once: kill running commands, return their runs to the queue.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the pools have exited.")
-@click.option("--timeout", "wait_for", type=float, default=None, help="Seconds to wait (default: stop-grace + 10).")
+@click.option(
+    "--timeout", "wait_for", type=click.FloatRange(min=0, max=86400), help="Seconds to wait (default: stop-grace + 10)."
+)
 @db_option
 @click.pass_context
 def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | None) -> None:
@@ -355,11 +360,13 @@ def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | N
     if wait_for is None:
         wait_for = config.effective(store.config())["stop-grace"] + 10
     deadline = time.monotonic() + wait_for
-    while time.monotonic() < deadline:
+    while True:
         left = [w for w in local if is_alive(w.pid, w.proc_start)]
         if not left:
             click.echo("all pools stopped")
             return
+        if time.monotonic() >= deadline:
+            break
         time.sleep(0.05)
     raise QueueError(f"{len(left)} pool(s) still running after {wait_for:g}s: {', '.join(str(w.pid) for w in left)}")
 
@@ -426,7 +433,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 @cli.command("list")
 @click.option("-s", "--state", type=click.Choice(STATE_NAMES), help="Only runs in this state.")
-@click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many (oldest first).")
+@click.option("-n", "--limit", type=click.IntRange(1, 10**9), help="At most this many (oldest first).")
 @json_option
 @db_option
 @click.pass_context
@@ -446,7 +453,9 @@ def list_cmd(ctx: click.Context, state: str | None, limit: int | None, as_json: 
 
 
 def _get_run(store: Store, run_id: str) -> Any:
-    run = store.get_run(run_id)
+    from queuectl.model import check_name
+
+    run = store.get_run(check_name(run_id))
     if run is None:
         raise NotFoundError(f"no run with id {run_id!r} (see 'queuectl list')")
     return run
@@ -506,7 +515,7 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-@click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option("-n", "--limit", type=click.IntRange(1, 10**9), help="At most this many.")
 @json_option
 @db_option
 @click.pass_context
@@ -566,7 +575,25 @@ def clear(ctx: click.Context, state: str | None, yes: bool) -> None:
         click.confirm(f"Delete {what}?", abort=True)
     store = store_of(ctx)
     deleted = store.delete_runs(state)
-    click.echo(f"deleted {deleted} run(s)")
+    _remove_logs(store, deleted)
+    click.echo(f"deleted {len(deleted)} run(s)")
+
+
+def _remove_logs(store: Store, run_ids: list[str]) -> None:
+    """Remove this host's log files of deleted runs (`<id>.<attempt>.log`)."""
+    from queuectl.store import logs_dir
+
+    gone = set(run_ids)
+    try:
+        entries = list(os.scandir(logs_dir(store)))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.endswith(".log") and entry.name.rsplit(".", 2)[0] in gone:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 # -- config and metrics ----------------------------------------------------------
@@ -667,9 +694,11 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(exc.ctx.get_help() if exc.ctx else "")
     except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        code = 1
+    except click.exceptions.Abort as exc:
+        interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+        if not interrupted:
+            click.echo("aborted", err=True)
+        code = 130 if interrupted else 1
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         click.echo(f"queuectl: error: {_one_line(exc.format_message())}{hint}", err=True)
@@ -685,6 +714,11 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _silence_stdout()
         code = 0
+    except Exception as exc:  # a bug of ours: still one line, but say what it was
+        if os.environ.get("QUEUECTL_DEBUG"):
+            raise
+        click.echo(f"queuectl: error: internal error: {type(exc).__name__}: {_one_line(str(exc))}", err=True)
+        code = 1
     sys.exit(code)
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from queuectl.errors import UsageError
 
 MAX_SECONDS = 100 * 365.25 * 86400
+LATEST = 253402214400.0  # 9999-12-31T00:00:00Z: later times do not print
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 
@@ -61,9 +62,12 @@ def parse_time(value: str, what: str = "time") -> float:
     if moment.tzinfo is None:
         moment = moment.astimezone()  # interpret as local time
     try:
-        return moment.timestamp()
+        epoch = moment.timestamp()
     except (OverflowError, ValueError, OSError):
-        raise UsageError(f"invalid {what} {value!r}: out of range") from None
+        epoch = -1.0
+    if not 0 <= epoch <= LATEST:
+        raise UsageError(f"invalid {what} {value!r}: expected a time between 1970 and 9999")
+    return epoch
 
 
 def format_time(epoch: float | None) -> str:

@@ -89,6 +89,7 @@ def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) 
     command = fields.get("command")
     if not isinstance(command, str) or not command.strip():
         raise UsageError("missing command: expected a non-empty shell command string")
+    _check_text(command, "command")
     run_id = fields.get("id")
     run_id = new_id() if run_id is None else check_name(run_id)
     if "max_retries" in fields and "retries" in fields and fields["max_retries"] != fields["retries"]:
@@ -107,9 +108,16 @@ def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) 
     cwd = fields.get("cwd")
     if cwd is not None and (not isinstance(cwd, str) or not cwd.startswith("/")):
         raise UsageError(f"invalid cwd {cwd!r}: expected an absolute directory path")
+    if cwd is not None:
+        _check_text(cwd, "cwd")
     env = fields.get("env") or {}
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise UsageError("invalid env: expected an object of string names to string values")
+    for name, value in env.items():
+        if not name or "=" in name:
+            raise UsageError(f"invalid env name {name!r}: expected a name without '='")
+        _check_text(name, "env name")
+        _check_text(value, f"env {name}")
     return NewRun(
         id=run_id,
         command=command,
@@ -124,11 +132,23 @@ def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) 
     )
 
 
+def _check_text(value: str, what: str) -> None:
+    """Commands, paths and environment go to the kernel: no NUL, valid UTF-8."""
+    if "\0" in value:
+        raise UsageError(f"invalid {what}: it contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"invalid {what}: not valid UTF-8 text") from None
+
+
 def parse_json(text: str, where: str = "") -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{where}malformed JSON: {exc.msg} at column {exc.colno}") from None
+    except (ValueError, RecursionError) as exc:  # absurd numbers or nesting
+        raise UsageError(f"{where}malformed JSON: {exc}") from None
     if not isinstance(value, dict):
         raise UsageError(f'{where}expected a JSON object like {{"command": "echo hi"}}')
     return value
@@ -136,6 +156,13 @@ def parse_json(text: str, where: str = "") -> dict[str, Any]:
 
 def from_lines(lines: Iterable[str], source: str, defaults: Mapping[str, float], now: float) -> list[NewRun]:
     """Runs from JSON Lines; the first bad line aborts with its line number."""
+    try:
+        return _from_lines(lines, source, defaults, now)
+    except UnicodeDecodeError:
+        raise UsageError(f"{source}: not UTF-8 text; expected JSON Lines") from None
+
+
+def _from_lines(lines: Iterable[str], source: str, defaults: Mapping[str, float], now: float) -> list[NewRun]:
     runs = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, 1):

@@ -1,10 +1,14 @@
-"""`queuectl logs`: print an attempt's log file, and follow it while it grows."""
+"""`queuectl logs`: print an attempt's log file, and follow it while it grows.
+
+A log is followed through its open file, not its name: an attempt's log may
+be renamed when the attempt ends, and the reader keeps its place.
+"""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
+from typing import BinaryIO
 
 from queuectl.errors import NotFoundError, QueueError
 from queuectl.model import Run, RunState
@@ -14,63 +18,89 @@ FOLLOW_POLL = 0.2
 FINAL = (RunState.COMPLETED, RunState.DEAD, RunState.CANCELLED)
 
 
-def _log_of(store: Store, run: Run, attempt: int | None, host: str) -> tuple[str | None, str | None]:
-    """(path, the host it is on) of the wanted attempt's log."""
+def _log_of(store: Store, run: Run, attempt: int | None) -> tuple[int | None, str | None, str | None]:
+    """(attempt number, log path, host) of the wanted attempt, latest by default."""
+    running = run.state is RunState.RUNNING
+    if running and (attempt is None or attempt == run.tries):
+        return run.tries, run.log_path, run.host
+    history = store.attempts(run.id)
     if attempt is None:
-        if run.state is RunState.RUNNING and run.log_path:
-            return run.log_path, run.host
-        history = store.attempts(run.id)
         if not history:
-            return run.log_path, run.host
-        return history[-1].log_path, history[-1].host
-    for a in store.attempts(run.id):
+            return None, None, None
+        return history[-1].n, history[-1].log_path, history[-1].host
+    for a in history:
         if a.n == attempt:
-            return a.log_path, a.host
-    if run.state is RunState.RUNNING and run.log_path and run.log_path.endswith(f".{attempt}.log"):
-        return run.log_path, run.host
+            return a.n, a.log_path, a.host
     raise NotFoundError(f"run {run.id!r} has no attempt {attempt}")
 
 
-def _copy(path: str, offset: int) -> int:
+def _open(path: str | None) -> BinaryIO | None:
+    if path is None:
+        return None
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            while chunk := f.read(65536):
-                sys.stdout.buffer.write(chunk)
-                offset += len(chunk)
+        return open(path, "rb")
     except FileNotFoundError:
-        return offset
+        return None
+    except OSError as exc:
+        raise QueueError(f"cannot read log {path}: {exc.strerror}") from None
+
+
+def _copy(f: BinaryIO | None) -> None:
+    if f is None:
+        return
+    while chunk := f.read(65536):
+        sys.stdout.buffer.write(chunk)
     sys.stdout.buffer.flush()
-    return offset
 
 
 def print_logs(store: Store, run: Run, attempt: int | None, follow: bool, host: str) -> None:
-    path, where = _log_of(store, run, attempt, host)
+    n, path, where = _log_of(store, run, attempt)
+    if where and where != host and path:
+        raise QueueError(f"the log of run {run.id!r} is on host {where} ({path}); 'queuectl show' has its tail")
     if not follow:
-        if path is None:
+        if n is None:
             print(f"no output yet: run {run.id} is {run.state.value}", file=sys.stderr)
             return
-        if where and where != host:
-            raise QueueError(f"the log of run {run.id!r} is on host {where} ({path}); 'queuectl show' has its tail")
-        if not os.path.exists(path):
-            raise QueueError(f"log file {path} is gone (cleared?); 'queuectl show {run.id}' has the output tail")
-        _copy(path, 0)
+        f = _open(path)
+        if f is None:
+            if path is not None:
+                raise QueueError(f"log file {path} is gone; 'queuectl show {run.id}' has the output tail")
+            return  # the attempt printed nothing
+        with f:
+            _copy(f)
         return
-    offset = 0
-    while True:
-        if path is not None:
-            offset = _copy(path, offset)
-        current = store.get_run(run.id)
-        if current is None:
-            return  # deleted meanwhile
-        new_path, _ = _log_of(store, current, attempt, host)
-        if new_path != path and attempt is None:
-            if path is not None:
-                offset = _copy(path, offset)  # the rest of the old attempt
-            path, offset = new_path, 0
-            continue
-        if current.state in FINAL or (attempt is not None and current.log_path != path):
-            if path is not None:
-                _copy(path, offset)
-            return
-        time.sleep(FOLLOW_POLL)
+    current, f = n, _open(path)
+    try:
+        while True:
+            _copy(f)
+            latest = store.get_run(run.id)
+            if latest is None:
+                return  # deleted meanwhile
+            live = latest.state is RunState.RUNNING and latest.tries == current
+            n, path, _ = _log_of(store, latest, attempt)
+            if not live and current is not None:
+                _finish(store, run.id, current, f)  # the attempt is over: read the rest once
+                if f is not None:
+                    f.close()
+                f = None
+                if attempt is not None or latest.state in FINAL:
+                    return
+                if n != current:
+                    current, f = n, _open(path)
+                    continue
+            elif n != current:
+                current, f = n, _open(path)
+                continue
+            if f is None and path is not None and (live or current is None):
+                f = _open(path)
+            time.sleep(FOLLOW_POLL)
+    finally:
+        if f is not None:
+            f.close()
+
+
+def _finish(store: Store, run_id: str, n: int, f: BinaryIO | None) -> None:
+    """Print the rest of attempt `n`'s log, unless it ended empty (its file may be reused)."""
+    for a in store.attempts(run_id):
+        if a.n == n and a.log_path is not None:
+            _copy(f)

@@ -48,7 +48,7 @@ class Outcome(enum.StrEnum):
 
 def check_name(name: str, what: str = "id") -> str:
     """Return `name` if it is a safe file name, else raise UsageError."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or not name.isascii():
         raise UsageError(
             f"invalid {what} {name!r}: expected 1-128 characters of letters, digits, "
             "'.', '_' or '-', starting with a letter or digit"
@@ -100,6 +100,7 @@ class Run(NamedTuple):
     log_path: str | None
     cwd: str | None
     env: dict[str, str]
+    tries: int = 0  # attempts ever started: the number of the current or last one
 
 
 class Claim(NamedTuple):
@@ -129,6 +130,7 @@ class ProcessInfo(NamedTuple):
     proc_start: int  # the leader's start time in clock ticks since boot
     log_path: str
     started_at: float
+    attempt: int = 0  # the attempt this process is (guards against a stale record)
 
 
 class AttemptResult(NamedTuple):
@@ -184,6 +186,7 @@ class Expired(NamedTuple):
     pgid: int | None
     proc_start: int | None
     lease_expires: float | None = None
+    attempt: int | None = None
 
 
 def retry_delay(attempt: int, base: float, cap: float) -> float:

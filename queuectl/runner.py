@@ -20,7 +20,7 @@ HOST = socket.gethostname()
 TAIL_BYTES = 4000
 RUN_ID_VAR = "QUEUECTL_RUN_ID"
 ATTEMPT_VAR = "QUEUECTL_ATTEMPT"
-_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
 class Process:
@@ -63,8 +63,10 @@ class Process:
         self.recorded = False  # its pgid and log are in the store
 
 
-def spawn(claim: Claim, log_path: str, base_env: Mapping[str, str], now: float, mono: float) -> Process:
-    """Start `claim`'s command; raises OSError when it cannot be started."""
+def spawn(
+    claim: Claim, log_path: str, base_env: Mapping[str, str], now: float, mono: float, home_fd: int = -1
+) -> Process:
+    """Start `claim`'s command; OSError or ValueError when it cannot be started."""
     env = dict(base_env)
     if claim.env:
         env.update(claim.env)
@@ -79,15 +81,20 @@ def spawn(claim: Claim, log_path: str, base_env: Mapping[str, str], now: float, 
     if claim.cwd:
         # posix_spawn has no chdir action before Python 3.13; the pool is
         # single-threaded, so changing its own directory around the spawn is safe.
-        home = os.getcwd()
         os.chdir(claim.cwd)
         try:
             pid = os.posix_spawn("/bin/sh", argv, env, file_actions=actions, setpgroup=0)
         finally:
-            os.chdir(home)
+            if home_fd >= 0:
+                os.fchdir(home_fd)
     else:
         pid = os.posix_spawn("/bin/sh", argv, env, file_actions=actions, setpgroup=0)
-    pidfd = os.pidfd_open(pid)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        kill_group(pid, signal.SIGKILL)  # never leave a command we cannot watch
+        os.waitpid(pid, 0)
+        raise
     deadline = mono + claim.timeout if claim.timeout else None
     return Process(claim, pid, pidfd, log_path, now, mono, deadline)
 
@@ -115,11 +122,15 @@ class LogFiles:
         """Where the attempt of `claim` writes while it runs."""
         return self._spares.pop() if self._spares else self.final_path(claim)
 
-    def give_back(self, path: str, claim: Claim) -> str | None:
-        """After the attempt: the log's final path, or None when it stayed empty."""
+    def give_back(self, path: str, claim: Claim, group_gone: bool) -> str | None:
+        """After the attempt: the log's final path, or None when it stayed empty.
+
+        A log is only reused when nothing of the attempt is left that could
+        still write to it (`group_gone`); otherwise it is kept, even empty.
+        """
         final = self.final_path(claim)
         try:
-            if os.stat(path).st_size:
+            if os.stat(path).st_size or not group_gone:
                 if path != final:
                     os.rename(path, final)
                 return final
@@ -142,8 +153,8 @@ class LogFiles:
         self._spares.clear()
 
 
-def reap(proc: Process) -> tuple[int | None, Outcome, str | None]:
-    """Collect an exited leader: (exit code, outcome, error text).
+def reap(proc: Process) -> tuple[int | None, Outcome, str | None, bool]:
+    """Collect an exited leader: (exit code, outcome, error text, whether its group is gone).
 
     Before reaping, anything left in its group after a timeout or a stop is
     killed; the zombie leader keeps the group id from being reused meanwhile.
@@ -152,15 +163,20 @@ def reap(proc: Process) -> tuple[int | None, Outcome, str | None]:
         kill_group(proc.pid, signal.SIGKILL)
     _, status = os.waitpid(proc.pid, 0)
     os.close(proc.pidfd)
+    try:
+        os.killpg(proc.pid, 0)
+        group_gone = False  # background processes of the command live on
+    except OSError:
+        group_gone = True
     code = os.waitstatus_to_exitcode(status)
     exit_code = code if code >= 0 else 128 - code
     if proc.timed_out:
-        return exit_code, Outcome.TIMEOUT, f"timed out after {proc.claim.timeout:g}s"
+        return exit_code, Outcome.TIMEOUT, f"timed out after {proc.claim.timeout:g}s", group_gone
     if proc.interrupted:
-        return exit_code, Outcome.INTERRUPTED, "interrupted: the worker pool was stopped"
+        return exit_code, Outcome.INTERRUPTED, "interrupted: the worker pool was stopped", group_gone
     if code == 0:
-        return 0, Outcome.COMPLETED, None
-    return exit_code, Outcome.FAILED, describe_exit(code)
+        return 0, Outcome.COMPLETED, None, group_gone
+    return exit_code, Outcome.FAILED, describe_exit(code), group_gone
 
 
 def describe_exit(code: int) -> str:
@@ -210,15 +226,16 @@ def is_alive(pid: int, proc_start: int) -> bool:
     return proc_start_time(pid) == proc_start
 
 
-def _has_marker(pid: int, marker: bytes) -> bool:
+def _has_marker(pid: int, marker: bytes, also: bytes | None = None) -> bool:
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
-            return marker in f.read().split(b"\0")
+            env = f.read().split(b"\0")
     except OSError:
         return False
+    return marker in env and (also is None or also in env)
 
 
-def kill_leftovers(run_id: str, pgid: int | None, proc_start: int | None) -> int:
+def kill_leftovers(run_id: str, pgid: int | None, proc_start: int | None, attempt: int | None = None) -> int:
     """Kill what is left of a dead pool's attempt of `run_id` on this host.
 
     A process counts as the attempt's when it is the recorded group leader
@@ -228,6 +245,7 @@ def kill_leftovers(run_id: str, pgid: int | None, proc_start: int | None) -> int
     decides. Returns how many processes were killed.
     """
     marker = f"{RUN_ID_VAR}={run_id}".encode()
+    attempt_marker = f"{ATTEMPT_VAR}={attempt}".encode() if attempt is not None else None
     killed = 0
     for _ in range(5):  # members may fork while we kill: look again
         victims = []
@@ -246,7 +264,7 @@ def kill_leftovers(run_id: str, pgid: int | None, proc_start: int | None) -> int
                     continue
                 if (pid == pgid and start == proc_start) or (start >= proc_start and _has_marker(pid, marker)):
                     victims.append(pid)
-            elif _has_marker(pid, marker):
+            elif _has_marker(pid, marker, attempt_marker):
                 victims.append(pid)
         if not victims:
             break

@@ -12,7 +12,9 @@ Signals only set a flag: the first stops claiming and lets commands finish
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from functools import partial
 
 from queuectl import config, runner, wake
-from queuectl.errors import StoreError
+from queuectl.errors import QueueError, StoreError
 from queuectl.guardian import Guardian
 from queuectl.model import AttemptResult, Claim, Outcome, ProcessInfo, RunState, Worker
 from queuectl.store import Store, logs_dir
@@ -36,6 +38,10 @@ READY_MAX_AGE = 0.5  # a claim not started within this long is given back
 LOG_CHECK_EVERY = 1.0
 COLD_KILL_GRACE = 2.0
 STORE_RETRY_MAX = 5.0
+SPAWN_RETRY = 0.5
+MAX_WAIT = 60.0  # the loop looks around at least this often
+# errno values that mean the pool is short of a resource, not that the run is bad
+POOL_SHORTAGES = {errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOSPC}
 
 Log = Callable[[str], None]
 
@@ -92,6 +98,8 @@ class Pool:
         self._signal_w: socket.socket | None = None
         self._old_handlers: dict[int, object] = {}
         self.guardian: Guardian | None = None
+        self._home = -1  # the pool's working directory, for commands without cwd
+        self._spawn_retry_at = 0.0
         self._store_failures = 0
         self._store_retry_at = 0.0
         self._load_settings()
@@ -107,11 +115,20 @@ class Pool:
             self.close()
 
     def start(self) -> None:
-        os.makedirs(self.logs, exist_ok=True)
+        _check_pidfd()
+        _check_log_dir(self.logs)
+        _raise_fd_limit()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # an inherited SIG_IGN would reap for us
+        self._home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
         self.guardian = Guardian()  # first: it must not inherit our sockets
         self._wake = wake.listen(self.store.location, self.pid)
         self._selector.register(self._wake, selectors.EVENT_READ, self._on_wake)
         self._install_signals()
+        self._register()
+        self._say(f"pool {self.id} started with {self.slots} slot(s) on {self.store.location}")
+        self.rescue()
+
+    def _register(self) -> None:
         self.store.register_worker(
             Worker(
                 id=self.id,
@@ -124,8 +141,6 @@ class Pool:
                 stop_requested=False,
             )
         )
-        self._say(f"pool {self.id} started with {self.slots} slot(s) on {self.store.location}")
-        self.rescue()
 
     def close(self) -> None:
         if self.running:  # only after an error: do not leave commands behind
@@ -134,9 +149,14 @@ class Pool:
                 proc.interrupted = True
             self._wait_all()
         self.stop_level = max(self.stop_level, 1)
-        self._sync(self.monotonic())
-        self.store.unregister_worker(self.id)
+        try:
+            self._sync(self.monotonic())
+            self.store.unregister_worker(self.id)
+        except StoreError as exc:  # the runs come back through the rescue
+            self._say(f"could not settle with the store on the way out: {exc}")
         self._restore_signals()
+        if self._home >= 0:
+            os.close(self._home)
         self._selector.close()
         self.log_files.close()
         if self.guardian is not None:
@@ -254,7 +274,9 @@ class Pool:
             moments.append(record)
         if self.stop_deadline is not None:
             moments.append(self.stop_deadline)
-        timeout = max(min(moments), self._store_retry_at) - mono
+        if self.ready and self._free() > 0:
+            moments.append(self._spawn_retry_at)
+        timeout = min(max(min(moments), self._store_retry_at) - mono, MAX_WAIT)
         if self._next_due is not None and could_claim:
             timeout = min(timeout, self._next_due - self.clock())
         return max(0.0, timeout)
@@ -265,7 +287,9 @@ class Pool:
         results = self.results
         fresh = [p for p in self.running.values() if not p.recorded and mono >= p.spawned + RECORD_DELAY]
         records = [
-            ProcessInfo(p.claim.run_id, p.pid, runner.proc_start_time(p.pid) or 0, p.log_path, p.started_at)
+            ProcessInfo(
+                p.claim.run_id, p.pid, runner.proc_start_time(p.pid) or 0, p.log_path, p.started_at, p.claim.attempt
+            )
             for p in fresh
         ]
         stale = [claim for claim, at in self.ready if self.stop_level or mono - at >= READY_MAX_AGE]
@@ -273,7 +297,7 @@ class Pool:
         if self._claim_due(mono):
             want = self._free() + self._prefetch() - len(self.ready) + len(stale)
         with self.store.batch():
-            self.store.record_processes(records)
+            self.store.record_processes(self.id, records)
             states = self.store.finish_attempts(self.host, results)
             self.store.release_runs(self.id, stale)
             claims = self.store.claim_runs(self.id, self.host, want, self.lease_seconds)
@@ -294,26 +318,37 @@ class Pool:
             self._report(res, state)
 
     def _fill_slots(self, mono: float) -> None:
-        while self.ready and self._free() > 0:
-            claim, _ = self.ready.popleft()
-            self._spawn(claim, mono)
+        while self.ready and self._free() > 0 and mono >= self._spawn_retry_at:
+            claim, claimed_at = self.ready.popleft()
+            if not self._spawn(claim, mono):
+                self.ready.appendleft((claim, claimed_at))  # the pool is short of something: later
+                self._spawn_retry_at = mono + SPAWN_RETRY
+                return
 
-    def _spawn(self, claim: Claim, mono: float) -> None:
+    def _spawn(self, claim: Claim, mono: float) -> bool:
+        """Start an attempt; False when the pool (not the run) lacks a resource."""
         log_path = self.log_files.take(claim)
         now = self.clock()
         try:
-            proc = runner.spawn(claim, log_path, self.env, now, mono)
-        except OSError as exc:
-            where = f"cannot enter {claim.cwd}" if claim.cwd and not os.path.isdir(claim.cwd) else "cannot start"
-            self._add_result(
-                AttemptResult(claim, self.id, None, now, now, None, Outcome.FAILED, f"{where}: {exc.strerror}", "")
-            )
-            return
+            proc = runner.spawn(claim, log_path, self.env, now, mono, self._home)
+        except (OSError, ValueError) as exc:
+            self.log_files.give_back(log_path, claim, group_gone=True)
+            if isinstance(exc, OSError) and exc.errno in POOL_SHORTAGES:
+                self._say(f"cannot start {claim.run_id} now ({exc.strerror}); retrying shortly")
+                return False
+            if isinstance(exc, OSError):
+                cwd_missing = claim.cwd and not os.path.isdir(claim.cwd)
+                error = f"{'cannot enter ' + str(claim.cwd) if cwd_missing else 'cannot start'}: {exc.strerror}"
+            else:
+                error = f"cannot start: {exc}"
+            self._add_result(AttemptResult(claim, self.id, None, now, now, None, Outcome.FAILED, error, ""))
+            return True
         self.running[proc.pid] = proc
         self._selector.register(proc.pidfd, selectors.EVENT_READ, partial(self._on_exit, proc))
         self.stats.started += 1
         if self.verbose:
             self._say(f"start     {claim.run_id} (attempt {claim.attempt}): {claim.command}")
+        return True
 
     def _add_result(self, result: AttemptResult) -> None:
         if not self.results:
@@ -323,7 +358,11 @@ class Pool:
         self._avg_duration = took if self._avg_duration is None else 0.8 * self._avg_duration + 0.2 * took
 
     def _heartbeat(self, mono: float) -> None:
-        if self.store.heartbeat(self.id, self.lease_seconds) and not self.stop_level:
+        stop = self.store.heartbeat(self.id, self.lease_seconds)
+        if stop is None:  # our row was removed (say, taken for dead): register again
+            self._register()
+            stop = False
+        if stop and not self.stop_level:
             self._say("stop requested through the store: finishing running commands")
             self._begin_stop(1, mono)
         self._load_settings()
@@ -332,22 +371,24 @@ class Pool:
 
     def rescue(self) -> int:
         """Put back runs whose pool died; kill leftovers of those that ran here."""
-        dead = []
+        dead, alive_here = [], set()
         for worker in self.store.list_workers():
             if worker.id == self.id:
                 continue
             if worker.host == self.host:
-                if not runner.is_alive(worker.pid, worker.proc_start):
+                if runner.is_alive(worker.pid, worker.proc_start):
+                    alive_here.add(worker.id)
+                else:
                     dead.append(worker.id)
             elif worker.heartbeat_at < self.clock() - max(3 * self.lease_seconds, 60):
                 dead.append(worker.id)
         rescued = 0
         for expired in self.store.find_expired(dead):
-            if expired.worker_id == self.id:
-                continue  # ours, late on its heartbeat; renewed next turn
+            if expired.worker_id == self.id or expired.worker_id in alive_here:
+                continue  # a live pool late on its heartbeat (suspended, clock step): not dead
             tail = ""
             if expired.host == self.host:
-                runner.kill_leftovers(expired.run_id, expired.pgid, expired.proc_start)
+                runner.kill_leftovers(expired.run_id, expired.pgid, expired.proc_start, expired.attempt)
                 run = self.store.get_run(expired.run_id)
                 tail = runner.read_tail(run.log_path if run else None)
             state = self.store.requeue_lost(expired, tail)
@@ -369,10 +410,10 @@ class Pool:
     def _collect(self, proc: runner.Process) -> None:
         self._selector.unregister(proc.pidfd)
         del self.running[proc.pid]
-        exit_code, outcome, error = runner.reap(proc)
+        exit_code, outcome, error, group_gone = runner.reap(proc)
         if proc.recorded and self.guardian is not None:
             self.guardian.forget(proc.pid)
-        log_path = self.log_files.give_back(proc.log_path, proc.claim)
+        log_path = self.log_files.give_back(proc.log_path, proc.claim, group_gone)
         self._add_result(
             AttemptResult(
                 claim=proc.claim,
@@ -437,11 +478,16 @@ class Pool:
             signal.set_wakeup_fd(-1)
 
     def _on_signal(self, signum: int, frame: object) -> None:
-        self._signals += 1  # only a flag: the loop acts on it
+        """Nothing: Python may merge repeated signals into one call; the wakeup bytes count them."""
 
     def _on_signal_pipe(self) -> None:
-        if self._signal_r is not None:
-            wake.drain(self._signal_r)
+        if self._signal_r is None:
+            return
+        try:
+            while data := self._signal_r.recv(64):
+                self._signals += sum(1 for b in data if b in (signal.SIGTERM, signal.SIGINT))
+        except (BlockingIOError, InterruptedError):
+            pass
 
     def _on_wake(self) -> None:
         if self._wake is not None:
@@ -495,3 +541,33 @@ class Pool:
     def _say(self, message: str) -> None:
         if self.log:
             self.log(message)
+
+
+def _check_pidfd() -> None:
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (OSError, AttributeError) as exc:
+        raise QueueError(
+            f"cannot watch processes: pidfd_open is unavailable ({exc}); Linux 5.3 or newer is needed"
+        ) from None
+
+
+def _check_log_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".probe-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        raise QueueError(f"cannot use the log directory {path}: {exc.strerror or exc}") from None
+
+
+def _raise_fd_limit() -> None:
+    """Each slot needs a few descriptors: take the hard limit, as servers do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass

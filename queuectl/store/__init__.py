@@ -52,7 +52,8 @@ class Store(Protocol):
         """Lease up to `limit` runnable runs, highest priority then oldest first."""
         ...
 
-    def record_processes(self, infos: Sequence[ProcessInfo]) -> None: ...
+    def record_processes(self, worker_id: str, infos: Sequence[ProcessInfo]) -> None:
+        """Record where attempts run (only for runs `worker_id` still holds at that attempt)."""
 
     def finish_attempts(self, host: str, results: Sequence[AttemptResult]) -> list[RunState | None]:
         """Settle attempts; None for a run this worker no longer holds."""
@@ -61,8 +62,8 @@ class Store(Protocol):
     def release_runs(self, worker_id: str, claims: Sequence[Claim]) -> None:
         """Give back claimed runs that were never started (not counted)."""
 
-    def heartbeat(self, worker_id: str, lease_seconds: float) -> bool:
-        """Renew the worker's leases; True when a stop was requested."""
+    def heartbeat(self, worker_id: str, lease_seconds: float) -> bool | None:
+        """Renew the worker's leases; True when a stop was requested, None for an unknown worker."""
         ...
 
     def find_expired(self, dead_workers: Sequence[str], limit: int = 100) -> list[Expired]: ...
@@ -89,8 +90,8 @@ class Store(Protocol):
         """Move dead runs (all when run_ids is None) back to pending."""
         ...
 
-    def delete_runs(self, state: str | None) -> int:
-        """Delete runs (never running ones), in one state or all."""
+    def delete_runs(self, state: str | None) -> list[str]:
+        """Delete runs (never running ones), in one state or all; their ids."""
         ...
 
     def attempt_stats(self) -> AttemptStats: ...

@@ -35,6 +35,7 @@ from queuectl.store.queries import load, migrations
 _SQL_DIR = os.path.join(os.path.dirname(__file__), "sql", "sqlite")
 Q = load(_SQL_DIR, "queries.sql")
 LOST_ERROR = "its worker pool stopped answering (lease expired or process gone)"
+LOST_UNSEEN = "its worker pool died before the attempt was seen running; not counted"
 
 
 class SQLiteStore:
@@ -75,7 +76,7 @@ class SQLiteStore:
             return
         try:
             self._db.execute("BEGIN IMMEDIATE")
-        except (sqlite3.Error, OverflowError) as exc:
+        except (sqlite3.Error, OverflowError, UnicodeError) as exc:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
         self._depth = 1
         try:
@@ -87,7 +88,7 @@ class SQLiteStore:
         self._depth = 0
         try:
             self._db.execute("COMMIT")
-        except (sqlite3.Error, OverflowError) as exc:
+        except (sqlite3.Error, OverflowError, UnicodeError) as exc:
             self._rollback()
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
@@ -100,13 +101,13 @@ class SQLiteStore:
     def _read(self, name: str, params: dict[str, Any] | None = None) -> list[sqlite3.Row]:
         try:
             return self._db.execute(Q[name], params or {}).fetchall()
-        except (sqlite3.Error, OverflowError) as exc:
+        except (sqlite3.Error, OverflowError, UnicodeError) as exc:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
     def _write(self, name: str, params: dict[str, Any]) -> sqlite3.Cursor:
         try:
             return self._db.execute(Q[name], params)
-        except (sqlite3.Error, OverflowError) as exc:
+        except (sqlite3.Error, OverflowError, UnicodeError) as exc:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
     def _migrate(self) -> None:
@@ -162,7 +163,7 @@ class SQLiteStore:
                 self._db.executemany(Q["insert_run"], rows)
             except sqlite3.IntegrityError as exc:
                 raise DuplicateRunError(f"duplicate id: {_reason(exc)}") from None
-            except (sqlite3.Error, OverflowError) as exc:
+            except (sqlite3.Error, OverflowError, UnicodeError) as exc:
                 raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
     def claim_runs(self, worker_id: str, host: str, limit: int, lease_seconds: float) -> list[Claim]:
@@ -184,7 +185,7 @@ class SQLiteStore:
         rows.sort(key=lambda r: (-r["priority"], r["created_at"], r["id"]))
         return [_claim(r) for r in rows]
 
-    def record_processes(self, infos: Sequence[ProcessInfo]) -> None:
+    def record_processes(self, worker_id: str, infos: Sequence[ProcessInfo]) -> None:
         if not infos:
             return
         with self.batch():
@@ -197,6 +198,8 @@ class SQLiteStore:
                         "proc_start": info.proc_start,
                         "log_path": info.log_path,
                         "started_at": info.started_at,
+                        "worker_id": worker_id,
+                        "n": info.attempt,
                     },
                 )
 
@@ -237,7 +240,7 @@ class SQLiteStore:
         if rows:
             try:
                 self._db.executemany(Q[name], rows)
-            except (sqlite3.Error, OverflowError) as exc:
+            except (sqlite3.Error, OverflowError, UnicodeError) as exc:
                 raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
     def release_runs(self, worker_id: str, claims: Sequence[Claim]) -> None:
@@ -248,12 +251,12 @@ class SQLiteStore:
         with self.batch():
             self._write_many("release_run", rows)
 
-    def heartbeat(self, worker_id: str, lease_seconds: float) -> bool:
+    def heartbeat(self, worker_id: str, lease_seconds: float) -> bool | None:
         now = self.clock()
         with self.batch():
             self._write("extend_leases", {"worker_id": worker_id, "lease_expires": now + lease_seconds})
             row = self._write("touch_worker", {"worker_id": worker_id, "now": now}).fetchone()
-        return bool(row and row[0])
+        return None if row is None else bool(row[0])
 
     def find_expired(self, dead_workers: Sequence[str], limit: int = 100) -> list[Expired]:
         rows = self._read(
@@ -261,7 +264,8 @@ class SQLiteStore:
             {"now": self.clock(), "dead_workers": json.dumps(list(dead_workers)), "limit": limit},
         )
         return [
-            Expired(r["id"], r["worker_id"], r["host"], r["pgid"], r["proc_start"], r["lease_expires"]) for r in rows
+            Expired(r["id"], r["worker_id"], r["host"], r["pgid"], r["proc_start"], r["lease_expires"], r["tries"])
+            for r in rows
         ]
 
     def requeue_lost(self, expired: Expired, output_tail: str = "") -> RunState | None:
@@ -284,6 +288,10 @@ class SQLiteStore:
                 output_tail=output_tail,
                 log_path=row["log_path"],
             )
+            if row["pgid"] is None:
+                # Never seen running (claimed ahead, or gone before it was recorded):
+                # back to the queue without using up a retry.
+                result = result._replace(outcome=Outcome.INTERRUPTED, error=LOST_UNSEEN)
             state, run_at = settle(result.claim, result.outcome, now)
             self._write("settle_run", _settle_params(result, state, run_at, now))
             self._write("insert_attempt", _attempt_params(result, row["host"]))
@@ -341,9 +349,9 @@ class SQLiteStore:
             rows = self._write("retry_dead", params).fetchall()
         return [r[0] for r in rows]
 
-    def delete_runs(self, state: str | None) -> int:
+    def delete_runs(self, state: str | None) -> list[str]:
         with self.batch():
-            return self._write("delete_runs", {"state": state}).rowcount
+            return [r[0] for r in self._write("delete_runs", {"state": state}).fetchall()]
 
     def attempt_stats(self) -> AttemptStats:
         with self.batch():  # one consistent snapshot
@@ -480,6 +488,7 @@ def _run(r: sqlite3.Row) -> Run:
         log_path=r["log_path"],
         cwd=r["cwd"],
         env=json.loads(r["env"]) if r["env"] else {},
+        tries=r["tries"],
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from queuectl.errors import DuplicateRunError, StoreError
-from queuectl.model import AttemptResult, Claim, NewRun, Outcome, RunState, Worker
+from queuectl.model import AttemptResult, Claim, NewRun, Outcome, ProcessInfo, RunState, Worker
 from queuectl.store import Store
 from queuectl.store.sqlite import SQLiteStore
 
@@ -85,6 +85,14 @@ def claim_one(store: Store, worker: str = "w1") -> Claim:
     claims = store.claim_runs(worker, HOST, 1, LEASE)
     assert len(claims) == 1, claims
     return claims[0]
+
+
+def claim_started(store: Store, clock: FakeClock, worker: str = "w1") -> Claim:
+    """Claim a run and record its process, as a pool does once the command runs."""
+    claim = claim_one(store, worker)
+    info = ProcessInfo(claim.run_id, 4242, 1, f"/logs/{claim.run_id}.log", clock.now, claim.attempt)
+    store.record_processes(worker, [info])
+    return claim
 
 
 def finish(store: Store, clock: FakeClock, claim: Claim, outcome: Outcome, worker: str = "w1") -> RunState | None:
@@ -317,7 +325,7 @@ def test_find_expired_for_dead_workers_before_the_lease_passes(store: Store) -> 
 
 def test_requeue_lost_counts_the_attempt(store: Store, clock: FakeClock) -> None:
     store.enqueue([new_run("a", max_retries=1)])
-    claim_one(store, "w1")
+    claim_started(store, clock, "w1")
     clock.advance(LEASE + 1)
     [expired] = store.find_expired([])
     assert store.requeue_lost(expired, "last words") is RunState.PENDING
@@ -329,10 +337,35 @@ def test_requeue_lost_counts_the_attempt(store: Store, clock: FakeClock) -> None
     assert store.find_expired([]) == []
 
 
+def test_requeue_lost_of_an_attempt_never_seen_running_is_not_counted(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("a", max_retries=0)])
+    claim_one(store, "w1")  # claimed ahead, never recorded as running
+    clock.advance(LEASE + 1)
+    [expired] = store.find_expired([])
+    assert store.requeue_lost(expired) is RunState.PENDING
+    run = store.get_run("a")
+    assert run is not None
+    assert (run.state, run.attempts) == (RunState.PENDING, 0)
+    [attempt] = store.attempts("a")
+    assert attempt.outcome is Outcome.INTERRUPTED and "not counted" in (attempt.error or "")
+
+
+def test_record_processes_ignores_a_stale_attempt(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("a")])
+    claim = claim_one(store, "w1")
+    store.record_processes("w2", [ProcessInfo("a", 7, 1, "/x.log", clock.now, claim.attempt)])
+    store.record_processes("w1", [ProcessInfo("a", 8, 1, "/y.log", clock.now, claim.attempt + 1)])
+    run = store.get_run("a")
+    assert run is not None and run.pgid is None
+    store.record_processes("w1", [ProcessInfo("a", 9, 1, "/z.log", clock.now, claim.attempt)])
+    run = store.get_run("a")
+    assert run is not None and (run.pgid, run.log_path) == (9, "/z.log")
+
+
 def test_requeue_lost_goes_dead_when_out_of_retries(store: Store, clock: FakeClock) -> None:
     store.enqueue([new_run("a", max_retries=1)])
     for expected in (RunState.PENDING, RunState.DEAD):
-        claim_one(store, "w1")
+        claim_started(store, clock, "w1")
         clock.advance(LEASE + 1)
         [expired] = store.find_expired([])
         assert store.requeue_lost(expired) is expected
@@ -342,7 +375,7 @@ def test_requeue_lost_goes_dead_when_out_of_retries(store: Store, clock: FakeClo
 
 def test_requeue_lost_of_a_run_already_finished_is_none(store: Store, clock: FakeClock) -> None:
     store.enqueue([new_run("a")])
-    claim = claim_one(store, "w1")
+    claim = claim_started(store, clock, "w1")
     clock.advance(LEASE + 1)
     [expired] = store.find_expired([])
     finish(store, clock, claim, Outcome.COMPLETED)
@@ -353,7 +386,7 @@ def test_requeue_lost_of_a_run_already_finished_is_none(store: Store, clock: Fak
 
 def test_finish_by_a_worker_that_lost_its_lease_changes_nothing(store: Store, clock: FakeClock) -> None:
     store.enqueue([new_run("a")])
-    claim = claim_one(store, "w1")
+    claim = claim_started(store, clock, "w1")
     clock.advance(LEASE + 1)
     [expired] = store.find_expired([])
     store.requeue_lost(expired)
@@ -365,7 +398,7 @@ def test_finish_by_a_worker_that_lost_its_lease_changes_nothing(store: Store, cl
 
 def test_finish_by_a_worker_whose_run_was_claimed_again_changes_nothing(store: Store, clock: FakeClock) -> None:
     store.enqueue([new_run("a")])
-    old = claim_one(store, "w1")
+    old = claim_started(store, clock, "w1")
     clock.advance(LEASE + 1)
     [expired] = store.find_expired([])
     store.requeue_lost(expired)
@@ -378,11 +411,11 @@ def test_finish_by_a_worker_whose_run_was_claimed_again_changes_nothing(store: S
 
 def test_stale_finish_after_the_same_worker_claimed_again_changes_nothing(store: Store, clock: FakeClock) -> None:
     store.enqueue([new_run("a")])
-    old = claim_one(store, "w1")
+    old = claim_started(store, clock, "w1")
     clock.advance(LEASE + 1)
     [expired] = store.find_expired([])
     store.requeue_lost(expired)
-    new = claim_one(store, "w1")
+    new = claim_started(store, clock, "w1")
     assert finish(store, clock, old, Outcome.COMPLETED, worker="w1") is None
     run = store.get_run("a")
     assert run is not None
@@ -393,7 +426,7 @@ def test_stale_finish_after_the_same_worker_claimed_again_changes_nothing(store:
 def test_requeue_lost_after_the_lease_was_renewed_changes_nothing(store: Store, clock: FakeClock) -> None:
     store.register_worker(worker("w1"))
     store.enqueue([new_run("a")])
-    claim_one(store, "w1")
+    claim_started(store, clock, "w1")
     clock.advance(LEASE + 1)
     [expired] = store.find_expired([])
     store.heartbeat("w1", LEASE)
@@ -457,15 +490,15 @@ def test_delete_never_deletes_running_runs(store: Store, clock: FakeClock) -> No
     clock.advance(1)
     finish(store, clock, claim_one(store), Outcome.COMPLETED)
     claim_one(store)
-    assert store.delete_runs(None) == 2
+    assert store.delete_runs(None) == ["done", "waiting"]
     assert [r.id for r in store.list_runs()] == ["running"]
 
 
 def test_delete_by_state(store: Store, clock: FakeClock) -> None:
     store.enqueue([new_run("done"), new_run("waiting")])
     finish(store, clock, claim_one(store), Outcome.COMPLETED)
-    assert store.delete_runs("completed") == 1
-    assert store.delete_runs("running") == 0
+    assert store.delete_runs("completed") == ["done"]
+    assert store.delete_runs("running") == []
     assert [r.id for r in store.list_runs()] == ["waiting"]
 
 

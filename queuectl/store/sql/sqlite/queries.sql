@@ -23,7 +23,7 @@ RETURNING id, tries, attempts, max_retries, backoff_base, backoff_max, command, 
 
 -- name: record_process
 UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, started_at = :started_at
- WHERE id = :run_id AND state = 'running';
+ WHERE id = :run_id AND state = 'running' AND worker_id = :worker_id AND tries = :n;
 
 -- name: lost_run
 -- A run found expired, if nothing changed since: same owner, same lease.
@@ -84,7 +84,7 @@ SELECT id, host, pid, proc_start, slots, started_at, heartbeat_at, stop_requeste
 UPDATE workers SET stop_requested = 1 WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: find_expired
-SELECT id, worker_id, host, pgid, proc_start, lease_expires FROM runs INDEXED BY runs_running
+SELECT id, worker_id, host, pgid, proc_start, lease_expires, tries FROM runs INDEXED BY runs_running
  WHERE state = 'running'
    AND (lease_expires < :now OR worker_id IN (SELECT value FROM json_each(:dead_workers)))
  LIMIT :limit;
@@ -119,7 +119,8 @@ UPDATE runs
 RETURNING id;
 
 -- name: delete_runs
-DELETE FROM runs WHERE state <> 'running' AND (:state IS NULL OR state = :state);
+DELETE FROM runs WHERE state <> 'running' AND (:state IS NULL OR state = :state)
+RETURNING id;
 
 -- name: config_all
 SELECT key, value FROM config;
