@@ -159,6 +159,7 @@ def test_worker_stop_force_interrupts(q: Queue) -> None:
 
 
 def test_logs_follow_prints_output_until_the_run_ends(q: Queue) -> None:
+    q("enqueue", "--id", "quiet", "--command", "true")  # leaves an empty log file to be reused
     q("enqueue", "--id", "talk", "--command", "for i in 1 2 3; do echo line$i; sleep 0.2; done")
     pool = q.start_pool("--count", "1")
     wait_for(lambda: q.state("talk") == "running", what="talk running")
@@ -245,3 +246,49 @@ def test_pool_rides_out_a_locked_store(q: Queue) -> None:
     wait_for(lambda: {r["state"] for r in q.json("list")} == {"completed"}, what="every run completed")
     q("worker", "stop")
     assert pool.wait(timeout=30) == 0
+
+
+def test_output_of_a_command_left_running_stays_in_its_own_log(q: Queue) -> None:
+    q("enqueue", "--id", "a", "--command", "(sleep 0.5; echo late-from-a) &")
+    q("enqueue", "--id", "b", "--command", "sleep 1")
+    q.burst("--count", "1")
+    wait_for(lambda: "late-from-a" in q("logs", "a").stdout, what="a's late output in a's log")
+    assert "late-from-a" not in q("logs", "b").stdout
+
+
+def test_clear_removes_logs_and_a_reused_id_starts_afresh(q: Queue) -> None:
+    q("enqueue", "--id", "job1", "--command", "echo first-run")
+    q.burst()
+    log = Path(q.run("job1")["history"][0]["log_path"])
+    assert log.exists()
+    q("clear", "--yes")
+    assert not log.exists()
+    q("enqueue", "--id", "job1", "--command", "echo second-run")
+    q.burst()
+    assert q("logs", "job1").stdout == "second-run\n"
+
+
+def test_a_stopped_but_live_pool_is_not_taken_for_dead(q: Queue) -> None:
+    q("config", "set", "lease-seconds", "1")
+    q("enqueue", "--id", "j", "--command", "sleep 2; echo done-once")
+    a = q.start_pool("--count", "1")
+    wait_for(lambda: q.run("j").get("pgid"), what="j started")
+    os.kill(a.pid, signal.SIGSTOP)  # its lease runs out while it is frozen
+    try:
+        wait_for(lambda: _lease_passed(q.run("j")), what="j's lease to run out")
+        q("worker", "start", "--burst")  # another pool on this host: must not rescue j
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    wait_for(lambda: q.state("j") == "completed", what="j completed by its own pool")
+    run = q.run("j")
+    assert [h["outcome"] for h in run["history"]] == ["completed"]
+    q("worker", "stop")
+    a.wait(timeout=30)
+
+
+def _lease_passed(run: dict[str, object]) -> bool:
+    import time
+    from datetime import datetime
+
+    lease = str(run["lease_expires"]).replace("Z", "+00:00")
+    return datetime.fromisoformat(lease).timestamp() < time.time()
