@@ -20,7 +20,7 @@ HOST = socket.gethostname()
 TAIL_BYTES = 4000
 RUN_ID_VAR = "QUEUECTL_RUN_ID"
 ATTEMPT_VAR = "QUEUECTL_ATTEMPT"
-_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND  # no O_TRUNC: truncating is costly here
 
 
 class Process:
@@ -119,8 +119,15 @@ class LogFiles:
         return os.path.join(self.directory, f"{claim.run_id}.{claim.attempt}.log")
 
     def take(self, claim: Claim) -> str:
-        """Where the attempt of `claim` writes while it runs."""
-        return self._spares.pop() if self._spares else self.final_path(claim)
+        """Where the attempt of `claim` writes while it runs (always an empty file)."""
+        if self._spares:
+            return self._spares.pop()
+        path = self.final_path(claim)
+        try:
+            os.unlink(path)  # a stale log of an earlier run with this id
+        except OSError:
+            pass
+        return path
 
     def give_back(self, path: str, claim: Claim, group_gone: bool) -> str | None:
         """After the attempt: the log's final path, or None when it stayed empty.
