@@ -48,7 +48,6 @@ Log = Callable[[str], None]
 
 class PoolStats:
     def __init__(self) -> None:
-        self.started = 0
         self.finished: dict[str, int] = {}
 
 
@@ -167,11 +166,6 @@ class Pool:
         done = sum(self.stats.finished.values())
         self._say(f"pool {self.id} stopped after {done} attempt(s)")
 
-    def request_stop(self, level: int = 1) -> None:
-        """What a signal does: 1 = finish what runs, 2 = stop at once."""
-        self.stop_level = max(self.stop_level, level)
-
-    # -- one turn of the loop ---------------------------------------------
     def run_once(self, max_wait: float | None = None) -> bool:
         """Do what is due, then wait for the next event. False when done."""
         mono = self.monotonic()
@@ -345,7 +339,6 @@ class Pool:
             return True
         self.running[proc.pid] = proc
         self._selector.register(proc.pidfd, selectors.EVENT_READ, partial(self._on_exit, proc))
-        self.stats.started += 1
         if self.verbose:
             self._say(f"start     {claim.run_id} (attempt {claim.attempt}): {claim.command}")
         return True
@@ -462,7 +455,7 @@ class Pool:
             self._signal_r.setblocking(False)
             self._signal_w.setblocking(False)
             old_fd = signal.set_wakeup_fd(self._signal_w.fileno(), warn_on_full_buffer=False)
-        except ValueError:  # not the main thread: the caller stops us with request_stop()
+        except ValueError:  # not the main thread: no signal handling; the embedding program stops the pool
             return
         if old_fd != -1:
             signal.set_wakeup_fd(old_fd)
