@@ -207,7 +207,7 @@ class Pool:
         """Runs to hold claimed beyond the free slots: only while attempts are short."""
         if self.stop_level or self._avg_duration is None or self._avg_duration > SHORT_ATTEMPT:
             return 0
-        return min(4 * self.slots, MAX_PREFETCH)
+        return min(16 * self.slots, MAX_PREFETCH)
 
     def _claim_due(self, mono: float) -> bool:
         if self._free() <= len(self.ready):
