@@ -683,6 +683,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, indent=2)
 
 
+from queuectl import declare  # noqa: E402 (the declarative commands join the group)
+
+declare.register(cli, db_option, json_option, store_of)
+
+
 # -- entry point -----------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every error ends as one line on stderr and an exit code."""

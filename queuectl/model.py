@@ -8,8 +8,12 @@ command that was asked for; an *attempt* is one try of a run.
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import re
-from typing import NamedTuple
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
 
 from queuectl.errors import UsageError
 
@@ -70,6 +74,7 @@ class NewRun(NamedTuple):
     job: str | None = None
     cwd: str | None = None
     env: dict[str, str] = {}  # noqa: RUF012 (never mutated)
+    scheduled_for: float | None = None  # a job's run: the time it was due (unique per job)
 
 
 class Run(NamedTuple):
@@ -101,6 +106,7 @@ class Run(NamedTuple):
     cwd: str | None
     env: dict[str, str]
     tries: int = 0  # attempts ever started: the number of the current or last one
+    scheduled_for: float | None = None
 
 
 class Claim(NamedTuple):
@@ -120,6 +126,7 @@ class Claim(NamedTuple):
     timeout: float | None
     cwd: str | None
     env: dict[str, str]
+    job: str | None = None
 
 
 class ProcessInfo(NamedTuple):
@@ -219,3 +226,89 @@ def next_state(attempts: int, max_retries: int, outcome: Outcome) -> RunState:
     if attempts > max_retries:
         return RunState.DEAD
     return RunState.PENDING if outcome is Outcome.LOST else RunState.FAILED
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job as declared: normalized, so that equal meaning gives an equal hash.
+
+    Unset optional values stay None: they take the store's configured
+    defaults when a run is created, so changing a default reaches jobs that
+    never named it. `run_at` is epoch seconds; `run_after` is a relative
+    "+30m" (seconds after the job's first apply).
+    """
+
+    name: str
+    command: str
+    description: str = ""
+    priority: int = 5
+    run_at: float | None = None
+    run_after: float | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    backoff_base: float | None = None
+    backoff_max: float | None = None
+    concurrency: str = "forbid"
+    catchup: str = "latest"
+    catchup_window: float | None = None
+    jitter: float | None = None
+    cwd: str | None = None
+    env: tuple[tuple[str, str], ...] = field(default=())
+    enabled: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["env"] = dict(self.env)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
+        values = dict(data)
+        values["env"] = tuple(sorted((values.get("env") or {}).items()))
+        return cls(**values)
+
+    def canonical(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @property
+    def spec_hash(self) -> str:
+        return hashlib.sha256(self.canonical().encode()).hexdigest()
+
+    @property
+    def run_hash(self) -> str:
+        """Hash of what a run of this job executes: a change re-runs a one-off job.
+
+        The description, the priority and `enabled` do not change what runs.
+        """
+        data = self.to_json()
+        for key in ("description", "priority", "enabled"):
+            del data[key]
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+class Job(NamedTuple):
+    """A job as the store holds it: the spec applied last and where it came from."""
+
+    name: str
+    spec: JobSpec
+    spec_hash: str
+    run_hash: str
+    source: str  # the directory that owns it
+    file: str
+    file_hash: str
+    git_commit: str | None
+    git_dirty: bool
+    status_dir: str | None
+    error: str | None  # the manifest's current error; the spec above stays in force
+    created_at: float
+    updated_at: float
+    version_at: float  # when what a run executes last changed
+
+
+class JobStatus(NamedTuple):
+    job: Job
+    last_run: Run | None
+    next_at: float | None
+    counts: dict[str, int]

@@ -22,12 +22,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
 from queuectl import config, runner, wake
 from queuectl.errors import QueueError, StoreError
 from queuectl.guardian import Guardian
 from queuectl.model import AttemptResult, Claim, Outcome, ProcessInfo, RunState, Worker
 from queuectl.store import Store, logs_dir
+
+if TYPE_CHECKING:
+    from queuectl.results import StatusWriter
 
 RECORD_DELAY = 0.05  # a process is recorded (pgid, log) once it has run this long
 FLUSH_DELAY = 0.02  # finished attempts are written within this many seconds...
@@ -101,6 +105,7 @@ class Pool:
         self._spawn_retry_at = 0.0
         self._store_failures = 0
         self._store_retry_at = 0.0
+        self._statuses: StatusWriter | None = None
         self._load_settings()
 
     # -- life cycle -------------------------------------------------------
@@ -310,6 +315,20 @@ class Pool:
             self._next_due = self.store.next_due()
         for res, state in zip(results, states, strict=True):
             self._report(res, state)
+        jobs = {res.claim.job for res in results if res.claim.job}
+        if jobs:
+            self._write_statuses(jobs)
+
+    def _write_statuses(self, jobs: set[str]) -> None:
+        """Status files of declared jobs whose attempts just settled (a report: never fatal)."""
+        from queuectl.results import StatusWriter
+
+        if self._statuses is None:
+            self._statuses = StatusWriter(self.store, self._say)
+        try:
+            self._statuses.update(jobs)
+        except StoreError as exc:
+            self._say(f"could not read job status for status files: {exc}")
 
     def _fill_slots(self, mono: float) -> None:
         while self.ready and self._free() > 0 and mono >= self._spawn_retry_at:

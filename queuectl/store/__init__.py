@@ -17,6 +17,9 @@ from queuectl.model import (
     AttemptResult,
     Claim,
     Expired,
+    Job,
+    JobSpec,
+    JobStatus,
     NewRun,
     ProcessInfo,
     Run,
@@ -104,6 +107,40 @@ class Store(Protocol):
     def list_workers(self) -> list[Worker]: ...
 
     def request_stop(self, worker_ids: Sequence[str]) -> None: ...
+
+    # -- jobs (declared in manifests) ---------------------------------------
+    def list_jobs(self) -> list[Job]: ...
+
+    def get_job(self, name: str) -> Job | None: ...
+
+    def put_job(
+        self,
+        spec: JobSpec,
+        source: str,
+        file: str,
+        file_hash: str,
+        git_commit: str | None = None,
+        git_dirty: bool = False,
+        status_dir: str | None = None,
+    ) -> Job:
+        """Create or update a job; its error is cleared, version_at moves when what runs changed."""
+        ...
+
+    def delete_job(self, name: str, reason: str) -> list[str]:
+        """Remove a job (its runs stay as history); cancels its runs not yet started."""
+        ...
+
+    def set_job_error(self, name: str, error: str | None) -> None: ...
+
+    def cancel_job_runs(self, name: str, reason: str) -> list[str]:
+        """Cancel a job's pending and retry-waiting runs; a running one finishes."""
+        ...
+
+    def add_job_runs(self, runs: Sequence[NewRun]) -> list[str]:
+        """Add job runs; one whose (job, scheduled_for) exists already is skipped. The added ids."""
+        ...
+
+    def job_status(self, name: str) -> JobStatus | None: ...
 
     # -- config ---------------------------------------------------------
     def config(self) -> dict[str, str]: ...

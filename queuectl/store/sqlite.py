@@ -21,6 +21,9 @@ from queuectl.model import (
     AttemptResult,
     Claim,
     Expired,
+    Job,
+    JobSpec,
+    JobStatus,
     NewRun,
     Outcome,
     ProcessInfo,
@@ -142,23 +145,7 @@ class SQLiteStore:
                 taken = self._read("existing_ids", {"ids": json.dumps(list(part))})
                 if taken:
                     raise DuplicateRunError(f"duplicate id {taken[0][0]!r}: a run with that id exists")
-            rows = [
-                {
-                    "id": r.id,
-                    "job": r.job,
-                    "command": r.command,
-                    "priority": r.priority,
-                    "max_retries": r.max_retries,
-                    "backoff_base": r.backoff_base,
-                    "backoff_max": r.backoff_max,
-                    "timeout": r.timeout,
-                    "cwd": r.cwd,
-                    "env": json.dumps(r.env) if r.env else None,
-                    "now": now,
-                    "run_at": now if r.run_at is None else r.run_at,
-                }
-                for r in runs
-            ]
+            rows = [_new_run_params(r, now) for r in runs]
             try:
                 self._db.executemany(Q["insert_run"], rows)
             except sqlite3.IntegrityError as exc:
@@ -402,6 +389,78 @@ class SQLiteStore:
         with self.batch():
             self._write("request_stop", {"ids": json.dumps(list(worker_ids))})
 
+    # -- jobs -----------------------------------------------------------
+    def list_jobs(self) -> list[Job]:
+        return [_job(r) for r in self._read("list_jobs")]
+
+    def get_job(self, name: str) -> Job | None:
+        rows = self._read("get_job", {"name": name})
+        return _job(rows[0]) if rows else None
+
+    def put_job(
+        self,
+        spec: JobSpec,
+        source: str,
+        file: str,
+        file_hash: str,
+        git_commit: str | None = None,
+        git_dirty: bool = False,
+        status_dir: str | None = None,
+    ) -> Job:
+        now = self.clock()
+        params = {
+            "name": spec.name,
+            "spec": spec.canonical(),
+            "spec_hash": spec.spec_hash,
+            "run_hash": spec.run_hash,
+            "source": source,
+            "file": file,
+            "file_hash": file_hash,
+            "git_commit": git_commit,
+            "git_dirty": int(git_dirty),
+            "status_dir": status_dir,
+            "now": now,
+        }
+        with self.batch():
+            self._write("upsert_job", params)
+            job = self.get_job(spec.name)
+        assert job is not None
+        return job
+
+    def delete_job(self, name: str, reason: str) -> list[str]:
+        with self.batch():
+            cancelled = self.cancel_job_runs(name, reason)
+            self._write("delete_job", {"name": name})
+        return cancelled
+
+    def set_job_error(self, name: str, error: str | None) -> None:
+        with self.batch():
+            self._write("set_job_error", {"name": name, "error": error})
+
+    def cancel_job_runs(self, name: str, reason: str) -> list[str]:
+        with self.batch():
+            rows = self._write("cancel_job_runs", {"name": name, "now": self.clock(), "reason": reason}).fetchall()
+        return [r[0] for r in rows]
+
+    def add_job_runs(self, runs: Sequence[NewRun]) -> list[str]:
+        now = self.clock()
+        added = []
+        with self.batch():
+            for run in runs:
+                if self._write("insert_job_run", _new_run_params(run, now)).rowcount:
+                    added.append(run.id)
+        return added
+
+    def job_status(self, name: str) -> JobStatus | None:
+        with self.batch():
+            job = self.get_job(name)
+            if job is None:
+                return None
+            last = self._read("last_job_run", {"name": name})
+            next_at = self._read("next_job_run", {"name": name})[0][0]
+            counts = {r[0]: r[1] for r in self._read("job_run_counts", {"name": name})}
+        return JobStatus(job, _run(last[0]) if last else None, next_at, counts)
+
     # -- config ---------------------------------------------------------
     def config(self) -> dict[str, str]:
         return {r["key"]: r["value"] for r in self._read("config_all")}
@@ -427,6 +486,43 @@ def _settle_params(res: AttemptResult, state: RunState, run_at: float, now: floa
         "uncount": 1 if res.outcome is Outcome.INTERRUPTED else 0,
         "log_path": res.log_path,
     }
+
+
+def _new_run_params(r: NewRun, now: float) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "job": r.job,
+        "command": r.command,
+        "priority": r.priority,
+        "max_retries": r.max_retries,
+        "backoff_base": r.backoff_base,
+        "backoff_max": r.backoff_max,
+        "timeout": r.timeout,
+        "cwd": r.cwd,
+        "env": json.dumps(r.env) if r.env else None,
+        "now": now,
+        "run_at": now if r.run_at is None else r.run_at,
+        "scheduled_for": r.scheduled_for,
+    }
+
+
+def _job(r: sqlite3.Row) -> Job:
+    return Job(
+        name=r["name"],
+        spec=JobSpec.from_json(json.loads(r["spec"])),
+        spec_hash=r["spec_hash"],
+        run_hash=r["run_hash"],
+        source=r["source"],
+        file=r["file"],
+        file_hash=r["file_hash"],
+        git_commit=r["git_commit"],
+        git_dirty=bool(r["git_dirty"]),
+        status_dir=r["status_dir"],
+        error=r["error"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        version_at=r["version_at"],
+    )
 
 
 def _attempt_params(res: AttemptResult, host: str | None) -> dict[str, Any]:
@@ -458,6 +554,7 @@ def _claim(r: sqlite3.Row) -> Claim:
         timeout=r["timeout"],
         cwd=r["cwd"],
         env=json.loads(r["env"]) if r["env"] else {},
+        job=r["job"],
     )
 
 
@@ -489,6 +586,7 @@ def _run(r: sqlite3.Row) -> Run:
         cwd=r["cwd"],
         env=json.loads(r["env"]) if r["env"] else {},
         tries=r["tries"],
+        scheduled_for=r["scheduled_for"],
     )
 
 

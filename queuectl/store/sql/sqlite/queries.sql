@@ -2,9 +2,16 @@
 
 -- name: insert_run
 INSERT INTO runs (id, job, command, state, priority, attempts, max_retries, backoff_base,
-                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at)
+                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for)
 VALUES (:id, :job, :command, 'pending', :priority, 0, :max_retries, :backoff_base,
-        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at);
+        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for);
+
+-- name: insert_job_run
+-- A job's run; ignored when that (job, scheduled time) already has one.
+INSERT OR IGNORE INTO runs (id, job, command, state, priority, attempts, max_retries, backoff_base,
+                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for)
+VALUES (:id, :job, :command, 'pending', :priority, 0, :max_retries, :backoff_base,
+        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for);
 
 -- name: existing_ids
 SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(:ids));
@@ -19,7 +26,7 @@ UPDATE runs
                ORDER BY priority DESC, created_at, id
                LIMIT :limit)
 RETURNING id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-          priority, created_at;
+          priority, created_at, job;
 
 -- name: record_process
 UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, started_at = :started_at
@@ -140,3 +147,43 @@ SELECT finished_at - started_at AS d FROM attempts WHERE outcome <> 'interrupted
 
 -- name: completed_since
 SELECT count(*) FROM runs WHERE state = 'completed' AND finished_at >= :since;
+
+-- name: list_jobs
+SELECT * FROM jobs ORDER BY name;
+
+-- name: get_job
+SELECT * FROM jobs WHERE name = :name;
+
+-- name: upsert_job
+INSERT INTO jobs (name, spec, spec_hash, run_hash, source, file, file_hash, git_commit, git_dirty,
+                  status_dir, error, created_at, updated_at, version_at)
+VALUES (:name, :spec, :spec_hash, :run_hash, :source, :file, :file_hash, :git_commit, :git_dirty,
+        :status_dir, NULL, :now, :now, :now)
+ON CONFLICT (name) DO UPDATE
+   SET spec = excluded.spec, spec_hash = excluded.spec_hash, source = excluded.source,
+       file = excluded.file, file_hash = excluded.file_hash, git_commit = excluded.git_commit,
+       git_dirty = excluded.git_dirty, status_dir = excluded.status_dir, error = NULL,
+       updated_at = CASE WHEN jobs.spec_hash = excluded.spec_hash THEN jobs.updated_at ELSE :now END,
+       version_at = CASE WHEN jobs.run_hash = excluded.run_hash THEN jobs.version_at ELSE :now END,
+       run_hash = excluded.run_hash;
+
+-- name: delete_job
+DELETE FROM jobs WHERE name = :name;
+
+-- name: set_job_error
+UPDATE jobs SET error = :error WHERE name = :name AND error IS NOT :error;
+
+-- name: cancel_job_runs
+-- Runs of a job that have not started: a running one finishes under the spec it started with.
+UPDATE runs SET state = 'cancelled', updated_at = :now, error = :reason
+ WHERE job = :name AND state IN ('pending', 'failed')
+RETURNING id;
+
+-- name: last_job_run
+SELECT * FROM runs INDEXED BY runs_job WHERE job = :name ORDER BY created_at DESC LIMIT 1;
+
+-- name: next_job_run
+SELECT min(run_at) FROM runs INDEXED BY runs_job WHERE job = :name AND state IN ('pending', 'failed');
+
+-- name: job_run_counts
+SELECT state, count(*) FROM runs INDEXED BY runs_job WHERE job = :name GROUP BY state;

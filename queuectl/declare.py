@@ -1,0 +1,262 @@
+"""The declarative commands: apply, diff, validate, up, init, schema.
+
+Thin shells over sync (the one apply path), watcher and worker; the plan's
+words and JSON shape are made by planview. Only click is imported at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, QueueError, UsageError
+
+if TYPE_CHECKING:
+    from queuectl.store import Store
+    from queuectl.sync import Defaults, Plan
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+DEFAULT_DIR = "jobs.d"
+PATHS_HELP = f"Job directories or .toml files (default: ./{DEFAULT_DIR})."
+
+
+def _paths(paths: Sequence[str]) -> list[str]:
+    if paths:
+        return list(paths)
+    if not os.path.isdir(DEFAULT_DIR):
+        raise UsageError(f"no {DEFAULT_DIR}/ here: give a jobs directory or run 'queuectl init'")
+    return [DEFAULT_DIR]
+
+
+def defaults_of(store: Store) -> Defaults:
+    from queuectl import config
+    from queuectl.sync import Defaults
+
+    values = config.effective(store.config())
+    return Defaults(
+        max_retries=int(values["max-retries"]),
+        backoff_base=values["backoff-base"],
+        backoff_max=values["backoff-max"],
+        timeout=values["job-timeout"] or None,
+    )
+
+
+def apply_and_wake(store: Store, paths: Sequence[str], **options: Any) -> Plan:
+    """Apply, then wake this host's idle pools when runs were added."""
+    from queuectl import sync, wake
+    from queuectl.runner import HOST
+
+    plan = sync.apply(store, paths, defaults=defaults_of(store), **options)
+    if not options.get("dry_run") and any(c.kind in ("create", "update") for c in plan.changes):
+        pids = [w.pid for w in store.list_workers() if w.host == HOST]
+        if pids:
+            wake.notify(store.location, pids)
+    return plan
+
+
+def register(cli: click.Group, db_option: Decorator, json_option: Decorator, store_of: Callable[..., Any]) -> None:
+    """Add the declarative commands to the `queuectl` group."""
+    insecure_option = click.option(
+        "--insecure",
+        is_flag=True,
+        help="Accept manifests not owned by you or writable by group/others (shared setups).",
+    )
+    status_option = click.option(
+        "--status-dir",
+        metavar="DIR",
+        help="Where job status files go (default: .status/ inside each jobs directory).",
+    )
+
+    @cli.command()
+    @click.argument("paths", nargs=-1, type=click.Path())
+    @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+    @insecure_option
+    @status_option
+    @json_option
+    @db_option
+    @click.pass_context
+    def apply(
+        ctx: click.Context,
+        paths: tuple[str, ...],
+        dry_run: bool,
+        insecure: bool,
+        status_dir: str | None,
+        as_json: bool,
+    ) -> None:
+        """Make the store's jobs match the manifests under PATHS, in one transaction.
+
+        Prints the plan (created / updated / unchanged / deleted). A job whose
+        file left an applied directory is deleted (its history stays). Exit 1
+        when some file was invalid: its job keeps its last good version.
+        """
+        plan = apply_and_wake(
+            store_of(ctx), _paths(paths), dry_run=dry_run, insecure=insecure, status_dir=_abs(status_dir)
+        )
+        _print_plan(plan, as_json, applied=not dry_run)
+        if plan.invalid:
+            ctx.exit(EXIT_FAILURE)
+
+    @cli.command()
+    @click.argument("paths", nargs=-1, type=click.Path())
+    @insecure_option
+    @json_option
+    @db_option
+    @click.pass_context
+    def diff(ctx: click.Context, paths: tuple[str, ...], insecure: bool, as_json: bool) -> None:
+        """Print what apply would change. Exit 0: nothing; 1: something; 2: an error (like kubectl diff)."""
+        try:
+            plan = apply_and_wake(store_of(ctx), _paths(paths), dry_run=True, insecure=insecure)
+        except QueueError as exc:
+            raise QueueError(exc.message, EXIT_USAGE) from None
+        _print_plan(plan, as_json, applied=False)
+        ctx.exit(EXIT_USAGE if plan.invalid else EXIT_FAILURE if plan.changed else 0)
+
+    @cli.command()
+    @click.argument("paths", nargs=-1, type=click.Path())
+    @insecure_option
+    @json_option
+    @click.pass_context
+    def validate(ctx: click.Context, paths: tuple[str, ...], insecure: bool, as_json: bool) -> None:
+        """Check manifests without a store (for CI and pre-commit). Exit 1 when any is invalid.
+
+        Every error of every file is printed: file, line, key and what was expected.
+        """
+        from queuectl import planview, sync
+
+        sources, _ = sync.find(_paths(paths))
+        manifests = sync.read_all(sources, insecure)
+        errors = [e for m in manifests for e in m.errors]
+        if as_json:
+            click.echo(planview.dumps(planview.validate_json(manifests)))
+        else:
+            for error in errors:
+                click.echo(planview.relative_error(error))
+            bad = sum(1 for m in manifests if m.errors)
+            click.echo(f"{len(manifests) - bad} valid, {bad} invalid manifest(s)", err=bool(errors))
+        if errors:
+            ctx.exit(EXIT_FAILURE)
+
+    @cli.command()
+    @click.argument("directory", default=DEFAULT_DIR, type=click.Path())
+    def init(directory: str) -> None:
+        """Create a jobs directory with a commented example manifest."""
+        from queuectl import templates
+
+        path = templates.init(directory)
+        click.echo(f"created {path}: edit it, then run 'queuectl apply {directory}' or 'queuectl up {directory}'")
+
+    @cli.command()
+    def schema() -> None:
+        """Print the JSON Schema of a manifest (for taplo, Even Better TOML and other editors)."""
+        from importlib.resources import files
+
+        click.echo(files("queuectl").joinpath("manifest.schema.json").read_text(encoding="utf-8"), nl=False)
+
+    @cli.command()
+    @click.argument("directory", required=False, type=click.Path())
+    @click.option(
+        "-w",
+        "--workers",
+        default=2,
+        show_default=True,
+        type=click.IntRange(1, 1024),
+        help="Slots: commands run at once.",
+    )
+    @insecure_option
+    @status_option
+    @click.option("-q", "--quiet", is_flag=True, help="Do not log each attempt's start and end.")
+    @click.option("--burst", is_flag=True, help="Apply, run what is due (and its retries), then exit; no watching.")
+    @db_option
+    @click.pass_context
+    def up(
+        ctx: click.Context,
+        directory: str | None,
+        workers: int,
+        insecure: bool,
+        status_dir: str | None,
+        quiet: bool,
+        burst: bool,
+    ) -> None:
+        """Apply DIRECTORY, keep applying it as it changes, and run its jobs, in the foreground.
+
+        Ctrl-C or SIGTERM stops: no new claims, running commands finish (within
+        config stop-grace), then exit; a second signal stops them at once.
+        """
+        run_up(ctx, _paths([directory] if directory else []), workers, insecure, _abs(status_dir), quiet, burst)
+
+
+def _abs(path: str | None) -> str | None:
+    return os.path.abspath(path) if path else None
+
+
+def _print_plan(plan: Plan, as_json: bool, applied: bool) -> None:
+    from queuectl import planview
+
+    if as_json:
+        click.echo(planview.dumps(planview.plan_json(plan, applied)))
+        return
+    for line in planview.plan_lines(plan, applied):
+        click.echo(line)
+
+
+def _log_line(message: str) -> None:
+    err = click.get_text_stream("stderr")
+    err.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+    err.flush()
+
+
+def run_up(
+    ctx: click.Context,
+    paths: list[str],
+    workers: int,
+    insecure: bool,
+    status_dir: str | None,
+    quiet: bool,
+    burst: bool,
+) -> None:
+    from queuectl import planview
+    from queuectl.cli import POOL_BUSY_TIMEOUT, Context
+    from queuectl.store import open_store
+    from queuectl.watcher import Watcher
+    from queuectl.worker import Pool
+
+    directories = [os.path.abspath(p) for p in paths]
+    for directory in directories:
+        if not os.path.isdir(directory):
+            raise UsageError(f"not a directory: {directory} (up watches a jobs directory)")
+    state: Context = ctx.find_object(Context)  # type: ignore[assignment]
+    store = state.store(busy_timeout=POOL_BUSY_TIMEOUT)
+    options = {"insecure": insecure, "status_dir": status_dir}
+    applier = open_store(store.location)  # the watcher thread's own connection
+    lock = threading.Lock()
+
+    def apply_now(first: bool = False) -> None:
+        with lock:
+            plan = apply_and_wake(applier, directories, **options)
+        if first or plan.changed or plan.invalid:
+            for line in planview.plan_lines(plan, applied=True, quiet_unchanged=not first):
+                _log_line(line)
+
+    try:
+        apply_now(first=True)
+        watcher = None
+        if not burst:
+            watcher = Watcher(
+                directories,
+                apply_now,
+                lambda exc: _log_line(f"apply failed: {exc}"),
+            )
+            watcher.start()
+            _log_line(f"watching {', '.join(planview.relative(d) for d in directories)} for changes")
+        try:
+            Pool(store, workers, burst=burst, log=_log_line, verbose=not quiet).run()
+        finally:
+            if watcher is not None:
+                watcher.stop()
+    finally:
+        applier.close()

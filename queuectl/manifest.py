@@ -1,0 +1,440 @@
+"""One TOML manifest -> one JobSpec, or every error it has.
+
+Pure apart from reading the file: no store, no clock beyond what a relative
+`run_at` needs (it stays relative here; the apply resolves it). Each error
+names the file, the line where it can be found, the key and what was
+expected, and every error of a file is reported, not just the first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import json
+import os
+import re
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import tomli
+
+from queuectl.durations import LATEST, parse_duration
+from queuectl.errors import UsageError
+from queuectl.model import NAME_RE, JobSpec
+
+MAX_BYTES = 1 << 20  # a manifest is a few lines; a huge file is a mistake
+MAX_RETRIES = 1000
+CRON_WORDS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+CONCURRENCY = ("allow", "forbid", "replace")
+CATCHUP = ("none", "latest", "all")
+PRIORITY_WORDS = {"high": 10, "medium": 5, "normal": 5, "low": 1}
+KEYS = (
+    "name",
+    "command",
+    "description",
+    "priority",
+    "run_at",
+    "cron",
+    "timezone",
+    "timeout",
+    "retries",
+    "backoff_base",
+    "backoff_max",
+    "concurrency",
+    "catchup",
+    "catchup_window",
+    "jitter",
+    "cwd",
+    "env",
+    "enabled",
+)
+ALIASES = {"max_retries": "retries"}  # the queue CLI's spelling
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DURATION = "seconds or a duration like 90s, 5m, 1h30m"
+
+
+@dataclass(frozen=True)
+class ManifestError:
+    """One problem in one file."""
+
+    path: str
+    message: str
+    line: int | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What reading one file gave: a spec, or the errors (never both)."""
+
+    path: str
+    file_hash: str
+    spec: JobSpec | None
+    errors: tuple[ManifestError, ...] = ()
+
+
+def read(path: str, *, insecure: bool = False) -> Manifest:
+    """Read and validate the manifest at `path`."""
+    try:
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        return _failed(path, "", f"cannot read: {exc.strerror}")
+    file_hash = hashlib.sha256(data).hexdigest()
+    if not insecure:
+        problem = check_owner(info)
+        if problem:
+            return _failed(path, file_hash, problem)
+    return parse(data, path, file_hash)
+
+
+def check_owner(info: os.stat_result) -> str | None:
+    """Why a file must not be trusted to run commands as us, or None."""
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_uid != os.geteuid():
+        return (
+            f"refused: owned by uid {info.st_uid}, not by you (uid {os.geteuid()}); "
+            "whoever owns it could run commands as you (use --insecure for shared setups)"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return (
+            f"refused: writable by {'group' if info.st_mode & stat.S_IWGRP else 'others'} "
+            f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod go-w on it (or use --insecure)"
+        )
+    return None
+
+
+def _failed(path: str, file_hash: str, message: str, line: int | None = None) -> Manifest:
+    return Manifest(path, file_hash, None, (ManifestError(path, message, line),))
+
+
+def parse(data: bytes, path: str, file_hash: str | None = None) -> Manifest:
+    """Validate manifest bytes; `path` names it in errors and gives the default name."""
+    if file_hash is None:
+        file_hash = hashlib.sha256(data).hexdigest()
+    if len(data) > MAX_BYTES:
+        return _failed(path, file_hash, f"too large: a manifest is at most {MAX_BYTES // 1024} KiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _failed(path, file_hash, f"not UTF-8 text (bad byte at offset {exc.start}); expected a TOML file")
+    try:
+        doc = tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
+        return _failed(path, file_hash, f"invalid TOML: {exc.msg} (column {exc.colno})", exc.lineno)
+    except RecursionError:
+        return _failed(path, file_hash, "invalid TOML: nested too deeply")
+    checker = _Checker(path, text)
+    spec = checker.spec(doc)
+    if checker.errors:
+        return Manifest(path, file_hash, None, tuple(checker.errors))
+    return Manifest(path, file_hash, spec)
+
+
+def default_name(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+class _Checker:
+    """Collects every error of one document while building its spec."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.text = text
+        self.errors: list[ManifestError] = []
+
+    def fail(self, key: str | None, message: str) -> None:
+        self.errors.append(ManifestError(self.path, message, self.line_of(key), key))
+
+    def line_of(self, key: str | None) -> int | None:
+        """The line where a top-level key (or `env.NAME`) is set, when it can be found."""
+        if key is None:
+            return None
+        table, _, name = key.rpartition(".")
+        current = ""
+        for number, line in enumerate(self.text.splitlines(), 1):
+            stripped = line.strip()
+            header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]\s*(#.*)?", stripped)
+            if header:
+                current = header.group(1).strip("\"' ")
+                if not name and current == table:
+                    return number
+                continue
+            if current == table and re.match(rf"""["']?{re.escape(name)}["']?\s*=""", stripped):
+                return number
+            if not table and current == "" and stripped.startswith(f"{name}."):
+                return number  # a dotted key such as env.PATH = "..."
+        return None
+
+    def spec(self, doc: dict[str, Any]) -> JobSpec | None:
+        values: dict[str, Any] = {}
+        for key, value in doc.items():
+            canonical = ALIASES.get(key, key)
+            if canonical not in KEYS:
+                hint = difflib.get_close_matches(key, KEYS + tuple(ALIASES), n=1)
+                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+                self.fail(key, f"unknown key{suggestion}; expected one of: {', '.join(KEYS)}")
+                continue
+            if canonical in values:
+                self.fail(key, f"given twice (as {canonical!r} and {key!r}); give one")
+                continue
+            values[canonical] = (key, value)
+        checks: dict[str, Callable[[str, Any], Any]] = {
+            "name": self._name,
+            "command": self._command,
+            "description": self._text,
+            "priority": self._priority,
+            "run_at": self._run_at,
+            "cron": self._cron,
+            "timezone": self._timezone,
+            "timeout": self._positive_duration,
+            "retries": self._retries,
+            "backoff_base": self._backoff_base,
+            "backoff_max": self._duration,
+            "concurrency": lambda key, value: self._choice(key, value, CONCURRENCY),
+            "catchup": lambda key, value: self._choice(key, value, CATCHUP),
+            "catchup_window": self._positive_duration,
+            "jitter": self._duration,
+            "cwd": self._cwd,
+            "env": self._env,
+            "enabled": self._bool,
+        }
+        out: dict[str, Any] = {}
+        for canonical, (key, value) in values.items():
+            try:
+                out[canonical] = checks[canonical](key, value)
+            except _Bad as bad:
+                self.fail(key, bad.message)
+        self._relations(values, out)
+        if self.errors:
+            return None
+        run_at = out.pop("run_at", None)
+        if isinstance(run_at, _Relative):
+            out["run_after"] = run_at.seconds
+        elif run_at is not None:
+            out["run_at"] = self._resolve_local(run_at, out.get("timezone"))
+        out.setdefault("name", default_name(self.path))
+        return JobSpec(**out)
+
+    def _relations(self, values: Mapping[str, Any], out: dict[str, Any]) -> None:
+        if "command" not in values:
+            self.errors.append(ManifestError(self.path, "missing key: expected a shell command", None, "command"))
+        if "run_at" in values and "cron" in values:
+            self.fail("cron", "give either run_at (once) or cron (repeatedly), not both")
+        if "name" not in values and not NAME_RE.fullmatch(default_name(self.path)):
+            self.fail(
+                None,
+                f"the file name {default_name(self.path)!r} is not a valid job name; rename the file or set "
+                "name = \"...\" (letters, digits, '.', '_' or '-', starting with a letter or digit)",
+            )
+
+    def _resolve_local(self, moment: dt.datetime, zone: str | None) -> float:
+        if moment.tzinfo is None:
+            if zone:
+                from zoneinfo import ZoneInfo
+
+                moment = moment.replace(tzinfo=ZoneInfo(zone))
+            else:
+                moment = moment.astimezone()
+        return moment.timestamp()
+
+    # -- one check per kind of value ------------------------------------------
+    def _name(self, key: str, value: Any) -> str:
+        text = self._text(key, value)
+        if not NAME_RE.fullmatch(text) or not text.isascii():
+            raise _Bad(
+                f"invalid job name {text!r}: expected 1-128 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return text
+
+    def _text(self, key: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise _Bad(f"expected a string, got {_kind(value)}")
+        if "\0" in value:
+            raise _Bad("contains a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Bad("not valid UTF-8 text") from None
+        return value
+
+    def _command(self, key: str, value: Any) -> str:
+        text = self._text(key, value)
+        if not text.strip():
+            raise _Bad("empty: expected a shell command")
+        return text
+
+    def _priority(self, key: str, value: Any) -> int:
+        if isinstance(value, str) and value.strip().lower() in PRIORITY_WORDS:
+            return PRIORITY_WORDS[value.strip().lower()]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+            raise _Bad(f"expected a whole number from 1 to 10 (higher runs first) or high/medium/low, got {value!r}")
+        return value
+
+    def _run_at(self, key: str, value: Any) -> dt.datetime | _Relative:
+        if isinstance(value, str) and value.strip().startswith("+"):
+            try:
+                return _Relative(parse_duration(value.strip()[1:], key))
+            except UsageError:
+                raise _Bad(f'expected a relative time like "+30m" or "+1h30m", got {value!r}') from None
+        if isinstance(value, str):
+            text = value.strip()
+            if text.endswith(("Z", "z")):
+                text = text[:-1] + "+00:00"
+            try:
+                value = dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise _Bad(f'expected a TOML date-time, an ISO 8601 time or "+30m", got {value!r}') from None
+        if isinstance(value, dt.datetime):
+            try:
+                epoch = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
+            except (OverflowError, ValueError, OSError):
+                epoch = -1.0
+            if not 86400 <= epoch <= LATEST - 86400:
+                raise _Bad(f"expected a time between 1970 and 9999, got {value.isoformat()}")
+            return value
+        if isinstance(value, dt.date | dt.time):
+            raise _Bad(f"expected a date and a time (like 2026-12-01T02:00:00Z), got only {value.isoformat()}")
+        raise _Bad(f'expected a TOML date-time, an ISO 8601 time or "+30m", got {_kind(value)}')
+
+    def _cron(self, key: str, value: Any) -> str:
+        text = " ".join(self._text(key, value).split())
+        if text.startswith("@"):
+            if text.lower() not in CRON_WORDS:
+                raise _Bad(f"unknown shorthand {text!r}: expected 5 fields or one of {', '.join(CRON_WORDS)}")
+            return text.lower()
+        if len(text.split()) != 5:
+            raise _Bad(
+                f"expected 5 fields (minute hour day-of-month month day-of-week) or @hourly/@daily/..., got {text!r}"
+            )
+        from croniter import croniter
+
+        try:
+            croniter(text)
+        except (ValueError, KeyError, TypeError) as exc:  # croniter's errors derive from ValueError
+            raise _Bad(f"invalid cron expression {text!r}: {exc}") from None
+        return text
+
+    def _timezone(self, key: str, value: Any) -> str:
+        text = self._text(key, value)
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(text)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _Bad(f"unknown time zone {text!r}: expected an IANA name like Europe/Berlin or UTC") from None
+        return text
+
+    def _duration(self, key: str, value: Any) -> float:
+        try:
+            return parse_duration(value, key)
+        except UsageError:
+            raise _Bad(f"expected {_DURATION} (zero or more), got {_shown(value)}") from None
+
+    def _positive_duration(self, key: str, value: Any) -> float:
+        try:
+            seconds = parse_duration(value, key)
+        except UsageError:
+            seconds = -1.0
+        if seconds <= 0:
+            raise _Bad(f"expected a duration above zero ({_DURATION}), got {_shown(value)}")
+        return seconds
+
+    def _retries(self, key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+            raise _Bad(f"expected a whole number from 0 to {MAX_RETRIES} (tries after the first), got {_shown(value)}")
+        return value
+
+    def _backoff_base(self, key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1000:
+            raise _Bad(
+                f"expected a number from 0 to 1000 (retry n waits backoff_base ** n seconds), got {_shown(value)}"
+            )
+        return float(value)
+
+    def _choice(self, key: str, value: Any, choices: tuple[str, ...]) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise _Bad(f"expected one of {', '.join(choices)}, got {_shown(value)}")
+        return value
+
+    def _cwd(self, key: str, value: Any) -> str:
+        text = self._text(key, value)
+        if not text:
+            raise _Bad("empty: expected a directory path")
+        expanded = os.path.expanduser(text)
+        if not os.path.isabs(expanded):  # relative to the manifest's own directory
+            expanded = os.path.join(os.path.dirname(os.path.abspath(self.path)), expanded)
+        return os.path.normpath(expanded)
+
+    def _env(self, key: str, value: Any) -> tuple[tuple[str, str], ...]:
+        if not isinstance(value, dict):
+            raise _Bad(f'expected a table of NAME = "value" (an [env] section), got {_kind(value)}')
+        pairs = []
+        for name, item in value.items():
+            where = f"env.{name}"
+            if not _ENV_NAME.fullmatch(name):
+                self.fail(where, "invalid variable name: expected letters, digits and '_', not starting with a digit")
+                continue
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            elif isinstance(item, int | float):
+                item = str(item)
+            if not isinstance(item, str):
+                self.fail(where, f"expected a string (or a number or boolean), got {_kind(item)}")
+                continue
+            try:
+                pairs.append((name, self._text(where, item)))
+            except _Bad as bad:
+                self.fail(where, bad.message)
+        return tuple(sorted(pairs))
+
+    def _bool(self, key: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise _Bad(f"expected true or false, got {_shown(value)}")
+        return value
+
+
+class _Bad(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class _Relative:
+    seconds: float
+
+
+def _kind(value: Any) -> str:
+    names = {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "an array",
+        dict: "a table",
+        dt.datetime: "a date-time",
+        dt.date: "a date",
+        dt.time: "a time",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int | float):
+        return repr(value)
+    return _kind(value)

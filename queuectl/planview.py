@@ -1,0 +1,121 @@
+"""Words and JSON for plans and manifest errors (pure; no rich, so validate starts fast).
+
+The JSON shapes are a contract (see the README): add fields, never rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from queuectl.manifest import Manifest, ManifestError
+from queuectl.sync import Change, Plan
+
+SHOWN = 60  # values longer than this are cut in the plan's text
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def relative(path: str) -> str:
+    """A path as short as it can be said from the current directory."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return rel if not rel.startswith("../..") else path
+
+
+def relative_error(error: ManifestError) -> str:
+    return str(ManifestError(relative(error.path), error.message, error.line, error.key))
+
+
+def _value(value: object) -> str:
+    text = (
+        json.dumps(value, ensure_ascii=False)
+        if not isinstance(value, int | float) or isinstance(value, bool)
+        else repr(value)
+    )
+    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
+def _change_line(change: Change, applied: bool) -> str:
+    verbs = {
+        "create": ("created", "to create"),
+        "update": ("updated", "to update"),
+        "delete": ("deleted", "to delete"),
+    }
+    verb = verbs[change.kind][0 if applied else 1]
+    mark = {"create": "+", "update": "~", "delete": "-"}[change.kind]
+    line = f"{mark} {change.name}: {verb}"
+    if change.kind == "create" and change.path:
+        line += f" from {relative(change.path)}"
+    if change.kind == "update":
+        parts = [f"{key} {_value(old)} -> {_value(new)}" for key, old, new in change.fields]
+        line += " (" + "; ".join(parts) + ")"
+    if change.kind == "delete":
+        line += " (its manifest is gone; history kept"
+        if change.cancelled:
+            line += f"; {change.cancelled} run(s) not yet started cancelled"
+        line += ")"
+    elif change.cancelled:
+        line += f" [{change.cancelled} run(s) of the old version cancelled]"
+    return line
+
+
+def plan_lines(plan: Plan, applied: bool, quiet_unchanged: bool = False) -> list[str]:
+    lines = []
+    for change in plan.changes:
+        if change.kind in ("create", "update", "delete"):
+            lines.append(_change_line(change, applied))
+        elif change.kind == "unchanged" and change.fields:
+            lines.append(f"= {change.name}: manifest valid again")
+    for change in plan.of("invalid"):
+        keeps = f" (job {change.name} keeps its last good version)" if change.name else ""
+        for error in change.errors:
+            lines.append(f"! {relative_error(error)}{keeps}")
+    counts = plan.counts()
+    if applied:
+        words = ["created", "updated", "deleted", "unchanged"]
+        keys = ["create", "update", "delete", "unchanged"]
+        head = "applied"
+    else:
+        words = ["to create", "to update", "to delete", "unchanged"]
+        keys = ["create", "update", "delete", "unchanged"]
+        head = "plan"
+    summary = ", ".join(f"{counts[k]} {w}" for k, w in zip(keys, words, strict=True))
+    if counts["invalid"]:
+        summary += f"; {counts['invalid']} invalid manifest(s)"
+    if not (quiet_unchanged and not plan.changed and not plan.invalid):
+        lines.append(f"{head}: {summary}")
+    return lines
+
+
+def _error_json(error: ManifestError) -> dict[str, Any]:
+    return {"file": error.path, "line": error.line, "key": error.key, "message": error.message}
+
+
+def plan_json(plan: Plan, applied: bool) -> dict[str, Any]:
+    return {
+        "applied": applied,
+        "created": [c.name for c in plan.of("create")],
+        "updated": [
+            {"name": c.name, "changes": {key: [old, new] for key, old, new in c.fields}} for c in plan.of("update")
+        ],
+        "deleted": [c.name for c in plan.of("delete")],
+        "unchanged": [c.name for c in plan.of("unchanged")],
+        "invalid": [
+            {"file": c.path, "job": c.name, "errors": [_error_json(e) for e in c.errors]} for c in plan.of("invalid")
+        ],
+        "counts": plan.counts(),
+    }
+
+
+def validate_json(manifests: Sequence[Manifest]) -> dict[str, Any]:
+    return {
+        "valid": [{"file": m.path, "job": m.spec.name} for m in manifests if m.spec is not None],
+        "invalid": [{"file": m.path, "errors": [_error_json(e) for e in m.errors]} for m in manifests if m.errors],
+    }

@@ -1,0 +1,117 @@
+"""Status files: one JSON file per job, rewritten atomically after each change.
+
+`<status dir>/<job>.json` is what people and scripts read to learn how a job
+is doing without a store at hand. A reader always sees a whole file, the old
+one or the new one: each is written beside its final name and renamed over it.
+The directory gets a `.gitignore` of its own so status never lands in commits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from queuectl.durations import iso_utc
+from queuectl.manifest import ManifestError, default_name
+from queuectl.model import NAME_RE, JobStatus
+from queuectl.store import Store
+
+GITIGNORE = "# written by queuectl: job status, not for commits\n*\n"
+
+
+def status_document(status: JobStatus) -> dict[str, Any]:
+    job, run = status.job, status.last_run
+    duration = None
+    if run is not None and run.started_at is not None and run.finished_at is not None:
+        duration = round(max(0.0, run.finished_at - run.started_at), 3)
+    return {
+        "job": job.name,
+        "spec_hash": job.spec_hash,
+        "file": job.file,
+        "file_hash": job.file_hash,
+        "git_commit": job.git_commit,
+        "git_dirty": job.git_dirty,
+        "enabled": job.spec.enabled,
+        "manifest_error": job.error,
+        "run_id": run.id if run else None,
+        "state": str(run.state) if run else None,
+        "exit_code": run.exit_code if run else None,
+        "started_at": iso_utc(run.started_at) if run else None,
+        "finished_at": iso_utc(run.finished_at) if run else None,
+        "duration": duration,
+        "attempts": run.tries if run else 0,
+        "error": run.error if run else None,
+        "output_tail": run.output_tail if run else None,
+        "next_run_at": iso_utc(status.next_at),
+        "runs": status.counts,
+    }
+
+
+def error_document(path: str, errors: Iterable[ManifestError]) -> dict[str, Any]:
+    """The status of a manifest that never applied: only its errors."""
+    return {
+        "job": default_name(path),
+        "spec_hash": None,
+        "file": path,
+        "manifest_error": "; ".join(str(e) for e in errors),
+    }
+
+
+def write(directory: str, name: str, document: dict[str, Any]) -> None:
+    """Atomically replace `<directory>/<name>.json`."""
+    ensure_dir(directory)
+    final = os.path.join(directory, f"{name}.json")
+    temporary = os.path.join(directory, f".{name}.json.{os.getpid()}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(temporary, final)
+
+
+def remove(directory: str, name: str) -> None:
+    try:
+        os.unlink(os.path.join(directory, f"{name}.json"))
+    except FileNotFoundError:
+        pass
+
+
+_ready: set[str] = set()
+
+
+def ensure_dir(directory: str) -> None:
+    if directory in _ready:
+        return
+    os.makedirs(directory, exist_ok=True)
+    ignore = os.path.join(directory, ".gitignore")
+    if not os.path.exists(ignore):
+        with open(ignore, "w", encoding="utf-8") as handle:
+            handle.write(GITIGNORE)
+    _ready.add(directory)
+
+
+class StatusWriter:
+    """Writes the status files of jobs from what the store says of them."""
+
+    def __init__(self, store: Store, say: Any = None) -> None:
+        self.store = store
+        self.say = say
+        self._warned: set[str] = set()
+
+    def update(self, names: Iterable[str]) -> None:
+        for name in sorted(set(names)):
+            status = self.store.job_status(name)
+            if status is None or not status.job.status_dir:
+                continue
+            self._write(status.job.status_dir, name, status_document(status))
+
+    def _write(self, directory: str, name: str, document: dict[str, Any]) -> None:
+        if not NAME_RE.fullmatch(name):
+            return
+        try:
+            write(directory, name, document)
+        except OSError as exc:  # a status file is a report: never stop work for it
+            if directory not in self._warned and self.say is not None:
+                self._warned.add(directory)
+                self.say(f"cannot write status files in {directory}: {exc.strerror}")

@@ -1,0 +1,381 @@
+"""The one apply path: manifests on disk -> a plan -> jobs and runs in the store.
+
+`queuectl apply`, `diff`, the watcher and `up` all call `apply()`. The plan
+compares the canonical hash of each normalized spec with the store's; the
+whole plan is applied in one transaction, so a crash leaves either the old
+jobs or the new ones. A broken manifest is reported and its job keeps its
+last good version.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from queuectl import manifest
+from queuectl.errors import UsageError
+from queuectl.manifest import Manifest, ManifestError
+from queuectl.model import NAME_RE, Job, JobSpec, NewRun
+from queuectl.store import Store
+
+STATUS_DIRNAME = ".status"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One manifest file found on disk, and the directory that owns its job."""
+
+    path: str  # absolute
+    directory: str  # absolute; the owner of the job
+    data: bytes | None  # None when unreadable (the error is in `problem`)
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # create | update | unchanged | delete | invalid
+    name: str | None
+    path: str | None
+    fields: tuple[tuple[str, object, object], ...] = ()  # an update's (key, old, new)
+    errors: tuple[ManifestError, ...] = ()
+    spec: JobSpec | None = None
+    file_hash: str = ""
+    cancelled: int = 0  # runs not yet started that the change cancelled
+
+
+@dataclass
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+
+    def of(self, kind: str) -> list[Change]:
+        return [c for c in self.changes if c.kind == kind]
+
+    @property
+    def changed(self) -> bool:
+        return any(c.kind in ("create", "update", "delete") for c in self.changes)
+
+    @property
+    def invalid(self) -> bool:
+        return any(c.kind == "invalid" for c in self.changes)
+
+    def counts(self) -> dict[str, int]:
+        kinds = ("create", "update", "unchanged", "delete", "invalid")
+        return {kind: len(self.of(kind)) for kind in kinds}
+
+
+# -- finding manifests -------------------------------------------------------
+def is_manifest_name(filename: str) -> bool:
+    """A file the directory's jobs come from: `*.toml`, not hidden, not an editor's temp file."""
+    return filename.endswith(".toml") and not filename.startswith((".", "#", "~"))
+
+
+def find(paths: Sequence[str]) -> tuple[list[Source], list[str]]:
+    """Manifests under `paths` (directories or files) and the directories applied whole."""
+    sources: list[Source] = []
+    directories: list[str] = []
+    for given in paths:
+        path = os.path.abspath(given)
+        if os.path.isdir(path):
+            directories.append(path)
+            try:
+                names = sorted(os.listdir(path))
+            except OSError as exc:
+                raise UsageError(f"cannot read directory {given}: {exc.strerror}") from None
+            for name in names:
+                if is_manifest_name(name):
+                    full = os.path.join(path, name)
+                    if os.path.isfile(full) or os.path.islink(full):
+                        sources.append(_load(full, path))
+        elif os.path.exists(path):
+            sources.append(_load(path, os.path.dirname(path)))
+        else:
+            raise UsageError(f"no such file or directory: {given} (expected a jobs directory or a .toml manifest)")
+    return sources, directories
+
+
+def _load(path: str, directory: str) -> Source:
+    try:
+        with open(path, "rb") as handle:
+            return Source(path, directory, handle.read(manifest.MAX_BYTES + 1))
+    except OSError as exc:
+        return Source(path, directory, None, f"cannot read: {exc.strerror}")
+
+
+def read_all(
+    sources: Iterable[Source], insecure: bool, known: dict[tuple[str, str], Job] | None = None
+) -> list[Manifest]:
+    """Validate every source. A file whose bytes match the job applied from it is not parsed again."""
+    import hashlib
+
+    found = []
+    for source in sources:
+        if source.data is None:
+            found.append(Manifest(source.path, "", None, (ManifestError(source.path, source.problem or "unreadable"),)))
+            continue
+        file_hash = hashlib.sha256(source.data).hexdigest()
+        if not insecure:
+            try:
+                problem = manifest.check_owner(os.stat(source.path))
+            except OSError as exc:
+                problem = f"cannot read: {exc.strerror}"
+            if problem:
+                found.append(Manifest(source.path, file_hash, None, (ManifestError(source.path, problem),)))
+                continue
+        job = (known or {}).get((source.path, file_hash))
+        if job is not None and job.error is None:
+            found.append(Manifest(source.path, file_hash, job.spec))
+        else:
+            found.append(manifest.parse(source.data, source.path, file_hash))
+    return _unique_names(found)
+
+
+def _unique_names(found: list[Manifest]) -> list[Manifest]:
+    first: dict[str, str] = {}
+    out = []
+    for item in found:
+        if item.spec is not None:
+            other = first.setdefault(item.spec.name, item.path)
+            if other != item.path:
+                error = ManifestError(
+                    item.path, f"job name {item.spec.name!r} is already used by {other}", None, "name"
+                )
+                item = Manifest(item.path, item.file_hash, None, (error,))
+        out.append(item)
+    return out
+
+
+# -- planning ----------------------------------------------------------------
+def plan(manifests: Sequence[Manifest], directories: Sequence[str], current: Sequence[Job]) -> Plan:
+    """Compare what the files declare with what the store holds."""
+    by_name = {job.name: job for job in current}
+    by_file = {job.file: job for job in current}
+    result = Plan()
+    present = {m.path for m in manifests}
+    for item in manifests:
+        if item.spec is None:
+            result.changes.append(
+                Change("invalid", _job_of_broken(item, by_file, by_name), item.path, errors=item.errors)
+            )
+            continue
+        spec = item.spec
+        old = by_name.get(spec.name)
+        directory = os.path.dirname(item.path)
+        if old is not None and old.source != directory and old.file != item.path:
+            error = ManifestError(
+                item.path,
+                f"job name {spec.name!r} is already declared by {old.file}; rename one of them",
+                None,
+                "name",
+            )
+            result.changes.append(Change("invalid", None, item.path, errors=(error,)))
+            continue
+        if old is None:
+            result.changes.append(Change("create", spec.name, item.path, spec=spec, file_hash=item.file_hash))
+        elif old.spec_hash != spec.spec_hash or old.file != item.path:
+            fields = _differences(old.spec, spec)
+            if old.file != item.path:
+                fields += (("file", old.file, item.path),)
+            result.changes.append(Change("update", spec.name, item.path, fields, spec=spec, file_hash=item.file_hash))
+        else:
+            fixed = (("error", old.error, None),) if old.error else ()
+            result.changes.append(Change("unchanged", spec.name, item.path, fixed, spec=spec, file_hash=item.file_hash))
+    declared = {c.name for c in result.changes if c.kind != "invalid"}
+    applied_whole = set(directories)
+    for job in current:
+        if job.source in applied_whole and job.file not in present and job.name not in declared:
+            result.changes.append(Change("delete", job.name, job.file))
+    return result
+
+
+def _job_of_broken(item: Manifest, by_file: dict[str, Job], by_name: dict[str, Job]) -> str | None:
+    """The job a broken file held (it keeps its last good version)."""
+    if item.path in by_file:
+        return by_file[item.path].name
+    job = by_name.get(manifest.default_name(item.path))
+    return job.name if job is not None and job.file == item.path else None
+
+
+def _differences(old: JobSpec, new: JobSpec) -> tuple[tuple[str, object, object], ...]:
+    before, after = old.to_json(), new.to_json()
+    return tuple((key, before[key], after[key]) for key in after if before.get(key) != after[key])
+
+
+# -- applying ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Defaults:
+    """The store's settings a job's runs take where the manifest is silent."""
+
+    max_retries: int
+    backoff_base: float
+    backoff_max: float
+    timeout: float | None
+
+
+def apply(
+    store: Store,
+    paths: Sequence[str],
+    *,
+    defaults: Defaults,
+    dry_run: bool = False,
+    insecure: bool = False,
+    status_dir: str | None = None,
+) -> Plan:
+    """Plan and (unless dry_run) apply the manifests under `paths`, in one transaction."""
+    sources, directories = find(paths)
+    git = GitInfo.of(sorted({s.directory for s in sources} | set(directories)))
+    with store.batch():
+        current = store.list_jobs()
+        known = {(job.file, job.file_hash): job for job in current}
+        result = plan(read_all(sources, insecure, known), directories, current)
+        if dry_run:
+            return result
+        result.changes[:] = [_carry_out(store, change, defaults, git, status_dir) for change in result.changes]
+    write_statuses(store, result, {job.name: job for job in current}, status_dir)
+    return result
+
+
+def write_statuses(store: Store, result: Plan, before: dict[str, Job], status_dir: str | None) -> None:
+    """Bring the status files of an applied plan up to date (after its commit)."""
+    from queuectl import results
+
+    writer = results.StatusWriter(store)
+    names = []
+    for change in result.changes:
+        directory = status_dir or os.path.join(os.path.dirname(change.path or ""), STATUS_DIRNAME)
+        if change.kind == "delete" and change.name in before:
+            results.remove(before[change.name].status_dir or directory, change.name)
+        elif change.kind == "invalid" and change.name is None and change.path:
+            name = manifest.default_name(change.path)
+            if NAME_RE.fullmatch(name) and name not in before:
+                try:
+                    results.write(directory, name, results.error_document(change.path, change.errors))
+                except OSError:
+                    pass  # reported with the plan already
+        elif change.name is not None and (
+            change.kind != "unchanged"
+            or change.fields
+            or not os.path.exists(os.path.join(directory, change.name + ".json"))
+        ):
+            names.append(change.name)
+    writer.update(names)
+
+
+def _carry_out(store: Store, change: Change, defaults: Defaults, git: GitInfo, status_dir: str | None) -> Change:
+    if change.kind == "invalid":
+        if change.name is not None:
+            store.set_job_error(change.name, "; ".join(str(e) for e in change.errors))
+        return change
+    if change.kind == "delete":
+        assert change.name is not None
+        gone = store.delete_job(change.name, f"job {change.name} was deleted (its manifest is gone)")
+        return Change(change.kind, change.name, change.path, cancelled=len(gone))
+    if change.kind == "unchanged":
+        if change.fields and change.name is not None:  # its file is good again
+            store.set_job_error(change.name, None)
+        return change
+    assert change.spec is not None and change.path is not None
+    spec = change.spec
+    directory = os.path.dirname(change.path)
+    commit, dirty = git.describe(change.path)
+    job = store.put_job(
+        spec,
+        directory,
+        change.path,
+        change.file_hash,
+        commit,
+        dirty,
+        status_dir or os.path.join(directory, STATUS_DIRNAME),
+    )
+    cancelled = 0
+    rerun = change.kind == "create" or any(key not in ("description", "file") for key, _, _ in change.fields)
+    if rerun:
+        if change.kind == "update":
+            cancelled = len(store.cancel_job_runs(spec.name, f"superseded: job {spec.name} was updated"))
+        store.add_job_runs(runs_for(job, defaults))
+    return Change(change.kind, change.name, change.path, change.fields, spec=spec, cancelled=cancelled)
+
+
+def runs_for(job: Job, defaults: Defaults) -> list[NewRun]:
+    """The runs a job's declaration asks for now (cron fires are the scheduler's)."""
+    spec = job.spec
+    if not spec.enabled or spec.cron is not None:
+        return []
+    if spec.run_at is not None:
+        due = spec.run_at
+    elif spec.run_after is not None:
+        due = job.created_at + spec.run_after
+    else:
+        due = job.version_at  # a one-off: once per version of what it runs
+    return [new_run(job, defaults, due)]
+
+
+def new_run(job: Job, defaults: Defaults, due: float) -> NewRun:
+    spec = job.spec
+    return NewRun(
+        id=f"{job.name[:119]}.{os.urandom(4).hex()}",
+        command=spec.command,
+        priority=spec.priority,
+        max_retries=defaults.max_retries if spec.retries is None else spec.retries,
+        backoff_base=defaults.backoff_base if spec.backoff_base is None else spec.backoff_base,
+        backoff_max=defaults.backoff_max if spec.backoff_max is None else spec.backoff_max,
+        timeout=defaults.timeout if spec.timeout is None else spec.timeout,
+        run_at=due,
+        job=job.name,
+        cwd=spec.cwd,
+        env=dict(spec.env),
+        scheduled_for=due,
+    )
+
+
+# -- git -----------------------------------------------------------------------
+@dataclass
+class GitInfo:
+    """HEAD and the changed files of the repositories holding some directories."""
+
+    commits: dict[str, str | None] = field(default_factory=dict)  # directory -> HEAD
+    dirty: set[str] = field(default_factory=set)  # absolute paths differing from HEAD
+    roots: dict[str, str] = field(default_factory=dict)  # directory -> repository root
+
+    @classmethod
+    def of(cls, directories: Sequence[str]) -> GitInfo:
+        info = cls()
+        for directory in directories:
+            info._add(directory)
+        return info
+
+    def _add(self, directory: str) -> None:
+        top = _git(directory, "rev-parse", "--show-toplevel")
+        if top is None:
+            return
+        root = top.strip()
+        self.roots[directory] = root
+        head = _git(directory, "rev-parse", "--verify", "-q", "HEAD")
+        self.commits[directory] = head.strip() if head else None
+        status = _git(directory, "status", "--porcelain", "-z", "--untracked-files=all", "--", ".")
+        for entry in (status or "").split("\0"):
+            if len(entry) > 3:
+                self.dirty.add(os.path.join(root, entry[3:]))
+
+    def describe(self, path: str) -> tuple[str | None, bool]:
+        """(commit, file differs from it) for a manifest, or (None, False) outside git."""
+        directory = os.path.dirname(path)
+        if directory not in self.roots:
+            return None, False
+        real = os.path.realpath(path)
+        return self.commits.get(directory), path in self.dirty or real in self.dirty
+
+
+def _git(directory: str, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", directory, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None  # no git here: jobs simply carry no commit
+    return done.stdout if done.returncode == 0 else None

@@ -1,0 +1,120 @@
+"""Watch job directories and call the one apply path when their manifests change.
+
+watchdog reports file events from a thread of its own; they only mark the
+directory as changed. A debounce thread waits until the directory has been
+quiet for a moment (editors write in steps, `git checkout` drops many files
+at once), then applies the whole directory again: apply is idempotent, so a
+full rescan is always right and one call serves a burst of 500 files.
+Hidden files, editors' temporary and swap files and the status directory
+are ignored; an atomic rename onto `*.toml` counts as a change of that file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from queuectl.sync import is_manifest_name
+
+QUIET = 0.03  # apply once the directory has been quiet this long...
+MAX_DELAY = 0.3  # ...or at the latest this long after the first event
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, directories: set[str], changed: Callable[[], None]) -> None:
+        self.directories = directories
+        self.changed = changed
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        for path in paths:
+            path = os.fsdecode(path) if path else ""
+            if path and self._relevant(path, event.is_directory):
+                self.changed()
+                return
+
+    def _relevant(self, path: str, is_directory: bool) -> bool:
+        parent, name = os.path.split(path)
+        if path in self.directories:
+            return True  # the directory itself moved or was deleted
+        return parent in self.directories and not is_directory and is_manifest_name(name)
+
+
+class Watcher:
+    """Calls `apply()` after changes in `directories`, debounced, from a thread of its own."""
+
+    def __init__(
+        self,
+        directories: Sequence[str],
+        apply: Callable[[], None],
+        on_error: Callable[[BaseException], None],
+        quiet: float = QUIET,
+        max_delay: float = MAX_DELAY,
+    ) -> None:
+        self.directories = {os.path.abspath(d) for d in directories}
+        self.apply = apply
+        self.on_error = on_error
+        self.quiet = quiet
+        self.max_delay = max_delay
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._first: float | None = None
+        self._last = 0.0
+        self._stopping = False
+        self._observer = Observer()
+        self._thread = threading.Thread(target=self._loop, name="queuectl-watcher", daemon=True)
+
+    def start(self) -> None:
+        handler = _Handler(self.directories, self._changed)
+        for directory in sorted(self.directories):
+            self._observer.schedule(handler, directory, recursive=False)
+        self._observer.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._event.set()
+        self._observer.stop()
+        self._observer.join(timeout=5)
+        self._thread.join(timeout=5)
+
+    def _changed(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._first is None:
+                self._first = now
+            self._last = now
+        self._event.set()
+
+    def _due(self) -> float | None:
+        """Seconds until the pending apply is due, or None when nothing is pending."""
+        with self._lock:
+            if self._first is None:
+                return None
+            now = time.monotonic()
+            return max(0.0, min(self._last + self.quiet, self._first + self.max_delay) - now)
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            wait = self._due()
+            if wait is None:
+                self._event.wait()
+                self._event.clear()
+                continue
+            if wait > 0:
+                self._event.wait(wait)
+                self._event.clear()
+                continue
+            with self._lock:
+                self._first = None
+            try:
+                self.apply()
+            except Exception as exc:  # reported; the watcher goes on
+                self.on_error(exc)
