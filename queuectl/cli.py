@@ -400,20 +400,26 @@ def worker_status(ctx: click.Context, as_json: bool) -> None:
 @db_option
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Counts per state, live pools and where the store is."""
+    """Counts per state, live pools, declared jobs (drift, manifest errors) and where the store is."""
     import time
 
-    from queuectl import render
+    from rich.text import Text
+
+    from queuectl import render, sync
 
     store = store_of(ctx)
     counts = store.counts()
     workers = store.list_workers()
+    jobs = store.list_jobs()
+    drifted = {job.name: reason for job in jobs if (reason := sync.drift(job))}
+    broken = {job.name: job.error for job in jobs if job.error}
     lease = _defaults(store)["lease-seconds"]
     if as_json:
         data = {
             "counts": counts,
             "workers": [render.worker_json(w, time.time(), lease) for w in workers],
             "store": store.location,
+            "jobs": {"total": len(jobs), "drift": drifted, "manifest_errors": broken},
         }
         click.echo(render.dumps(data))
         return
@@ -428,6 +434,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
         f"pools: {len(live)} live ({slots} slots)"
         + (f", {len(workers) - len(live)} stale or stopping" if len(workers) > len(live) else "")
     )
+    if jobs:
+        con.print(f"jobs: {len(jobs)} declared, {len(drifted)} drifted, {len(broken)} with manifest errors")
+    for name, reason in sorted(drifted.items()):
+        con.print(Text(f"  drift: {name}: {reason} (run 'queuectl apply' or 'queuectl diff')"))
+    for name, error in sorted(broken.items()):
+        con.print(Text(f"  error: {name}: {error} (the last good version stays in force)"))
     con.print(f"store: {store.location}", soft_wrap=True)
 
 
@@ -467,12 +479,15 @@ def _get_run(store: Store, run_id: str) -> Any:
 @db_option
 @click.pass_context
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
-    """Every field of a run, its attempt history and its output tail."""
+    """Every field of a run (or of a declared job): attempts, output tail, origin."""
     from rich.text import Text
 
     from queuectl import render
 
     store = store_of(ctx)
+    if store.get_run(run_id) is None and store.get_job(run_id) is not None:
+        _show_job(store, run_id, as_json)
+        return
     run = _get_run(store, run_id)
     attempts = store.attempts(run_id)
     if as_json:
@@ -489,6 +504,30 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         con.print(render.attempts_table(con, attempts))
     if run.output_tail:
         con.print("output (tail):")
+        con.print(Text(run.output_tail.rstrip("\n")))
+
+
+def _show_job(store: Store, name: str, as_json: bool) -> None:
+    from rich.text import Text
+
+    from queuectl import render, sync
+
+    status = store.job_status(name)
+    if status is None:
+        raise NotFoundError(f"no run or job named {name!r}")
+    drift = sync.drift(status.job)
+    if as_json:
+        click.echo(render.dumps(render.job_json(status, drift)))
+        return
+    con = render.console()
+    grid = render.table(con, "FIELD", "VALUE")
+    grid.show_header = False
+    for key, value in render.job_lines(status, drift):
+        grid.add_row(key, Text(value))
+    con.print(grid)
+    run = status.last_run
+    if run is not None and run.output_tail:
+        con.print("output of the last run (tail):")
         con.print(Text(run.output_tail.rstrip("\n")))
 
 

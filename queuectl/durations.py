@@ -10,6 +10,7 @@ from queuectl.errors import UsageError
 MAX_SECONDS = 100 * 365.25 * 86400
 LATEST = 253402214400.0  # 9999-12-31T00:00:00Z: later times do not print
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")  # plain seconds: no signs, exponents or underscores
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 
 
@@ -35,10 +36,8 @@ def parse_duration(value: object, what: str = "duration") -> float:
 
 
 def _parse_text(text: str, original: str, what: str) -> float:
-    try:
+    if _NUMBER.fullmatch(text):
         return float(text)
-    except ValueError:
-        pass
     pos, total = 0, 0.0
     for match in _PART.finditer(text):
         if match.start() != pos:

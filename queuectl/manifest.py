@@ -166,8 +166,8 @@ class _Checker:
             header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]\s*(#.*)?", stripped)
             if header:
                 current = header.group(1).strip("\"' ")
-                if not name and current == table:
-                    return number
+                if current == key:
+                    return number  # a key written as a table: [options]
                 continue
             if current == table and re.match(rf"""["']?{re.escape(name)}["']?\s*=""", stripped):
                 return number
@@ -289,6 +289,8 @@ class _Checker:
                 raise _Bad(f'expected a relative time like "+30m" or "+1h30m", got {value!r}') from None
         if isinstance(value, str):
             text = value.strip()
+            if _is_date(text):
+                raise _Bad(f"expected a date and a time (like 2026-12-01T02:00:00Z), got only {value!r}")
             if text.endswith(("Z", "z")):
                 text = text[:-1] + "+00:00"
             try:
@@ -413,6 +415,14 @@ class _Bad(Exception):
 @dataclass(frozen=True)
 class _Relative:
     seconds: float
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _kind(value: Any) -> str:

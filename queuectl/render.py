@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from queuectl.durations import format_duration, format_time, iso_utc
-from queuectl.model import Attempt, Run, Worker
+from queuectl.model import Attempt, JobStatus, Run, Worker
 
 if TYPE_CHECKING:
     from queuectl.store import AttemptStats
@@ -223,3 +223,59 @@ def current_log(run: Run, attempts: Sequence[Attempt]) -> str | None:
 def _short(text: str, limit: int = 60) -> str:
     line = text.replace("\n", " ⏎ ")
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+# -- jobs ---------------------------------------------------------------------
+def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
+    job = status.job
+    return {
+        "job": job.name,
+        "spec": job.spec.to_json(),
+        "spec_hash": job.spec_hash,
+        "source": job.source,
+        "file": job.file,
+        "file_hash": job.file_hash,
+        "git_commit": job.git_commit,
+        "git_dirty": job.git_dirty,
+        "status_dir": job.status_dir,
+        "manifest_error": job.error,
+        "drift": drift,
+        "created_at": iso_utc(job.created_at),
+        "updated_at": iso_utc(job.updated_at),
+        "next_run_at": iso_utc(status.next_at),
+        "runs": status.counts,
+        "last_run": run_json(status.last_run) if status.last_run else None,
+    }
+
+
+def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
+    job, spec, run = status.job, status.job.spec, status.last_run
+    when = spec.cron or (format_time(spec.run_at) if spec.run_at is not None else None)
+    if when is None and spec.run_after is not None:
+        when = f"{format_duration(spec.run_after)} after the first apply"
+    commit = "-"
+    if job.git_commit:
+        commit = job.git_commit[:12] + (" (file differed from it: uncommitted changes)" if job.git_dirty else "")
+    lines = [
+        ("job", job.name + ("" if spec.enabled else " (disabled)")),
+        ("command", spec.command),
+        ("description", spec.description or "-"),
+        ("when", when or "once, when applied"),
+        ("priority", str(spec.priority)),
+        ("timeout", "default" if spec.timeout is None else f"{spec.timeout:g}s"),
+        ("retries", "default" if spec.retries is None else str(spec.retries)),
+        ("manifest", job.file),
+        ("file hash", job.file_hash[:16]),
+        ("spec hash", job.spec_hash[:16]),
+        ("git commit", commit),
+        ("drift", drift or "none: the store matches the file"),
+        ("manifest error", job.error or "-"),
+        ("updated", format_time(job.updated_at)),
+        ("next run", format_time(status.next_at)),
+        ("runs", ", ".join(f"{n} {state}" for state, n in sorted(status.counts.items())) or "none yet"),
+    ]
+    if run is not None:
+        took = format_duration(run.finished_at - run.started_at) if run.finished_at and run.started_at else "-"
+        code = "-" if run.exit_code is None else str(run.exit_code)
+        lines.append(("last run", f"{run.id}: {run.state.value}, exit code {code}, took {took}"))
+    return lines

@@ -43,6 +43,7 @@ class Change:
     spec: JobSpec | None = None
     file_hash: str = ""
     cancelled: int = 0  # runs not yet started that the change cancelled
+    refresh: bool = False  # same spec from different bytes (say, a comment): record the new file hash
 
 
 @dataclass
@@ -180,7 +181,10 @@ def plan(manifests: Sequence[Manifest], directories: Sequence[str], current: Seq
             result.changes.append(Change("update", spec.name, item.path, fields, spec=spec, file_hash=item.file_hash))
         else:
             fixed = (("error", old.error, None),) if old.error else ()
-            result.changes.append(Change("unchanged", spec.name, item.path, fixed, spec=spec, file_hash=item.file_hash))
+            refresh = old.file_hash != item.file_hash
+            result.changes.append(
+                Change("unchanged", spec.name, item.path, fixed, spec=spec, file_hash=item.file_hash, refresh=refresh)
+            )
     declared = {c.name for c in result.changes if c.kind != "invalid"}
     applied_whole = set(directories)
     for job in current:
@@ -271,7 +275,7 @@ def _carry_out(store: Store, change: Change, defaults: Defaults, git: GitInfo, s
         assert change.name is not None
         gone = store.delete_job(change.name, f"job {change.name} was deleted (its manifest is gone)")
         return Change(change.kind, change.name, change.path, cancelled=len(gone))
-    if change.kind == "unchanged":
+    if change.kind == "unchanged" and not change.refresh:
         if change.fields and change.name is not None:  # its file is good again
             store.set_job_error(change.name, None)
         return change
@@ -288,6 +292,8 @@ def _carry_out(store: Store, change: Change, defaults: Defaults, git: GitInfo, s
         dirty,
         status_dir or os.path.join(directory, STATUS_DIRNAME),
     )
+    if change.kind == "unchanged":
+        return change
     cancelled = 0
     rerun = change.kind == "create" or any(key not in ("description", "file") for key, _, _ in change.fields)
     if rerun:
@@ -379,3 +385,19 @@ def _git(directory: str, *args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None  # no git here: jobs simply carry no commit
     return done.stdout if done.returncode == 0 else None
+
+
+def drift(job: Job) -> str | None:
+    """How the job's manifest on disk differs from what was applied, or None."""
+    import hashlib
+
+    try:
+        with open(job.file, "rb") as handle:
+            data = handle.read(manifest.MAX_BYTES + 1)
+    except FileNotFoundError:
+        return "manifest removed since apply"
+    except OSError as exc:
+        return f"manifest unreadable: {exc.strerror}"
+    if hashlib.sha256(data).hexdigest() != job.file_hash:
+        return "manifest changed since apply"
+    return None

@@ -1,0 +1,399 @@
+"""Declarative jobs through the real CLI: apply, diff, validate, status files, up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import QUEUECTL, Queue, wait_for
+
+
+def write(directory: Path, name: str, text: str, mode: int = 0o644) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(text)
+    os.chmod(path, mode)
+    return path
+
+
+def runs_of(q: Queue, job: str) -> list[dict[str, Any]]:
+    return [r for r in q.json("list") if r["job"] == job]
+
+
+@pytest.fixture
+def jobs(q: Queue) -> Path:
+    return q.tmp / "jobs.d"
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(q: Queue, jobs: Path) -> None:
+    write(jobs, "a.toml", 'command = "echo a"\n')
+    write(jobs, "b.toml", 'command = "echo b"\npriority = 9\n')
+    out = q("apply", str(jobs), "--dry-run").stdout
+    assert "+ a: to create" in out and "+ b: to create" in out
+    assert "plan: 2 to create, 0 to update, 0 to delete, 0 unchanged" in out
+    assert q.json("list") == []
+    assert q.json("status")["jobs"]["total"] == 0
+    out = q("apply", str(jobs)).stdout
+    assert "applied: 2 created, 0 updated, 0 deleted, 0 unchanged" in out
+    assert sorted(r["job"] for r in q.json("list")) == ["a", "b"]
+    assert [r["priority"] for r in runs_of(q, "b")] == [9]
+
+
+def test_applying_the_same_tree_twice_changes_nothing(q: Queue, jobs: Path) -> None:
+    write(jobs, "a.toml", 'command = "echo a"\n')
+    write(jobs, "later.toml", 'command = "echo later"\nrun_at = "+1h"\n')
+    q("apply", str(jobs))
+    before = q.json("list")
+    out = q("apply", str(jobs)).stdout
+    assert "applied: 0 created, 0 updated, 0 deleted, 2 unchanged" in out
+    assert q.json("list") == before
+    assert q("diff", str(jobs), check=False).returncode == 0
+    later = runs_of(q, "later")[0]
+    assert later["state"] == "pending"
+    due = time.mktime(time.strptime(later["run_at"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    assert 3500 < due - time.time() <= 3600
+
+
+def test_update_lists_what_changed_and_runs_the_new_version(q: Queue, jobs: Path) -> None:
+    path = write(jobs, "a.toml", 'command = "echo one"\ntimeout = 30\n')
+    q("apply", str(jobs))
+    q.burst()
+    path.write_text('command = "echo two"\ntimeout = "1m"\n')
+    out = q("apply", str(jobs)).stdout
+    assert '~ a: updated (command "echo one" -> "echo two"; timeout 30.0 -> 60.0)' in out
+    q.burst()
+    runs = runs_of(q, "a")
+    assert [r["state"] for r in runs] == ["completed", "completed"]
+    assert [r["command"] for r in runs] == ["echo one", "echo two"]
+    # A description does not change what runs: no new run.
+    path.write_text('command = "echo two"\ntimeout = "1m"\ndescription = "says two"\n')
+    assert '~ a: updated (description "" -> "says two")' in q("apply", str(jobs)).stdout
+    assert len(runs_of(q, "a")) == 2
+
+
+def test_update_replaces_a_run_not_yet_started(q: Queue, jobs: Path) -> None:
+    path = write(jobs, "later.toml", 'command = "echo x"\nrun_at = 2099-01-01T00:00:00Z\n')
+    q("apply", str(jobs))
+    path.write_text('command = "echo x"\nrun_at = 2099-01-01T00:00:00Z\npriority = 8\n')
+    assert "1 run(s) of the old version cancelled" in q("apply", str(jobs)).stdout
+    runs = runs_of(q, "later")
+    assert sorted((r["state"], r["priority"]) for r in runs) == [("cancelled", 5), ("pending", 8)]
+
+
+def test_delete_keeps_history_and_cancels_runs_not_started(q: Queue, jobs: Path) -> None:
+    done = write(jobs, "done.toml", 'command = "echo done"\n')
+    q("apply", str(jobs))
+    q.burst()
+    later = write(jobs, "later.toml", 'command = "echo later"\nrun_at = "+1h"\n')
+    q("apply", str(jobs))
+    done.unlink()
+    later.unlink()
+    out = q("apply", str(jobs)).stdout
+    assert "- done: deleted (its manifest is gone; history kept)" in out
+    assert "- later: deleted (its manifest is gone; history kept; 1 run(s) not yet started cancelled)" in out
+    assert [r["state"] for r in runs_of(q, "done")] == ["completed"]
+    assert [r["state"] for r in runs_of(q, "later")] == ["cancelled"]
+    missing = q("show", "done", check=False)
+    assert missing.returncode == 1 and "no run with id 'done'" in missing.stderr
+
+
+def test_a_running_run_finishes_when_its_job_is_deleted(q: Queue, jobs: Path) -> None:
+    gate = q.tmp / "go"
+    path = write(jobs, "slow.toml", f'command = "while [ ! -f {gate} ]; do sleep 0.02; done; echo finished"\n')
+    q("apply", str(jobs))
+    pool = q.start_pool("--count", "1")
+    wait_for(lambda: [r["state"] for r in runs_of(q, "slow")] == ["running"], what="slow running")
+    path.unlink()
+    assert "- slow: deleted" in q("apply", str(jobs)).stdout
+    assert [r["state"] for r in runs_of(q, "slow")] == ["running"]
+    gate.touch()
+    wait_for(lambda: [r["state"] for r in runs_of(q, "slow")] == ["completed"], what="slow completed")
+    run_id = runs_of(q, "slow")[0]["id"]
+    assert q.run(run_id)["output_tail"] == "finished\n"
+    pool.terminate()
+    pool.wait(timeout=20)
+
+
+def test_invalid_file_beside_a_valid_one(q: Queue, jobs: Path) -> None:
+    write(jobs, "good.toml", 'command = "echo good"\n')
+    write(jobs, "bad.toml", 'command = "echo bad"\ntimeout = -1\ncron = "0 2 * * *"\nrun_at = "+5m"\n')
+    write(jobs, "broken.toml", 'command = "echo\n')
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1
+    assert "bad.toml:2: timeout: expected a duration above zero" in done.stdout
+    assert "bad.toml:3: cron: give either run_at (once) or cron (repeatedly), not both" in done.stdout
+    assert "broken.toml:1: invalid TOML" in done.stdout
+    assert "applied: 1 created, 0 updated, 0 deleted, 0 unchanged; 2 invalid manifest(s)" in done.stdout
+    assert [r["job"] for r in q.json("list")] == ["good"]
+    assert q("show", "bad", check=False).returncode == 1
+
+
+def test_broken_file_keeps_its_last_good_version(q: Queue, jobs: Path) -> None:
+    path = write(jobs, "a.toml", 'command = "echo good"\n')
+    q("apply", str(jobs))
+    path.write_text('command = "echo oops"\nretries = "many"\n')
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1 and "(job a keeps its last good version)" in done.stdout
+    job = q.json("show", "a")
+    assert job["spec"]["command"] == "echo good"
+    assert "retries: expected a whole number" in job["manifest_error"]
+    assert "a" in q.json("status")["jobs"]["manifest_errors"]
+    assert len(runs_of(q, "a")) == 1
+    status_file = json.loads((jobs / ".status" / "a.json").read_text())
+    assert "retries: expected a whole number" in status_file["manifest_error"]
+    path.write_text('command = "echo good"\n')
+    assert "= a: manifest valid again" in q("apply", str(jobs)).stdout
+    assert q.json("show", "a")["manifest_error"] is None
+    assert len(runs_of(q, "a")) == 1
+
+
+def test_diff_exit_codes(q: Queue, jobs: Path) -> None:
+    path = write(jobs, "a.toml", 'command = "echo a"\n')
+    assert q("diff", str(jobs), check=False).returncode == 1
+    q("apply", str(jobs))
+    same = q("diff", str(jobs), check=False)
+    assert same.returncode == 0 and "plan: 0 to create, 0 to update, 0 to delete, 1 unchanged" in same.stdout
+    path.write_text('command = "echo b"\n')
+    changed = q("diff", str(jobs), check=False)
+    assert changed.returncode == 1 and '~ a: to update (command "echo a" -> "echo b")' in changed.stdout
+    assert q.json("show", "a")["spec"]["command"] == "echo a"  # diff changes nothing
+    path.write_text("command = \n")
+    assert q("diff", str(jobs), check=False).returncode == 2
+    missing = q("diff", str(q.tmp / "nope"), check=False)
+    assert missing.returncode == 2 and "no such file or directory" in missing.stderr
+
+
+def test_validate_needs_no_store_and_reports_every_error(q: Queue, jobs: Path) -> None:
+    write(jobs, "one.toml", 'comand = "x"\n')
+    write(jobs, "two.toml", 'command = "x"\npriority = 0\nenabled = "no"\n')
+    write(jobs, "fine.toml", 'command = "x"\n')
+    done = q("validate", str(jobs), check=False)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert any(line.startswith(str(jobs / "one.toml") + ":1: comand: unknown key") for line in lines), lines
+    assert any("one.toml: command: missing key" in line for line in lines)
+    assert any("two.toml:2: priority:" in line for line in lines)
+    assert any("two.toml:3: enabled:" in line for line in lines)
+    assert "1 valid, 2 invalid manifest(s)" in done.stderr
+    assert not q.db.exists()
+    (jobs / "one.toml").unlink()
+    (jobs / "two.toml").unlink()
+    ok = q("validate", str(jobs / "fine.toml"))
+    assert "1 valid, 0 invalid manifest(s)" in ok.stdout
+    assert q.json("validate", str(jobs))["valid"] == [{"file": str(jobs / "fine.toml"), "job": "fine"}]
+    assert not q.db.exists()
+
+
+def test_unsafe_manifests_are_refused_unless_insecure(q: Queue, jobs: Path) -> None:
+    write(jobs, "shared.toml", 'command = "echo shared"\n', mode=0o664)
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1
+    assert "shared.toml: refused: writable by group (mode 0664)" in done.stdout
+    assert q.json("list") == []
+    assert "1 created" in q("apply", str(jobs), "--insecure").stdout
+
+
+def test_jobs_belong_to_their_directory(q: Queue) -> None:
+    first, second = q.tmp / "first", q.tmp / "second"
+    write(first, "a.toml", 'command = "echo a"\n')
+    write(second, "b.toml", 'command = "echo b"\n')
+    q("enqueue", "--id", "manual", "--command", "echo manual")
+    q("apply", str(first))
+    out = q("apply", str(second)).stdout
+    assert "applied: 1 created, 0 updated, 0 deleted, 0 unchanged" in out
+    write(second, "a.toml", 'command = "echo impostor"\n')
+    clash = q("apply", str(second), check=False)
+    assert clash.returncode == 1 and f"job name 'a' is already declared by {first / 'a.toml'}" in clash.stdout
+    assert q.json("show", "a")["spec"]["command"] == "echo a"
+    assert q.state("manual") == "pending"
+
+
+def test_git_commit_and_file_hash_are_recorded(q: Queue) -> None:
+    repo = q.tmp / "repo"
+    path = write(repo / "jobs.d", "a.toml", 'command = "echo a"\n')
+    env = dict(
+        os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@e"
+    )
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
+        ).stdout
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "first")
+    head = git("rev-parse", "HEAD").strip()
+    q("apply", str(repo / "jobs.d"))
+    job = q.json("show", "a")
+    assert (job["git_commit"], job["git_dirty"]) == (head, False)
+    status_file = json.loads((repo / "jobs.d" / ".status" / "a.json").read_text())
+    assert status_file["git_commit"] == head and status_file["file_hash"] == job["file_hash"]
+    assert git("status", "--porcelain") == ""  # the status directory ignores itself
+    path.write_text('command = "echo b"\n')
+    assert q.json("status")["jobs"]["drift"] == {"a": "manifest changed since apply"}
+    q("apply", str(repo / "jobs.d"))
+    assert q.json("show", "a")["git_dirty"] is True
+    assert q.json("status")["jobs"]["drift"] == {}
+
+
+def test_status_files_are_whole_after_every_attempt_even_while_read(q: Queue, jobs: Path) -> None:
+    counter = q.tmp / "count"
+    write(
+        jobs,
+        "flaky.toml",
+        f'command = "echo x >> {counter}; [ $(wc -l < {counter}) -ge 3 ] || exit 7"\nretries = 3\nbackoff_base = 1\n',
+    )
+    q("apply", str(jobs))
+    status_path = jobs / ".status" / "flaky.json"
+    assert (jobs / ".status" / ".gitignore").read_text().strip().endswith("*")
+    seen: list[tuple[str | None, int]] = []
+    stop = threading.Event()
+    bad: list[str] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                text = status_path.read_text()
+            except FileNotFoundError:
+                continue
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError:
+                bad.append(text)
+                return
+            seen.append((doc["state"], doc["attempts"]))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        q.burst()
+    finally:
+        stop.set()
+        thread.join()
+    assert not bad, f"a reader saw a partial status file: {bad[0]!r}"
+    final = json.loads(status_path.read_text())
+    assert (final["state"], final["attempts"], final["exit_code"]) == ("completed", 3, 0)
+    assert final["duration"] is not None and final["started_at"] and final["finished_at"]
+    assert final["spec_hash"] == q.json("show", "flaky")["spec_hash"]
+    assert ("failed", 1) in seen and ("failed", 2) in seen, "the status file was not rewritten after each attempt"
+
+
+def test_init_and_schema(q: Queue) -> None:
+    target = q.tmp / "mine"
+    out = q("init", str(target)).stdout
+    assert "created" in out and (target / "hello.toml").exists()
+    assert oct((target / "hello.toml").stat().st_mode & 0o777) == oct(0o644)
+    q("validate", str(target))
+    again = q("init", str(target), check=False)
+    assert again.returncode == 2 and "already holds manifests" in again.stderr
+    schema = json.loads(q("schema").stdout)
+    assert "command" in schema["properties"] and schema["$schema"].startswith("https://json-schema.org/")
+
+
+def test_apply_defaults_to_jobs_d_in_the_current_directory(q: Queue) -> None:
+    write(q.tmp / "jobs.d", "a.toml", 'command = "echo a"\n')
+    done = subprocess.run([*QUEUECTL, "apply"], cwd=q.tmp, env=q.env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "+ a: created" in done.stdout
+    empty = q.tmp / "empty"
+    empty.mkdir()
+    none = subprocess.run([*QUEUECTL, "apply"], cwd=empty, env=q.env, capture_output=True, text=True, check=False)
+    assert none.returncode == 2 and "no jobs.d/ here" in none.stderr
+
+
+def test_disabled_job_has_no_runs_until_enabled(q: Queue, jobs: Path) -> None:
+    path = write(jobs, "a.toml", 'command = "echo a"\nenabled = false\n')
+    q("apply", str(jobs))
+    assert runs_of(q, "a") == []
+    path.write_text('command = "echo a"\nenabled = true\n')
+    assert "~ a: updated (enabled false -> true)" in q("apply", str(jobs)).stdout
+    assert [r["state"] for r in runs_of(q, "a")] == ["pending"]
+
+
+# -- up: the watched directory ---------------------------------------------------------
+class Up:
+    def __init__(self, q: Queue, directory: Path, *args: str) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [*QUEUECTL, "up", str(directory), *args],
+            env=q.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        q.procs.append(self.proc)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        wait_for(lambda: any("watching" in line for line in self.lines), what="up watching")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        return self.proc.wait(timeout=30)
+
+
+def test_up_picks_up_new_changed_and_removed_files_within_a_second(q: Queue, jobs: Path) -> None:
+    write(jobs, "first.toml", 'command = "echo first"\n')
+    up = Up(q, jobs, "--workers", "2")
+    wait_for(lambda: [r["state"] for r in runs_of(q, "first")] == ["completed"], what="first completed")
+
+    started = time.monotonic()
+    write(jobs, "new.toml", 'command = "echo new"\n')
+    wait_for(lambda: runs_of(q, "new"), timeout=1.0, interval=0.01, what="new file applied within 1s")
+    assert time.monotonic() - started < 1.0
+
+    started = time.monotonic()
+    staged = jobs / ".new.toml.tmp"
+    staged.write_text('command = "echo newer"\n')
+    os.chmod(staged, 0o644)
+    os.replace(staged, jobs / "new.toml")  # an atomic rename, as editors and git do
+    wait_for(lambda: len(runs_of(q, "new")) == 2, timeout=1.0, interval=0.01, what="changed file applied within 1s")
+
+    started = time.monotonic()
+    (jobs / "first.toml").unlink()
+    wait_for(
+        lambda: q("show", "first", check=False).returncode == 1, timeout=1.0, interval=0.01, what="removal within 1s"
+    )
+    assert time.monotonic() - started < 1.0
+    wait_for(lambda: [r["state"] for r in runs_of(q, "new")] == ["completed", "completed"], what="both versions ran")
+    assert json.loads((jobs / ".status" / "new.json").read_text())["output_tail"] == "newer\n"
+    assert not (jobs / ".status" / "first.json").exists()
+    assert up.stop() == 0
+    log = "\n".join(up.lines)
+    assert "+ new: created" in log and "~ new: updated" in log and "- first: deleted" in log
+
+
+def test_up_reports_a_broken_file_and_ignores_editor_files(q: Queue, jobs: Path) -> None:
+    path = write(jobs, "a.toml", 'command = "echo good"\n')
+    up = Up(q, jobs)
+    wait_for(lambda: [r["state"] for r in runs_of(q, "a")] == ["completed"], what="a completed")
+    for junk in (".a.toml.swp", "a.toml~", "#a.toml#", ".#a.toml", "4913", "notes.txt"):
+        write(jobs, junk, 'command = "echo junk"\n')
+    path.write_text("command = [\n")
+    wait_for(lambda: any("a.toml:" in line and "invalid TOML" in line for line in up.lines), what="broken reported")
+    assert q.json("show", "a")["spec"]["command"] == "echo good"
+    assert q.json("status")["jobs"]["total"] == 1
+    assert up.stop() == 0
+
+
+def test_up_applies_a_burst_of_500_files(q: Queue, jobs: Path) -> None:
+    jobs.mkdir()
+    up = Up(q, jobs, "--workers", "4", "--quiet")
+    for n in range(500):
+        write(jobs, f"job{n:03d}.toml", f'command = "true {n}"\n')
+    wait_for(lambda: q.json("status")["jobs"]["total"] == 500, timeout=60, interval=0.2, what="500 jobs applied")
+    wait_for(lambda: q.json("status")["counts"]["completed"] == 500, timeout=120, interval=0.2, what="500 runs done")
+    assert len(list((jobs / ".status").glob("*.json"))) == 500
+    assert up.stop() == 0
