@@ -200,8 +200,7 @@ def _print_plan(plan: Plan, as_json: bool, applied: bool) -> None:
     if as_json:
         click.echo(planview.dumps(planview.plan_json(plan, applied)))
         return
-    for line in planview.plan_lines(plan, applied):
-        click.echo(line)
+    click.echo("\n".join(planview.plan_lines(plan, applied)))
 
 
 def _log_line(message: str) -> None:
@@ -252,7 +251,7 @@ def run_up(
                 lambda exc: _log_line(f"apply failed: {exc}"),
             )
             watcher.start()
-            _log_line(f"watching {', '.join(planview.relative(d) for d in directories)} for changes")
+            _log_line(f"watching {', '.join(planview.relative_dir(d) for d in directories)} for changes")
         try:
             Pool(store, workers, burst=burst, log=_log_line, verbose=not quiet).run()
         finally:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import hashlib
 import json
 import os
 import re
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ import tomli
 
 from queuectl.durations import LATEST, parse_duration
 from queuectl.errors import UsageError
-from queuectl.model import NAME_RE, JobSpec
+from queuectl.model import NAME_RE, Job, JobSpec
 
 MAX_BYTES = 1 << 20  # a manifest is a few lines; a huge file is a mistake
 MAX_RETRIES = 1000
@@ -72,20 +73,34 @@ class ManifestError:
 
 @dataclass(frozen=True)
 class Manifest:
-    """What reading one file gave: a spec, or the errors (never both)."""
+    """What reading one file gave: a spec, or the errors (never both).
+
+    `applied` is the job already applied from these very bytes, when there is
+    one: its spec is then taken from the store, decoded only if asked for.
+    """
 
     path: str
     file_hash: str
-    spec: JobSpec | None
+    parsed: JobSpec | None
     errors: tuple[ManifestError, ...] = ()
+    applied: Job | None = None
+
+    @property
+    def spec(self) -> JobSpec | None:
+        return self.applied.spec if self.applied is not None else self.parsed
+
+    @property
+    def name(self) -> str | None:
+        """The job's name, when the file is valid."""
+        if self.applied is not None:
+            return self.applied.name
+        return self.parsed.name if self.parsed is not None else None
 
 
 def read(path: str, *, insecure: bool = False) -> Manifest:
     """Read and validate the manifest at `path`."""
     try:
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            data = handle.read(MAX_BYTES + 1)
+        data, info = read_file(path)
     except OSError as exc:
         return _failed(path, "", f"cannot read: {exc.strerror}")
     file_hash = hashlib.sha256(data).hexdigest()
@@ -94,6 +109,26 @@ def read(path: str, *, insecure: bool = False) -> Manifest:
         if problem:
             return _failed(path, file_hash, problem)
     return parse(data, path, file_hash)
+
+
+def read_file(path: str) -> tuple[bytes, os.stat_result]:
+    """A manifest's bytes (at most MAX_BYTES + 1 of them) and its status, from one open."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO must not hang us
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return b"", info
+        chunks = []
+        left = MAX_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, max(info.st_size + 1, 4096)))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks), info
+    finally:
+        os.close(fd)
 
 
 def check_owner(info: os.stat_result) -> str | None:
@@ -188,30 +223,10 @@ class _Checker:
                 self.fail(key, f"given twice (as {canonical!r} and {key!r}); give one")
                 continue
             values[canonical] = (key, value)
-        checks: dict[str, Callable[[str, Any], Any]] = {
-            "name": self._name,
-            "command": self._command,
-            "description": self._text,
-            "priority": self._priority,
-            "run_at": self._run_at,
-            "cron": self._cron,
-            "timezone": self._timezone,
-            "timeout": self._positive_duration,
-            "retries": self._retries,
-            "backoff_base": self._backoff_base,
-            "backoff_max": self._duration,
-            "concurrency": lambda key, value: self._choice(key, value, CONCURRENCY),
-            "catchup": lambda key, value: self._choice(key, value, CATCHUP),
-            "catchup_window": self._positive_duration,
-            "jitter": self._duration,
-            "cwd": self._cwd,
-            "env": self._env,
-            "enabled": self._bool,
-        }
         out: dict[str, Any] = {}
         for canonical, (key, value) in values.items():
             try:
-                out[canonical] = checks[canonical](key, value)
+                out[canonical] = getattr(self, _CHECKS[canonical])(key, value)
             except _Bad as bad:
                 self.fail(key, bad.message)
         self._relations(values, out)
@@ -319,12 +334,9 @@ class _Checker:
             raise _Bad(
                 f"expected 5 fields (minute hour day-of-month month day-of-week) or @hourly/@daily/..., got {text!r}"
             )
-        from croniter import croniter
-
-        try:
-            croniter(text)
-        except (ValueError, KeyError, TypeError) as exc:  # croniter's errors derive from ValueError
-            raise _Bad(f"invalid cron expression {text!r}: {exc}") from None
+        problem = _cron_problem(text)
+        if problem:
+            raise _Bad(f"invalid cron expression {text!r}: {problem}")
         return text
 
     def _timezone(self, key: str, value: Any) -> str:
@@ -363,6 +375,12 @@ class _Checker:
                 f"expected a number from 0 to 1000 (retry n waits backoff_base ** n seconds), got {_shown(value)}"
             )
         return float(value)
+
+    def _concurrency(self, key: str, value: Any) -> str:
+        return self._choice(key, value, CONCURRENCY)
+
+    def _catchup(self, key: str, value: Any) -> str:
+        return self._choice(key, value, CATCHUP)
 
     def _choice(self, key: str, value: Any, choices: tuple[str, ...]) -> str:
         if not isinstance(value, str) or value not in choices:
@@ -406,6 +424,29 @@ class _Checker:
         return value
 
 
+# The check of each key: a _Checker method taking (key, value) and returning the normalized value.
+_CHECKS = {
+    "name": "_name",
+    "command": "_command",
+    "description": "_text",
+    "priority": "_priority",
+    "run_at": "_run_at",
+    "cron": "_cron",
+    "timezone": "_timezone",
+    "timeout": "_positive_duration",
+    "retries": "_retries",
+    "backoff_base": "_backoff_base",
+    "backoff_max": "_duration",
+    "concurrency": "_concurrency",
+    "catchup": "_catchup",
+    "catchup_window": "_positive_duration",
+    "jitter": "_duration",
+    "cwd": "_cwd",
+    "env": "_env",
+    "enabled": "_bool",
+}
+
+
 class _Bad(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -415,6 +456,18 @@ class _Bad(Exception):
 @dataclass(frozen=True)
 class _Relative:
     seconds: float
+
+
+@functools.lru_cache(maxsize=4096)
+def _cron_problem(expression: str) -> str | None:
+    """What croniter finds wrong with a 5-field expression (cached: repos repeat a few schedules)."""
+    from croniter import croniter
+
+    try:
+        croniter(expression)
+    except (ValueError, KeyError, TypeError) as exc:  # croniter's errors derive from ValueError
+        return str(exc)
+    return None
 
 
 def _is_date(text: str) -> bool:

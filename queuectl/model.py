@@ -12,7 +12,8 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from queuectl.errors import UsageError
@@ -259,7 +260,8 @@ class JobSpec:
     enabled: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        values = self.__dict__  # the fields (and any cached hashes, which are not copied)
+        data = {name: values[name] for name in _SPEC_FIELDS}
         data["env"] = dict(self.env)
         return data
 
@@ -269,14 +271,16 @@ class JobSpec:
         values["env"] = tuple(sorted((values.get("env") or {}).items()))
         return cls(**values)
 
+    @cached_property
     def canonical(self) -> str:
+        """The spec as compact JSON with sorted keys: equal meaning, equal text."""
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
-    @property
+    @cached_property
     def spec_hash(self) -> str:
-        return hashlib.sha256(self.canonical().encode()).hexdigest()
+        return hashlib.sha256(self.canonical.encode()).hexdigest()
 
-    @property
+    @cached_property
     def run_hash(self) -> str:
         """Hash of what a run of this job executes: a change re-runs a one-off job.
 
@@ -288,11 +292,19 @@ class JobSpec:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-class Job(NamedTuple):
-    """A job as the store holds it: the spec applied last and where it came from."""
+_SPEC_FIELDS = tuple(f.name for f in fields(JobSpec))
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the store holds it: the spec applied last and where it came from.
+
+    The spec is decoded from its canonical JSON only when asked for: an apply
+    that finds a file unchanged compares hashes and never needs it.
+    """
 
     name: str
-    spec: JobSpec
+    spec_json: str  # the spec's canonical JSON
     spec_hash: str
     run_hash: str
     source: str  # the directory that owns it
@@ -305,6 +317,12 @@ class Job(NamedTuple):
     created_at: float
     updated_at: float
     version_at: float  # when what a run executes last changed
+
+    @cached_property
+    def spec(self) -> JobSpec:
+        spec = JobSpec.from_json(json.loads(self.spec_json))
+        spec.__dict__.update(canonical=self.spec_json, spec_hash=self.spec_hash, run_hash=self.run_hash)
+        return spec
 
 
 class JobStatus(NamedTuple):

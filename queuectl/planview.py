@@ -5,6 +5,7 @@ The JSON shapes are a contract (see the README): add fields, never rename.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -22,11 +23,20 @@ def dumps(value: Any) -> str:
 
 def relative(path: str) -> str:
     """A path as short as it can be said from the current directory."""
+    directory, name = os.path.split(path)
+    if not name:
+        return relative_dir(directory)
+    base = relative_dir(directory)
+    return name if base == "." else os.path.join(base, name)
+
+
+@functools.lru_cache(maxsize=256)
+def relative_dir(directory: str) -> str:
     try:
-        rel = os.path.relpath(path)
+        rel = os.path.relpath(directory)
     except ValueError:
-        return path
-    return rel if not rel.startswith("../..") else path
+        return directory
+    return directory if rel.startswith("../..") else rel
 
 
 def relative_error(error: ManifestError) -> str:

@@ -64,9 +64,9 @@ def write(directory: str, name: str, document: dict[str, Any]) -> None:
     ensure_dir(directory)
     final = os.path.join(directory, f"{name}.json")
     temporary = os.path.join(directory, f".{name}.json.{os.getpid()}.tmp")
+    text = json.dumps(document, sort_keys=True, ensure_ascii=False)  # one line: the C encoder
     with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+        handle.write(text + "\n")
     os.replace(temporary, final)
 
 

@@ -9,7 +9,9 @@ last good version.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ class Source:
     directory: str  # absolute; the owner of the job
     data: bytes | None  # None when unreadable (the error is in `problem`)
     problem: str | None = None
+    info: os.stat_result | None = None
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,11 @@ def find(paths: Sequence[str]) -> tuple[list[Source], list[str]]:
         if os.path.isdir(path):
             directories.append(path)
             try:
-                names = sorted(os.listdir(path))
+                with os.scandir(path) as entries:
+                    names = sorted(e.name for e in entries if is_manifest_name(e.name) and not e.is_dir())
             except OSError as exc:
                 raise UsageError(f"cannot read directory {given}: {exc.strerror}") from None
-            for name in names:
-                if is_manifest_name(name):
-                    full = os.path.join(path, name)
-                    if os.path.isfile(full) or os.path.islink(full):
-                        sources.append(_load(full, path))
+            sources.extend(_load(os.path.join(path, name), path) for name in names)
         elif os.path.exists(path):
             sources.append(_load(path, os.path.dirname(path)))
         else:
@@ -98,35 +98,33 @@ def find(paths: Sequence[str]) -> tuple[list[Source], list[str]]:
 
 def _load(path: str, directory: str) -> Source:
     try:
-        with open(path, "rb") as handle:
-            return Source(path, directory, handle.read(manifest.MAX_BYTES + 1))
+        data, info = manifest.read_file(path)
     except OSError as exc:
         return Source(path, directory, None, f"cannot read: {exc.strerror}")
+    return Source(path, directory, data, info=info)
 
 
 def read_all(
     sources: Iterable[Source], insecure: bool, known: dict[tuple[str, str], Job] | None = None
 ) -> list[Manifest]:
     """Validate every source. A file whose bytes match the job applied from it is not parsed again."""
-    import hashlib
-
     found = []
     for source in sources:
         if source.data is None:
             found.append(Manifest(source.path, "", None, (ManifestError(source.path, source.problem or "unreadable"),)))
             continue
         file_hash = hashlib.sha256(source.data).hexdigest()
-        if not insecure:
-            try:
-                problem = manifest.check_owner(os.stat(source.path))
-            except OSError as exc:
-                problem = f"cannot read: {exc.strerror}"
-            if problem:
-                found.append(Manifest(source.path, file_hash, None, (ManifestError(source.path, problem),)))
-                continue
+        problem = None
+        if source.info is not None and not stat.S_ISREG(source.info.st_mode):
+            problem = "not a regular file"
+        elif source.info is not None and not insecure:
+            problem = manifest.check_owner(source.info)
+        if problem:
+            found.append(Manifest(source.path, file_hash, None, (ManifestError(source.path, problem),)))
+            continue
         job = (known or {}).get((source.path, file_hash))
         if job is not None and job.error is None:
-            found.append(Manifest(source.path, file_hash, job.spec))
+            found.append(Manifest(source.path, file_hash, None, applied=job))
         else:
             found.append(manifest.parse(source.data, source.path, file_hash))
     return _unique_names(found)
@@ -136,12 +134,10 @@ def _unique_names(found: list[Manifest]) -> list[Manifest]:
     first: dict[str, str] = {}
     out = []
     for item in found:
-        if item.spec is not None:
-            other = first.setdefault(item.spec.name, item.path)
+        if item.name is not None:
+            other = first.setdefault(item.name, item.path)
             if other != item.path:
-                error = ManifestError(
-                    item.path, f"job name {item.spec.name!r} is already used by {other}", None, "name"
-                )
+                error = ManifestError(item.path, f"job name {item.name!r} is already used by {other}", None, "name")
                 item = Manifest(item.path, item.file_hash, None, (error,))
         out.append(item)
     return out
@@ -155,6 +151,9 @@ def plan(manifests: Sequence[Manifest], directories: Sequence[str], current: Seq
     result = Plan()
     present = {m.path for m in manifests}
     for item in manifests:
+        if item.applied is not None and item.applied.name in by_name:  # the very bytes applied last
+            result.changes.append(Change("unchanged", item.applied.name, item.path, file_hash=item.file_hash))
+            continue
         if item.spec is None:
             result.changes.append(
                 Change("invalid", _job_of_broken(item, by_file, by_name), item.path, errors=item.errors)
@@ -235,7 +234,9 @@ def apply(
         result = plan(read_all(sources, insecure, known), directories, current)
         if dry_run:
             return result
-        result.changes[:] = [_carry_out(store, change, defaults, git, status_dir) for change in result.changes]
+        runs: list[NewRun] = []
+        result.changes[:] = [_carry_out(store, change, defaults, git, status_dir, runs) for change in result.changes]
+        store.add_job_runs(runs)
     write_statuses(store, result, {job.name: job for job in current}, status_dir)
     return result
 
@@ -246,8 +247,15 @@ def write_statuses(store: Store, result: Plan, before: dict[str, Job], status_di
 
     writer = results.StatusWriter(store)
     names = []
+    prepared: set[str] = set()
     for change in result.changes:
         directory = status_dir or os.path.join(os.path.dirname(change.path or ""), STATUS_DIRNAME)
+        if change.kind == "create" and directory not in prepared:
+            prepared.add(directory)
+            try:  # ready, with its .gitignore, before any status lands there
+                results.ensure_dir(directory)
+            except OSError:
+                pass  # the pool reports it when it cannot write there
         if change.kind == "delete" and change.name in before:
             results.remove(before[change.name].status_dir or directory, change.name)
         elif change.kind == "invalid" and change.name is None and change.path:
@@ -257,16 +265,15 @@ def write_statuses(store: Store, result: Plan, before: dict[str, Job], status_di
                     results.write(directory, name, results.error_document(change.path, change.errors))
                 except OSError:
                     pass  # reported with the plan already
-        elif change.name is not None and (
-            change.kind != "unchanged"
-            or change.fields
-            or not os.path.exists(os.path.join(directory, change.name + ".json"))
-        ):
-            names.append(change.name)
+        elif change.name is not None and change.kind != "create" and (change.kind != "unchanged" or change.fields):
+            names.append(change.name)  # changed, broken or mended; a new job's file comes with its first attempt
     writer.update(names)
 
 
-def _carry_out(store: Store, change: Change, defaults: Defaults, git: GitInfo, status_dir: str | None) -> Change:
+def _carry_out(
+    store: Store, change: Change, defaults: Defaults, git: GitInfo, status_dir: str | None, runs: list[NewRun]
+) -> Change:
+    """Write one change of the plan; the runs it asks for are added to `runs` (inserted together)."""
     if change.kind == "invalid":
         if change.name is not None:
             store.set_job_error(change.name, "; ".join(str(e) for e in change.errors))
@@ -299,7 +306,7 @@ def _carry_out(store: Store, change: Change, defaults: Defaults, git: GitInfo, s
     if rerun:
         if change.kind == "update":
             cancelled = len(store.cancel_job_runs(spec.name, f"superseded: job {spec.name} was updated"))
-        store.add_job_runs(runs_for(job, defaults))
+        runs.extend(runs_for(job, defaults))
     return Change(change.kind, change.name, change.path, change.fields, spec=spec, cancelled=cancelled)
 
 
@@ -389,8 +396,6 @@ def _git(directory: str, *args: str) -> str | None:
 
 def drift(job: Job) -> str | None:
     """How the job's manifest on disk differs from what was applied, or None."""
-    import hashlib
-
     try:
         with open(job.file, "rb") as handle:
             data = handle.read(manifest.MAX_BYTES + 1)

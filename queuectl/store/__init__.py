@@ -136,8 +136,8 @@ class Store(Protocol):
         """Cancel a job's pending and retry-waiting runs; a running one finishes."""
         ...
 
-    def add_job_runs(self, runs: Sequence[NewRun]) -> list[str]:
-        """Add job runs; one whose (job, scheduled_for) exists already is skipped. The added ids."""
+    def add_job_runs(self, runs: Sequence[NewRun]) -> int:
+        """Add job runs; one whose (job, scheduled_for) has a run already is skipped. How many were added."""
         ...
 
     def job_status(self, name: str) -> JobStatus | None: ...

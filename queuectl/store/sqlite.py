@@ -410,7 +410,7 @@ class SQLiteStore:
         now = self.clock()
         params = {
             "name": spec.name,
-            "spec": spec.canonical(),
+            "spec": spec.canonical,
             "spec_hash": spec.spec_hash,
             "run_hash": spec.run_hash,
             "source": source,
@@ -422,9 +422,24 @@ class SQLiteStore:
             "now": now,
         }
         with self.batch():
-            self._write("upsert_job", params)
-            job = self.get_job(spec.name)
-        assert job is not None
+            created_at, updated_at, version_at = self._write("upsert_job", params).fetchone()
+        job = Job(
+            spec.name,
+            spec.canonical,
+            spec.spec_hash,
+            spec.run_hash,
+            source,
+            file,
+            file_hash,
+            git_commit,
+            git_dirty,
+            status_dir,
+            None,
+            created_at,
+            updated_at,
+            version_at,
+        )
+        job.__dict__["spec"] = spec
         return job
 
     def delete_job(self, name: str, reason: str) -> list[str]:
@@ -442,14 +457,14 @@ class SQLiteStore:
             rows = self._write("cancel_job_runs", {"name": name, "now": self.clock(), "reason": reason}).fetchall()
         return [r[0] for r in rows]
 
-    def add_job_runs(self, runs: Sequence[NewRun]) -> list[str]:
+    def add_job_runs(self, runs: Sequence[NewRun]) -> int:
+        if not runs:
+            return 0
         now = self.clock()
-        added = []
         with self.batch():
-            for run in runs:
-                if self._write("insert_job_run", _new_run_params(run, now)).rowcount:
-                    added.append(run.id)
-        return added
+            before = self._db.total_changes
+            self._write_many("insert_job_run", [_new_run_params(run, now) for run in runs])
+            return self._db.total_changes - before
 
     def job_status(self, name: str) -> JobStatus | None:
         with self.batch():
@@ -509,7 +524,7 @@ def _new_run_params(r: NewRun, now: float) -> dict[str, Any]:
 def _job(r: sqlite3.Row) -> Job:
     return Job(
         name=r["name"],
-        spec=JobSpec.from_json(json.loads(r["spec"])),
+        spec_json=r["spec"],
         spec_hash=r["spec_hash"],
         run_hash=r["run_hash"],
         source=r["source"],

@@ -234,6 +234,8 @@ def test_git_commit_and_file_hash_are_recorded(q: Queue) -> None:
     q("apply", str(repo / "jobs.d"))
     job = q.json("show", "a")
     assert (job["git_commit"], job["git_dirty"]) == (head, False)
+    assert not (repo / "jobs.d" / ".status" / "a.json").exists()  # it comes with the first attempt
+    q.burst()
     status_file = json.loads((repo / "jobs.d" / ".status" / "a.json").read_text())
     assert status_file["git_commit"] == head and status_file["file_hash"] == job["file_hash"]
     assert git("status", "--porcelain") == ""  # the status directory ignores itself
