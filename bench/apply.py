@@ -132,9 +132,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)  # as an installed package
     with tempfile.TemporaryDirectory(prefix="queuectl-bench-") as tmp:
         first, again, bare = apply_rounds(tmp, args.jobs)
-        print(
-            f"apply {args.jobs} manifests (fresh store)   {first:6.2f} s   (target < 3 s; bare python: {bare:.2f} s)"
-        )
+        print(f"apply {args.jobs} manifests (fresh store)   {first:6.2f} s   (target < 3 s; bare python: {bare:.2f} s)")
         print(f"re-apply them unchanged                 {again:6.2f} s   (target < 1 s)")
         print(
             f"  = {args.jobs / first:,.0f} manifests/s applied, {args.jobs / again:,.0f} manifests/s checked",

@@ -407,6 +407,9 @@ class Pool:
             if state is not None:
                 rescued += 1
                 self._say(f"rescued {expired.run_id} from dead pool {expired.worker_id}: now {state}")
+                lost = self.store.get_run(expired.run_id)
+                if lost is not None and lost.job:
+                    self._write_statuses({lost.job})  # the lost attempt counts: its job's file says so
         for worker_id in dead:
             self.store.unregister_worker(worker_id)
         if rescued:

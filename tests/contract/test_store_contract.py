@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from queuectl.errors import DuplicateRunError, StoreError
-from queuectl.model import AttemptResult, Claim, NewRun, Outcome, ProcessInfo, RunState, Worker
+from queuectl.model import AttemptResult, Claim, JobSpec, NewRun, Outcome, ProcessInfo, RunState, Worker
 from queuectl.store import Store
 from queuectl.store.sqlite import SQLiteStore
 
@@ -633,3 +633,81 @@ def test_sqlite_file_that_is_not_a_database_raises_store_error(tmp_path: Path) -
     path.write_bytes(b"this is not a database, just some bytes\n" * 200)
     with pytest.raises(StoreError, match="cannot open store"):
         SQLiteStore(str(path))
+
+
+# -- jobs ------------------------------------------------------------------------------
+def spec(name: str = "nightly", **fields: object) -> JobSpec:
+    values: dict[str, object] = {"name": name, "command": f"echo {name}"}
+    values.update(fields)
+    return JobSpec(**values)  # type: ignore[arg-type]
+
+
+def job_run(name: str, due: float, run_id: str | None = None) -> NewRun:
+    return new_run(run_id or f"{name}.{int(due)}", job=name, run_at=due, scheduled_for=due)
+
+
+def test_put_job_creates_then_updates_keeping_history_times(store: Store, clock: FakeClock) -> None:
+    created = store.put_job(spec(), "/jobs", "/jobs/nightly.toml", "h1", "abc123", False, "/jobs/.status")
+    assert (created.created_at, created.updated_at, created.version_at) == (T0, T0, T0)
+    assert store.get_job("nightly") == created
+    assert store.get_job("nightly").spec == spec()  # type: ignore[union-attr]
+    clock.advance(10)
+    same = store.put_job(spec(), "/jobs", "/jobs/nightly.toml", "h2")
+    assert (same.updated_at, same.version_at, same.file_hash) == (T0, T0, "h2")  # same spec: not an update
+    clock.advance(10)
+    described = store.put_job(spec(description="d"), "/jobs", "/jobs/nightly.toml", "h3")
+    assert (described.updated_at, described.version_at) == (T0 + 20, T0)  # what runs did not change
+    clock.advance(10)
+    changed = store.put_job(spec(command="echo other"), "/jobs", "/jobs/nightly.toml", "h4")
+    assert (changed.updated_at, changed.version_at, changed.created_at) == (T0 + 30, T0 + 30, T0)
+    assert [j.name for j in store.list_jobs()] == ["nightly"]
+
+
+def test_job_error_is_kept_beside_the_last_good_spec(store: Store) -> None:
+    store.put_job(spec(), "/jobs", "/jobs/nightly.toml", "h1")
+    store.set_job_error("nightly", "nightly.toml:2: timeout: expected ...")
+    job = store.get_job("nightly")
+    assert job is not None and job.error and job.spec == spec()
+    store.put_job(spec(), "/jobs", "/jobs/nightly.toml", "h1")
+    assert store.get_job("nightly").error is None  # type: ignore[union-attr]
+
+
+def test_one_run_per_job_and_scheduled_time(store: Store) -> None:
+    store.put_job(spec(), "/jobs", "/jobs/nightly.toml", "h1")
+    assert store.add_job_runs([job_run("nightly", T0, "a"), job_run("nightly", T0, "b")]) == 1
+    assert store.add_job_runs([job_run("nightly", T0, "c")]) == 0
+    assert store.add_job_runs([job_run("nightly", T0 + 60, "d")]) == 1
+    assert sorted(r.id for r in store.list_runs()) == ["a", "d"]
+    # A cancelled run steps aside: the same time may be scheduled again.
+    assert sorted(store.cancel_job_runs("nightly", "superseded")) == ["a", "d"]
+    assert store.add_job_runs([job_run("nightly", T0, "e")]) == 1
+    assert store.get_run("a").state == RunState.CANCELLED  # type: ignore[union-attr]
+    assert store.get_run("e").scheduled_for == T0  # type: ignore[union-attr]
+
+
+def test_delete_job_cancels_waiting_runs_and_keeps_running_and_finished_ones(store: Store) -> None:
+    store.put_job(spec(), "/jobs", "/jobs/nightly.toml", "h1")
+    store.add_job_runs([job_run("nightly", T0, "first"), job_run("nightly", T0 + 1, "second")])
+    store.add_job_runs([job_run("nightly", T0 + 3600, "later")])
+    claims = store.claim_runs("w1", HOST, 1, LEASE)
+    assert [c.run_id for c in claims] == ["first"] and claims[0].job == "nightly"
+    assert sorted(store.delete_job("nightly", "job nightly was deleted")) == ["later", "second"]
+    assert store.get_job("nightly") is None
+    states = {r.id: r.state for r in store.list_runs()}
+    assert states == {"first": RunState.RUNNING, "second": RunState.CANCELLED, "later": RunState.CANCELLED}
+    assert store.get_run("later").error == "job nightly was deleted"  # type: ignore[union-attr]
+
+
+def test_job_status_reports_last_and_next_runs(store: Store, clock: FakeClock) -> None:
+    assert store.job_status("nightly") is None
+    store.put_job(spec(), "/jobs", "/jobs/nightly.toml", "h1", status_dir="/jobs/.status")
+    store.add_job_runs([job_run("nightly", T0, "now"), job_run("nightly", T0 + 3600, "later")])
+    status = store.job_status("nightly")
+    assert status is not None and status.next_at == T0 and status.counts == {"pending": 2}
+    assert status.last_run is not None and status.last_run.job == "nightly"
+    clock.advance(1)
+    (claim,) = store.claim_runs("w1", HOST, 1, LEASE)
+    store.finish_attempts(HOST, [AttemptResult(claim, "w1", 123, T0 + 1, T0 + 2, 0, Outcome.COMPLETED, None, "ok\n")])
+    status = store.job_status("nightly")
+    assert status is not None and status.next_at == T0 + 3600
+    assert status.counts == {"completed": 1, "pending": 1}
