@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
@@ -36,6 +37,15 @@ def parse_duration(value: object, what: str = "duration") -> float:
 
 
 def _parse_text(text: str, original: str, what: str) -> float:
+    seconds = _seconds(text)
+    if seconds is None:
+        raise UsageError(f"invalid {what} {original!r}: expected seconds or a duration like 90s, 5m, 1h30m")
+    return seconds
+
+
+@functools.lru_cache(maxsize=1024)
+def _seconds(text: str) -> float | None:
+    """Seconds in "90", "90s", "1h30m" (cached: manifests repeat a few durations), or None."""
     if _NUMBER.fullmatch(text):
         return float(text)
     pos, total = 0, 0.0
@@ -44,9 +54,7 @@ def _parse_text(text: str, original: str, what: str) -> float:
             break
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
-    if pos != len(text) or not text:
-        raise UsageError(f"invalid {what} {original!r}: expected seconds or a duration like 90s, 5m, 1h30m")
-    return total
+    return total if text and pos == len(text) else None
 
 
 def parse_time(value: str, what: str = "time") -> float:

@@ -186,6 +186,7 @@ class _Checker:
         self.path = path
         self.text = text
         self.errors: list[ManifestError] = []
+        self.default_name = default_name(path)
 
     def fail(self, key: str | None, message: str) -> None:
         self.errors.append(ManifestError(self.path, message, self.line_of(key), key))
@@ -237,7 +238,8 @@ class _Checker:
             out["run_after"] = run_at.seconds
         elif run_at is not None:
             out["run_at"] = self._resolve_local(run_at, out.get("timezone"))
-        out.setdefault("name", default_name(self.path))
+        if "name" not in out:
+            out["name"] = self.default_name
         return JobSpec(**out)
 
     def _relations(self, values: Mapping[str, Any], out: dict[str, Any]) -> None:
@@ -245,10 +247,10 @@ class _Checker:
             self.errors.append(ManifestError(self.path, "missing key: expected a shell command", None, "command"))
         if "run_at" in values and "cron" in values:
             self.fail("cron", "give either run_at (once) or cron (repeatedly), not both")
-        if "name" not in values and not NAME_RE.fullmatch(default_name(self.path)):
+        if "name" not in values and not NAME_RE.fullmatch(self.default_name):
             self.fail(
                 None,
-                f"the file name {default_name(self.path)!r} is not a valid job name; rename the file or set "
+                f"the file name {self.default_name!r} is not a valid job name; rename the file or set "
                 "name = \"...\" (letters, digits, '.', '_' or '-', starting with a letter or digit)",
             )
 

@@ -286,10 +286,9 @@ class JobSpec:
 
         The description, the priority and `enabled` do not change what runs.
         """
-        data = self.to_json()
-        for key in ("description", "priority", "enabled"):
-            del data[key]
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        values = self.__dict__
+        runs = tuple(values[name] for name in _SPEC_FIELDS if name not in ("description", "priority", "enabled"))
+        return hashlib.sha256(repr(runs).encode()).hexdigest()
 
 
 _SPEC_FIELDS = tuple(f.name for f in fields(JobSpec))
@@ -323,6 +322,18 @@ class Job:
         spec = JobSpec.from_json(json.loads(self.spec_json))
         spec.__dict__.update(canonical=self.spec_json, spec_hash=self.spec_hash, run_hash=self.run_hash)
         return spec
+
+
+class JobSource(NamedTuple):
+    """A spec to store, and where it came from."""
+
+    spec: JobSpec
+    source: str  # the directory that owns the job
+    file: str
+    file_hash: str
+    git_commit: str | None = None
+    git_dirty: bool = False
+    status_dir: str | None = None
 
 
 class JobStatus(NamedTuple):

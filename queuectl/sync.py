@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from queuectl import manifest
 from queuectl.errors import UsageError
 from queuectl.manifest import Manifest, ManifestError
-from queuectl.model import NAME_RE, Job, JobSpec, NewRun
+from queuectl.model import NAME_RE, Job, JobSource, JobSpec, NewRun
 from queuectl.store import Store
 
 STATUS_DIRNAME = ".status"
@@ -234,9 +234,7 @@ def apply(
         result = plan(read_all(sources, insecure, known), directories, current)
         if dry_run:
             return result
-        runs: list[NewRun] = []
-        result.changes[:] = [_carry_out(store, change, defaults, git, status_dir, runs) for change in result.changes]
-        store.add_job_runs(runs)
+        result.changes[:] = _carry_out(store, result.changes, defaults, git, status_dir)
     write_statuses(store, result, {job.name: job for job in current}, status_dir)
     return result
 
@@ -271,43 +269,47 @@ def write_statuses(store: Store, result: Plan, before: dict[str, Job], status_di
 
 
 def _carry_out(
-    store: Store, change: Change, defaults: Defaults, git: GitInfo, status_dir: str | None, runs: list[NewRun]
-) -> Change:
-    """Write one change of the plan; the runs it asks for are added to `runs` (inserted together)."""
-    if change.kind == "invalid":
-        if change.name is not None:
-            store.set_job_error(change.name, "; ".join(str(e) for e in change.errors))
-        return change
-    if change.kind == "delete":
-        assert change.name is not None
-        gone = store.delete_job(change.name, f"job {change.name} was deleted (its manifest is gone)")
-        return Change(change.kind, change.name, change.path, cancelled=len(gone))
-    if change.kind == "unchanged" and not change.refresh:
-        if change.fields and change.name is not None:  # its file is good again
-            store.set_job_error(change.name, None)
-        return change
-    assert change.spec is not None and change.path is not None
-    spec = change.spec
-    directory = os.path.dirname(change.path)
-    commit, dirty = git.describe(change.path)
-    job = store.put_job(
-        spec,
-        directory,
-        change.path,
-        change.file_hash,
-        commit,
-        dirty,
-        status_dir or os.path.join(directory, STATUS_DIRNAME),
-    )
-    if change.kind == "unchanged":
-        return change
-    cancelled = 0
-    rerun = change.kind == "create" or any(key not in ("description", "file") for key, _, _ in change.fields)
-    if rerun:
-        if change.kind == "update":
-            cancelled = len(store.cancel_job_runs(spec.name, f"superseded: job {spec.name} was updated"))
-        runs.extend(runs_for(job, defaults))
-    return Change(change.kind, change.name, change.path, change.fields, spec=spec, cancelled=cancelled)
+    store: Store, changes: Sequence[Change], defaults: Defaults, git: GitInfo, status_dir: str | None
+) -> list[Change]:
+    """Write the plan (inside the caller's transaction); the changes as carried out."""
+    done: dict[int, Change] = {}
+    writes: list[tuple[int, JobSource]] = []
+    for index, change in enumerate(changes):
+        if change.kind == "invalid":
+            if change.name is not None:
+                store.set_job_error(change.name, "; ".join(str(e) for e in change.errors))
+        elif change.kind == "delete":
+            assert change.name is not None
+            gone = store.delete_job(change.name, f"job {change.name} was deleted (its manifest is gone)")
+            change = Change(change.kind, change.name, change.path, cancelled=len(gone))
+        elif change.kind == "unchanged" and not change.refresh:
+            if change.fields and change.name is not None:  # its file is good again
+                store.set_job_error(change.name, None)
+        else:
+            assert change.spec is not None and change.path is not None
+            directory = os.path.dirname(change.path)
+            commit, dirty = git.describe(change.path)
+            folder = status_dir or os.path.join(directory, STATUS_DIRNAME)
+            writes.append(
+                (index, JobSource(change.spec, directory, change.path, change.file_hash, commit, dirty, folder))
+            )
+        done[index] = change
+    runs: list[NewRun] = []
+    for (index, _), job in zip(writes, store.put_jobs([entry for _, entry in writes]), strict=True):
+        change = done[index]
+        if change.kind == "unchanged":
+            continue
+        rerun = change.kind == "create" or any(key not in ("description", "file") for key, _, _ in change.fields)
+        cancelled = 0
+        if rerun:
+            if change.kind == "update":
+                cancelled = len(store.cancel_job_runs(job.name, f"superseded: job {job.name} was updated"))
+            runs.extend(runs_for(job, defaults))
+        done[index] = Change(
+            change.kind, change.name, change.path, change.fields, spec=change.spec, cancelled=cancelled
+        )
+    store.add_job_runs(runs)
+    return [done[index] for index in range(len(changes))]
 
 
 def runs_for(job: Job, defaults: Defaults) -> list[NewRun]:

@@ -18,6 +18,7 @@ from queuectl.model import (
     Claim,
     Expired,
     Job,
+    JobSource,
     JobSpec,
     JobStatus,
     NewRun,
@@ -124,6 +125,10 @@ class Store(Protocol):
         status_dir: str | None = None,
     ) -> Job:
         """Create or update a job; its error is cleared, version_at moves when what runs changed."""
+        ...
+
+    def put_jobs(self, entries: Sequence[JobSource]) -> list[Job]:
+        """put_job for many, in one transaction; the jobs in the order given."""
         ...
 
     def delete_job(self, name: str, reason: str) -> list[str]:

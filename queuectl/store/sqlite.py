@@ -22,6 +22,7 @@ from queuectl.model import (
     Claim,
     Expired,
     Job,
+    JobSource,
     JobSpec,
     JobStatus,
     NewRun,
@@ -407,40 +408,56 @@ class SQLiteStore:
         git_dirty: bool = False,
         status_dir: str | None = None,
     ) -> Job:
+        return self.put_jobs([JobSource(spec, source, file, file_hash, git_commit, git_dirty, status_dir)])[0]
+
+    def put_jobs(self, entries: Sequence[JobSource]) -> list[Job]:
+        if not entries:
+            return []
         now = self.clock()
-        params = {
-            "name": spec.name,
-            "spec": spec.canonical,
-            "spec_hash": spec.spec_hash,
-            "run_hash": spec.run_hash,
-            "source": source,
-            "file": file,
-            "file_hash": file_hash,
-            "git_commit": git_commit,
-            "git_dirty": int(git_dirty),
-            "status_dir": status_dir,
-            "now": now,
-        }
+        rows = [
+            {
+                "name": e.spec.name,
+                "spec": e.spec.canonical,
+                "spec_hash": e.spec.spec_hash,
+                "run_hash": e.spec.run_hash,
+                "source": e.source,
+                "file": e.file,
+                "file_hash": e.file_hash,
+                "git_commit": e.git_commit,
+                "git_dirty": int(e.git_dirty),
+                "status_dir": e.status_dir,
+                "now": now,
+            }
+            for e in entries
+        ]
         with self.batch():
-            created_at, updated_at, version_at = self._write("upsert_job", params).fetchone()
-        job = Job(
-            spec.name,
-            spec.canonical,
-            spec.spec_hash,
-            spec.run_hash,
-            source,
-            file,
-            file_hash,
-            git_commit,
-            git_dirty,
-            status_dir,
-            None,
-            created_at,
-            updated_at,
-            version_at,
-        )
-        job.__dict__["spec"] = spec
-        return job
+            self._write_many("upsert_job", rows)
+            times: dict[str, tuple[float, float, float]] = {}
+            for part in chunks([e.spec.name for e in entries]):
+                for r in self._read("job_times", {"names": json.dumps(list(part))}):
+                    times[r[0]] = (r[1], r[2], r[3])
+        jobs = []
+        for e in entries:
+            created_at, updated_at, version_at = times[e.spec.name]
+            job = Job(
+                e.spec.name,
+                e.spec.canonical,
+                e.spec.spec_hash,
+                e.spec.run_hash,
+                e.source,
+                e.file,
+                e.file_hash,
+                e.git_commit,
+                e.git_dirty,
+                e.status_dir,
+                None,
+                created_at,
+                updated_at,
+                version_at,
+            )
+            job.__dict__["spec"] = e.spec
+            jobs.append(job)
+        return jobs
 
     def delete_job(self, name: str, reason: str) -> list[str]:
         with self.batch():

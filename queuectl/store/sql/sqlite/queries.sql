@@ -165,8 +165,10 @@ ON CONFLICT (name) DO UPDATE
        git_dirty = excluded.git_dirty, status_dir = excluded.status_dir, error = NULL,
        updated_at = CASE WHEN jobs.spec_hash = excluded.spec_hash THEN jobs.updated_at ELSE :now END,
        version_at = CASE WHEN jobs.run_hash = excluded.run_hash THEN jobs.version_at ELSE :now END,
-       run_hash = excluded.run_hash
-RETURNING created_at, updated_at, version_at;
+       run_hash = excluded.run_hash;
+
+-- name: job_times
+SELECT name, created_at, updated_at, version_at FROM jobs WHERE name IN (SELECT value FROM json_each(:names));
 
 -- name: delete_job
 DELETE FROM jobs WHERE name = :name;
