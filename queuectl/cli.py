@@ -64,6 +64,15 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON (a stable contract).")(func)
 
 
+def log_line(message: str) -> None:
+    """One line of a long-running command's log, on stderr, with the time."""
+    import time
+
+    err = click.get_text_stream("stderr")
+    err.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+    err.flush()
+
+
 def store_of(ctx: click.Context) -> Store:
     return ctx.find_object(Context).store()  # type: ignore[union-attr]
 
@@ -277,15 +286,7 @@ def worker_start(ctx: click.Context, count: int, burst: bool, detach: bool, quie
         return
     from queuectl.worker import Pool
 
-    err = click.get_text_stream("stderr")
-
-    def log(message: str) -> None:
-        import time
-
-        err.write(f"{time.strftime('%H:%M:%S')} {message}\n")
-        err.flush()
-
-    Pool(store, count, burst=burst, log=log, verbose=not quiet).run()
+    Pool(store, count, burst=burst, log=log_line, verbose=not quiet).run()
 
 
 def _detach(store: Store, count: int, burst: bool) -> None:
@@ -494,11 +495,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         click.echo(render.dumps(render.show_json(run, attempts)))
         return
     con = render.console()
-    grid = render.table(con, "FIELD", "VALUE")
-    grid.show_header = False
-    for key, value in render.show_lines(run, attempts):
-        grid.add_row(key, Text(value))
-    con.print(grid)
+    con.print(render.fields_table(con, render.show_lines(run, attempts)))
     if attempts:
         con.print("attempts:")
         con.print(render.attempts_table(con, attempts))
@@ -520,11 +517,7 @@ def _show_job(store: Store, name: str, as_json: bool) -> None:
         click.echo(render.dumps(render.job_json(status, drift)))
         return
     con = render.console()
-    grid = render.table(con, "FIELD", "VALUE")
-    grid.show_header = False
-    for key, value in render.job_lines(status, drift):
-        grid.add_row(key, Text(value))
-    con.print(grid)
+    con.print(render.fields_table(con, render.job_lines(status, drift)))
     run = status.last_run
     if run is not None and run.output_tail:
         con.print("output of the last run (tail):")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -187,7 +186,12 @@ def register(cli: click.Group, db_option: Decorator, json_option: Decorator, sto
         Ctrl-C or SIGTERM stops: no new claims, running commands finish (within
         config stop-grace), then exit; a second signal stops them at once.
         """
-        run_up(ctx, _paths([directory] if directory else []), workers, insecure, _abs(status_dir), quiet, burst)
+        from queuectl.cli import POOL_BUSY_TIMEOUT, Context
+
+        state: Context = ctx.find_object(Context)  # type: ignore[assignment]
+        store = state.store(busy_timeout=POOL_BUSY_TIMEOUT)
+        options = {"insecure": insecure, "status_dir": _abs(status_dir)}
+        run_up(store, _paths([directory] if directory else []), workers, options, quiet=quiet, burst=burst)
 
 
 def _abs(path: str | None) -> str | None:
@@ -203,23 +207,10 @@ def _print_plan(plan: Plan, as_json: bool, applied: bool) -> None:
     click.echo("\n".join(planview.plan_lines(plan, applied)))
 
 
-def _log_line(message: str) -> None:
-    err = click.get_text_stream("stderr")
-    err.write(f"{time.strftime('%H:%M:%S')} {message}\n")
-    err.flush()
-
-
-def run_up(
-    ctx: click.Context,
-    paths: list[str],
-    workers: int,
-    insecure: bool,
-    status_dir: str | None,
-    quiet: bool,
-    burst: bool,
-) -> None:
+def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any], *, quiet: bool, burst: bool) -> None:
+    """Apply `paths`, then watch them (unless burst) while a pool of `workers` slots runs the jobs."""
     from queuectl import planview
-    from queuectl.cli import POOL_BUSY_TIMEOUT, Context
+    from queuectl.cli import log_line
     from queuectl.store import open_store
     from queuectl.watcher import Watcher
     from queuectl.worker import Pool
@@ -228,9 +219,6 @@ def run_up(
     for directory in directories:
         if not os.path.isdir(directory):
             raise UsageError(f"not a directory: {directory} (up watches a jobs directory)")
-    state: Context = ctx.find_object(Context)  # type: ignore[assignment]
-    store = state.store(busy_timeout=POOL_BUSY_TIMEOUT)
-    options = {"insecure": insecure, "status_dir": status_dir}
     applier = open_store(store.location)  # the watcher thread's own connection
     lock = threading.Lock()
 
@@ -239,7 +227,7 @@ def run_up(
             plan = apply_and_wake(applier, directories, **options)
         if first or plan.changed or plan.invalid:
             for line in planview.plan_lines(plan, applied=True, quiet_unchanged=not first):
-                _log_line(line)
+                log_line(line)
 
     try:
         apply_now(first=True)
@@ -248,12 +236,12 @@ def run_up(
             watcher = Watcher(
                 directories,
                 apply_now,
-                lambda exc: _log_line(f"apply failed: {exc}"),
+                lambda exc: log_line(f"apply failed: {exc}"),
             )
             watcher.start()
-            _log_line(f"watching {', '.join(planview.relative_dir(d) for d in directories)} for changes")
+            log_line(f"watching {', '.join(planview.relative_dir(d) for d in directories)} for changes")
         try:
-            Pool(store, workers, burst=burst, log=_log_line, verbose=not quiet).run()
+            Pool(store, workers, burst=burst, log=log_line, verbose=not quiet).run()
         finally:
             if watcher is not None:
                 watcher.stop()

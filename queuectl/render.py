@@ -48,6 +48,15 @@ def table(con: Console, *headers: str) -> Table:
     return grid
 
 
+def fields_table(con: Console, lines: Iterable[tuple[str, str]]) -> Table:
+    """FIELD / VALUE rows without a header, as `show` prints them."""
+    grid = table(con, "FIELD", "VALUE")
+    grid.show_header = False
+    for key, value in lines:
+        grid.add_row(key, Text(value))
+    return grid
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
