@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +19,11 @@ from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, QueueError, UsageError
 if TYPE_CHECKING:
     from queuectl.store import Store
     from queuectl.sync import Defaults, Plan
+    from queuectl.watcher import Watcher
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 DEFAULT_DIR = "jobs.d"
+SETTLE = 0.5  # up: a broken file younger than this is looked at again before it is reported
 PATHS_HELP = f"Job directories or .toml files (default: ./{DEFAULT_DIR})."
 
 
@@ -207,11 +210,19 @@ def _print_plan(plan: Plan, as_json: bool, applied: bool) -> None:
     click.echo("\n".join(planview.plan_lines(plan, applied)))
 
 
+def _just_written(path: str | None) -> bool:
+    try:
+        return path is not None and time.time() - os.stat(path).st_mtime < SETTLE
+    except OSError:
+        return False
+
+
 def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any], *, quiet: bool, burst: bool) -> None:
     """Apply `paths`, then watch them (unless burst) while a pool of `workers` slots runs the jobs."""
     from queuectl import planview
     from queuectl.cli import log_line
     from queuectl.store import open_store
+    from queuectl.sync import Plan
     from queuectl.watcher import Watcher
     from queuectl.worker import Pool
 
@@ -222,16 +233,22 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
     applier = open_store(store.location)  # the watcher thread's own connection
     lock = threading.Lock()
 
+    watcher: Watcher | None = None
+
     def apply_now(first: bool = False) -> None:
         with lock:
             plan = apply_and_wake(applier, directories, **options)
+        # A file written a moment ago may still be being written: look again before calling it broken.
+        settling = [c for c in plan.of("invalid") if watcher is not None and _just_written(c.path)]
+        if settling and watcher is not None:
+            watcher.recheck(SETTLE)
+            plan = Plan([c for c in plan.changes if c not in settling])
         if first or plan.changed or plan.invalid:
             for line in planview.plan_lines(plan, applied=True, quiet_unchanged=not first):
                 log_line(line)
 
     try:
         apply_now(first=True)
-        watcher = None
         if not burst:
             watcher = Watcher(
                 directories,

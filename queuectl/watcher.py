@@ -67,6 +67,7 @@ class Watcher:
         self._event = threading.Event()
         self._first: float | None = None
         self._last = 0.0
+        self._retry_at: float | None = None
         self._stopping = False
         self._observer = Observer()
         self._thread = threading.Thread(target=self._loop, name="queuectl-watcher", daemon=True)
@@ -93,13 +94,23 @@ class Watcher:
             self._last = now
         self._event.set()
 
+    def recheck(self, delay: float) -> None:
+        """Apply again in `delay` seconds even without an event (a file may still be being written)."""
+        with self._lock:
+            self._retry_at = time.monotonic() + delay
+        self._event.set()
+
     def _due(self) -> float | None:
         """Seconds until the pending apply is due, or None when nothing is pending."""
         with self._lock:
-            if self._first is None:
+            moments = []
+            if self._first is not None:
+                moments.append(min(self._last + self.quiet, self._first + self.max_delay))
+            if self._retry_at is not None:
+                moments.append(self._retry_at)
+            if not moments:
                 return None
-            now = time.monotonic()
-            return max(0.0, min(self._last + self.quiet, self._first + self.max_delay) - now)
+            return max(0.0, min(moments) - time.monotonic())
 
     def _loop(self) -> None:
         while not self._stopping:
@@ -113,7 +124,7 @@ class Watcher:
                 self._event.clear()
                 continue
             with self._lock:
-                self._first = None
+                self._first = self._retry_at = None
             try:
                 self.apply()
             except Exception as exc:  # reported; the watcher goes on

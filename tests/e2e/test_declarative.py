@@ -399,3 +399,20 @@ def test_up_applies_a_burst_of_500_files(q: Queue, jobs: Path) -> None:
     wait_for(lambda: q.json("status")["counts"]["completed"] == 500, timeout=120, interval=0.2, what="500 runs done")
     assert len(list((jobs / ".status").glob("*.json"))) == 500
     assert up.stop() == 0
+
+
+def test_up_does_not_report_a_file_caught_half_written(q: Queue, jobs: Path) -> None:
+    jobs.mkdir()
+    up = Up(q, jobs)
+    path = jobs / "slow-writer.toml"
+    with open(path, "w") as handle:  # an editor writing in place, in two steps
+        handle.write('command = "echo com')
+        handle.flush()
+        os.chmod(path, 0o644)
+        wait_for(lambda: any("watching" in line for line in up.lines))
+        time.sleep(0.1)  # the second half comes later: this is the scenario, not a wait for a condition
+        handle.write('plete"\n')
+    wait_for(lambda: [r["state"] for r in runs_of(q, "slow-writer")] == ["completed"], what="the whole file ran")
+    assert q.run(runs_of(q, "slow-writer")[0]["id"])["output_tail"] == "complete\n"
+    assert up.stop() == 0
+    assert not [line for line in up.lines if "slow-writer.toml:" in line], up.lines
