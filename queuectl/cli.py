@@ -486,7 +486,11 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     from queuectl import render
 
     store = store_of(ctx)
-    if store.get_run(run_id) is None and store.get_job(run_id) is not None:
+    from queuectl.model import check_name
+
+    if store.get_run(check_name(run_id)) is None:
+        if store.get_job(run_id) is None:
+            raise NotFoundError(f"no run or job named {run_id!r} (see 'queuectl list' and 'queuectl status')")
         _show_job(store, run_id, as_json)
         return
     run = _get_run(store, run_id)

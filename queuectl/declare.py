@@ -127,15 +127,24 @@ def register(cli: click.Group, db_option: Decorator, json_option: Decorator, sto
         """Check manifests without a store (for CI and pre-commit). Exit 1 when any is invalid.
 
         Every error of every file is printed: file, line, key and what was expected.
+        A file that apply would refuse for its owner or mode is a warning here (a
+        CI checkout is often owned by another user): its content is still checked.
         """
-        from queuectl import planview, sync
+        from queuectl import manifest, planview, sync
 
         sources, _ = sync.find(_paths(paths))
-        manifests = sync.read_all(sources, insecure)
+        manifests = sync.read_all(sources, insecure=True)
+        warnings = []
+        for source in sources:
+            problem = manifest.check_owner(source.info) if source.info is not None and not insecure else None
+            if problem:
+                warnings.append(f"warning: {planview.relative(source.path)}: apply would refuse it: {problem}")
         errors = [e for m in manifests for e in m.errors]
         if as_json:
-            click.echo(planview.dumps(planview.validate_json(manifests)))
+            click.echo(planview.dumps({**planview.validate_json(manifests), "warnings": warnings}))
         else:
+            for line in warnings:
+                click.echo(line)
             for error in errors:
                 click.echo(planview.relative_error(error))
             bad = sum(1 for m in manifests if m.errors)

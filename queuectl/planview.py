@@ -64,7 +64,12 @@ def _change_line(change: Change, applied: bool) -> str:
     if change.kind == "create" and change.path:
         line += f" from {relative(change.path)}"
     if change.kind == "update":
-        parts = [f"{key} {_value(old)} -> {_value(new)}" for key, old, new in change.fields]
+        parts = [
+            f"{key} {relative(str(old))} -> {relative(str(new))}"
+            if key == "file"
+            else f"{key} {_value(old)} -> {_value(new)}"
+            for key, old, new in change.fields
+        ]
         line += " (" + "; ".join(parts) + ")"
     if change.kind == "delete":
         line += " (its manifest is gone; history kept"
@@ -101,6 +106,7 @@ def plan_lines(plan: Plan, applied: bool, quiet_unchanged: bool = False) -> list
         summary += f"; {counts['invalid']} invalid manifest(s)"
     if not (quiet_unchanged and not plan.changed and not plan.invalid):
         lines.append(f"{head}: {summary}")
+    lines.extend(f"warning: {note}" for note in plan.notes)
     return lines
 
 
@@ -121,6 +127,7 @@ def plan_json(plan: Plan, applied: bool) -> dict[str, Any]:
             {"file": c.path, "job": c.name, "errors": [_error_json(e) for e in c.errors]} for c in plan.of("invalid")
         ],
         "counts": plan.counts(),
+        "warnings": plan.notes,
     }
 
 

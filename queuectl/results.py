@@ -8,9 +8,11 @@ The directory gets a `.gitignore` of its own so status never lands in commits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from queuectl.durations import iso_utc
@@ -60,21 +62,56 @@ def error_document(path: str, errors: Iterable[ManifestError]) -> dict[str, Any]
 
 
 def write(directory: str, name: str, document: dict[str, Any]) -> None:
-    """Atomically replace `<directory>/<name>.json`."""
+    """Atomically replace `<directory>/<name>.json`.
+
+    The new text goes into a temporary file of its own (threads and processes
+    may write the same job's status at once), which is then renamed over the
+    old one.
+    """
+    text = json.dumps(document, sort_keys=True, ensure_ascii=False) + "\n"  # one line: the C encoder
+    try:
+        _write(directory, name, text)
+    except FileNotFoundError:  # the directory was removed (git clean, rm -rf): make it again
+        _ready.discard(directory)
+        _write(directory, name, text)
+
+
+def _write(directory: str, name: str, text: str) -> None:
     ensure_dir(directory)
-    final = os.path.join(directory, f"{name}.json")
-    temporary = os.path.join(directory, f".{name}.json.{os.getpid()}.tmp")
-    text = json.dumps(document, sort_keys=True, ensure_ascii=False)  # one line: the C encoder
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-    os.replace(temporary, final)
+    fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o644)
+            handle.write(text)
+        os.replace(temporary, os.path.join(directory, f"{name}.json"))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def remove(directory: str, name: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         os.unlink(os.path.join(directory, f"{name}.json"))
-    except FileNotFoundError:
-        pass
+
+
+def prune_errors(directory: str, keep: set[str]) -> None:
+    """Remove the error documents of manifests that no longer exist or have been fixed."""
+    try:
+        names = [n[:-5] for n in os.listdir(directory) if n.endswith(".json") and not n.startswith(".")]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in names:
+        if name in keep:
+            continue
+        path = os.path.join(directory, f"{name}.json")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                document = json.loads(handle.read(1 << 20))
+        except (OSError, ValueError):
+            continue
+        if isinstance(document, dict) and document.get("spec_hash", "") is None and "manifest_error" in document:
+            remove(directory, name)
 
 
 _ready: set[str] = set()
@@ -92,9 +129,13 @@ def ensure_dir(directory: str) -> None:
 
 
 class StatusWriter:
-    """Writes the status files of jobs from what the store says of them."""
+    """Writes the status files of jobs from what the store says of them.
 
-    def __init__(self, store: Store, say: Any = None) -> None:
+    A status file is a report: failing to write one is said (once per
+    directory), never raised.
+    """
+
+    def __init__(self, store: Store, say: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.say = say
         self._warned: set[str] = set()
@@ -102,16 +143,15 @@ class StatusWriter:
     def update(self, names: Iterable[str]) -> None:
         for name in sorted(set(names)):
             status = self.store.job_status(name)
-            if status is None or not status.job.status_dir:
+            if status is None or not status.job.status_dir or not NAME_RE.fullmatch(name):
                 continue
-            self._write(status.job.status_dir, name, status_document(status))
+            self.attempt(status.job.status_dir, write, status.job.status_dir, name, status_document(status))
 
-    def _write(self, directory: str, name: str, document: dict[str, Any]) -> None:
-        if not NAME_RE.fullmatch(name):
-            return
+    def attempt(self, directory: str, step: Callable[..., None], *args: Any) -> None:
+        """Run a file step for `directory`; an OSError is said once per directory, not raised."""
         try:
-            write(directory, name, document)
-        except OSError as exc:  # a status file is a report: never stop work for it
+            step(*args)
+        except OSError as exc:
             if directory not in self._warned and self.say is not None:
                 self._warned.add(directory)
-                self.say(f"cannot write status files in {directory}: {exc.strerror}")
+                self.say(f"cannot write status files in {directory}: {exc.strerror or exc}")

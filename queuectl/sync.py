@@ -9,6 +9,7 @@ last good version.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import stat
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from queuectl import manifest
-from queuectl.errors import UsageError
+from queuectl.errors import StoreError, UsageError
 from queuectl.manifest import Manifest, ManifestError
 from queuectl.model import NAME_RE, Job, JobSource, JobSpec, NewRun
 from queuectl.store import Store
@@ -52,6 +53,7 @@ class Change:
 @dataclass
 class Plan:
     changes: list[Change] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what went wrong after the commit (status files)
 
     def of(self, kind: str) -> list[Change]:
         return [c for c in self.changes if c.kind == kind]
@@ -77,26 +79,35 @@ def is_manifest_name(filename: str) -> bool:
 
 def find(paths: Sequence[str]) -> tuple[list[Source], list[str]]:
     """Manifests under `paths` (directories or files) and the directories applied whole."""
-    sources: list[Source] = []
+    sources: dict[str, Source] = {}
     directories: list[str] = []
     for given in paths:
-        path = os.path.abspath(given)
-        if os.path.isdir(path):
-            directories.append(path)
+        if os.path.isdir(given):
+            path = os.path.realpath(given)  # one directory, however it is reached
+            if path not in directories:
+                directories.append(path)
             try:
                 with os.scandir(path) as entries:
                     names = sorted(e.name for e in entries if is_manifest_name(e.name) and not e.is_dir())
             except OSError as exc:
                 raise UsageError(f"cannot read directory {given}: {exc.strerror}") from None
-            sources.extend(_load(os.path.join(path, name), path) for name in names)
-        elif os.path.exists(path):
-            sources.append(_load(path, os.path.dirname(path)))
+            for name in names:
+                full = os.path.join(path, name)
+                sources.setdefault(full, _load(full, path))
+        elif os.path.lexists(given):
+            path = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(given))), os.path.basename(given))
+            sources.setdefault(path, _load(path, os.path.dirname(path)))
         else:
             raise UsageError(f"no such file or directory: {given} (expected a jobs directory or a .toml manifest)")
-    return sources, directories
+    return list(sources.values()), directories
 
 
 def _load(path: str, directory: str) -> Source:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return Source(shown, directory, None, "file name is not UTF-8: rename the file")
     try:
         data, info = manifest.read_file(path)
     except OSError as exc:
@@ -104,10 +115,9 @@ def _load(path: str, directory: str) -> Source:
     return Source(path, directory, data, info=info)
 
 
-def read_all(
-    sources: Iterable[Source], insecure: bool, known: dict[tuple[str, str], Job] | None = None
-) -> list[Manifest]:
+def read_all(sources: Iterable[Source], insecure: bool, current: Sequence[Job] = ()) -> list[Manifest]:
     """Validate every source. A file whose bytes match the job applied from it is not parsed again."""
+    known = {(job.file, job.file_hash): job for job in current}
     found = []
     for source in sources:
         if source.data is None:
@@ -122,23 +132,31 @@ def read_all(
         if problem:
             found.append(Manifest(source.path, file_hash, None, (ManifestError(source.path, problem),)))
             continue
-        job = (known or {}).get((source.path, file_hash))
+        job = known.get((source.path, file_hash))
         if job is not None and job.error is None:
             found.append(Manifest(source.path, file_hash, None, applied=job))
         else:
             found.append(manifest.parse(source.data, source.path, file_hash))
-    return _unique_names(found)
+    return _unique_names(found, {job.name: job.file for job in current})
 
 
-def _unique_names(found: list[Manifest]) -> list[Manifest]:
-    first: dict[str, str] = {}
-    out = []
+def _unique_names(found: list[Manifest], owners: dict[str, str] | None = None) -> list[Manifest]:
+    """Refuse a second file declaring a name; the file that holds the job already keeps it."""
+    owners = owners or {}
+    claims: dict[str, list[Manifest]] = {}
     for item in found:
         if item.name is not None:
-            other = first.setdefault(item.name, item.path)
-            if other != item.path:
-                error = ManifestError(item.path, f"job name {item.name!r} is already used by {other}", None, "name")
-                item = Manifest(item.path, item.file_hash, None, (error,))
+            claims.setdefault(item.name, []).append(item)
+    losers: dict[str, str] = {}
+    for name, items in claims.items():
+        if len(items) > 1:
+            keeper = next((i for i in items if owners.get(name) == i.path), items[0])
+            losers.update({i.path: keeper.path for i in items if i is not keeper})
+    out = []
+    for item in found:
+        if item.path in losers:
+            message = f"job name {item.name!r} is already used by {losers[item.path]}"
+            item = Manifest(item.path, item.file_hash, None, (ManifestError(item.path, message, None, "name"),))
         out.append(item)
     return out
 
@@ -162,7 +180,8 @@ def plan(manifests: Sequence[Manifest], directories: Sequence[str], current: Seq
         spec = item.spec
         old = by_name.get(spec.name)
         directory = os.path.dirname(item.path)
-        if old is not None and old.source != directory and old.file != item.path:
+        moved_here = old is not None and old.source in directories and old.file not in present
+        if old is not None and old.source != directory and old.file != item.path and not moved_here:
             error = ManifestError(
                 item.path,
                 f"job name {spec.name!r} is already declared by {old.file}; rename one of them",
@@ -185,9 +204,14 @@ def plan(manifests: Sequence[Manifest], directories: Sequence[str], current: Seq
                 Change("unchanged", spec.name, item.path, fixed, spec=spec, file_hash=item.file_hash, refresh=refresh)
             )
     declared = {c.name for c in result.changes if c.kind != "invalid"}
+    names_in = {m.path: m.name for m in manifests}
     applied_whole = set(directories)
     for job in current:
-        if job.source in applied_whole and job.file not in present and job.name not in declared:
+        if job.name in declared:
+            continue
+        gone = job.source in applied_whole and job.file not in present
+        renamed = job.file in names_in and names_in[job.file] not in (None, job.name)  # its file names another job
+        if gone or renamed:
             result.changes.append(Change("delete", job.name, job.file))
     return result
 
@@ -228,44 +252,79 @@ def apply(
     """Plan and (unless dry_run) apply the manifests under `paths`, in one transaction."""
     sources, directories = find(paths)
     git = GitInfo.of(sorted({s.directory for s in sources} | set(directories)))
+    seen = store.list_jobs()
+    manifests = read_all(sources, insecure, seen)  # parsed before the write lock is taken
     with store.batch():
         current = store.list_jobs()
-        known = {(job.file, job.file_hash): job for job in current}
-        result = plan(read_all(sources, insecure, known), directories, current)
+        if _fingerprint(current) != _fingerprint(seen):  # changed meanwhile: look again
+            manifests = read_all(sources, insecure, current)
+        result = plan(manifests, directories, current)
+        result.changes[:] = _refreshes(result.changes, {job.name: job for job in current}, git, status_dir)
         if dry_run:
             return result
         result.changes[:] = _carry_out(store, result.changes, defaults, git, status_dir)
-    write_statuses(store, result, {job.name: job for job in current}, status_dir)
+    result.notes.extend(write_statuses(store, result, {job.name: job for job in current}, status_dir))
     return result
 
 
-def write_statuses(store: Store, result: Plan, before: dict[str, Job], status_dir: str | None) -> None:
-    """Bring the status files of an applied plan up to date (after its commit)."""
+def _fingerprint(jobs: Sequence[Job]) -> set[tuple[str, str, str, str, str | None]]:
+    return {(job.name, job.spec_hash, job.file, job.file_hash, job.error) for job in jobs}
+
+
+def _status_dir_of(path: str, status_dir: str | None) -> str:
+    return status_dir or os.path.join(os.path.dirname(path), STATUS_DIRNAME)
+
+
+def _refreshes(changes: list[Change], jobs: dict[str, Job], git: GitInfo, status_dir: str | None) -> list[Change]:
+    """Unchanged jobs whose record needs a touch: a new status directory, a new commit."""
+    out = []
+    for change in changes:
+        job = jobs.get(change.name or "")
+        if change.kind == "unchanged" and not change.refresh and job is not None and change.path:
+            stale = job.status_dir != _status_dir_of(change.path, status_dir)
+            stale = stale or git.describe(change.path) != (job.git_commit, job.git_dirty)
+            if stale:
+                change = dataclasses.replace(change, spec=job.spec, refresh=True)
+        out.append(change)
+    return out
+
+
+def write_statuses(store: Store, result: Plan, before: dict[str, Job], status_dir: str | None) -> list[str]:
+    """Bring the status files of an applied plan up to date (after its commit); what failed, in words."""
     from queuectl import results
 
-    writer = results.StatusWriter(store)
-    names = []
-    prepared: set[str] = set()
+    notes: list[str] = []
+    writer = results.StatusWriter(store, say=notes.append)
+    names: list[str] = []
+    alive = set(before)
+    documented: dict[str, set[str]] = {}  # status directory -> names given an error document now
     for change in result.changes:
-        directory = status_dir or os.path.join(os.path.dirname(change.path or ""), STATUS_DIRNAME)
-        if change.kind == "create" and directory not in prepared:
-            prepared.add(directory)
-            try:  # ready, with its .gitignore, before any status lands there
-                results.ensure_dir(directory)
-            except OSError:
-                pass  # the pool reports it when it cannot write there
-        if change.kind == "delete" and change.name in before:
-            results.remove(before[change.name].status_dir or directory, change.name)
+        directory = _status_dir_of(change.path or "", status_dir)
+        documented.setdefault(directory, set())
+        if change.kind == "create" and change.name:
+            alive.add(change.name)
+            # Ready (with its .gitignore) before any status lands there; no stale file speaks for the new job.
+            writer.attempt(directory, results.ensure_dir, directory)
+            writer.attempt(directory, results.remove, directory, change.name)
+        elif change.kind == "delete" and change.name in before:
+            alive.discard(change.name)
+            folder = before[change.name].status_dir or directory
+            writer.attempt(folder, results.remove, folder, change.name)
         elif change.kind == "invalid" and change.name is None and change.path:
             name = manifest.default_name(change.path)
             if NAME_RE.fullmatch(name) and name not in before:
-                try:
-                    results.write(directory, name, results.error_document(change.path, change.errors))
-                except OSError:
-                    pass  # reported with the plan already
+                documented[directory].add(name)
+                document = results.error_document(change.path, change.errors)
+                writer.attempt(directory, results.write, directory, name, document)
         elif change.name is not None and change.kind != "create" and (change.kind != "unchanged" or change.fields):
             names.append(change.name)  # changed, broken or mended; a new job's file comes with its first attempt
-    writer.update(names)
+    try:
+        writer.update(names)
+    except StoreError as exc:
+        notes.append(f"could not read job status for status files: {exc}")
+    for directory, keep in documented.items():  # error documents of files since fixed or removed
+        writer.attempt(directory, results.prune_errors, directory, alive | keep)
+    return notes
 
 
 def _carry_out(
@@ -399,12 +458,13 @@ def _git(directory: str, *args: str) -> str | None:
 def drift(job: Job) -> str | None:
     """How the job's manifest on disk differs from what was applied, or None."""
     try:
-        with open(job.file, "rb") as handle:
-            data = handle.read(manifest.MAX_BYTES + 1)
+        data, info = manifest.read_file(job.file)
     except FileNotFoundError:
         return "manifest removed since apply"
     except OSError as exc:
         return f"manifest unreadable: {exc.strerror}"
+    if not stat.S_ISREG(info.st_mode):
+        return "manifest is no longer a regular file"
     if hashlib.sha256(data).hexdigest() != job.file_hash:
         return "manifest changed since apply"
     return None

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 from queuectl.sync import is_manifest_name
 
@@ -70,14 +71,44 @@ class Watcher:
         self._retry_at: float | None = None
         self._stopping = False
         self._observer = Observer()
+        self._handler = _Handler(self.directories, self._changed)
+        self._watches: dict[str, tuple[tuple[int, int] | None, ObservedWatch]] = {}
         self._thread = threading.Thread(target=self._loop, name="queuectl-watcher", daemon=True)
 
     def start(self) -> None:
-        handler = _Handler(self.directories, self._changed)
-        for directory in sorted(self.directories):
-            self._observer.schedule(handler, directory, recursive=False)
+        # The parents too: a jobs directory deleted and made again, or swapped in with a rename
+        # (`mv new jobs.d`), is a new inode that its old watch no longer sees.
+        for parent in sorted({os.path.dirname(d) for d in self.directories}):
+            try:
+                self._observer.schedule(self._handler, parent, recursive=False)
+            except OSError:
+                pass  # an unreadable parent: the directory's own watch still works
+        self._refresh_watches()
         self._observer.start()
         self._thread.start()
+
+    def _refresh_watches(self) -> None:
+        """Watch each directory's current inode (again, when it was replaced)."""
+        for directory in sorted(self.directories):
+            try:
+                info = os.stat(directory)
+                identity: tuple[int, int] | None = (info.st_dev, info.st_ino)
+            except OSError:
+                identity = None
+            old = self._watches.get(directory)
+            if old is not None and old[0] == identity:
+                continue
+            if old is not None:
+                try:
+                    self._observer.unschedule(old[1])
+                except (KeyError, OSError):
+                    pass  # its emitter is gone with the old directory
+                del self._watches[directory]
+            if identity is not None:
+                try:
+                    self._watches[directory] = (identity, self._observer.schedule(self._handler, directory))
+                except OSError:
+                    pass  # gone again: the parent's watch brings us back
 
     def stop(self) -> None:
         self._stopping = True
@@ -126,6 +157,7 @@ class Watcher:
             with self._lock:
                 self._first = self._retry_at = None
             try:
+                self._refresh_watches()
                 self.apply()
             except Exception as exc:  # reported; the watcher goes on
                 self.on_error(exc)

@@ -46,7 +46,7 @@ BAD = [
     (["config", "set", "max-retries", "-1"], None, 2, ["invalid value '-1' for max-retries"]),
     (["config", "get", "nope"], None, 2, ["unknown config key"]),
     (["list", "--state", "sleeping"], None, 2, ["sleeping"]),
-    (["show", "ghost"], None, 1, ["no run with id 'ghost'"]),
+    (["show", "ghost"], None, 1, ["no run or job named 'ghost'"]),
     (["logs", "ghost"], None, 1, ["no run with id 'ghost'"]),
     (["dlq", "retry"], None, 2, ["--all"]),
     (["dlq", "retry", "existing"], None, 1, ["not dead"]),

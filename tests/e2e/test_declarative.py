@@ -101,7 +101,7 @@ def test_delete_keeps_history_and_cancels_runs_not_started(q: Queue, jobs: Path)
     assert [r["state"] for r in runs_of(q, "done")] == ["completed"]
     assert [r["state"] for r in runs_of(q, "later")] == ["cancelled"]
     missing = q("show", "done", check=False)
-    assert missing.returncode == 1 and "no run with id 'done'" in missing.stderr
+    assert missing.returncode == 1 and "no run or job named 'done'" in missing.stderr
 
 
 def test_a_running_run_finishes_when_its_job_is_deleted(q: Queue, jobs: Path) -> None:
@@ -416,3 +416,125 @@ def test_up_does_not_report_a_file_caught_half_written(q: Queue, jobs: Path) -> 
     assert q.run(runs_of(q, "slow-writer")[0]["id"])["output_tail"] == "complete\n"
     assert up.stop() == 0
     assert not [line for line in up.lines if "slow-writer.toml:" in line], up.lines
+
+
+# -- found in review ----------------------------------------------------------------
+def test_a_second_file_cannot_take_over_a_job(q: Queue, jobs: Path) -> None:
+    write(jobs, "z.toml", 'name = "backup"\ncommand = "echo backup"\n')
+    q("apply", str(jobs))
+    write(jobs, "a.toml", 'name = "backup"\ncommand = "echo impostor"\n')
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1
+    assert f"a.toml: name: job name 'backup' is already used by {jobs / 'z.toml'}" in done.stdout
+    job = q.json("show", "backup")
+    assert (job["spec"]["command"], job["file"], job["manifest_error"]) == ("echo backup", str(jobs / "z.toml"), None)
+
+
+def test_renaming_a_job_inside_its_file_replaces_the_old_job(q: Queue, jobs: Path) -> None:
+    path = write(jobs, "a.toml", 'name = "foo"\ncommand = "echo x"\nrun_at = "+1h"\n')
+    q("apply", str(jobs))
+    path.write_text('name = "bar"\ncommand = "echo x"\nrun_at = "+1h"\n')
+    out = q("apply", str(jobs)).stdout
+    assert "+ bar: created" in out and "- foo: deleted" in out
+    assert sorted((r["job"], r["state"]) for r in q.json("list")) == [("bar", "pending"), ("foo", "cancelled")]
+    assert q.json("status")["jobs"] == {"total": 1, "drift": {}, "manifest_errors": {}}
+
+
+def test_moving_a_file_between_directories_applied_together_keeps_the_job(q: Queue) -> None:
+    first, second = q.tmp / "first", q.tmp / "second"
+    path = write(first, "m.toml", 'command = "echo m"\nrun_at = "+1h"\n')
+    second.mkdir()
+    q("apply", str(first), str(second))
+    os.rename(path, second / "m.toml")
+    out = q("apply", str(first), str(second)).stdout
+    assert f"~ m: updated (file {path} -> {second / 'm.toml'})" in out  # outside the working directory: absolute
+    assert [r["state"] for r in runs_of(q, "m")] == ["pending"]  # what runs did not change: same run
+
+
+def test_status_and_show_do_not_hang_on_a_fifo(q: Queue, jobs: Path) -> None:
+    path = write(jobs, "a.toml", 'command = "echo a"\n')
+    q("apply", str(jobs))
+    path.unlink()
+    os.mkfifo(path)
+    assert q.json("status")["jobs"]["drift"] == {"a": "manifest is no longer a regular file"}
+    assert q.json("show", "a")["drift"] == "manifest is no longer a regular file"
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1 and "a.toml: not a regular file" in done.stdout
+
+
+def test_status_dir_can_be_moved_for_applied_jobs(q: Queue, jobs: Path) -> None:
+    write(jobs, "s.toml", 'command = "echo s"\n')
+    q("apply", str(jobs))
+    elsewhere = q.tmp / "status-elsewhere"
+    q("up", str(jobs), "--burst", "--status-dir", str(elsewhere))
+    assert json.loads((elsewhere / "s.json").read_text())["state"] == "completed"
+    assert q.json("show", "s")["status_dir"] == str(elsewhere)
+
+
+def test_git_commit_is_refreshed_after_a_commit(q: Queue) -> None:
+    repo = q.tmp / "repo"
+    write(repo / "jobs.d", "a.toml", 'command = "echo a"\nrun_at = "+1h"\n')
+    env = dict(
+        os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@e"
+    )
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
+        ).stdout
+
+    git("init", "-q")
+    q("apply", str(repo / "jobs.d"))
+    job = q.json("show", "a")
+    assert (job["git_commit"], job["git_dirty"]) == (None, True)  # no commit yet; the file is untracked
+    git("add", ".")
+    git("commit", "-qm", "first")
+    assert "0 created, 0 updated, 0 deleted, 1 unchanged" in q("apply", str(repo / "jobs.d")).stdout
+    job = q.json("show", "a")
+    assert (job["git_commit"], job["git_dirty"]) == (git("rev-parse", "HEAD").strip(), False)
+
+
+def test_error_status_files_go_when_their_file_is_fixed_or_removed(q: Queue, jobs: Path) -> None:
+    fixed = write(jobs, "r.toml", 'command = "echo r"\npriority = 11\n')
+    removed = write(jobs, "z.toml", "command = \n")
+    q("apply", str(jobs), check=False)
+    assert "priority" in json.loads((jobs / ".status" / "r.json").read_text())["manifest_error"]
+    assert json.loads((jobs / ".status" / "z.json").read_text())["manifest_error"]
+    fixed.write_text('command = "echo r"\n')
+    removed.unlink()
+    assert "+ r: created" in q("apply", str(jobs)).stdout
+    assert not (jobs / ".status" / "r.json").exists() and not (jobs / ".status" / "z.json").exists()
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_and_the_rest_applies(q: Queue, jobs: Path) -> None:
+    write(jobs, "good.toml", 'command = "echo good"\n')
+    bad = os.path.join(os.fsencode(jobs), b"\xff.toml")
+    with open(bad, "wb") as handle:
+        handle.write(b'name = "weird"\ncommand = "echo weird"\n')
+    os.chmod(bad, 0o644)
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1 and "file name is not UTF-8" in done.stdout
+    assert [r["job"] for r in q.json("list")] == ["good"]
+
+
+def test_validate_warns_about_owner_and_mode_but_checks_content(q: Queue, jobs: Path) -> None:
+    write(jobs, "shared.toml", 'command = "echo shared"\npriority = 0\n', mode=0o664)
+    done = q("validate", str(jobs), check=False)
+    assert done.returncode == 1
+    assert "warning:" in done.stdout and "apply would refuse it: refused: writable by group" in done.stdout
+    assert "shared.toml:2: priority:" in done.stdout
+
+
+def test_up_keeps_watching_a_directory_that_is_replaced(q: Queue, jobs: Path) -> None:
+    write(jobs, "a.toml", 'command = "echo a"\n')
+    up = Up(q, jobs)
+    wait_for(lambda: [r["state"] for r in runs_of(q, "a")] == ["completed"], what="a completed")
+    fresh = q.tmp / "jobs.d.new"
+    write(fresh, "a.toml", 'command = "echo a"\n')
+    write(fresh, "b.toml", 'command = "echo b"\n')
+    os.rename(jobs, q.tmp / "jobs.d.old")
+    os.rename(fresh, jobs)  # a swap, as deploy tools do
+    wait_for(lambda: [r["state"] for r in runs_of(q, "b")] == ["completed"], what="b from the new directory ran")
+    write(jobs, "c.toml", 'command = "echo c"\n')
+    wait_for(lambda: [r["state"] for r in runs_of(q, "c")] == ["completed"], what="c ran: still watching")
+    assert up.stop() == 0

@@ -261,3 +261,46 @@ def test_random_bytes_end_as_spec_or_clear_errors(data: bytes) -> None:
 def test_random_text_end_as_spec_or_clear_errors(text: str) -> None:
     found = manifest.parse(text.encode("utf-8", "surrogatepass"), "/jobs/text.toml")
     assert (found.spec is None) != (not found.errors)
+
+
+def test_concurrent_status_writers_never_show_a_partial_file(tmp_path: Path) -> None:
+    import json
+    import threading
+
+    from queuectl import results
+
+    directory = str(tmp_path / ".status")
+    stop = threading.Event()
+    bad: list[str] = []
+    failed: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(300):
+                results.write(directory, "job", {"writer": n, "i": i, "pad": "x" * (n * 500)})
+        except BaseException as exc:  # the test reports it
+            failed.append(exc)
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                with open(f"{directory}/job.json") as handle:
+                    text = handle.read()
+            except FileNotFoundError:
+                continue
+            try:
+                json.loads(text)
+            except ValueError:
+                bad.append(text)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in (1, 2, 3)]
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    watcher.join()
+    assert not failed and not bad
+    assert [name for name in os.listdir(directory) if name.endswith(".tmp")] == []
