@@ -49,6 +49,7 @@ class Queue:
             text=True,
             timeout=timeout,
             stdin=None if input is not None else subprocess.DEVNULL,
+            cwd=self.tmp,  # paths in messages are said relative to here: the same wherever pytest runs
         )
         if check and done.returncode != 0:
             raise AssertionError(f"queuectl {' '.join(args)} exited {done.returncode}: {done.stderr}")
