@@ -76,9 +76,9 @@ def next_fire(cron: str, zone: tzinfo, after: float) -> float | None:
     fixed = is_fixed_time(expr)
     # A wall time earlier than the one `after` reads may still come after it (the second
     # pass of a repeated hour ahead), so the walk starts from the lowest reading in reach.
-    first_wall = after + min(_offset(zone, after + hour * 3600) for hour in range(_MAX_SHIFT_HOURS + 1))
+    first_wall = after + _lowest_offset(zone, after)
     best: float | None = None
-    for wall in _walls(expr, math.floor(first_wall) - 1, backward=False):
+    for wall in _walls(expr, math.floor(first_wall), backward=False):
         if wall > first_wall + _HORIZON:
             break
         instants = _instants(wall, zone, fixed)
@@ -86,9 +86,10 @@ def next_fire(cron: str, zone: tzinfo, after: float) -> float | None:
             continue
         if best is not None and instants[0] > best:
             break  # the earliest instant of each later wall time is later still
-        for instant in instants:
-            if instant > after and (best is None or instant < best):
-                best = instant
+        if instants[0] > after:
+            return instants[0] if best is None else min(best, instants[0])
+        if instants[-1] > after and (best is None or instants[-1] < best):
+            best = instants[-1]  # a second pass: an earlier first pass may follow
     return best
 
 
@@ -106,7 +107,7 @@ def fires_between(cron: str, zone: tzinfo, start: float, end: float, limit: int)
     fixed = is_fixed_time(expr)
     # Mirror of next_fire: an instant before `end` may read a later wall time (first pass
     # of a repeated hour behind), so the walk starts from the highest reading in reach.
-    last_wall = end + max(_offset(zone, end - hour * 3600) for hour in range(_MAX_SHIFT_HOURS + 1))
+    last_wall = end + _highest_offset(zone, end)
     kept: list[float] = []  # a min-heap of the latest fires found so far
     seen: set[float] = set()  # several wall times in one gap share a fire
     for wall in _walls(expr, math.floor(last_wall) + 1, backward=True):
@@ -228,6 +229,26 @@ def _offset(zone: tzinfo, instant: float) -> float:
     return offset.total_seconds() if offset is not None else 0.0
 
 
+def _lowest_offset(zone: tzinfo, after: float) -> float:
+    """A lower bound of the zone's offset over the _MAX_SHIFT_HOURS after `after`."""
+    return min(_offsets_around(zone, math.floor(after / 86400.0)))
+
+
+def _highest_offset(zone: tzinfo, before: float) -> float:
+    """An upper bound of the zone's offset over the _MAX_SHIFT_HOURS before `before`."""
+    return max(_offsets_around(zone, math.floor(before / 86400.0)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _offsets_around(zone: tzinfo, day: int) -> frozenset[float]:
+    """The offsets the zone takes within _MAX_SHIFT_HOURS (and an hour) of UTC day `day`.
+
+    Sampled hourly: a zone changes its offset months apart, never twice within hours.
+    """
+    start, reach = day * 86400.0, _MAX_SHIFT_HOURS + 1
+    return frozenset(_offset(zone, start + hour * 3600.0) for hour in range(-reach, 24 + reach))
+
+
 def _instants(wall: float, zone: tzinfo, fixed: bool) -> tuple[float, ...]:
     """The instants (ascending) at which a job whose cron matches this wall time fires.
 
@@ -265,7 +286,9 @@ def _parsed(expr: str) -> croniter:
 
 def _walls(expr: str, start: float, *, backward: bool) -> Iterator[float]:
     """The wall seconds the expression matches, strictly after (or before) `start`."""
-    walker = copy.deepcopy(_parsed(expr))
+    # A shallow copy behaves as one croniter stepped again from a new start, which croniter
+    # is made for: a step copies what it changes, except caches it fills the same way each time.
+    walker = copy.copy(_parsed(expr))
     walker.set_current(start, force=True)
     step = walker.get_prev if backward else walker.get_next
     try:

@@ -252,11 +252,12 @@ def apply(
     """Plan and (unless dry_run) apply the manifests under `paths`, in one transaction."""
     sources, directories = find(paths)
     git = GitInfo.of(sorted({s.directory for s in sources} | set(directories)))
-    seen = store.list_jobs()
-    manifests = read_all(sources, insecure, seen)  # parsed before the write lock is taken
+    token = store.data_token()
+    current = store.list_jobs()
+    manifests = read_all(sources, insecure, current)  # parsed before the write lock is taken
     with store.batch():
-        current = store.list_jobs()
-        if _fingerprint(current) != _fingerprint(seen):  # changed meanwhile: look again
+        if store.data_token() != token:  # another process wrote meanwhile: look again
+            current = store.list_jobs()
             manifests = read_all(sources, insecure, current)
         result = plan(manifests, directories, current)
         result.changes[:] = _refreshes(result.changes, {job.name: job for job in current}, git, status_dir)
@@ -267,12 +268,8 @@ def apply(
     return result
 
 
-def _fingerprint(jobs: Sequence[Job]) -> set[tuple[str, str, str, str, str | None]]:
-    return {(job.name, job.spec_hash, job.file, job.file_hash, job.error) for job in jobs}
-
-
 def _status_dir_of(path: str, status_dir: str | None) -> str:
-    return status_dir or os.path.join(os.path.dirname(path), STATUS_DIRNAME)
+    return status_dir or path.rpartition("/")[0] + "/" + STATUS_DIRNAME
 
 
 def _refreshes(changes: list[Change], jobs: dict[str, Job], git: GitInfo, status_dir: str | None) -> list[Change]:
@@ -299,6 +296,8 @@ def write_statuses(store: Store, result: Plan, before: dict[str, Job], status_di
     alive = set(before)
     documented: dict[str, set[str]] = {}  # status directory -> names given an error document now
     for change in result.changes:
+        if change.kind == "unchanged" and not change.fields and not change.refresh:
+            continue
         directory = _status_dir_of(change.path or "", status_dir)
         documented.setdefault(directory, set())
         if change.kind == "create" and change.name:
@@ -434,10 +433,10 @@ class GitInfo:
 
     def describe(self, path: str) -> tuple[str | None, bool]:
         """(commit, file differs from it) for a manifest, or (None, False) outside git."""
-        directory = os.path.dirname(path)
+        directory = path.rpartition("/")[0]
         if directory not in self.roots:
             return None, False
-        real = os.path.realpath(path)
+        real = os.path.realpath(path) if self.dirty else path
         return self.commits.get(directory), path in self.dirty or real in self.dirty
 
 

@@ -48,6 +48,10 @@ class Store(Protocol):
 
     def batch(self) -> AbstractContextManager[None]: ...
 
+    def data_token(self) -> object:
+        """A value that differs after any change was committed to the store (by anyone)."""
+        ...
+
     # -- runs -----------------------------------------------------------
     def enqueue(self, runs: Sequence[NewRun]) -> None:
         """Add all runs or none; DuplicateRunError names a taken id."""

@@ -390,6 +390,14 @@ class SQLiteStore:
         with self.batch():
             self._write("request_stop", {"ids": json.dumps(list(worker_ids))})
 
+    def data_token(self) -> object:
+        """Changes whenever any connection has committed a change to the store since the last call."""
+        try:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+        return (version, self._db.total_changes)
+
     # -- jobs -----------------------------------------------------------
     def list_jobs(self) -> list[Job]:
         return [_job(r) for r in self._read("list_jobs")]
