@@ -71,6 +71,7 @@ def next_fire(cron: str, zone: tzinfo, after: float) -> float | None:
     """The first fire strictly after `after`, or None if there is none within HORIZON_YEARS.
 
     Successive calls `next_fire(c, z, previous)` give strictly increasing instants.
+    An expression croniter rejects raises ValueError (manifests are checked before).
     """
     expr = five_fields(cron)
     fixed = is_fixed_time(expr)
@@ -87,7 +88,7 @@ def next_fire(cron: str, zone: tzinfo, after: float) -> float | None:
         if best is not None and instants[0] > best:
             break  # the earliest instant of each later wall time is later still
         if instants[0] > after:
-            return instants[0] if best is None else min(best, instants[0])
+            return instants[0]  # not after `best`, or the loop would have stopped
         if instants[-1] > after and (best is None or instants[-1] < best):
             best = instants[-1]  # a second pass: an earlier first pass may follow
     return best
@@ -168,11 +169,11 @@ def describe(cron: str, zone_name: str | None) -> str:
     )
 
     expr = five_fields(cron)
-    # Its terse form says "At 02:00" for a daily job; the verbose one adds "every day",
-    # but also "every hour, every day" to "Every 5 minutes": use it for daily times only.
-    daily = is_fixed_time(expr) and expr.split()[2:] == ["*", "*", "*"]
-    options = Options(CasingTypeEnum.Sentence, verbose=daily, locale_code="en_US", use_24hour_time_format=True)
     try:
+        # Its terse form says "At 02:00" for a daily job; the verbose one adds "every day",
+        # but also "every hour, every day" to "Every 5 minutes": use it for daily times only.
+        daily = is_fixed_time(expr) and expr.split()[2:] == ["*", "*", "*"]
+        options = Options(CasingTypeEnum.Sentence, verbose=daily, locale_code="en_US", use_24hour_time_format=True)
         text = str(ExpressionDescriptor(expr, options).get_description())
     except (FormatException, MissingFieldException, WrongArgumentException, ValueError, KeyError, IndexError):
         text = f"cron {cron}"
