@@ -121,11 +121,12 @@ def read_file(path: str) -> tuple[bytes, os.stat_result]:
         chunks = []
         left = MAX_BYTES + 1
         while left > 0:
-            chunk = os.read(fd, min(left, max(info.st_size + 1, 4096)))
-            if not chunk:
-                break
+            want = min(left, max(info.st_size + 1, 4096))
+            chunk = os.read(fd, want)
             chunks.append(chunk)
             left -= len(chunk)
+            if len(chunk) < want:  # a short read of a regular file: its end
+                break
         return b"".join(chunks), info
     finally:
         os.close(fd)

@@ -95,13 +95,17 @@ def remove(directory: str, name: str) -> None:
         os.unlink(os.path.join(directory, f"{name}.json"))
 
 
+def names_in(directory: str) -> set[str]:
+    """The jobs that have a status file in `directory`."""
+    try:
+        return {n[:-5] for n in os.listdir(directory) if n.endswith(".json") and not n.startswith(".")}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
 def prune_errors(directory: str, keep: set[str]) -> None:
     """Remove the error documents of manifests that no longer exist or have been fixed."""
-    try:
-        names = [n[:-5] for n in os.listdir(directory) if n.endswith(".json") and not n.startswith(".")]
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for name in names:
+    for name in names_in(directory):
         if name in keep:
             continue
         path = os.path.join(directory, f"{name}.json")

@@ -264,7 +264,8 @@ def apply(
         if dry_run:
             return result
         result.changes[:] = _carry_out(store, result.changes, defaults, git, status_dir)
-    result.notes.extend(write_statuses(store, result, {job.name: job for job in current}, status_dir))
+    before = {job.name: job for job in current}
+    result.notes.extend(write_statuses(store, result, before, status_dir, directories))
     return result
 
 
@@ -286,7 +287,9 @@ def _refreshes(changes: list[Change], jobs: dict[str, Job], git: GitInfo, status
     return out
 
 
-def write_statuses(store: Store, result: Plan, before: dict[str, Job], status_dir: str | None) -> list[str]:
+def write_statuses(
+    store: Store, result: Plan, before: dict[str, Job], status_dir: str | None, directories: Sequence[str] = ()
+) -> list[str]:
     """Bring the status files of an applied plan up to date (after its commit); what failed, in words."""
     from queuectl import results
 
@@ -295,6 +298,7 @@ def write_statuses(store: Store, result: Plan, before: dict[str, Job], status_di
     names: list[str] = []
     alive = set(before)
     documented: dict[str, set[str]] = {}  # status directory -> names given an error document now
+    present: dict[str, set[str]] = {}  # status directory -> the status files in it
     for change in result.changes:
         if change.kind == "unchanged" and not change.fields and not change.refresh:
             continue
@@ -303,8 +307,11 @@ def write_statuses(store: Store, result: Plan, before: dict[str, Job], status_di
         if change.kind == "create" and change.name:
             alive.add(change.name)
             # Ready (with its .gitignore) before any status lands there; no stale file speaks for the new job.
-            writer.attempt(directory, results.ensure_dir, directory)
-            writer.attempt(directory, results.remove, directory, change.name)
+            if directory not in present:
+                writer.attempt(directory, results.ensure_dir, directory)
+                present[directory] = results.names_in(directory)
+            if change.name in present[directory]:
+                writer.attempt(directory, results.remove, directory, change.name)
         elif change.kind == "delete" and change.name in before:
             alive.discard(change.name)
             folder = before[change.name].status_dir or directory
@@ -321,6 +328,8 @@ def write_statuses(store: Store, result: Plan, before: dict[str, Job], status_di
         writer.update(names)
     except StoreError as exc:
         notes.append(f"could not read job status for status files: {exc}")
+    for applied in directories:
+        documented.setdefault(_status_dir_of(applied + "/", status_dir), set())
     for directory, keep in documented.items():  # error documents of files since fixed or removed
         writer.attempt(directory, results.prune_errors, directory, alive | keep)
     return notes
