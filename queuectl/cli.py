@@ -722,6 +722,7 @@ def _dumps(value: Any) -> str:
 from queuectl import declare  # noqa: E402 (the declarative commands join the group)
 
 declare.register(cli, db_option, json_option, store_of)
+declare.register_schedule(cli, db_option, json_option, store_of)
 
 
 # -- entry point -----------------------------------------------------------------

@@ -6,6 +6,8 @@ words and JSON shape are made by planview. Only click is imported at start-up.
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import threading
 import time
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 DEFAULT_DIR = "jobs.d"
+MAX_SCHEDULER_SLEEP = 300.0  # the scheduler looks at least this often (a clock step, a missed wake)
 SETTLE = 0.5  # up: a broken file younger than this is looked at again before it is reported
 PATHS_HELP = f"Job directories or .toml files (default: ./{DEFAULT_DIR})."
 
@@ -206,6 +209,153 @@ def register(cli: click.Group, db_option: Decorator, json_option: Decorator, sto
         run_up(store, _paths([directory] if directory else []), workers, options, quiet=quiet, burst=burst)
 
 
+def register_schedule(
+    cli: click.Group, db_option: Decorator, json_option: Decorator, store_of: Callable[..., Any]
+) -> None:
+    """trigger, suspend, resume, plan and schedule."""
+
+    @cli.command()
+    @click.argument("name")
+    @json_option
+    @db_option
+    @click.pass_context
+    def trigger(ctx: click.Context, name: str, as_json: bool) -> None:
+        """Run job NAME now, outside its schedule."""
+        from queuectl import wake
+        from queuectl.runner import HOST
+        from queuectl.sync import new_run
+
+        store = store_of(ctx)
+        job = _job_named(store, name)
+        now = time.time()
+        run = new_run(job, defaults_of(store), now)
+        if not store.add_job_runs([run]):
+            raise QueueError(f"job {name!r} was already triggered at this instant; try again")
+        pids = [w.pid for w in store.list_workers() if w.host == HOST]
+        if pids:
+            wake.notify(store.location, pids)
+        click.echo(json.dumps({"triggered": run.id}) if as_json else f"triggered {name}: run {run.id}")
+
+    @cli.command()
+    @click.argument("name")
+    @db_option
+    @click.pass_context
+    def suspend(ctx: click.Context, name: str) -> None:
+        """Stop job NAME's schedule (its runs not yet started are cancelled; a running one finishes)."""
+        store = store_of(ctx)
+        _job_named(store, name)
+        with store.batch():
+            store.set_suspended(name, True)
+            cancelled = store.cancel_job_runs(name, f"job {name} was suspended")
+        click.echo(f"suspended {name}" + (f"; {len(cancelled)} run(s) not yet started cancelled" if cancelled else ""))
+
+    @cli.command()
+    @click.argument("name")
+    @db_option
+    @click.pass_context
+    def resume(ctx: click.Context, name: str) -> None:
+        """Restart job NAME's schedule (fires missed while suspended are skipped)."""
+        from queuectl.sync import runs_for
+
+        store = store_of(ctx)
+        _job_named(store, name)
+        with store.batch():
+            store.set_suspended(name, False)
+            job = _job_named(store, name)
+            store.add_job_runs(runs_for(job, defaults_of(store)))
+        click.echo(f"resumed {name}")
+
+    @cli.command("plan")
+    @click.argument("name")
+    @click.option("-n", "--count", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many fires.")
+    @json_option
+    @db_option
+    @click.pass_context
+    def plan_cmd(ctx: click.Context, name: str, count: int, as_json: bool) -> None:
+        """The next fire times of job NAME, in its zone and in UTC, with DST and overlap warnings."""
+        from queuectl import render, schedule
+        from queuectl.durations import iso_utc
+
+        store = store_of(ctx)
+        job = _job_named(store, name)
+        spec = job.spec
+        if spec.cron is None:
+            raise QueueError(f"job {name!r} has no cron schedule (see 'queuectl show {name}')")
+        zone = schedule.zone_of(spec.timezone)
+        fires: list[float] = []
+        after = time.time()
+        while len(fires) < count:
+            nxt = schedule.next_fire(spec.cron, zone, after)
+            if nxt is None:
+                break
+            fires.append(nxt)
+            after = nxt
+        warnings = []
+        gaps = [b - a for a, b in itertools.pairwise(fires)]
+        if spec.timeout and gaps and spec.timeout > min(gaps):
+            warnings.append(
+                f"timeout {spec.timeout:g}s is longer than the shortest interval ({min(gaps):g}s): runs may overlap "
+                f"(concurrency = {spec.concurrency})"
+            )
+        rows = [
+            {
+                "local": render.zone_time(f, zone),
+                "utc": iso_utc(f),
+                "note": schedule.dst_note(spec.cron, zone, f),
+            }
+            for f in fires
+        ]
+        if as_json:
+            words = schedule.describe(spec.cron, spec.timezone)
+            click.echo(json.dumps({"job": name, "schedule": words, "fires": rows, "warnings": warnings}, indent=2))
+            return
+        click.echo(f"{name}: {schedule.describe(spec.cron, spec.timezone)}")
+        for row in rows:
+            note = f"   ({row['note']})" if row["note"] else ""
+            click.echo(f"  {row['local']}   {row['utc']}{note}")
+        for warning in warnings:
+            click.echo(f"warning: {warning}")
+
+    @cli.command("schedule")
+    @json_option
+    @db_option
+    @click.pass_context
+    def schedule_cmd(ctx: click.Context, as_json: bool) -> None:
+        """Upcoming fires across cron jobs, soonest first."""
+        from queuectl import render, schedule
+        from queuectl.durations import iso_utc
+
+        store = store_of(ctx)
+        now = time.time()
+        rows = []
+        for job in store.list_jobs():
+            spec = job.spec
+            if spec.cron is None or not spec.enabled or job.suspended:
+                continue
+            zone = schedule.zone_of(spec.timezone)
+            nxt = schedule.next_fire(spec.cron, zone, now)
+            rows.append((nxt, job.name, schedule.describe(spec.cron, spec.timezone), zone))
+        rows.sort(key=lambda r: (r[0] is None, r[0] or 0.0, r[1]))
+        if as_json:
+            data = [{"job": n, "schedule": w, "next_fire": iso_utc(f)} for f, n, w, _ in rows]
+            click.echo(json.dumps(data, indent=2))
+            return
+        if not rows:
+            click.echo("no scheduled jobs")
+        for fire, name, words, zone in rows:
+            when = render.zone_time(fire, zone) if fire is not None else "never"
+            click.echo(f"{when}  {name}  ({words})")
+
+
+def _job_named(store: Store, name: str) -> Any:
+    from queuectl.errors import NotFoundError
+
+    job = store.get_job(name)
+    if job is None:
+        raise NotFoundError(f"no job named {name!r} (see 'queuectl status' or apply its manifest)")
+    return job
+
+
 def _abs(path: str | None) -> str | None:
     return os.path.abspath(path) if path else None
 
@@ -228,8 +378,9 @@ def _just_written(path: str | None) -> bool:
 
 def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any], *, quiet: bool, burst: bool) -> None:
     """Apply `paths`, then watch them (unless burst) while a pool of `workers` slots runs the jobs."""
-    from queuectl import planview
+    from queuectl import planview, wake
     from queuectl.cli import log_line
+    from queuectl.scheduler import Scheduler
     from queuectl.store import open_store
     from queuectl.sync import Plan
     from queuectl.watcher import Watcher
@@ -240,36 +391,68 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
         if not os.path.isdir(directory):
             raise UsageError(f"not a directory: {directory} (up watches a jobs directory)")
     applier = open_store(store.location)  # the watcher thread's own connection
+    clock = open_store(store.location)  # the scheduler thread's
+    scheduler = Scheduler(clock, lambda: defaults_of(clock))
     lock = threading.Lock()
-
+    jobs_changed = threading.Event()
+    stopping = threading.Event()
     watcher: Watcher | None = None
 
     def apply_now(first: bool = False) -> None:
         with lock:
             plan = apply_and_wake(applier, directories, **options)
+        jobs_changed.set()
         # A file written a moment ago may still be being written: look again before calling it broken.
         settling = [c for c in plan.of("invalid") if watcher is not None and _just_written(c.path)]
         if settling and watcher is not None:
             watcher.recheck(SETTLE)
-            plan = Plan([c for c in plan.changes if c not in settling])
-        if first or plan.changed or plan.invalid:
+            plan = Plan([c for c in plan.changes if c not in settling], plan.notes)
+        if first or plan.changed or plan.invalid or plan.notes:
             for line in planview.plan_lines(plan, applied=True, quiet_unchanged=not first):
                 log_line(line)
 
+    def schedule_now() -> float | None:
+        tick = scheduler.run_once(time.time())
+        for run_id in tick.started:
+            log_line(f"fire      {run_id}")
+        for line in tick.skipped + tick.notes:
+            log_line(f"schedule  {line}")
+        for run_id in tick.replaced:
+            log_line(f"replace   {run_id}: a newer fire replaces it")
+        if tick.started or tick.replaced:
+            wake.notify(store.location, [os.getpid()])
+        return tick.next_at
+
+    def schedule_loop() -> None:
+        while not stopping.is_set():
+            try:
+                next_at = schedule_now()
+            except QueueError as exc:  # a busy store: look again shortly
+                log_line(f"scheduler: {exc}")
+                next_at = time.time() + 1.0
+            wait = MAX_SCHEDULER_SLEEP if next_at is None else min(max(0.0, next_at - time.time()), MAX_SCHEDULER_SLEEP)
+            jobs_changed.wait(wait)
+            jobs_changed.clear()
+
+    thread = threading.Thread(target=schedule_loop, name="queuectl-scheduler", daemon=True)
     try:
         apply_now(first=True)
-        if not burst:
-            watcher = Watcher(
-                directories,
-                apply_now,
-                lambda exc: log_line(f"apply failed: {exc}"),
-            )
+        if burst:
+            schedule_now()  # the fires due now; burst does not wait for later ones
+        else:
+            thread.start()
+            watcher = Watcher(directories, apply_now, lambda exc: log_line(f"apply failed: {exc}"))
             watcher.start()
             log_line(f"watching {', '.join(planview.relative_dir(d) for d in directories)} for changes")
         try:
             Pool(store, workers, burst=burst, log=log_line, verbose=not quiet).run()
         finally:
+            stopping.set()
+            jobs_changed.set()
             if watcher is not None:
                 watcher.stop()
+            if thread.is_alive():
+                thread.join(timeout=10)
     finally:
         applier.close()
+        clock.close()

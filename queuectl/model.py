@@ -316,6 +316,11 @@ class Job:
     created_at: float
     updated_at: float
     version_at: float  # when what a run executes last changed
+    suspended: bool = False
+    schedule_from: float | None = None  # cron fires after this count (set when the schedule changes)
+    last_fire: float | None = None  # the latest cron fire turned into a run, or skipped
+    next_fire: float | None = None  # when the scheduler looks at the job next
+    schedule_hash: str | None = None  # the cron and zone those were computed for
 
     @cached_property
     def spec(self) -> JobSpec:

@@ -9,6 +9,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -55,6 +56,14 @@ def fields_table(con: Console, lines: Iterable[tuple[str, str]]) -> Table:
     for key, value in lines:
         grid.add_row(key, Text(value))
     return grid
+
+
+def zone_time(epoch: float | None, zone: tzinfo) -> str:
+    """A moment in a job's zone, with its offset and abbreviation: 2026-03-29 03:00:00+02:00 CEST."""
+    if epoch is None:
+        return "-"
+    moment = datetime.fromtimestamp(epoch, tz=zone)
+    return f"{moment.isoformat(sep=' ', timespec='seconds')} {moment.tzname() or ''}".rstrip()
 
 
 def dumps(value: Any) -> str:
@@ -235,9 +244,19 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 # -- jobs ---------------------------------------------------------------------
+def _next_of(status: JobStatus) -> float | None:
+    """The job's next run: a waiting run's time, or its next cron fire."""
+    moments = [m for m in (status.next_at, status.job.next_fire) if m is not None]
+    if status.job.suspended or not status.job.spec.enabled:
+        moments = [m for m in moments if m == status.next_at]
+    return min(moments) if moments else None
+
+
 def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
     job = status.job
     return {
+        "suspended": job.suspended,
+        "next_fire": iso_utc(job.next_fire),
         "job": job.name,
         "spec": job.spec.to_json(),
         "spec_hash": job.spec_hash,
@@ -259,14 +278,20 @@ def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
 
 def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
     job, spec, run = status.job, status.job.spec, status.last_run
-    when = spec.cron or (format_time(spec.run_at) if spec.run_at is not None else None)
+    when = None
+    if spec.cron is not None:
+        from queuectl import schedule
+
+        when = schedule.describe(spec.cron, spec.timezone) + f"  [{spec.cron}]"
+    elif spec.run_at is not None:
+        when = format_time(spec.run_at)
     if when is None and spec.run_after is not None:
         when = f"{format_duration(spec.run_after)} after the first apply"
     commit = "-"
     if job.git_commit:
         commit = job.git_commit[:12] + (" (file differed from it: uncommitted changes)" if job.git_dirty else "")
     lines = [
-        ("job", job.name + ("" if spec.enabled else " (disabled)")),
+        ("job", job.name + ("" if spec.enabled else " (disabled)") + (" (suspended)" if job.suspended else "")),
         ("command", spec.command),
         ("description", spec.description or "-"),
         ("when", when or "once, when applied"),
@@ -280,7 +305,7 @@ def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
         ("drift", drift or "none: the store matches the file"),
         ("manifest error", job.error or "-"),
         ("updated", format_time(job.updated_at)),
-        ("next run", format_time(status.next_at)),
+        ("next run", format_time(_next_of(status))),
         ("runs", ", ".join(f"{n} {state}" for state, n in sorted(status.counts.items())) or "none yet"),
     ]
     if run is not None:

@@ -27,6 +27,7 @@ class Process:
     """One attempt in flight (mutable: the pool updates its kill state)."""
 
     __slots__ = (
+        "cancelled",
         "claim",
         "deadline",
         "interrupted",
@@ -60,6 +61,7 @@ class Process:
         self.kill_at: float | None = None  # monotonic time for SIGKILL after SIGTERM
         self.timed_out = False
         self.interrupted = False
+        self.cancelled = False  # its run was cancelled while running (a newer fire replaced it)
         self.recorded = False  # its pgid and log are in the store
 
 
@@ -166,7 +168,7 @@ def reap(proc: Process) -> tuple[int | None, Outcome, str | None, bool]:
     Before reaping, anything left in its group after a timeout or a stop is
     killed; the zombie leader keeps the group id from being reused meanwhile.
     """
-    if proc.timed_out or proc.interrupted:
+    if proc.timed_out or proc.interrupted or proc.cancelled:
         kill_group(proc.pid, signal.SIGKILL)
     _, status = os.waitpid(proc.pid, 0)
     os.close(proc.pidfd)
@@ -181,6 +183,8 @@ def reap(proc: Process) -> tuple[int | None, Outcome, str | None, bool]:
         return exit_code, Outcome.TIMEOUT, f"timed out after {proc.claim.timeout:g}s", group_gone
     if proc.interrupted:
         return exit_code, Outcome.INTERRUPTED, "interrupted: the worker pool was stopped", group_gone
+    if proc.cancelled:
+        return exit_code, Outcome.FAILED, "cancelled while running (a newer fire replaced it)", group_gone
     if code == 0:
         return 0, Outcome.COMPLETED, None, group_gone
     return exit_code, Outcome.FAILED, describe_exit(code), group_gone

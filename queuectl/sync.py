@@ -382,7 +382,7 @@ def _carry_out(
 def runs_for(job: Job, defaults: Defaults) -> list[NewRun]:
     """The runs a job's declaration asks for now (cron fires are the scheduler's)."""
     spec = job.spec
-    if not spec.enabled or spec.cron is not None:
+    if not spec.enabled or job.suspended or spec.cron is not None:
         return []
     if spec.run_at is not None:
         due = spec.run_at

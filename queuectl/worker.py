@@ -379,7 +379,18 @@ class Pool:
             self._begin_stop(1, mono)
         self._load_settings()
         self.rescue()
+        self._stop_cancelled(mono)
         self._next_heartbeat = mono + self.lease_seconds / 3
+
+    def _stop_cancelled(self, mono: float) -> None:
+        """Stop the attempts whose runs were cancelled while running (a newer cron fire replaced them)."""
+        wanted = set(self.store.cancel_requests(self.id))
+        for proc in self.running.values():
+            if (proc.claim.run_id, proc.claim.attempt) in wanted and not proc.cancelled:
+                proc.cancelled = True
+                runner.kill_group(proc.pid, signal.SIGTERM)
+                proc.kill_at = mono + self.kill_grace
+                self._say(f"cancel    {proc.claim.run_id}: its run was cancelled; stopping its process group")
 
     def rescue(self) -> int:
         """Put back runs whose pool died; kill leftovers of those that ran here."""
@@ -508,6 +519,7 @@ class Pool:
         if self._wake is not None:
             wake.drain(self._wake)
         self._hint = True
+        self._next_heartbeat = min(self._next_heartbeat, self.monotonic())  # news may be a cancellation
 
     def _take_signals(self, mono: float) -> None:
         while self._signals:

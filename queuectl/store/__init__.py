@@ -151,6 +151,37 @@ class Store(Protocol):
 
     def job_status(self, name: str) -> JobStatus | None: ...
 
+    # -- scheduling -------------------------------------------------------
+    def cron_jobs_due(self, now: float) -> list[Job]:
+        """Enabled, unsuspended cron jobs never looked at or whose next fire has come."""
+        ...
+
+    def next_fire(self) -> float | None:
+        """The earliest moment the scheduler must look again."""
+        ...
+
+    def set_fires(
+        self, name: str, last_fire: float | None, next_fire: float | None, schedule_from: float, schedule_hash: str
+    ) -> None: ...
+
+    def set_suspended(self, name: str, suspended: bool) -> bool:
+        """Suspend or resume a job's schedule; False for an unknown job. Resuming skips the fires missed."""
+        ...
+
+    def unfinished_job_runs(self, name: str) -> list[tuple[str, RunState]]: ...
+
+    def cancel_running_job_runs(self, name: str, reason: str) -> list[str]:
+        """Ask the pools running the job's runs to stop them; they end cancelled."""
+        ...
+
+    def cancel_requests(self, worker_id: str) -> list[tuple[str, int]]:
+        """(run id, attempt) this worker holds whose cancellation was asked for."""
+        ...
+
+    def add_skipped_run(self, run: NewRun, reason: str) -> bool:
+        """Record a fire that was skipped (a cancelled run with the reason)."""
+        ...
+
     # -- config ---------------------------------------------------------
     def config(self) -> dict[str, str]: ...
 

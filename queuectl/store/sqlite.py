@@ -201,27 +201,28 @@ class SQLiteStore:
             attempts: list[dict[str, Any]] = []
             states: list[RunState | None] = []
             for res in results:
-                if (res.claim.run_id, res.worker_id, res.claim.attempt) not in held:
+                key = (res.claim.run_id, res.worker_id, res.claim.attempt)
+                if key not in held:
                     states.append(None)  # rescued from under us: the rescuer recorded the attempt
                     continue
                 state, run_at = settle(res.claim, res.outcome, now)
-                states.append(state)
+                states.append(RunState.CANCELLED if held[key] else state)
                 runs.append(_settle_params(res, state, run_at, now))
                 attempts.append(_attempt_params(res, host))
             self._write_many("settle_run", runs)
             self._write_many("insert_attempt", attempts)
         return states
 
-    def _held(self, results: Sequence[AttemptResult]) -> set[tuple[str, str, int]]:
-        """Which (run, worker, attempt) of `results` are still running under that worker."""
-        held: set[tuple[str, str, int]] = set()
+    def _held(self, results: Sequence[AttemptResult]) -> dict[tuple[str, str, int], bool]:
+        """Which (run, worker, attempt) of `results` are still running under that worker: cancel asked?"""
+        held: dict[tuple[str, str, int], bool] = {}
         by_worker: dict[str, list[str]] = {}
         for res in results:
             by_worker.setdefault(res.worker_id, []).append(res.claim.run_id)
         for worker_id, run_ids in by_worker.items():
             for part in chunks(run_ids):
                 rows = self._read("held_runs", {"worker_id": worker_id, "ids": json.dumps(list(part))})
-                held.update((row[0], worker_id, row[1]) for row in rows)
+                held.update(((row[0], worker_id, row[1]), bool(row[2])) for row in rows)
         return held
 
     def _write_many(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -440,13 +441,13 @@ class SQLiteStore:
         ]
         with self.batch():
             self._write_many("upsert_job", rows)
-            times: dict[str, tuple[float, float, float]] = {}
+            times: dict[str, tuple[float, float, float, bool]] = {}
             for part in chunks([e.spec.name for e in entries]):
                 for r in self._read("job_times", {"names": json.dumps(list(part))}):
-                    times[r[0]] = (r[1], r[2], r[3])
+                    times[r[0]] = (r[1], r[2], r[3], bool(r[4]))
         jobs = []
         for e in entries:
-            created_at, updated_at, version_at = times[e.spec.name]
+            created_at, updated_at, version_at, suspended = times[e.spec.name]
             job = Job(
                 e.spec.name,
                 e.spec.canonical,
@@ -462,6 +463,7 @@ class SQLiteStore:
                 created_at,
                 updated_at,
                 version_at,
+                suspended,
             )
             job.__dict__["spec"] = e.spec
             jobs.append(job)
@@ -490,6 +492,48 @@ class SQLiteStore:
             before = self._db.total_changes
             self._write_many("insert_job_run", [_new_run_params(run, now) for run in runs])
             return self._db.total_changes - before
+
+    # -- scheduling -------------------------------------------------------
+    def cron_jobs_due(self, now: float) -> list[Job]:
+        return [_job(r) for r in self._read("cron_jobs_due", {"now": now})]
+
+    def next_fire(self) -> float | None:
+        value = self._read("next_fire_min")[0][0]
+        return None if value is None else float(value)
+
+    def set_fires(
+        self, name: str, last_fire: float | None, next_fire: float | None, schedule_from: float, schedule_hash: str
+    ) -> None:
+        params = {
+            "name": name,
+            "last_fire": last_fire,
+            "next_fire": next_fire,
+            "schedule_from": schedule_from,
+            "schedule_hash": schedule_hash,
+        }
+        with self.batch():
+            self._write("set_fires", params)
+
+    def set_suspended(self, name: str, suspended: bool) -> bool:
+        with self.batch():
+            rows = self._write("set_suspended", {"name": name, "suspended": int(suspended), "now": self.clock()})
+            return bool(rows.fetchall())
+
+    def unfinished_job_runs(self, name: str) -> list[tuple[str, RunState]]:
+        return [(r[0], RunState(r[1])) for r in self._read("unfinished_job_runs", {"name": name})]
+
+    def cancel_running_job_runs(self, name: str, reason: str) -> list[str]:
+        with self.batch():
+            rows = self._write("cancel_running_job_runs", {"name": name, "now": self.clock(), "reason": reason})
+            return [r[0] for r in rows.fetchall()]
+
+    def cancel_requests(self, worker_id: str) -> list[tuple[str, int]]:
+        return [(r[0], r[1]) for r in self._read("cancel_requested", {"worker_id": worker_id})]
+
+    def add_skipped_run(self, run: NewRun, reason: str) -> bool:
+        params = {**_new_run_params(run, self.clock()), "reason": reason}
+        with self.batch():
+            return bool(self._write("insert_skipped_run", params).rowcount)
 
     def job_status(self, name: str) -> JobStatus | None:
         with self.batch():
@@ -562,6 +606,11 @@ def _job(r: sqlite3.Row) -> Job:
         created_at=r["created_at"],
         updated_at=r["updated_at"],
         version_at=r["version_at"],
+        suspended=bool(r["suspended"]),
+        schedule_from=r["schedule_from"],
+        last_fire=r["last_fire"],
+        next_fire=r["next_fire"],
+        schedule_hash=r["schedule_hash"],
     )
 
 

@@ -40,15 +40,17 @@ SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, tim
    AND lease_expires IS :lease_expires;
 
 -- name: held_runs
-SELECT id, tries FROM runs INDEXED BY runs_running
+SELECT id, tries, cancel_requested FROM runs INDEXED BY runs_running
  WHERE worker_id = :worker_id AND state = 'running'
    AND id IN (SELECT value FROM json_each(:ids));
 
 -- name: settle_run
+-- A run whose cancellation was asked for (a newer fire replaced it) ends cancelled, not retried.
 UPDATE runs
-   SET state = :state, run_at = :run_at, started_at = :started_at, finished_at = :finished_at,
-       updated_at = :now,
-       exit_code = :exit_code, error = :error, output_tail = :output_tail, log_path = :log_path,
+   SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE :state END,
+       run_at = :run_at, started_at = :started_at, finished_at = :finished_at, updated_at = :now,
+       exit_code = :exit_code, error = CASE WHEN cancel_requested THEN error ELSE :error END,
+       output_tail = :output_tail, log_path = :log_path,
        attempts = attempts - :uncount, worker_id = NULL, lease_expires = NULL
  WHERE id = :run_id AND worker_id = :worker_id AND state = 'running' AND tries = :n;
 
@@ -165,10 +167,11 @@ ON CONFLICT (name) DO UPDATE
        git_dirty = excluded.git_dirty, status_dir = excluded.status_dir, error = NULL,
        updated_at = CASE WHEN jobs.spec_hash = excluded.spec_hash THEN jobs.updated_at ELSE :now END,
        version_at = CASE WHEN jobs.run_hash = excluded.run_hash THEN jobs.version_at ELSE :now END,
+       next_fire = CASE WHEN jobs.spec_hash = excluded.spec_hash THEN jobs.next_fire ELSE NULL END,
        run_hash = excluded.run_hash;
 
 -- name: job_times
-SELECT name, created_at, updated_at, version_at FROM jobs WHERE name IN (SELECT value FROM json_each(:names));
+SELECT name, created_at, updated_at, version_at, suspended FROM jobs WHERE name IN (SELECT value FROM json_each(:names));
 
 -- name: delete_job
 DELETE FROM jobs WHERE name = :name;
@@ -190,3 +193,40 @@ SELECT min(run_at) FROM runs INDEXED BY runs_job WHERE job = :name AND state IN 
 
 -- name: job_run_counts
 SELECT state, count(*) FROM runs INDEXED BY runs_job WHERE job = :name GROUP BY state;
+
+-- name: cron_jobs_due
+-- Cron jobs the scheduler must look at: never looked at, or a fire has come.
+SELECT * FROM jobs WHERE suspended = 0 AND (next_fire IS NULL OR next_fire <= :now)
+   AND json_extract(spec, '$.cron') IS NOT NULL AND json_extract(spec, '$.enabled');
+
+-- name: next_fire_min
+SELECT min(next_fire) FROM jobs WHERE suspended = 0;
+
+-- name: set_fires
+UPDATE jobs SET last_fire = :last_fire, next_fire = :next_fire, schedule_from = :schedule_from,
+                schedule_hash = :schedule_hash
+ WHERE name = :name;
+
+-- name: set_suspended
+UPDATE jobs SET suspended = :suspended, next_fire = NULL,
+                schedule_from = CASE WHEN :suspended THEN schedule_from ELSE :now END
+ WHERE name = :name
+RETURNING name;
+
+-- name: unfinished_job_runs
+SELECT id, state FROM runs INDEXED BY runs_job WHERE job = :name AND state IN ('pending', 'running', 'failed');
+
+-- name: cancel_running_job_runs
+UPDATE runs SET cancel_requested = 1, updated_at = :now, error = :reason
+ WHERE job = :name AND state = 'running'
+RETURNING id;
+
+-- name: cancel_requested
+SELECT id, tries FROM runs INDEXED BY runs_running
+ WHERE worker_id = :worker_id AND state = 'running' AND cancel_requested = 1;
+
+-- name: insert_skipped_run
+INSERT OR IGNORE INTO runs (id, job, command, state, priority, attempts, max_retries, backoff_base,
+                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for, error)
+VALUES (:id, :job, :command, 'cancelled', :priority, 0, :max_retries, :backoff_base,
+        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for, :reason);

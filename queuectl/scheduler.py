@@ -1,0 +1,104 @@
+"""Turns cron fires into runs. Takes `now`; never reads the clock itself.
+
+`Scheduler.run_once(now)` looks at the cron jobs whose next fire has come (or
+that it never looked at), decides in one transaction which fires become runs
+(catch-up policy, catch-up window, overlap policy, jitter), records the last
+fire and the next one, and returns when it must look again. A run is unique
+per (job, scheduled time) in the store and the last fire moves in the same
+transaction, so a restart, or two schedulers on one store, never fire the same
+time twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from queuectl import schedule
+from queuectl.model import Job
+from queuectl.store import Store
+from queuectl.sync import Defaults, new_run
+
+MAX_CATCHUP = 100  # catchup = "all" runs at most this many missed fires
+ON_TIME = 60.0  # a fire this late is still on time, not missed (catchup = "none" runs it)
+
+
+@dataclass
+class Tick:
+    """What one look at the schedule did."""
+
+    started: list[str] = field(default_factory=list)  # run ids added
+    skipped: list[str] = field(default_factory=list)  # "job@time: reason"
+    replaced: list[str] = field(default_factory=list)  # run ids asked to stop
+    notes: list[str] = field(default_factory=list)
+    next_at: float | None = None
+
+
+def schedule_hash(job: Job) -> str:
+    spec = job.spec
+    return hashlib.sha256(f"{spec.cron}|{spec.timezone}|{spec.enabled}".encode()).hexdigest()[:16]
+
+
+class Scheduler:
+    def __init__(self, store: Store, defaults: Callable[[], Defaults]) -> None:
+        self.store = store
+        self.defaults = defaults
+
+    def run_once(self, now: float) -> Tick:
+        tick = Tick()
+        with self.store.batch():
+            for job in self.store.cron_jobs_due(now):
+                self._look_at(job, now, tick)
+            tick.next_at = self.store.next_fire()
+        return tick
+
+    def _look_at(self, job: Job, now: float, tick: Tick) -> None:
+        spec = job.spec
+        assert spec.cron is not None
+        zone = schedule.zone_of(spec.timezone)
+        current = schedule_hash(job)
+        if job.schedule_hash != current or job.schedule_from is None:
+            # A new job or a new schedule: fires count from now on.
+            self.store.set_fires(job.name, job.last_fire, schedule.next_fire(spec.cron, zone, now), now, current)
+            return
+        start = max(job.schedule_from, job.last_fire or job.schedule_from)
+        missed = schedule.fires_between(spec.cron, zone, start, now, MAX_CATCHUP + 1)
+        due = self._catch_up(job, missed, now, tick)
+        for fire in due:
+            self._fire(job, fire, now, tick)
+        last = missed[-1] if missed else job.last_fire
+        self.store.set_fires(job.name, last, schedule.next_fire(spec.cron, zone, now), job.schedule_from, current)
+
+    def _catch_up(self, job: Job, fires: list[float], now: float, tick: Tick) -> list[float]:
+        """The fires to run, by the job's catch-up policy and window."""
+        spec = job.spec
+        if spec.catchup_window is not None:
+            fires = [f for f in fires if f >= now - spec.catchup_window]
+        on_time = [f for f in fires if f >= now - ON_TIME]
+        if spec.catchup == "none":
+            return on_time[-1:]
+        if spec.catchup == "latest":
+            return fires[-1:]
+        if len(fires) > MAX_CATCHUP:
+            tick.notes.append(f"{job.name}: more than {MAX_CATCHUP} missed fires; ran the last {MAX_CATCHUP}")
+            fires = fires[-MAX_CATCHUP:]
+        return fires
+
+    def _fire(self, job: Job, fire: float, now: float, tick: Tick) -> None:
+        spec = job.spec
+        run = new_run(job, self.defaults(), fire)
+        run = run._replace(run_at=max(fire + schedule.jitter_offset(job.name, spec.jitter), now))
+        unfinished = self.store.unfinished_job_runs(job.name)
+        if unfinished and spec.concurrency == "forbid":
+            running = ", ".join(run_id for run_id, _ in unfinished)
+            reason = f"skipped: the previous run is not finished ({running})"
+            if self.store.add_skipped_run(run, reason):
+                tick.skipped.append(f"{job.name}@{fire:.0f}: {reason}")
+            return
+        if unfinished and spec.concurrency == "replace":
+            reason = f"replaced by the fire of {fire:.0f}"
+            self.store.cancel_job_runs(job.name, reason)
+            tick.replaced.extend(self.store.cancel_running_job_runs(job.name, reason))
+        if self.store.add_job_runs([run]):
+            tick.started.append(run.id)
