@@ -541,3 +541,40 @@ def test_up_keeps_watching_a_directory_that_is_replaced(q: Queue, jobs: Path) ->
     write(jobs, "c.toml", 'command = "echo c"\n')
     wait_for(lambda: [r["state"] for r in runs_of(q, "c")] == ["completed"], what="c ran: still watching")
     assert up.stop() == 0
+
+
+# -- scheduling through the CLI ------------------------------------------------------
+def test_a_job_due_in_two_seconds_starts_within_a_second_of_its_time(q: Queue, jobs: Path) -> None:
+    jobs.mkdir()
+    up = Up(q, jobs)
+    due = time.time() + 2
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(due)) + f".{int(due % 1 * 1000):03d}Z"
+    write(jobs, "soon.toml", f'command = "true"\nrun_at = "{stamp}"\n')
+    wait_for(lambda: [r["state"] for r in runs_of(q, "soon")] == ["completed"], what="soon ran")
+    started = q.run(runs_of(q, "soon")[0]["id"])["history"][0]["started_at"]
+    started_at = time.mktime(time.strptime(started[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone + float(started[19:23])
+    assert 0 <= started_at - due < 1.0, started_at - due
+    assert up.stop() == 0
+
+
+def test_trigger_suspend_resume_plan_and_schedule(q: Queue, jobs: Path) -> None:
+    write(jobs, "nightly.toml", 'command = "echo nightly"\ncron = "30 2 * * *"\ntimezone = "Europe/Berlin"\n')
+    write(jobs, "later.toml", 'command = "echo later"\nrun_at = "+1h"\n')
+    q("apply", str(jobs))
+    out = q("trigger", "nightly").stdout
+    assert out.startswith("triggered nightly: run nightly.")
+    q.burst()
+    assert [r["state"] for r in runs_of(q, "nightly")] == ["completed"]
+    plan = q.json("plan", "nightly", "--count", "3")
+    assert plan["schedule"].endswith("(Europe/Berlin)") and len(plan["fires"]) == 3
+    assert all(f["local"].endswith(("CET", "CEST")) and " 02:30:00" in f["local"] for f in plan["fires"])
+    assert [s["job"] for s in q.json("schedule")] == ["nightly"]
+    assert "1 run(s) not yet started cancelled" in q("suspend", "later").stdout
+    assert q.json("show", "later")["suspended"] is True
+    assert [r["state"] for r in runs_of(q, "later")] == ["cancelled"]
+    q("resume", "later")
+    assert sorted(r["state"] for r in runs_of(q, "later")) == ["cancelled", "pending"]
+    missing = q("trigger", "ghost", check=False)
+    assert missing.returncode == 1 and "no job named 'ghost'" in missing.stderr
+    no_cron = q("plan", "later", check=False)
+    assert no_cron.returncode == 1 and "has no cron schedule" in no_cron.stderr
