@@ -447,14 +447,32 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @cli.command("list")
 @click.option("-s", "--state", type=click.Choice(STATE_NAMES), help="Only runs in this state.")
 @click.option("-n", "--limit", type=click.IntRange(1, 10**9), help="At most this many (oldest first).")
+@click.option("--jobs", "show_jobs", is_flag=True, help="List declared jobs: schedule in words, next fire, last run.")
+@click.option("--scheduled", is_flag=True, help="Upcoming cron fires across jobs (same as 'queuectl schedule').")
 @json_option
 @db_option
 @click.pass_context
-def list_cmd(ctx: click.Context, state: str | None, limit: int | None, as_json: bool) -> None:
-    """List runs, oldest first."""
+def list_cmd(
+    ctx: click.Context, state: str | None, limit: int | None, show_jobs: bool, scheduled: bool, as_json: bool
+) -> None:
+    """List runs, oldest first (or declared jobs with --jobs)."""
     from queuectl import render
 
-    runs = store_of(ctx).list_runs(state, limit)
+    if scheduled:
+        ctx.invoke(cli.commands["schedule"], as_json=as_json)
+        return
+    store = store_of(ctx)
+    if show_jobs:
+        from queuectl import sync
+
+        statuses = [s for job in store.list_jobs()[:limit] if (s := store.job_status(job.name)) is not None]
+        if as_json:
+            click.echo(render.dumps([render.job_json(s, sync.drift(s.job)) for s in statuses]))
+            return
+        con = render.console()
+        con.print(render.jobs_table(con, statuses) if statuses else "no jobs (apply a jobs directory)")
+        return
+    runs = store.list_runs(state, limit)
     if as_json:
         click.echo(render.dumps([render.run_json(r) for r in runs]))
         return

@@ -245,18 +245,16 @@ def _short(text: str, limit: int = 60) -> str:
 
 # -- jobs ---------------------------------------------------------------------
 def _next_of(status: JobStatus) -> float | None:
-    """The job's next run: a waiting run's time, or its next cron fire."""
-    moments = [m for m in (status.next_at, status.job.next_fire) if m is not None]
-    if status.job.suspended or not status.job.spec.enabled:
-        moments = [m for m in moments if m == status.next_at]
-    return min(moments) if moments else None
+    from queuectl import schedule
+
+    return schedule.next_run(status, time.time())
 
 
 def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
     job = status.job
     return {
         "suspended": job.suspended,
-        "next_fire": iso_utc(job.next_fire),
+        "next_run_at": iso_utc(_next_of(status)),
         "job": job.name,
         "spec": job.spec.to_json(),
         "spec_hash": job.spec_hash,
@@ -270,7 +268,6 @@ def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
         "drift": drift,
         "created_at": iso_utc(job.created_at),
         "updated_at": iso_utc(job.updated_at),
-        "next_run_at": iso_utc(status.next_at),
         "runs": status.counts,
         "last_run": run_json(status.last_run) if status.last_run else None,
     }
@@ -294,7 +291,7 @@ def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
         ("job", job.name + ("" if spec.enabled else " (disabled)") + (" (suspended)" if job.suspended else "")),
         ("command", spec.command),
         ("description", spec.description or "-"),
-        ("when", when or "once, when applied"),
+        ("when", when or when_words(status)),
         ("priority", str(spec.priority)),
         ("timeout", "default" if spec.timeout is None else f"{spec.timeout:g}s"),
         ("retries", "default" if spec.retries is None else str(spec.retries)),
@@ -313,3 +310,33 @@ def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
         code = "-" if run.exit_code is None else str(run.exit_code)
         lines.append(("last run", f"{run.id}: {run.state.value}, exit code {code}, took {took}"))
     return lines
+
+
+def when_words(status: JobStatus) -> str:
+    """A job's schedule in words: cron described, a time, or once."""
+    spec = status.job.spec
+    if spec.cron is not None:
+        from queuectl import schedule
+
+        return schedule.describe(spec.cron, spec.timezone)
+    if spec.run_at is not None:
+        return f"once at {format_time(spec.run_at)}"
+    if spec.run_after is not None:
+        return f"once, {format_duration(spec.run_after)} after the first apply"
+    return "once, when applied"
+
+
+def jobs_table(con: Console, statuses: Sequence[JobStatus]) -> Table:
+    grid = table(con, "JOB", "SCHEDULE", "NEXT", "LAST RUN", "STATE", "EXIT")
+    for status in statuses:
+        job, run = status.job, status.last_run
+        name = job.name + (" (suspended)" if job.suspended else "") + ("" if job.spec.enabled else " (disabled)")
+        grid.add_row(
+            name,
+            when_words(status),
+            format_time(_next_of(status)),
+            run.id if run else "-",
+            state_text(run.state.value) if run else Text("-"),
+            "-" if run is None or run.exit_code is None else str(run.exit_code),
+        )
+    return grid

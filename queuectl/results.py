@@ -12,12 +12,14 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from queuectl.durations import iso_utc
 from queuectl.manifest import ManifestError, default_name
 from queuectl.model import NAME_RE, JobStatus
+from queuectl.schedule import next_run
 from queuectl.store import Store
 
 GITIGNORE = "# written by queuectl: job status, not for commits\n*\n"
@@ -46,7 +48,7 @@ def status_document(status: JobStatus) -> dict[str, Any]:
         "attempts": run.tries if run else 0,
         "error": run.error if run else None,
         "output_tail": run.output_tail if run else None,
-        "next_run_at": iso_utc(status.next_at),
+        "next_run_at": iso_utc(next_run(status, time.time())),
         "runs": status.counts,
     }
 

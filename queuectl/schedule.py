@@ -35,6 +35,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
 
+from queuectl.model import JobStatus
+
 SHORTHANDS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -297,3 +299,14 @@ def _walls(expr: str, start: float, *, backward: bool) -> Iterator[float]:
             yield float(step(float))
     except CroniterBadDateError:  # no match within its horizon (e.g. Feb 30)
         return
+
+
+def next_run(status: JobStatus, now: float) -> float | None:
+    """A job's next run: the time of a run waiting for it, or its next cron fire after `now`."""
+    job, spec = status.job, status.job.spec
+    moments = [status.next_at] if status.next_at is not None else []
+    if spec.cron is not None and spec.enabled and not job.suspended:
+        fire = next_fire(spec.cron, zone_of(spec.timezone), now)
+        if fire is not None:
+            moments.append(fire)
+    return min(moments) if moments else None

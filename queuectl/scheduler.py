@@ -14,12 +14,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 
 from queuectl import schedule
+from queuectl.durations import LATEST
 from queuectl.model import Job
 from queuectl.store import Store
 from queuectl.sync import Defaults, new_run
 
+BATCH = 200  # cron jobs looked at in one transaction
 MAX_CATCHUP = 100  # catchup = "all" runs at most this many missed fires
 ON_TIME = 60.0  # a fire this late is still on time, not missed (catchup = "none" runs it)
 
@@ -35,6 +38,12 @@ class Tick:
     next_at: float | None = None
 
 
+def _next(cron: str, zone: tzinfo, now: float) -> float:
+    """The next fire; a schedule that never fires (30 February) is looked at again only when it changes."""
+    fire = schedule.next_fire(cron, zone, now)
+    return LATEST if fire is None else fire
+
+
 def schedule_hash(job: Job) -> str:
     spec = job.spec
     return hashlib.sha256(f"{spec.cron}|{spec.timezone}|{spec.enabled}".encode()).hexdigest()[:16]
@@ -46,11 +55,16 @@ class Scheduler:
         self.defaults = defaults
 
     def run_once(self, now: float) -> Tick:
+        """Turn every fire due at `now` into runs: a transaction per batch of jobs, so pools are not held up."""
         tick = Tick()
-        with self.store.batch():
-            for job in self.store.cron_jobs_due(now):
-                self._look_at(job, now, tick)
-            tick.next_at = self.store.next_fire()
+        while True:
+            with self.store.batch():
+                jobs = self.store.cron_jobs_due(now, BATCH)
+                for job in jobs:
+                    self._look_at(job, now, tick)
+            if len(jobs) < BATCH:
+                break
+        tick.next_at = self.store.next_fire()
         return tick
 
     def _look_at(self, job: Job, now: float, tick: Tick) -> None:
@@ -60,7 +74,7 @@ class Scheduler:
         current = schedule_hash(job)
         if job.schedule_hash != current or job.schedule_from is None:
             # A new job or a new schedule: fires count from now on.
-            self.store.set_fires(job.name, job.last_fire, schedule.next_fire(spec.cron, zone, now), now, current)
+            self.store.set_fires(job.name, job.last_fire, _next(spec.cron, zone, now), now, current)
             return
         start = max(job.schedule_from, job.last_fire or job.schedule_from)
         missed = schedule.fires_between(spec.cron, zone, start, now, MAX_CATCHUP + 1)
@@ -68,7 +82,7 @@ class Scheduler:
         for fire in due:
             self._fire(job, fire, now, tick)
         last = missed[-1] if missed else job.last_fire
-        self.store.set_fires(job.name, last, schedule.next_fire(spec.cron, zone, now), job.schedule_from, current)
+        self.store.set_fires(job.name, last, _next(spec.cron, zone, now), job.schedule_from, current)
 
     def _catch_up(self, job: Job, fires: list[float], now: float, tick: Tick) -> list[float]:
         """The fires to run, by the job's catch-up policy and window."""

@@ -152,8 +152,8 @@ class Store(Protocol):
     def job_status(self, name: str) -> JobStatus | None: ...
 
     # -- scheduling -------------------------------------------------------
-    def cron_jobs_due(self, now: float) -> list[Job]:
-        """Enabled, unsuspended cron jobs never looked at or whose next fire has come."""
+    def cron_jobs_due(self, now: float, limit: int = 500) -> list[Job]:
+        """Enabled, unsuspended cron jobs never looked at or whose next fire has come (soonest first)."""
         ...
 
     def next_fire(self) -> float | None:

@@ -494,8 +494,8 @@ class SQLiteStore:
             return self._db.total_changes - before
 
     # -- scheduling -------------------------------------------------------
-    def cron_jobs_due(self, now: float) -> list[Job]:
-        return [_job(r) for r in self._read("cron_jobs_due", {"now": now})]
+    def cron_jobs_due(self, now: float, limit: int = 500) -> list[Job]:
+        return [_job(r) for r in self._read("cron_jobs_due", {"now": now, "limit": limit})]
 
     def next_fire(self) -> float | None:
         value = self._read("next_fire_min")[0][0]

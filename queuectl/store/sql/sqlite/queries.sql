@@ -197,7 +197,9 @@ SELECT state, count(*) FROM runs INDEXED BY runs_job WHERE job = :name GROUP BY 
 -- name: cron_jobs_due
 -- Cron jobs the scheduler must look at: never looked at, or a fire has come.
 SELECT * FROM jobs WHERE suspended = 0 AND (next_fire IS NULL OR next_fire <= :now)
-   AND json_extract(spec, '$.cron') IS NOT NULL AND json_extract(spec, '$.enabled');
+   AND json_extract(spec, '$.cron') IS NOT NULL AND json_extract(spec, '$.enabled')
+ ORDER BY next_fire IS NOT NULL, next_fire, name
+ LIMIT :limit;
 
 -- name: next_fire_min
 SELECT min(next_fire) FROM jobs WHERE suspended = 0;
