@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 DEFAULT_DIR = "jobs.d"
+LOOKAHEAD = 2.0  # fires this close become runs already, due at their time (pools start them on the dot)
+SCHEDULER_PAUSE = 0.02  # between the scheduler's batches, so that pools get the store's write lock
 MAX_SCHEDULER_SLEEP = 300.0  # the scheduler looks at least this often (a clock step, a missed wake)
 SETTLE = 0.5  # up: a broken file younger than this is looked at again before it is reported
 PATHS_HELP = f"Job directories or .toml files (default: ./{DEFAULT_DIR})."
@@ -392,7 +394,9 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
             raise UsageError(f"not a directory: {directory} (up watches a jobs directory)")
     applier = open_store(store.location)  # the watcher thread's own connection
     clock = open_store(store.location)  # the scheduler thread's
-    scheduler = Scheduler(clock, lambda: defaults_of(clock))
+    scheduler = Scheduler(
+        clock, lambda: defaults_of(clock), pause=lambda: time.sleep(SCHEDULER_PAUSE), lookahead=LOOKAHEAD
+    )
     lock = threading.Lock()
     jobs_changed = threading.Event()
     stopping = threading.Event()
@@ -430,7 +434,8 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
             except QueueError as exc:  # a busy store: look again shortly
                 log_line(f"scheduler: {exc}")
                 next_at = time.time() + 1.0
-            wait = MAX_SCHEDULER_SLEEP if next_at is None else min(max(0.0, next_at - time.time()), MAX_SCHEDULER_SLEEP)
+            until = MAX_SCHEDULER_SLEEP if next_at is None else next_at - LOOKAHEAD - time.time()
+            wait = min(max(0.0, until), MAX_SCHEDULER_SLEEP)
             jobs_changed.wait(wait)
             jobs_changed.clear()
 

@@ -50,24 +50,37 @@ def schedule_hash(job: Job) -> str:
 
 
 class Scheduler:
-    def __init__(self, store: Store, defaults: Callable[[], Defaults]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        defaults: Callable[[], Defaults],
+        pause: Callable[[], None] | None = None,
+        lookahead: float = 0.0,
+    ) -> None:
         self.store = store
         self.defaults = defaults
+        self.pause = pause  # called between batches: lets other writers (the pools) in
+        # Fires this close ahead become runs already, due at their time: the pools, which sleep
+        # until the next due run, then start them on the dot instead of after the scheduler's pass.
+        self.lookahead = lookahead
 
     def run_once(self, now: float) -> Tick:
-        """Turn every fire due at `now` into runs: a transaction per batch of jobs, so pools are not held up."""
+        """Turn every fire due by `now` (+ lookahead) into runs: a transaction per batch of jobs."""
         tick = Tick()
+        horizon = now + self.lookahead
         while True:
             with self.store.batch():
-                jobs = self.store.cron_jobs_due(now, BATCH)
+                jobs = self.store.cron_jobs_due(horizon, BATCH)
                 for job in jobs:
-                    self._look_at(job, now, tick)
+                    self._look_at(job, now, horizon, tick)
             if len(jobs) < BATCH:
                 break
+            if self.pause is not None:
+                self.pause()
         tick.next_at = self.store.next_fire()
         return tick
 
-    def _look_at(self, job: Job, now: float, tick: Tick) -> None:
+    def _look_at(self, job: Job, now: float, horizon: float, tick: Tick) -> None:
         spec = job.spec
         assert spec.cron is not None
         zone = schedule.zone_of(spec.timezone)
@@ -77,12 +90,12 @@ class Scheduler:
             self.store.set_fires(job.name, job.last_fire, _next(spec.cron, zone, now), now, current)
             return
         start = max(job.schedule_from, job.last_fire or job.schedule_from)
-        missed = schedule.fires_between(spec.cron, zone, start, now, MAX_CATCHUP + 1)
-        due = self._catch_up(job, missed, now, tick)
+        fires = schedule.fires_between(spec.cron, zone, start, horizon, MAX_CATCHUP + 1)
+        due = self._catch_up(job, fires, now, tick)
         for fire in due:
             self._fire(job, fire, now, tick)
-        last = missed[-1] if missed else job.last_fire
-        self.store.set_fires(job.name, last, _next(spec.cron, zone, now), job.schedule_from, current)
+        last = fires[-1] if fires else job.last_fire
+        self.store.set_fires(job.name, last, _next(spec.cron, zone, horizon), job.schedule_from, current)
 
     def _catch_up(self, job: Job, fires: list[float], now: float, tick: Tick) -> list[float]:
         """The fires to run, by the job's catch-up policy and window."""

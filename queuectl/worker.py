@@ -43,6 +43,7 @@ LOG_CHECK_EVERY = 1.0
 COLD_KILL_GRACE = 2.0
 STORE_RETRY_MAX = 5.0
 SPAWN_RETRY = 0.5
+START_PATIENCE = 30.0  # how long a starting pool waits for a store busy with another writer
 MAX_WAIT = 60.0  # the loop looks around at least this often
 # errno values that mean the pool is short of a resource, not that the run is bad
 POOL_SHORTAGES = {errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOSPC}
@@ -128,9 +129,24 @@ class Pool:
         self._wake = wake.listen(self.store.location, self.pid)
         self._selector.register(self._wake, selectors.EVENT_READ, self._on_wake)
         self._install_signals()
-        self._register()
+        self._start_with_store()
         self._say(f"pool {self.id} started with {self.slots} slot(s) on {self.store.location}")
-        self.rescue()
+
+    def _start_with_store(self) -> None:
+        """Register and rescue; a store busy with another writer is waited for (within limits)."""
+        deadline = self.monotonic() + START_PATIENCE
+        delay = 0.05
+        while True:
+            try:
+                self._register()
+                self.rescue()
+                return
+            except StoreError as exc:
+                if self.monotonic() + delay > deadline:
+                    raise
+                self._say(f"store busy at start, retrying in {delay:.2f}s: {exc}")
+                time.sleep(delay)  # nothing runs yet: a plain wait is right here
+                delay = min(delay * 2, 1.0)
 
     def _register(self) -> None:
         self.store.register_worker(

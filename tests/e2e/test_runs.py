@@ -180,3 +180,24 @@ def test_jobs_survive_a_restart_of_every_process(q: Queue) -> None:
     assert states == {"s0": "completed", "s1": "pending", "s2": "pending", "s3": "pending", "s4": "pending"}
     q.burst()
     assert {r["state"] for r in q.json("list")} == {"completed"}
+
+
+def test_a_pool_starting_while_another_process_holds_the_store_waits_for_it(q: Queue) -> None:
+    import sqlite3
+
+    q("run", "echo waited", "--id", "w1")
+    holder = sqlite3.connect(q.db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer (say, a scheduler's long pass) holds the store
+    try:
+        pool = q.start_pool("--burst")
+        assert pool.stdout is not None
+        for line in pool.stdout:
+            if "store busy at start" in line:
+                break
+        else:
+            raise AssertionError("the pool neither waited nor said so")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert pool.wait(timeout=60) == 0
+    assert q.state("w1") == "completed"

@@ -199,3 +199,19 @@ def test_deleting_a_job_cancels_its_future_runs(world: World) -> None:
     assert [state for _, state in world.runs("tick")] == [RunState.CANCELLED]
     world.at(600)
     assert len(world.runs("tick")) == 1
+
+
+def test_lookahead_makes_runs_due_at_their_fire(world: World) -> None:
+    world.job("tick", 'command = "true"\ncron = "*/5 * * * *"\ntimezone = "UTC"\n')
+    ahead = Scheduler(world.store, lambda: DEFAULTS, lookahead=2.0)
+    world.clock.now = T0 + 1
+    ahead.run_once(world.clock.now)
+    world.clock.now = T0 + 298.5  # 1.5 s before the fire
+    ahead.run_once(world.clock.now)
+    (run,) = [r for r in world.store.list_runs() if r.job == "tick"]
+    assert (run.scheduled_for, run.run_at, run.state) == (T0 + 300, T0 + 300, RunState.PENDING)
+    assert world.store.claim_runs("pool", "host", 5, 30) == []  # not before its time
+    world.clock.now = T0 + 300
+    ahead.run_once(world.clock.now)
+    assert len(world.store.claim_runs("pool", "host", 5, 30)) == 1
+    assert len([r for r in world.store.list_runs() if r.job == "tick"]) == 1
