@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -161,3 +162,62 @@ class StatusWriter:
             if directory not in self._warned and self.say is not None:
                 self._warned.add(directory)
                 self.say(f"cannot write status files in {directory}: {exc.strerror or exc}")
+
+
+class StatusThread:
+    """Writes status files from a thread of its own, off a worker pool's hot path.
+
+    The pool hands over job names as their attempts settle; the thread reads
+    their status through its own store connection and writes the files. Names
+    handed over while a write is going on are merged, so a burst of a
+    thousand attempts of one job costs one or two writes. `close()` writes
+    what is left before it returns.
+    """
+
+    def __init__(self, location: str, say: Callable[[str], None] | None = None) -> None:
+        self.location = location
+        self.say = say
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="queuectl-status", daemon=True)
+        self._thread.start()
+
+    def update(self, names: Iterable[str]) -> None:
+        with self._lock:
+            self._pending.update(names)
+        self._wake.set()
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        from queuectl.errors import QueueError
+        from queuectl.store import open_store
+
+        store = None
+        try:
+            store = open_store(self.location, busy_timeout=5.0)
+            writer = StatusWriter(store, self.say)
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                with self._lock:
+                    names, self._pending = self._pending, set()
+                if names:
+                    try:
+                        writer.update(names)
+                    except QueueError as exc:
+                        if self.say is not None:
+                            self.say(f"could not read job status for status files: {exc}")
+                if self._closing and not self._pending:
+                    return
+        except QueueError as exc:
+            if self.say is not None:
+                self.say(f"status files disabled: {exc}")
+        finally:
+            if store is not None:
+                store.close()

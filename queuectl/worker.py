@@ -31,7 +31,7 @@ from queuectl.model import AttemptResult, Claim, Outcome, ProcessInfo, RunState,
 from queuectl.store import Store, logs_dir
 
 if TYPE_CHECKING:
-    from queuectl.results import StatusWriter
+    from queuectl.results import StatusThread
 
 RECORD_DELAY = 0.05  # a process is recorded (pgid, log) once it has run this long
 FLUSH_DELAY = 0.02  # finished attempts are written within this many seconds...
@@ -106,7 +106,7 @@ class Pool:
         self._spawn_retry_at = 0.0
         self._store_failures = 0
         self._store_retry_at = 0.0
-        self._statuses: StatusWriter | None = None
+        self._statuses: StatusThread | None = None
         self._load_settings()
 
     # -- life cycle -------------------------------------------------------
@@ -179,6 +179,8 @@ class Pool:
             os.close(self._home)
         self._selector.close()
         self.log_files.close()
+        if self._statuses is not None:
+            self._statuses.close()
         if self.guardian is not None:
             self.guardian.close()
         for sock in (self._wake, self._signal_r, self._signal_w):
@@ -225,8 +227,16 @@ class Pool:
         return 0 if self.stop_level else self.slots - len(self.running)
 
     def _prefetch(self) -> int:
-        """Runs to hold claimed beyond the free slots: only while attempts are short."""
-        if self.stop_level or self._avg_duration is None or self._avg_duration > SHORT_ATTEMPT:
+        """Runs to hold claimed beyond the free slots: only while attempts are short.
+
+        Before any attempt has ended, a little: a burst of due runs (a minute's cron
+        fires) then needs fewer round trips before the mean duration is known.
+        """
+        if self.stop_level:
+            return 0
+        if self._avg_duration is None:
+            return self.slots
+        if self._avg_duration > SHORT_ATTEMPT:
             return 0
         return min(16 * self.slots, MAX_PREFETCH)
 
@@ -336,15 +346,12 @@ class Pool:
             self._write_statuses(jobs)
 
     def _write_statuses(self, jobs: set[str]) -> None:
-        """Status files of declared jobs whose attempts just settled (a report: never fatal)."""
-        from queuectl.results import StatusWriter
+        """Status files of declared jobs whose attempts just settled, written by a thread of their own."""
+        from queuectl.results import StatusThread
 
         if self._statuses is None:
-            self._statuses = StatusWriter(self.store, self._say)
-        try:
-            self._statuses.update(jobs)
-        except StoreError as exc:
-            self._say(f"could not read job status for status files: {exc}")
+            self._statuses = StatusThread(self.store.location, self._say)
+        self._statuses.update(jobs)
 
     def _fill_slots(self, mono: float) -> None:
         while self.ready and self._free() > 0 and mono >= self._spawn_retry_at:
