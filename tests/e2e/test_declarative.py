@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -578,3 +579,46 @@ def test_trigger_suspend_resume_plan_and_schedule(q: Queue, jobs: Path) -> None:
     assert missing.returncode == 1 and "no job named 'ghost'" in missing.stderr
     no_cron = q("plan", "later", check=False)
     assert no_cron.returncode == 1 and "has no cron schedule" in no_cron.stderr
+
+
+def test_replace_stops_the_running_attempt_of_a_real_pool(q: Queue, jobs: Path) -> None:
+    from queuectl import wake
+    from queuectl.scheduler import Scheduler
+    from queuectl.store.sqlite import SQLiteStore
+    from queuectl.sync import Defaults
+
+    write(jobs, "long.toml", 'command = "sleep 300"\ncron = "* * * * *"\ntimezone = "UTC"\nconcurrency = "replace"\n')
+    q("apply", str(jobs))
+    pool = q.start_pool("--count", "2")
+    q.wait_pool_registered(pool)
+    store = SQLiteStore(str(q.db))
+    try:
+        scheduler = Scheduler(store, lambda: Defaults(0, 2.0, 60.0, None))
+        t1 = (time.time() // 60 - 10) * 60  # fires in the past: their runs are due at once
+        scheduler.run_once(t1 + 1)  # the first look: fires count from here
+        scheduler.run_once(t1 + 61)
+        wait_for(lambda: [r["state"] for r in runs_of(q, "long")] == ["running"], what="the first fire running")
+        first = runs_of(q, "long")[0]["id"]
+        pgid = q.run(first)["pgid"] or wait_for(lambda: q.run(first)["pgid"], what="its process group recorded")
+        tick = scheduler.run_once(t1 + 121)  # the next fire replaces it
+        assert tick.replaced == [first]
+        wake.notify(str(q.db), [pool.pid])  # as up does
+        wait_for(lambda: q.state(first) == "cancelled", what="the replaced run cancelled")
+        wait_for(lambda: not group_alive(pgid), what="its process group gone")
+        assert q.run(first)["error"].startswith("replaced by the fire of")
+        wait_for(
+            lambda: sorted(r["state"] for r in runs_of(q, "long")) == ["cancelled", "running"], what="new fire runs"
+        )
+    finally:
+        store.close()
+        pool.terminate()
+        pool.send_signal(signal.SIGINT)  # a second signal stops at once (another one: equal signals may merge)
+        pool.wait(timeout=30)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
