@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -216,9 +217,8 @@ def test_jobs_belong_to_their_directory(q: Queue) -> None:
     assert q.state("manual") == "pending"
 
 
-def test_git_commit_and_file_hash_are_recorded(q: Queue) -> None:
-    repo = q.tmp / "repo"
-    path = write(repo / "jobs.d", "a.toml", 'command = "echo a"\n')
+def git_in(repo: Path) -> Callable[..., str]:
+    """Run git in `repo` as a test user; its output."""
     env = dict(
         os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@e"
     )
@@ -227,6 +227,14 @@ def test_git_commit_and_file_hash_are_recorded(q: Queue) -> None:
         return subprocess.run(
             ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
         ).stdout
+
+    return git
+
+
+def test_git_commit_and_file_hash_are_recorded(q: Queue) -> None:
+    repo = q.tmp / "repo"
+    path = write(repo / "jobs.d", "a.toml", 'command = "echo a"\n')
+    git = git_in(repo)
 
     git("init", "-q")
     git("add", ".")
@@ -476,14 +484,7 @@ def test_status_dir_can_be_moved_for_applied_jobs(q: Queue, jobs: Path) -> None:
 def test_git_commit_is_refreshed_after_a_commit(q: Queue) -> None:
     repo = q.tmp / "repo"
     write(repo / "jobs.d", "a.toml", 'command = "echo a"\nrun_at = "+1h"\n')
-    env = dict(
-        os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@e"
-    )
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
-        ).stdout
+    git = git_in(repo)
 
     git("init", "-q")
     q("apply", str(repo / "jobs.d"))
