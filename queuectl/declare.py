@@ -431,9 +431,9 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
         while not stopping.is_set():
             try:
                 next_at = schedule_now()
-            except QueueError as exc:  # a busy store: look again shortly
-                log_line(f"scheduler: {exc}")
-                next_at = time.time() + 1.0
+            except Exception as exc:  # a busy store, or a bug: say so and look again; never stop scheduling
+                log_line(f"scheduler: {exc if isinstance(exc, QueueError) else repr(exc)}; looking again in 1s")
+                next_at = time.time() + 1.0 + LOOKAHEAD
             until = MAX_SCHEDULER_SLEEP if next_at is None else next_at - LOOKAHEAD - time.time()
             wait = min(max(0.0, until), MAX_SCHEDULER_SLEEP)
             jobs_changed.wait(wait)

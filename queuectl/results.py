@@ -210,9 +210,9 @@ class StatusThread:
                 if names:
                     try:
                         writer.update(names)
-                    except QueueError as exc:
+                    except Exception as exc:  # a report must never stop: say it and go on
                         if self.say is not None:
-                            self.say(f"could not read job status for status files: {exc}")
+                            self.say(f"could not write status files: {exc}")
                 if self._closing and not self._pending:
                     return
         except QueueError as exc:
