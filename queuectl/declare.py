@@ -27,7 +27,7 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 DEFAULT_DIR = "jobs.d"
 LOOKAHEAD = 2.0  # fires this close become runs already, due at their time (pools start them on the dot)
 SCHEDULER_PAUSE = 0.02  # between the scheduler's batches, so that pools get the store's write lock
-MAX_SCHEDULER_SLEEP = 300.0  # the scheduler looks at least this often (a clock step, a missed wake)
+MAX_SCHEDULER_SLEEP = 60.0  # the scheduler looks at least this often (a clock step, a missed wake)
 SETTLE = 0.5  # up: a broken file younger than this is looked at again before it is reported
 PATHS_HELP = f"Job directories or .toml files (default: ./{DEFAULT_DIR})."
 
@@ -55,14 +55,11 @@ def defaults_of(store: Store) -> Defaults:
 
 def apply_and_wake(store: Store, paths: Sequence[str], **options: Any) -> Plan:
     """Apply, then wake this host's idle pools when runs were added."""
-    from queuectl import sync, wake
-    from queuectl.runner import HOST
+    from queuectl import sync
 
     plan = sync.apply(store, paths, defaults=defaults_of(store), **options)
-    if not options.get("dry_run") and any(c.kind in ("create", "update") for c in plan.changes):
-        pids = [w.pid for w in store.list_workers() if w.host == HOST]
-        if pids:
-            wake.notify(store.location, pids)
+    if not options.get("dry_run") and any(c.kind in ("create", "update", "delete") for c in plan.changes):
+        _wake_pools(store)
     return plan
 
 
@@ -223,8 +220,6 @@ def register_schedule(
     @click.pass_context
     def trigger(ctx: click.Context, name: str, as_json: bool) -> None:
         """Run job NAME now, outside its schedule."""
-        from queuectl import wake
-        from queuectl.runner import HOST
         from queuectl.sync import new_run
 
         store = store_of(ctx)
@@ -233,9 +228,7 @@ def register_schedule(
         run = new_run(job, defaults_of(store), now)
         if not store.add_job_runs([run]):
             raise QueueError(f"job {name!r} was already triggered at this instant; try again")
-        pids = [w.pid for w in store.list_workers() if w.host == HOST]
-        if pids:
-            wake.notify(store.location, pids)
+        _wake_pools(store)
         click.echo(json.dumps({"triggered": run.id}) if as_json else f"triggered {name}: run {run.id}")
 
     @cli.command()
@@ -265,6 +258,7 @@ def register_schedule(
             store.set_suspended(name, False)
             job = _job_named(store, name)
             store.add_job_runs(runs_for(job, defaults_of(store)))
+        _wake_pools(store)
         click.echo(f"resumed {name}")
 
     @cli.command("plan")
@@ -349,6 +343,16 @@ def register_schedule(
             click.echo(f"{when}  {name}  ({words})")
 
 
+def _wake_pools(store: Store) -> None:
+    """Tell this host's pools (and the schedulers of `up` beside them) that something changed."""
+    from queuectl import wake
+    from queuectl.runner import HOST
+
+    pids = [w.pid for w in store.list_workers() if w.host == HOST]
+    if pids:
+        wake.notify(store.location, pids)
+
+
 def _job_named(store: Store, name: str) -> Any:
     from queuectl.errors import NotFoundError
 
@@ -429,6 +433,7 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
 
     def schedule_loop() -> None:
         while not stopping.is_set():
+            jobs_changed.clear()  # before looking: a change from now on wakes the next wait
             try:
                 next_at = schedule_now()
             except Exception as exc:  # a busy store, or a bug: say so and look again; never stop scheduling
@@ -437,7 +442,6 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
             until = MAX_SCHEDULER_SLEEP if next_at is None else next_at - LOOKAHEAD - time.time()
             wait = min(max(0.0, until), MAX_SCHEDULER_SLEEP)
             jobs_changed.wait(wait)
-            jobs_changed.clear()
 
     thread = threading.Thread(target=schedule_loop, name="queuectl-scheduler", daemon=True)
     try:
@@ -450,7 +454,9 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
             watcher.start()
             log_line(f"watching {', '.join(planview.relative_dir(d) for d in directories)} for changes")
         try:
-            Pool(store, workers, burst=burst, log=log_line, verbose=not quiet).run()
+            pool = Pool(store, workers, burst=burst, log=log_line, verbose=not quiet)
+            pool.on_wake = jobs_changed.set  # a wake-up may mean jobs changed elsewhere (apply, resume)
+            pool.run()
         finally:
             stopping.set()
             jobs_changed.set()

@@ -24,6 +24,7 @@ from queuectl.sync import Defaults, new_run
 
 BATCH = 200  # cron jobs looked at in one transaction
 MAX_CATCHUP = 100  # catchup = "all" runs at most this many missed fires
+RETRY_BROKEN = 60.0  # a job that cannot be scheduled (say, its zone is unknown here) is tried again after this
 ON_TIME = 60.0  # a fire this late is still on time, not missed (catchup = "none" runs it)
 
 
@@ -72,7 +73,11 @@ class Scheduler:
             with self.store.batch():
                 jobs = self.store.cron_jobs_due(horizon, BATCH)
                 for job in jobs:
-                    self._look_at(job, now, horizon, tick)
+                    try:
+                        self._look_at(job, now, horizon, tick)
+                    except Exception as exc:  # one broken job must not stop the others' fires
+                        tick.notes.append(f"{job.name}: cannot schedule: {exc!r}; trying again in a minute")
+                        self.store.set_fires(job.name, job.last_fire, now + RETRY_BROKEN, now, "")
             if len(jobs) < BATCH:
                 break
             if self.pause is not None:
@@ -83,8 +88,13 @@ class Scheduler:
     def _look_at(self, job: Job, now: float, horizon: float, tick: Tick) -> None:
         spec = job.spec
         assert spec.cron is not None
-        zone = schedule.zone_of(spec.timezone)
         current = schedule_hash(job)
+        if not spec.enabled:  # off: remember that (its hash says so), so that turning it on starts afresh
+            self.store.set_fires(job.name, job.last_fire, LATEST, now, current)
+            return
+        zone = schedule.zone_of(spec.timezone)
+        if spec.concurrency != "allow" and self.store.unfinished_job_runs(job.name):
+            horizon = now  # the overlap rule decides at the fire, not ahead of it
         if job.schedule_hash != current or job.schedule_from is None:
             # A new job or a new schedule: fires count from now on.
             self.store.set_fires(job.name, job.last_fire, _next(spec.cron, zone, now), now, current)

@@ -107,6 +107,7 @@ class Pool:
         self._store_failures = 0
         self._store_retry_at = 0.0
         self._statuses: StatusThread | None = None
+        self.on_wake: Callable[[], None] | None = None  # also told of wake-ups (up's scheduler)
         self._load_settings()
 
     # -- life cycle -------------------------------------------------------
@@ -543,6 +544,8 @@ class Pool:
             wake.drain(self._wake)
         self._hint = True
         self._next_heartbeat = min(self._next_heartbeat, self.monotonic())  # news may be a cancellation
+        if self.on_wake is not None:
+            self.on_wake()
 
     def _take_signals(self, mono: float) -> None:
         while self._signals:

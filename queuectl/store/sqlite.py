@@ -206,7 +206,7 @@ class SQLiteStore:
                     states.append(None)  # rescued from under us: the rescuer recorded the attempt
                     continue
                 state, run_at = settle(res.claim, res.outcome, now)
-                states.append(RunState.CANCELLED if held[key] else state)
+                states.append(RunState.CANCELLED if held[key] and state != RunState.COMPLETED else state)
                 runs.append(_settle_params(res, state, run_at, now))
                 attempts.append(_attempt_params(res, host))
             self._write_many("settle_run", runs)

@@ -215,3 +215,40 @@ def test_lookahead_makes_runs_due_at_their_fire(world: World) -> None:
     ahead.run_once(world.clock.now)
     assert len(world.store.claim_runs("pool", "host", 5, 30)) == 1
     assert len([r for r in world.store.list_runs() if r.job == "tick"]) == 1
+
+
+def test_enabling_a_job_again_does_not_make_up_the_fires_it_was_off(world: World) -> None:
+    on = 'command = "true"\ncron = "@hourly"\ntimezone = "UTC"\ncatchup = "all"\n'
+    world.job("tick", on)
+    world.at(1)
+    world.job("tick", on + "enabled = false\n")
+    world.at(2)
+    world.clock.now = T0 + 5 * 3600 + 10
+    world.job("tick", on)
+    world.at(5 * 3600 + 10)
+    assert world.runs("tick") == []
+    world.at(6 * 3600)
+    assert world.runs("tick") == [(T0 + 6 * 3600, RunState.PENDING)]
+
+
+def test_one_job_that_cannot_be_scheduled_does_not_stop_the_others(world: World) -> None:
+    world.job("good", 'command = "true"\ncron = "*/5 * * * *"\ntimezone = "UTC"\n')
+    world.job("broken", 'command = "true"\ncron = "*/5 * * * *"\ntimezone = "UTC"\n')
+    # A zone this host does not know (the store was written elsewhere, or tzdata changed).
+    db = world.store._db  # type: ignore[attr-defined]
+    db.execute("""UPDATE jobs SET spec = json_set(spec, '$.timezone', 'Mars/Olympus') WHERE name = 'broken'""")
+    world.at(1)
+    tick = world.scheduler.run_once(T0 + 300)
+    assert any(note.startswith("broken: cannot schedule") for note in tick.notes)
+    assert world.runs("good") == [(T0 + 300, RunState.PENDING)]
+
+
+def test_lookahead_waits_for_the_fire_when_overlap_must_be_decided(world: World) -> None:
+    world.job("slow", 'command = "sleep 59"\ncron = "* * * * *"\ntimezone = "UTC"\nconcurrency = "forbid"\n')
+    ahead = Scheduler(world.store, lambda: DEFAULTS, lookahead=2.0)
+    ahead.run_once(T0 + 1)
+    world.clock.now = T0 + 60
+    ahead.run_once(world.clock.now)
+    claim(world, "slow")
+    ahead.run_once(T0 + 119)  # one second before the next fire: the running one may still end in time
+    assert world.runs("slow") == [(T0 + 60, RunState.RUNNING)]

@@ -47,9 +47,10 @@ SELECT id, tries, cancel_requested FROM runs INDEXED BY runs_running
 -- name: settle_run
 -- A run whose cancellation was asked for (a newer fire replaced it) ends cancelled, not retried.
 UPDATE runs
-   SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE :state END,
+   SET state = CASE WHEN cancel_requested AND :state <> 'completed' THEN 'cancelled' ELSE :state END,
        run_at = :run_at, started_at = :started_at, finished_at = :finished_at, updated_at = :now,
-       exit_code = :exit_code, error = CASE WHEN cancel_requested THEN error ELSE :error END,
+       exit_code = :exit_code,
+       error = CASE WHEN cancel_requested AND :state <> 'completed' THEN error ELSE :error END,
        output_tail = :output_tail, log_path = :log_path,
        attempts = attempts - :uncount, worker_id = NULL, lease_expires = NULL
  WHERE id = :run_id AND worker_id = :worker_id AND state = 'running' AND tries = :n;
@@ -196,13 +197,16 @@ SELECT state, count(*) FROM runs INDEXED BY runs_job WHERE job = :name GROUP BY 
 
 -- name: cron_jobs_due
 -- Cron jobs the scheduler must look at: never looked at, or a fire has come.
+-- Disabled ones too: the scheduler records that they are off, so that enabling one again starts afresh.
 SELECT * FROM jobs WHERE suspended = 0 AND (next_fire IS NULL OR next_fire <= :now)
-   AND json_extract(spec, '$.cron') IS NOT NULL AND json_extract(spec, '$.enabled')
+   AND json_extract(spec, '$.cron') IS NOT NULL
  ORDER BY next_fire IS NOT NULL, next_fire, name
  LIMIT :limit;
 
 -- name: next_fire_min
-SELECT min(next_fire) FROM jobs WHERE suspended = 0;
+-- A cron job not looked at yet (new, changed, resumed) is due at once.
+SELECT min(coalesce(next_fire, 0)) FROM jobs
+ WHERE suspended = 0 AND json_extract(spec, '$.cron') IS NOT NULL;
 
 -- name: set_fires
 UPDATE jobs SET last_fire = :last_fire, next_fire = :next_fire, schedule_from = :schedule_from,
