@@ -502,16 +502,15 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     from rich.text import Text
 
     from queuectl import render
-
-    store = store_of(ctx)
     from queuectl.model import check_name
 
-    if store.get_run(check_name(run_id)) is None:
+    store = store_of(ctx)
+    run = store.get_run(check_name(run_id))
+    if run is None:
         if store.get_job(run_id) is None:
             raise NotFoundError(f"no run or job named {run_id!r} (see 'queuectl list' and 'queuectl status')")
         _show_job(store, run_id, as_json)
         return
-    run = _get_run(store, run_id)
     attempts = store.attempts(run_id)
     if as_json:
         click.echo(render.dumps(render.show_json(run, attempts)))

@@ -96,6 +96,21 @@ class SQLiteStore:
             self._rollback()
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One consistent view for several reads, without the write lock (WAL readers do not block writers)."""
+        if self._depth:
+            yield  # inside a write transaction already
+            return
+        try:
+            self._db.execute("BEGIN DEFERRED")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+        try:
+            yield
+        finally:
+            self._rollback()  # nothing was written: ending the read is all
+
     def _rollback(self) -> None:
         try:
             self._db.execute("ROLLBACK")
@@ -536,7 +551,7 @@ class SQLiteStore:
             return bool(self._write("insert_skipped_run", params).rowcount)
 
     def job_status(self, name: str) -> JobStatus | None:
-        with self.batch():
+        with self._snapshot():
             job = self.get_job(name)
             if job is None:
                 return None
