@@ -53,10 +53,10 @@ def db_option(func: F) -> F:
 
     return click.option(
         "--db",
-        metavar="PATH",
+        metavar="PATH|URL",
         expose_value=False,
         callback=remember,
-        help="Store file (default: $QUEUECTL_DB, else the user's state directory).",
+        help="Store file or postgresql:// URL (default: $QUEUECTL_DB, else the user's state directory).",
     )(func)
 
 
@@ -78,15 +78,18 @@ def store_of(ctx: click.Context) -> Store:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--db", metavar="PATH", envvar="QUEUECTL_DB", help="Store file (env: QUEUECTL_DB).")
+@click.option(
+    "--db", metavar="PATH|URL", envvar="QUEUECTL_DB", help="Store file or postgresql:// URL (env: QUEUECTL_DB)."
+)
 @click.version_option(__version__, "-V", "--version", prog_name="queuectl")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None) -> None:
     """Run shell commands in the background, reliably.
 
     Enqueue commands, run a worker pool, inspect results. The store is one
-    SQLite file: --db PATH, else $QUEUECTL_DB, else
-    ~/.local/state/queuectl/queue.db.
+    SQLite file (--db PATH, else $QUEUECTL_DB, else
+    ~/.local/state/queuectl/queue.db) or a PostgreSQL database
+    (--db postgresql://user@host/dbname, with queuectl[postgres] installed).
     """
     state = Context(db)
     ctx.obj = state
@@ -133,12 +136,8 @@ def _flag_fields(**flags: Any) -> dict[str, Any]:
 
 
 def _enqueue(store: Store, runs: list[Any]) -> None:
-    from queuectl import wake
-
     store.enqueue(runs)
-    pids = [w.pid for w in store.list_workers() if w.host == _host()]
-    if pids:
-        wake.notify(store.location, pids)
+    store.wake_pools()
 
 
 def _host() -> str:
@@ -296,13 +295,16 @@ def _detach(store: Store, count: int, burst: bool) -> None:
     from queuectl.store import logs_dir
 
     log_path = os.path.join(logs_dir(store), f"pool-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
-    argv = [sys.executable, "-m", "queuectl", "--db", store.location, "worker", "start", "--count", str(count)]
+    argv = [sys.executable, "-m", "queuectl", "worker", "start", "--count", str(count)]
+    env = dict(os.environ, QUEUECTL_DB=store.url)  # not on the command line: it may hold a password
     if burst:
         argv.append("--burst")
     try:
         os.makedirs(logs_dir(store), exist_ok=True)
         with open(log_path, "ab") as out:
-            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+            child = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env
+            )
     except OSError as exc:
         raise QueueError(f"cannot start a background pool: {exc.strerror or exc} ({log_path})") from None
     deadline = time.monotonic() + 10
@@ -585,7 +587,6 @@ def dlq_list(ctx: click.Context, limit: int | None, as_json: bool) -> None:
 @click.pass_context
 def dlq_retry(ctx: click.Context, run_ids: tuple[str, ...], retry_all: bool, reset_attempts: bool) -> None:
     """Put dead runs back in the queue (one more attempt unless --reset-attempts)."""
-    from queuectl import wake
 
     if bool(run_ids) == retry_all:
         raise UsageError("give the ids of dead runs to retry, or --all")
@@ -595,9 +596,8 @@ def dlq_retry(ctx: click.Context, run_ids: tuple[str, ...], retry_all: bool, res
         if run.state.value != "dead":
             raise QueueError(f"run {run_id!r} is {run.state.value}, not dead: only dead runs can be retried")
     retried = store.retry_dead(None if retry_all else list(run_ids), reset_attempts)
-    pids = [w.pid for w in store.list_workers() if w.host == _host()]
-    if retried and pids:
-        wake.notify(store.location, pids)
+    if retried:
+        store.wake_pools()
     click.echo(f"retrying {len(retried)} run(s)" + (": " + ", ".join(retried) if len(retried) <= 10 else ""))
 
 
@@ -650,6 +650,37 @@ def _remove_logs(store: Store, run_ids: list[str]) -> None:
 
 
 # -- config and metrics ----------------------------------------------------------
+@cli.group("db")
+def db_group() -> None:
+    """The store itself: its schema and where it is."""
+
+
+@db_group.command("migrate")
+@db_option
+@click.pass_context
+def db_migrate(ctx: click.Context) -> None:
+    """Create the store or bring its schema up to date (also done on first use)."""
+    store = store_of(ctx)  # opening migrates
+    click.echo(f"{store.engine} store at {store.location}: schema version {store.schema_version()}")
+
+
+@db_group.command("info")
+@json_option
+@db_option
+@click.pass_context
+def db_info(ctx: click.Context, as_json: bool) -> None:
+    """The engine, the schema version and the location (password masked)."""
+    from queuectl import render
+
+    store = store_of(ctx)
+    info = {"engine": store.engine, "schema_version": store.schema_version(), "location": store.location}
+    if as_json:
+        click.echo(render.dumps(info))
+        return
+    for key, value in info.items():
+        click.echo(f"{key + ':':16}{value}")
+
+
 @cli.group("config")
 def config_group() -> None:
     """Show and change settings kept in the store."""

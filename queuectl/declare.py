@@ -27,6 +27,7 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 DEFAULT_DIR = "jobs.d"
 LOOKAHEAD = 2.0  # fires this close become runs already, due at their time (pools start them on the dot)
 SCHEDULER_PAUSE = 0.02  # between the scheduler's batches, so that pools get the store's write lock
+LEADER_RETRY = 2.0  # how often a standing-by scheduler tries to become the one that schedules
 MAX_SCHEDULER_SLEEP = 60.0  # the scheduler looks at least this often (a clock step, a missed wake)
 SETTLE = 0.5  # up: a broken file younger than this is looked at again before it is reported
 PATHS_HELP = f"Job directories or .toml files (default: ./{DEFAULT_DIR})."
@@ -345,12 +346,7 @@ def register_schedule(
 
 def _wake_pools(store: Store) -> None:
     """Tell this host's pools (and the schedulers of `up` beside them) that something changed."""
-    from queuectl import wake
-    from queuectl.runner import HOST
-
-    pids = [w.pid for w in store.list_workers() if w.host == HOST]
-    if pids:
-        wake.notify(store.location, pids)
+    store.wake_pools()
 
 
 def _job_named(store: Store, name: str) -> Any:
@@ -384,7 +380,7 @@ def _just_written(path: str | None) -> bool:
 
 def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any], *, quiet: bool, burst: bool) -> None:
     """Apply `paths`, then watch them (unless burst) while a pool of `workers` slots runs the jobs."""
-    from queuectl import planview, wake
+    from queuectl import planview
     from queuectl.cli import log_line
     from queuectl.scheduler import Scheduler
     from queuectl.store import open_store
@@ -396,8 +392,8 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
     for directory in directories:
         if not os.path.isdir(directory):
             raise UsageError(f"not a directory: {directory} (up watches a jobs directory)")
-    applier = open_store(store.location)  # the watcher thread's own connection
-    clock = open_store(store.location)  # the scheduler thread's
+    applier = open_store(store.url)  # the watcher thread's own connection
+    clock = open_store(store.url)  # the scheduler thread's
     scheduler = Scheduler(
         clock, lambda: defaults_of(clock), pause=lambda: time.sleep(SCHEDULER_PAUSE), lookahead=LOOKAHEAD
     )
@@ -419,8 +415,19 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
             for line in planview.plan_lines(plan, applied=True, quiet_unchanged=not first):
                 log_line(line)
 
+    role = ""  # "leader" or "standby" once known: changes are logged
+
     def schedule_now() -> float | None:
-        tick = scheduler.run_once(time.time())
+        nonlocal role
+        if not clock.lead_scheduling():  # several `up` on one store: one schedules, the others stand by
+            if role != "standby":
+                log_line("scheduler: standing by, another `up` on this store schedules the fires")
+                role = "standby"
+            return clock.now() + LEADER_RETRY + LOOKAHEAD
+        if role == "standby":
+            log_line("scheduler: taking over the scheduling of fires")
+        role = "leader"
+        tick = scheduler.run_once(clock.now())
         for run_id in tick.started:
             log_line(f"fire      {run_id}")
         for line in tick.skipped + tick.notes:
@@ -428,7 +435,7 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
         for run_id in tick.replaced:
             log_line(f"replace   {run_id}: a newer fire replaces it")
         if tick.started or tick.replaced:
-            wake.notify(store.location, [os.getpid()])
+            clock.wake_pools()
         return tick.next_at
 
     def schedule_loop() -> None:
@@ -438,8 +445,9 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
                 next_at = schedule_now()
             except Exception as exc:  # a busy store, or a bug: say so and look again; never stop scheduling
                 log_line(f"scheduler: {exc if isinstance(exc, QueueError) else repr(exc)}; looking again in 1s")
-                next_at = time.time() + 1.0 + LOOKAHEAD
-            until = MAX_SCHEDULER_SLEEP if next_at is None else next_at - LOOKAHEAD - time.time()
+                jobs_changed.wait(1.0)
+                continue
+            until = MAX_SCHEDULER_SLEEP if next_at is None else next_at - LOOKAHEAD - clock.now()
             wait = min(max(0.0, until), MAX_SCHEDULER_SLEEP)
             jobs_changed.wait(wait)
 

@@ -232,10 +232,13 @@ def show_lines(run: Run, attempts: Sequence[Attempt]) -> list[tuple[str, str]]:
 
 
 def current_log(run: Run, attempts: Sequence[Attempt]) -> str | None:
-    """The log of the attempt running now, else of the last one."""
-    if run.log_path:
-        return run.log_path
-    return attempts[-1].log_path if attempts else None
+    """The log of the attempt running now, else of the last one, with the host that keeps it."""
+    path, host = run.log_path, run.host
+    if not path and attempts:
+        path, host = attempts[-1].log_path, attempts[-1].host
+    if not path:
+        return None
+    return f"{path} (on host {host})" if host else path
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -256,6 +256,7 @@ def apply(
     current = store.list_jobs()
     manifests = read_all(sources, insecure, current)  # parsed before the write lock is taken
     with store.batch():
+        store.lock_jobs()  # one apply at a time, whatever the engine
         if store.data_token() != token:  # another process wrote meanwhile: look again
             current = store.list_jobs()
             manifests = read_all(sources, insecure, current)

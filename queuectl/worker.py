@@ -97,7 +97,8 @@ class Pool:
         self._next_heartbeat = 0.0
         self._next_log_check = 0.0
         self._selector = selectors.DefaultSelector()
-        self._wake: socket.socket | None = None
+        self._wake: wake.Signal | None = None
+        self._wake_fd = -1
         self._signal_r: socket.socket | None = None
         self._signal_w: socket.socket | None = None
         self._old_handlers: dict[int, object] = {}
@@ -127,8 +128,8 @@ class Pool:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # an inherited SIG_IGN would reap for us
         self._home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
         self.guardian = Guardian()  # first: it must not inherit our sockets
-        self._wake = wake.listen(self.store.location, self.pid)
-        self._selector.register(self._wake, selectors.EVENT_READ, self._on_wake)
+        self._wake = self.store.work_signal(self.pid)
+        self._watch_wake()
         self._install_signals()
         self._start_with_store()
         self._say(f"pool {self.id} started with {self.slots} slot(s) on {self.store.location}")
@@ -184,7 +185,9 @@ class Pool:
             self._statuses.close()
         if self.guardian is not None:
             self.guardian.close()
-        for sock in (self._wake, self._signal_r, self._signal_w):
+        if self._wake is not None:
+            self._wake.close()
+        for sock in (self._signal_r, self._signal_w):
             if sock is not None:
                 sock.close()
         done = sum(self.stats.finished.values())
@@ -351,7 +354,7 @@ class Pool:
         from queuectl.results import StatusThread
 
         if self._statuses is None:
-            self._statuses = StatusThread(self.store.location, self._say)
+            self._statuses = StatusThread(self.store.url, self._say)
         self._statuses.update(jobs)
 
     def _fill_slots(self, mono: float) -> None:
@@ -402,6 +405,7 @@ class Pool:
             self._say("stop requested through the store: finishing running commands")
             self._begin_stop(1, mono)
         self._load_settings()
+        self._watch_wake()
         self.rescue()
         self._stop_cancelled(mono)
         self._next_heartbeat = mono + self.lease_seconds / 3
@@ -539,9 +543,24 @@ class Pool:
         except (BlockingIOError, InterruptedError):
             pass
 
+    def _watch_wake(self) -> None:
+        """(Re)register the wake-up descriptor; a listener that reconnected has a new one."""
+        if self._wake is None or (self._wake_fd >= 0 and not self._wake.broken()):
+            return
+        if self._wake_fd >= 0:
+            self._selector.unregister(self._wake_fd)  # before the descriptor goes away
+            self._wake_fd = -1
+        if self._wake.broken():
+            self._wake.repair()
+        if not self._wake.broken():
+            self._wake_fd = self._wake.fileno()
+            self._selector.register(self._wake_fd, selectors.EVENT_READ, self._on_wake)
+
     def _on_wake(self) -> None:
         if self._wake is not None:
-            wake.drain(self._wake)
+            self._wake.drain()
+            if self._wake.broken():
+                self._watch_wake()
         self._hint = True
         self._next_heartbeat = min(self._next_heartbeat, self.monotonic())  # news may be a cancellation
         if self.on_wake is not None:

@@ -31,11 +31,10 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: floa
 class Queue:
     """The queuectl CLI bound to one store file."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, db: str | None = None) -> None:
         self.tmp = tmp
-        self.db = tmp / "queue.db"
-        self.env = dict(os.environ, QUEUECTL_DB=str(self.db), PYTHONUNBUFFERED="1")
-        self.env.pop("XDG_STATE_HOME", None)
+        self.db: Any = db or tmp / "queue.db"  # a Path for SQLite, a URL for PostgreSQL
+        self.env = dict(os.environ, QUEUECTL_DB=str(self.db), PYTHONUNBUFFERED="1", XDG_STATE_HOME=str(tmp / "state"))
         self.procs: list[subprocess.Popen[str]] = []
 
     def __call__(
@@ -138,3 +137,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") and skipped and exitstatus == 0:
         reporter.write_line(f"CI: {len(skipped)} test(s) skipped; every test is mandatory here", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One real PostgreSQL server for the whole run (skipped, which fails CI, where none can start)."""
+    from tests import pg
+
+    why = pg.available()
+    if why:
+        pytest.skip(why)
+    server = pg.PgServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """A fresh, empty database on the test server."""
+    return str(pg_server.create_database())

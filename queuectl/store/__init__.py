@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol
 
+from queuectl.errors import StoreError, UsageError
 from queuectl.model import (
     Attempt,
     AttemptResult,
@@ -27,6 +28,7 @@ from queuectl.model import (
     RunState,
     Worker,
 )
+from queuectl.wake import Signal
 
 Clock = Callable[[], float]
 
@@ -42,15 +44,43 @@ class AttemptStats(NamedTuple):
 
 class Store(Protocol):
     location: str
-    """Where the store is, for people (a file path or a masked URL)."""
+    """Where the store is, for people (a file path, or a URL with its password masked)."""
+    url: str
+    """What open_store takes to open this store again (may hold a password: never print it)."""
+    engine: str
+    """"sqlite" or "postgresql"."""
 
     def close(self) -> None: ...
+
+    def now(self) -> float:
+        """The store's time: a server database's clock, so that hosts' clock skew does not matter."""
+        ...
+
+    def schema_version(self) -> int: ...
+
+    def lead_scheduling(self) -> bool:
+        """Become (or stay) the one process that schedules cron fires on this store; False: another is.
+
+        Leadership lasts while this store's connection does; a standing-by
+        process calls again now and then, and takes over when the leader is gone.
+        """
+        ...
+
+    def wake_pools(self) -> None:
+        """Tell idle pools that work (or news) has arrived; best effort, they also poll."""
+
+    def work_signal(self, pid: int) -> Signal:
+        """What pool `pid` waits on for wake-ups."""
+        ...
 
     def batch(self) -> AbstractContextManager[None]: ...
 
     def data_token(self) -> object:
-        """A value that differs after any change was committed to the store (by anyone)."""
+        """A value that differs after a change to the jobs was committed to the store (by anyone)."""
         ...
+
+    def lock_jobs(self) -> None:
+        """Inside a batch: hold off other processes' lock_jobs until the batch ends."""
 
     # -- runs -----------------------------------------------------------
     def enqueue(self, runs: Sequence[NewRun]) -> None:
@@ -205,15 +235,45 @@ def open_store(location: str | None = None, clock: Clock | None = None, busy_tim
     write lock; a worker pool uses a short one and retries, so that its loop
     stays responsive.
     """
+    location = location or default_location()
+    if is_server_url(location):
+        try:
+            from queuectl.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise StoreError(
+                f"cannot use {mask_url(location)}: PostgreSQL support is not installed ({exc}); "
+                "install it with: pip install 'queuectl[postgres]'"
+            ) from None
+        return PostgresStore(location, clock=clock, busy_timeout=busy_timeout)
+    if "://" in location:
+        scheme = location.split("://", 1)[0]
+        raise UsageError(f"unknown store URL scheme {scheme!r}: expected a file path or postgresql://…")
     from queuectl.store.sqlite import SQLiteStore
 
-    return SQLiteStore(location or default_location(), clock=clock, busy_timeout=busy_timeout)
+    return SQLiteStore(location, clock=clock, busy_timeout=busy_timeout)
+
+
+def is_server_url(location: str) -> bool:
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password (in the authority or a password= parameter) replaced by ***."""
+    import re
+
+    url = re.sub(r"^([a-z]+://[^:/@?#]*):[^@/?#]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
 
 
 def logs_dir(store: Store) -> str:
     """Where this host keeps the per-attempt log files of `store`'s runs."""
-    base, _ = os.path.splitext(store.location)
-    return base + "-logs"
+    if store.engine == "sqlite":
+        base, _ = os.path.splitext(store.location)
+        return base + "-logs"
+    import hashlib
+
+    digest = hashlib.sha256(store.location.encode()).hexdigest()[:12]
+    return os.path.join(state_dir(), f"logs-{store.engine}-{digest}")
 
 
 def chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:

@@ -1,52 +1,40 @@
-"""The embedded store: one SQLite file in WAL mode.
+"""The embedded engine: one SQLite file in WAL mode.
 
 Every verb is one `BEGIN IMMEDIATE` transaction (or part of a `batch()`), so
 a crash of any process at any moment leaves the file consistent. Statements
 live in sql/sqlite/queries.sql; the schema in numbered migrations beside it.
+The verbs themselves are in sqlbase.py, shared with PostgreSQL.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from queuectl import wake
 from queuectl.errors import DuplicateRunError, StoreError
-from queuectl.model import (
-    Attempt,
-    AttemptResult,
-    Claim,
-    Expired,
-    Job,
-    JobSource,
-    JobSpec,
-    JobStatus,
-    NewRun,
-    Outcome,
-    ProcessInfo,
-    Run,
-    RunState,
-    Worker,
-    settle,
-)
-from queuectl.store import AttemptStats, Clock, chunks
+from queuectl.store import Clock
 from queuectl.store.queries import load, migrations
+from queuectl.store.sqlbase import Row, SQLStore
 
 _SQL_DIR = os.path.join(os.path.dirname(__file__), "sql", "sqlite")
 Q = load(_SQL_DIR, "queries.sql")
-LOST_ERROR = "its worker pool stopped answering (lease expired or process gone)"
-LOST_UNSEEN = "its worker pool died before the attempt was seen running; not counted"
+_ERRORS = (sqlite3.Error, OverflowError, UnicodeError)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
+    engine = "sqlite"
+
     def __init__(self, path: str, clock: Clock | None = None, busy_timeout: float = 30.0) -> None:
-        self.clock: Clock = clock or time.time
+        self.clock = clock
         memory = path == ":memory:"
         self.location = path if memory else os.path.abspath(os.path.expanduser(path))
+        self.url = self.location
         self._depth = 0
         try:
             if not memory:
@@ -68,6 +56,9 @@ class SQLiteStore:
     def close(self) -> None:
         self._db.close()
 
+    def now(self) -> float:
+        return self.clock() if self.clock is not None else time.time()
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         """One write transaction; verbs called inside it join it."""
@@ -80,7 +71,7 @@ class SQLiteStore:
             return
         try:
             self._db.execute("BEGIN IMMEDIATE")
-        except (sqlite3.Error, OverflowError, UnicodeError) as exc:
+        except _ERRORS as exc:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
         self._depth = 1
         try:
@@ -92,7 +83,7 @@ class SQLiteStore:
         self._depth = 0
         try:
             self._db.execute("COMMIT")
-        except (sqlite3.Error, OverflowError, UnicodeError) as exc:
+        except _ERRORS as exc:
             self._rollback()
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
@@ -117,25 +108,34 @@ class SQLiteStore:
         except sqlite3.Error:
             pass  # no transaction left to roll back
 
-    def _read(self, name: str, params: dict[str, Any] | None = None) -> list[sqlite3.Row]:
+    def _read(self, name: str, params: dict[str, Any] | None = None) -> list[Row]:
         try:
             return self._db.execute(Q[name], params or {}).fetchall()
-        except (sqlite3.Error, OverflowError, UnicodeError) as exc:
+        except _ERRORS as exc:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
-    def _write(self, name: str, params: dict[str, Any]) -> sqlite3.Cursor:
+    def _write(self, name: str, params: dict[str, Any]) -> list[Row]:
+        return self._read(name, params)
+
+    def _write_many(self, name: str, rows: Sequence[dict[str, Any]], duplicate_is_error: bool = False) -> int:
+        if not rows:
+            return 0
         try:
-            return self._db.execute(Q[name], params)
-        except (sqlite3.Error, OverflowError, UnicodeError) as exc:
+            return self._db.executemany(Q[name], rows).rowcount
+        except sqlite3.IntegrityError as exc:
+            if duplicate_is_error:
+                raise DuplicateRunError(f"duplicate id: {_reason(exc)}") from None
+            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+        except _ERRORS as exc:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
     def _migrate(self) -> None:
         steps = migrations(_SQL_DIR)
         latest = steps[-1][0]
-        if self._db.execute("PRAGMA user_version").fetchone()[0] == latest:
+        if self.schema_version() == latest:
             return
         with self.batch():
-            current = self._db.execute("PRAGMA user_version").fetchone()[0]
+            current = self.schema_version()
             if current > latest:
                 raise StoreError(
                     f"store {self.location} has schema version {current}, newer than this "
@@ -147,264 +147,8 @@ class SQLiteStore:
                         self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version = {latest:d}")
 
-    # -- runs -----------------------------------------------------------
-    def enqueue(self, runs: Sequence[NewRun]) -> None:
-        now = self.clock()
-        ids = [r.id for r in runs]
-        seen: set[str] = set()
-        for run_id in ids:
-            if run_id in seen:
-                raise DuplicateRunError(f"duplicate id {run_id!r}: given twice in one batch")
-            seen.add(run_id)
-        with self.batch():
-            for part in chunks(ids):
-                taken = self._read("existing_ids", {"ids": json.dumps(list(part))})
-                if taken:
-                    raise DuplicateRunError(f"duplicate id {taken[0][0]!r}: a run with that id exists")
-            rows = [_new_run_params(r, now) for r in runs]
-            try:
-                self._db.executemany(Q["insert_run"], rows)
-            except sqlite3.IntegrityError as exc:
-                raise DuplicateRunError(f"duplicate id: {_reason(exc)}") from None
-            except (sqlite3.Error, OverflowError, UnicodeError) as exc:
-                raise StoreError(f"store {self.location}: {_reason(exc)}") from None
-
-    def claim_runs(self, worker_id: str, host: str, limit: int, lease_seconds: float) -> list[Claim]:
-        if limit <= 0:
-            return []
-        now = self.clock()
-        with self.batch():
-            rows = self._write(
-                "claim_runs",
-                {
-                    "worker_id": worker_id,
-                    "host": host,
-                    "lease_expires": now + lease_seconds,
-                    "now": now,
-                    "limit": limit,
-                },
-            ).fetchall()
-        # RETURNING gives no order: restore priority, then age.
-        rows.sort(key=lambda r: (-r["priority"], r["created_at"], r["id"]))
-        return [_claim(r) for r in rows]
-
-    def record_processes(self, worker_id: str, infos: Sequence[ProcessInfo]) -> None:
-        if not infos:
-            return
-        with self.batch():
-            for info in infos:
-                self._write(
-                    "record_process",
-                    {
-                        "run_id": info.run_id,
-                        "pgid": info.pgid,
-                        "proc_start": info.proc_start,
-                        "log_path": info.log_path,
-                        "started_at": info.started_at,
-                        "worker_id": worker_id,
-                        "n": info.attempt,
-                    },
-                )
-
-    def finish_attempts(self, host: str, results: Sequence[AttemptResult]) -> list[RunState | None]:
-        if not results:
-            return []
-        now = self.clock()
-        with self.batch():
-            held = self._held(results)
-            runs: list[dict[str, Any]] = []
-            attempts: list[dict[str, Any]] = []
-            states: list[RunState | None] = []
-            for res in results:
-                key = (res.claim.run_id, res.worker_id, res.claim.attempt)
-                if key not in held:
-                    states.append(None)  # rescued from under us: the rescuer recorded the attempt
-                    continue
-                state, run_at = settle(res.claim, res.outcome, now)
-                states.append(RunState.CANCELLED if held[key] and state != RunState.COMPLETED else state)
-                runs.append(_settle_params(res, state, run_at, now))
-                attempts.append(_attempt_params(res, host))
-            self._write_many("settle_run", runs)
-            self._write_many("insert_attempt", attempts)
-        return states
-
-    def _held(self, results: Sequence[AttemptResult]) -> dict[tuple[str, str, int], bool]:
-        """Which (run, worker, attempt) of `results` are still running under that worker: cancel asked?"""
-        held: dict[tuple[str, str, int], bool] = {}
-        by_worker: dict[str, list[str]] = {}
-        for res in results:
-            by_worker.setdefault(res.worker_id, []).append(res.claim.run_id)
-        for worker_id, run_ids in by_worker.items():
-            for part in chunks(run_ids):
-                rows = self._read("held_runs", {"worker_id": worker_id, "ids": json.dumps(list(part))})
-                held.update(((row[0], worker_id, row[1]), bool(row[2])) for row in rows)
-        return held
-
-    def _write_many(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            try:
-                self._db.executemany(Q[name], rows)
-            except (sqlite3.Error, OverflowError, UnicodeError) as exc:
-                raise StoreError(f"store {self.location}: {_reason(exc)}") from None
-
-    def release_runs(self, worker_id: str, claims: Sequence[Claim]) -> None:
-        if not claims:
-            return
-        now = self.clock()
-        rows = [{"run_id": c.run_id, "worker_id": worker_id, "now": now, "n": c.attempt} for c in claims]
-        with self.batch():
-            self._write_many("release_run", rows)
-
-    def heartbeat(self, worker_id: str, lease_seconds: float) -> bool | None:
-        now = self.clock()
-        with self.batch():
-            self._write("extend_leases", {"worker_id": worker_id, "lease_expires": now + lease_seconds})
-            row = self._write("touch_worker", {"worker_id": worker_id, "now": now}).fetchone()
-        return None if row is None else bool(row[0])
-
-    def find_expired(self, dead_workers: Sequence[str], limit: int = 100) -> list[Expired]:
-        rows = self._read(
-            "find_expired",
-            {"now": self.clock(), "dead_workers": json.dumps(list(dead_workers)), "limit": limit},
-        )
-        return [
-            Expired(r["id"], r["worker_id"], r["host"], r["pgid"], r["proc_start"], r["lease_expires"], r["tries"])
-            for r in rows
-        ]
-
-    def requeue_lost(self, expired: Expired, output_tail: str = "") -> RunState | None:
-        now = self.clock()
-        with self.batch():
-            seen = {"run_id": expired.run_id, "worker_id": expired.worker_id, "lease_expires": expired.lease_expires}
-            rows = self._read("lost_run", seen)
-            if not rows:
-                return None  # finished, rescued or renewed meanwhile
-            row = rows[0]
-            result = AttemptResult(
-                claim=_claim(row),
-                worker_id=expired.worker_id or "",
-                pgid=row["pgid"],
-                started_at=row["started_at"] or now,
-                finished_at=now,
-                exit_code=None,
-                outcome=Outcome.LOST,
-                error=LOST_ERROR,
-                output_tail=output_tail,
-                log_path=row["log_path"],
-            )
-            if row["pgid"] is None:
-                # Never seen running (claimed ahead, or gone before it was recorded):
-                # back to the queue without using up a retry.
-                result = result._replace(outcome=Outcome.INTERRUPTED, error=LOST_UNSEEN)
-            state, run_at = settle(result.claim, result.outcome, now)
-            self._write("settle_run", _settle_params(result, state, run_at, now))
-            self._write("insert_attempt", _attempt_params(result, row["host"]))
-            return state
-
-    def next_due(self) -> float | None:
-        row = self._read("next_due")[0]
-        return None if row[0] is None else float(row[0])
-
-    def has_work(self) -> bool:
-        return bool(self._read("has_work", {"now": self.clock()})[0][0])
-
-    def counts(self) -> dict[str, int]:
-        counts = {s.value: 0 for s in RunState}
-        for state, number in self._read("counts"):
-            counts[state] = number
-        return counts
-
-    def list_runs(self, state: str | None = None, limit: int | None = None) -> list[Run]:
-        params = {"state": state, "limit": -1 if limit is None else limit}
-        rows = self._read("list_runs_in_state" if state else "list_runs", params)
-        return [_run(r) for r in rows]
-
-    def get_run(self, run_id: str) -> Run | None:
-        rows = self._read("get_run", {"id": run_id})
-        return _run(rows[0]) if rows else None
-
-    def attempts(self, run_id: str) -> list[Attempt]:
-        return [
-            Attempt(
-                run_id=r["run_id"],
-                n=r["n"],
-                worker_id=r["worker_id"],
-                host=r["host"],
-                pgid=r["pgid"],
-                started_at=r["started_at"],
-                finished_at=r["finished_at"],
-                exit_code=r["exit_code"],
-                outcome=Outcome(r["outcome"]),
-                error=r["error"],
-                log_path=r["log_path"],
-                output_tail=r["output_tail"],
-            )
-            for r in self._read("list_attempts", {"run_id": run_id})
-        ]
-
-    def retry_dead(self, run_ids: Sequence[str] | None, reset_attempts: bool) -> list[str]:
-        params = {
-            "now": self.clock(),
-            "reset": reset_attempts,
-            "all": run_ids is None,
-            "ids": json.dumps(list(run_ids or [])),
-        }
-        with self.batch():
-            rows = self._write("retry_dead", params).fetchall()
-        return [r[0] for r in rows]
-
-    def delete_runs(self, state: str | None) -> list[str]:
-        with self.batch():
-            return [r[0] for r in self._write("delete_runs", {"state": state}).fetchall()]
-
-    def attempt_stats(self) -> AttemptStats:
-        with self.batch():  # one consistent snapshot
-            total, mean, ok, bad = self._read("attempt_stats")[0]
-            p95 = None
-            if total:
-                rows = self._read("attempt_duration_at", {"offset": max(0, int(total * 0.95 + 0.5) - 1)})
-                p95 = rows[0][0] if rows else None
-            recent = self._read("completed_since", {"since": self.clock() - 3600})[0][0]
-        return AttemptStats(total, ok or 0, bad or 0, mean, p95, recent)
-
-    # -- workers --------------------------------------------------------
-    def register_worker(self, worker: Worker) -> None:
-        with self.batch():
-            self._write(
-                "insert_worker",
-                {
-                    "id": worker.id,
-                    "host": worker.host,
-                    "pid": worker.pid,
-                    "proc_start": worker.proc_start,
-                    "slots": worker.slots,
-                    "now": self.clock(),
-                },
-            )
-
-    def unregister_worker(self, worker_id: str) -> None:
-        with self.batch():
-            self._write("delete_worker", {"worker_id": worker_id})
-
-    def list_workers(self) -> list[Worker]:
-        return [
-            Worker(
-                id=r["id"],
-                host=r["host"],
-                pid=r["pid"],
-                proc_start=r["proc_start"],
-                slots=r["slots"],
-                started_at=r["started_at"],
-                heartbeat_at=r["heartbeat_at"],
-                stop_requested=bool(r["stop_requested"]),
-                running=tuple(json.loads(r["running"] or "[]")),
-            )
-            for r in self._read("list_workers")
-        ]
-
-    def request_stop(self, worker_ids: Sequence[str]) -> None:
-        with self.batch():
-            self._write("request_stop", {"ids": json.dumps(list(worker_ids))})
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def data_token(self) -> object:
         """Changes whenever any connection has committed a change to the store since the last call."""
@@ -414,285 +158,23 @@ class SQLiteStore:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
         return (version, self._db.total_changes)
 
-    # -- jobs -----------------------------------------------------------
-    def list_jobs(self) -> list[Job]:
-        return [_job(r) for r in self._read("list_jobs")]
+    def lock_jobs(self) -> None:
+        """Inside a batch: a no-op here, since the batch holds the file's one write lock."""
 
-    def get_job(self, name: str) -> Job | None:
-        rows = self._read("get_job", {"name": name})
-        return _job(rows[0]) if rows else None
+    def lead_scheduling(self) -> bool:
+        """Always: on one machine every `up` may schedule; a fire still makes one run (unique per time)."""
+        return True
 
-    def put_job(
-        self,
-        spec: JobSpec,
-        source: str,
-        file: str,
-        file_hash: str,
-        git_commit: str | None = None,
-        git_dirty: bool = False,
-        status_dir: str | None = None,
-    ) -> Job:
-        return self.put_jobs([JobSource(spec, source, file, file_hash, git_commit, git_dirty, status_dir)])[0]
+    # -- wake-ups -------------------------------------------------------
+    def wake_pools(self) -> None:
+        """Wake this machine's idle pools (a datagram each); pools elsewhere poll."""
+        host = socket.gethostname()
+        pids = [w.pid for w in self.list_workers() if w.host == host]
+        if pids:
+            wake.notify(self.location, pids)
 
-    def put_jobs(self, entries: Sequence[JobSource]) -> list[Job]:
-        if not entries:
-            return []
-        now = self.clock()
-        rows = [
-            {
-                "name": e.spec.name,
-                "spec": e.spec.canonical,
-                "spec_hash": e.spec.spec_hash,
-                "run_hash": e.spec.run_hash,
-                "source": e.source,
-                "file": e.file,
-                "file_hash": e.file_hash,
-                "git_commit": e.git_commit,
-                "git_dirty": int(e.git_dirty),
-                "status_dir": e.status_dir,
-                "now": now,
-            }
-            for e in entries
-        ]
-        with self.batch():
-            self._write_many("upsert_job", rows)
-            times: dict[str, tuple[float, float, float, bool]] = {}
-            for part in chunks([e.spec.name for e in entries]):
-                for r in self._read("job_times", {"names": json.dumps(list(part))}):
-                    times[r[0]] = (r[1], r[2], r[3], bool(r[4]))
-        jobs = []
-        for e in entries:
-            created_at, updated_at, version_at, suspended = times[e.spec.name]
-            job = Job(
-                e.spec.name,
-                e.spec.canonical,
-                e.spec.spec_hash,
-                e.spec.run_hash,
-                e.source,
-                e.file,
-                e.file_hash,
-                e.git_commit,
-                e.git_dirty,
-                e.status_dir,
-                None,
-                created_at,
-                updated_at,
-                version_at,
-                suspended,
-            )
-            job.__dict__["spec"] = e.spec
-            jobs.append(job)
-        return jobs
-
-    def delete_job(self, name: str, reason: str) -> list[str]:
-        with self.batch():
-            cancelled = self.cancel_job_runs(name, reason)
-            self._write("delete_job", {"name": name})
-        return cancelled
-
-    def set_job_error(self, name: str, error: str | None) -> None:
-        with self.batch():
-            self._write("set_job_error", {"name": name, "error": error})
-
-    def cancel_job_runs(self, name: str, reason: str) -> list[str]:
-        with self.batch():
-            rows = self._write("cancel_job_runs", {"name": name, "now": self.clock(), "reason": reason}).fetchall()
-        return [r[0] for r in rows]
-
-    def add_job_runs(self, runs: Sequence[NewRun]) -> int:
-        if not runs:
-            return 0
-        now = self.clock()
-        with self.batch():
-            before = self._db.total_changes
-            self._write_many("insert_job_run", [_new_run_params(run, now) for run in runs])
-            return self._db.total_changes - before
-
-    # -- scheduling -------------------------------------------------------
-    def cron_jobs_due(self, now: float, limit: int = 500) -> list[Job]:
-        return [_job(r) for r in self._read("cron_jobs_due", {"now": now, "limit": limit})]
-
-    def next_fire(self) -> float | None:
-        value = self._read("next_fire_min")[0][0]
-        return None if value is None else float(value)
-
-    def set_fires(
-        self, name: str, last_fire: float | None, next_fire: float | None, schedule_from: float, schedule_hash: str
-    ) -> None:
-        params = {
-            "name": name,
-            "last_fire": last_fire,
-            "next_fire": next_fire,
-            "schedule_from": schedule_from,
-            "schedule_hash": schedule_hash,
-        }
-        with self.batch():
-            self._write("set_fires", params)
-
-    def set_suspended(self, name: str, suspended: bool) -> bool:
-        with self.batch():
-            rows = self._write("set_suspended", {"name": name, "suspended": int(suspended), "now": self.clock()})
-            return bool(rows.fetchall())
-
-    def unfinished_job_runs(self, name: str) -> list[tuple[str, RunState]]:
-        return [(r[0], RunState(r[1])) for r in self._read("unfinished_job_runs", {"name": name})]
-
-    def cancel_running_job_runs(self, name: str, reason: str) -> list[str]:
-        with self.batch():
-            rows = self._write("cancel_running_job_runs", {"name": name, "now": self.clock(), "reason": reason})
-            return [r[0] for r in rows.fetchall()]
-
-    def cancel_requests(self, worker_id: str) -> list[tuple[str, int]]:
-        return [(r[0], r[1]) for r in self._read("cancel_requested", {"worker_id": worker_id})]
-
-    def add_skipped_run(self, run: NewRun, reason: str) -> bool:
-        params = {**_new_run_params(run, self.clock()), "reason": reason}
-        with self.batch():
-            return bool(self._write("insert_skipped_run", params).rowcount)
-
-    def job_status(self, name: str) -> JobStatus | None:
-        with self._snapshot():
-            job = self.get_job(name)
-            if job is None:
-                return None
-            last = self._read("last_job_run", {"name": name})
-            next_at = self._read("next_job_run", {"name": name})[0][0]
-            counts = {r[0]: r[1] for r in self._read("job_run_counts", {"name": name})}
-        return JobStatus(job, _run(last[0]) if last else None, next_at, counts)
-
-    # -- config ---------------------------------------------------------
-    def config(self) -> dict[str, str]:
-        return {r["key"]: r["value"] for r in self._read("config_all")}
-
-    def set_config(self, key: str, value: str) -> None:
-        with self.batch():
-            self._write("config_set", {"key": key, "value": value})
-
-
-def _settle_params(res: AttemptResult, state: RunState, run_at: float, now: float) -> dict[str, Any]:
-    return {
-        "run_id": res.claim.run_id,
-        "n": res.claim.attempt,
-        "worker_id": res.worker_id,
-        "state": state.value,
-        "run_at": run_at,
-        "started_at": res.started_at,
-        "finished_at": res.finished_at,
-        "now": now,
-        "exit_code": res.exit_code,
-        "error": res.error,
-        "output_tail": res.output_tail,
-        "uncount": 1 if res.outcome is Outcome.INTERRUPTED else 0,
-        "log_path": res.log_path,
-    }
-
-
-def _new_run_params(r: NewRun, now: float) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "job": r.job,
-        "command": r.command,
-        "priority": r.priority,
-        "max_retries": r.max_retries,
-        "backoff_base": r.backoff_base,
-        "backoff_max": r.backoff_max,
-        "timeout": r.timeout,
-        "cwd": r.cwd,
-        "env": json.dumps(r.env) if r.env else None,
-        "now": now,
-        "run_at": now if r.run_at is None else r.run_at,
-        "scheduled_for": r.scheduled_for,
-    }
-
-
-def _job(r: sqlite3.Row) -> Job:
-    return Job(
-        name=r["name"],
-        spec_json=r["spec"],
-        spec_hash=r["spec_hash"],
-        run_hash=r["run_hash"],
-        source=r["source"],
-        file=r["file"],
-        file_hash=r["file_hash"],
-        git_commit=r["git_commit"],
-        git_dirty=bool(r["git_dirty"]),
-        status_dir=r["status_dir"],
-        error=r["error"],
-        created_at=r["created_at"],
-        updated_at=r["updated_at"],
-        version_at=r["version_at"],
-        suspended=bool(r["suspended"]),
-        schedule_from=r["schedule_from"],
-        last_fire=r["last_fire"],
-        next_fire=r["next_fire"],
-        schedule_hash=r["schedule_hash"],
-    )
-
-
-def _attempt_params(res: AttemptResult, host: str | None) -> dict[str, Any]:
-    return {
-        "run_id": res.claim.run_id,
-        "n": res.claim.attempt,
-        "worker_id": res.worker_id,
-        "host": host,
-        "pgid": res.pgid,
-        "started_at": res.started_at,
-        "finished_at": res.finished_at,
-        "exit_code": res.exit_code,
-        "outcome": res.outcome.value,
-        "error": res.error,
-        "log_path": res.log_path,
-        "output_tail": res.output_tail,
-    }
-
-
-def _claim(r: sqlite3.Row) -> Claim:
-    return Claim(
-        run_id=r["id"],
-        attempt=r["tries"],
-        attempts=r["attempts"],
-        max_retries=r["max_retries"],
-        backoff_base=r["backoff_base"],
-        backoff_max=r["backoff_max"],
-        command=r["command"],
-        timeout=r["timeout"],
-        cwd=r["cwd"],
-        env=json.loads(r["env"]) if r["env"] else {},
-        job=r["job"],
-    )
-
-
-def _run(r: sqlite3.Row) -> Run:
-    return Run(
-        id=r["id"],
-        job=r["job"],
-        command=r["command"],
-        state=RunState(r["state"]),
-        priority=r["priority"],
-        attempts=r["attempts"],
-        max_retries=r["max_retries"],
-        backoff_base=r["backoff_base"],
-        backoff_max=r["backoff_max"],
-        timeout=r["timeout"],
-        created_at=r["created_at"],
-        updated_at=r["updated_at"],
-        run_at=r["run_at"],
-        started_at=r["started_at"],
-        finished_at=r["finished_at"],
-        exit_code=r["exit_code"],
-        error=r["error"],
-        output_tail=r["output_tail"],
-        worker_id=r["worker_id"],
-        lease_expires=r["lease_expires"],
-        host=r["host"],
-        pgid=r["pgid"],
-        log_path=r["log_path"],
-        cwd=r["cwd"],
-        env=json.loads(r["env"]) if r["env"] else {},
-        tries=r["tries"],
-        scheduled_for=r["scheduled_for"],
-    )
-
+    def work_signal(self, pid: int) -> wake.Signal:
+        return wake.DatagramSignal(self.location, pid)
 
 def _statements(script: str) -> Iterator[str]:
     buffer = ""

@@ -32,13 +32,27 @@ class FakeClock:
         self.now += seconds
 
 
-def open_sqlite(tmp_path: Path, clock: FakeClock) -> Store:
+_pg_databases: dict[Path, str] = {}
+
+
+def open_postgres(tmp_path: Path, clock: FakeClock, request: pytest.FixtureRequest) -> Store:
+    from queuectl.store.postgres import PostgresStore
+
+    if tmp_path not in _pg_databases:
+        _pg_databases[tmp_path] = request.getfixturevalue("pg_server").create_database()
+    return PostgresStore(_pg_databases[tmp_path], clock=clock)
+
+
+def open_sqlite(tmp_path: Path, clock: FakeClock, request: pytest.FixtureRequest) -> Store:
     return SQLiteStore(str(tmp_path / "q.db"), clock=clock)
 
 
-# A second backend adds one entry: a function (tmp_path, clock) -> Store that opens
-# the same store each time it is called with the same tmp_path.
-BACKENDS: dict[str, Callable[[Path, FakeClock], Store]] = {"sqlite": open_sqlite}
+# Each backend: a function (tmp_path, clock, request) -> Store that opens the same
+# store each time it is called with the same tmp_path.
+BACKENDS: dict[str, Callable[[Path, FakeClock, pytest.FixtureRequest], Store]] = {
+    "sqlite": open_sqlite,
+    "postgres": open_postgres,
+}
 
 Opener = Callable[[], Store]
 
@@ -53,7 +67,7 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> 
     opened: list[Store] = []
 
     def open_store() -> Store:
-        store = BACKENDS[request.param](tmp_path, clock)
+        store = BACKENDS[request.param](tmp_path, clock, request)
         opened.append(store)
         return store
 

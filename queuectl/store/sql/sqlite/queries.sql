@@ -235,4 +235,5 @@ SELECT id, tries FROM runs INDEXED BY runs_running
 INSERT OR IGNORE INTO runs (id, job, command, state, priority, attempts, max_retries, backoff_base,
                   backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for, error)
 VALUES (:id, :job, :command, 'cancelled', :priority, 0, :max_retries, :backoff_base,
-        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for, :reason);
+        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for, :reason)
+RETURNING id;

@@ -1,0 +1,318 @@
+"""The server engine: one PostgreSQL database shared by every host.
+
+The verbs are sqlbase.py's; this module gives them a psycopg 3 connection.
+Statements live in sql/postgres/queries.sql under the same names as SQLite's,
+the schema in numbered migrations beside it. What differs from SQLite:
+
+- Claims take rows with `FOR UPDATE SKIP LOCKED`, so pools never wait on each other.
+- Time is the database server's (`now()` of the transaction), unless a clock is
+  injected (tests), so clock skew between hosts cannot expire leases early.
+- Idle pools wait on LISTEN; whoever adds work sends NOTIFY.
+- A lost connection is reported as a StoreError (the transaction in flight is
+  rolled back by the server) and the next verb connects again; reads outside a
+  transaction are retried once on a fresh connection.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import RowMaker
+
+from queuectl.errors import DuplicateRunError, StoreError
+from queuectl.store import Clock, mask_url
+from queuectl.store.queries import load, migrations
+from queuectl.store.sqlbase import Row, SQLStore
+
+_SQL_DIR = os.path.join(os.path.dirname(__file__), "sql", "postgres")
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+Q = {name: _PARAM.sub(r"%(\1)s", sql.replace("%", "%%")) for name, sql in load(_SQL_DIR, "queries.sql").items()}
+CHANNEL = "queuectl_work"
+MIGRATION_LOCK = 0x71756575  # advisory lock key while the schema is migrated ("queu")
+JOBS_LOCK = 0x6A6F6273  # advisory lock key while jobs are applied ("jobs")
+LEADER_LOCK = 0x63726F6E  # advisory lock key held by the `up` that schedules cron fires ("cron")
+CONNECT_PATIENCE = 5.0  # seconds opening a store waits for a server that is (re)starting
+
+
+class _Row(tuple[Any, ...]):
+    """A row read by position or by column name, like sqlite3.Row."""
+
+    columns: ClassVar[dict[str, int]] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.columns[key])
+        return tuple.__getitem__(self, key)
+
+
+def _row_factory(cursor: psycopg.Cursor[Any]) -> RowMaker[_Row]:
+    names = [d.name for d in cursor.description or []]
+    row_class = type("Row", (_Row,), {"columns": {name: i for i, name in enumerate(names)}})
+    return lambda values: row_class(values)
+
+
+class PostgresStore(SQLStore):
+    engine = "postgresql"
+
+    def __init__(self, url: str, clock: Clock | None = None, busy_timeout: float = 30.0) -> None:
+        self.clock = clock
+        self.url = url
+        self.location = mask_url(url)
+        self.busy_timeout = busy_timeout
+        self._conn: psycopg.Connection[_Row] | None = None
+        self._depth = 0
+        self._tx_now: float | None = None
+        self._connect(patience=CONNECT_PATIENCE)
+        self._migrate()
+
+    # -- connection -------------------------------------------------------
+    def _connect(self, patience: float = 0.0) -> psycopg.Connection[_Row]:
+        """A live connection: the current one, or a new one (retried with backoff for `patience` s)."""
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        self._drop()
+        deadline = time.monotonic() + patience
+        delay = 0.1
+        while True:
+            try:
+                self._conn = psycopg.connect(
+                    self.url,
+                    autocommit=True,
+                    row_factory=_row_factory,
+                    connect_timeout=max(2, int(min(patience, 10))),
+                    application_name="queuectl",
+                )
+                timeout_ms = int(self.busy_timeout * 1000)
+                self._conn.execute(f"SET lock_timeout = {timeout_ms:d}")
+                return self._conn
+            except psycopg.Error as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(f"cannot reach database {self.location}: {_reason(exc)}") from None
+                time.sleep(delay)  # the server may be starting: wait, then try again
+                delay = min(delay * 2, 1.0)
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass
+        self._conn = None
+
+    def close(self) -> None:
+        self._drop()
+
+    def _fail(self, exc: psycopg.Error) -> StoreError:
+        if self._conn is not None and (self._conn.broken or self._conn.closed):
+            self._drop()  # the next verb connects again
+            return StoreError(f"lost the connection to {self.location}: {_reason(exc)}; will reconnect")
+        return StoreError(f"store {self.location}: {_reason(exc)}")
+
+    # -- transactions -----------------------------------------------------
+    def now(self) -> float:
+        if self.clock is not None:
+            return self.clock()
+        if self._depth and self._tx_now is not None:
+            return self._tx_now
+        value = float(self._read("db_now")[0][0])
+        if self._depth:
+            self._tx_now = value  # now() is fixed for the whole transaction
+        return value
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+        except psycopg.Error as exc:
+            raise self._fail(exc) from None
+        self._depth = 1
+        self._tx_now = None
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._rollback()
+            raise
+        self._depth = 0
+        try:
+            conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            self._rollback()
+            raise self._fail(exc) from None
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        if self._depth:
+            yield
+            return
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        except psycopg.Error as exc:
+            raise self._fail(exc) from None
+        self._depth = 1
+        try:
+            yield
+        finally:
+            self._depth = 0
+            self._rollback()
+
+    def _rollback(self) -> None:
+        if self._conn is None or self._conn.broken or self._conn.closed:
+            return
+        try:
+            self._conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
+
+    def _execute(self, sql: str, params: dict[str, Any] | None) -> list[Row]:
+        conn = self._connect()
+        try:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+        except psycopg.Error as exc:
+            raise self._fail(exc) from None
+
+    def _read(self, name: str, params: dict[str, Any] | None = None) -> list[Row]:
+        try:
+            return self._execute(Q[name], params)
+        except StoreError:
+            if self._depth or self._conn is not None:
+                raise
+            return self._execute(Q[name], params)  # the connection was lost: once more on a new one
+
+    def _write(self, name: str, params: dict[str, Any]) -> list[Row]:
+        return self._execute(Q[name], params)
+
+    def _write_many(self, name: str, rows: Sequence[dict[str, Any]], duplicate_is_error: bool = False) -> int:
+        if not rows:
+            return 0
+        conn = self._connect()
+        try:
+            with conn.cursor() as cur:
+                cur.executemany(Q[name], rows)
+                return max(cur.rowcount, 0)
+        except pg_errors.UniqueViolation as exc:
+            if duplicate_is_error:
+                raise DuplicateRunError(f"duplicate id: {_reason(exc)}") from None
+            raise self._fail(exc) from None
+        except psycopg.Error as exc:
+            raise self._fail(exc) from None
+
+    # -- schema -----------------------------------------------------------
+    def _migrate(self) -> None:
+        steps = migrations(_SQL_DIR)
+        latest = steps[-1][0]
+        if self.schema_version() == latest:
+            return
+        conn = self._connect()
+        with self.batch():
+            try:
+                # one process migrates; the others wait here, then find the work done
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                conn.execute("CREATE TABLE IF NOT EXISTS queuectl_schema (version integer NOT NULL)")
+                current = self.schema_version()
+                if current > latest:
+                    raise StoreError(
+                        f"store {self.location} has schema version {current}, newer than this "
+                        f"queuectl knows ({latest}): upgrade queuectl"
+                    )
+                for version, script in steps:
+                    if version > current:
+                        conn.execute(script)
+                conn.execute("DELETE FROM queuectl_schema")
+                conn.execute("INSERT INTO queuectl_schema (version) VALUES (%s)", (latest,))
+            except psycopg.Error as exc:
+                raise self._fail(exc) from None
+
+    def schema_version(self) -> int:
+        rows = self._read("schema_version")
+        if not rows[0][0]:
+            return 0
+        version = self._read("schema_version_value")
+        return int(version[0][0]) if version else 0
+
+    def data_token(self) -> object:
+        """Changes when a transaction that added, changed or removed a job has committed."""
+        return tuple(self._read("jobs_token")[0])
+
+    def lock_jobs(self) -> None:
+        """Inside a batch: other processes' lock_jobs wait until it ends (apply is one at a time)."""
+        self._write("lock_jobs", {"key": JOBS_LOCK})
+
+    def lead_scheduling(self) -> bool:
+        """Hold a session advisory lock: released by the server when this connection ends (a dead leader)."""
+        if self._read("leader_held", {"key": LEADER_LOCK})[0][0]:
+            return True
+        return bool(self._read("leader_take", {"key": LEADER_LOCK})[0][0])
+
+    # -- wake-ups ---------------------------------------------------------
+    def wake_pools(self) -> None:
+        try:
+            self._read("notify_work", {"channel": CHANNEL})
+        except StoreError:
+            pass  # best effort: pools poll anyway
+
+    def work_signal(self, pid: int) -> NotifySignal:
+        return NotifySignal(self.url)
+
+
+class NotifySignal:
+    """LISTEN on a connection of its own; readable when another process sent NOTIFY."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: psycopg.Connection[Any] | None = None
+        self.repair()
+
+    def repair(self) -> None:
+        self.close()
+        try:
+            self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=2, application_name="queuectl")
+            self._conn.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error:
+            self.close()  # the server is away: the pool polls, and repairs this at its next heartbeat
+
+    def broken(self) -> bool:
+        return self._conn is None or self._conn.closed or self._conn.broken
+
+    def fileno(self) -> int:
+        return -1 if self._conn is None else self._conn.pgconn.socket
+
+    def drain(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            # take what arrived without blocking: notifies(timeout=0) stops once nothing is pending
+            for _ in self._conn.notifies(timeout=0, stop_after=10_000):
+                pass
+        except psycopg.Error:
+            self.close()  # the server went away: repaired at the pool's next heartbeat
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass
+        self._conn = None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,274 @@
+-- Every statement the PostgreSQL store runs, by name: the same names and the same
+-- named parameters (:x) as sql/sqlite/queries.sql. Lists of ids come as JSON arrays.
+
+-- name: insert_run
+INSERT INTO runs (id, job, command, state, priority, attempts, max_retries, backoff_base,
+                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for)
+VALUES (:id, :job, :command, 'pending', :priority, 0, :max_retries, :backoff_base,
+        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for);
+
+-- name: insert_job_run
+-- A job's run; ignored when that (job, scheduled time) already has one.
+INSERT INTO runs (id, job, command, state, priority, attempts, max_retries, backoff_base,
+                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for)
+VALUES (:id, :job, :command, 'pending', :priority, 0, :max_retries, :backoff_base,
+        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for)
+ON CONFLICT DO NOTHING;
+
+-- name: existing_ids
+SELECT id FROM runs WHERE id IN (SELECT jsonb_array_elements_text(:ids::jsonb));
+
+-- name: claim_runs
+-- Rows another pool is claiming are skipped, not waited for.
+UPDATE runs
+   SET state = 'running', attempts = attempts + 1, tries = tries + 1, worker_id = :worker_id, host = :host,
+       lease_expires = :lease_expires, started_at = :now, updated_at = :now,
+       finished_at = NULL, pgid = NULL, proc_start = NULL, log_path = NULL
+  FROM (SELECT id FROM runs
+         WHERE state IN ('pending', 'failed') AND run_at <= :now
+         ORDER BY priority DESC, created_at, id
+         LIMIT :limit
+           FOR UPDATE SKIP LOCKED) AS picked
+ WHERE runs.id = picked.id
+RETURNING runs.id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
+          priority, created_at, job;
+
+-- name: record_process
+UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, started_at = :started_at
+ WHERE id = :run_id AND state = 'running' AND worker_id = :worker_id AND tries = :n;
+
+-- name: lost_run
+-- A run found expired, if nothing changed since: same owner, same lease.
+SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
+       host, pgid, log_path, started_at, job
+  FROM runs WHERE id = :run_id AND state = 'running' AND worker_id IS NOT DISTINCT FROM :worker_id::text
+   AND lease_expires IS NOT DISTINCT FROM :lease_expires::float8;
+
+-- name: held_runs
+SELECT id, tries, cancel_requested FROM runs
+ WHERE worker_id = :worker_id AND state = 'running'
+   AND id IN (SELECT jsonb_array_elements_text(:ids::jsonb));
+
+-- name: settle_run
+-- A run whose cancellation was asked for (a newer fire replaced it) ends cancelled, not retried.
+UPDATE runs
+   SET state = CASE WHEN cancel_requested AND :state <> 'completed' THEN 'cancelled' ELSE :state END,
+       run_at = :run_at, started_at = :started_at, finished_at = :finished_at, updated_at = :now,
+       exit_code = :exit_code,
+       error = CASE WHEN cancel_requested AND :state <> 'completed' THEN error ELSE :error END,
+       output_tail = :output_tail, log_path = :log_path,
+       attempts = attempts - :uncount, worker_id = NULL, lease_expires = NULL
+ WHERE id = :run_id AND worker_id = :worker_id AND state = 'running' AND tries = :n;
+
+-- name: insert_attempt
+INSERT INTO attempts (run_id, n, worker_id, host, pgid, started_at, finished_at, exit_code,
+                      outcome, error, log_path, output_tail)
+VALUES (:run_id, :n, :worker_id, :host, :pgid, :started_at, :finished_at, :exit_code,
+        :outcome, :error, :log_path, :output_tail);
+
+-- name: release_run
+UPDATE runs
+   SET state = 'pending', attempts = attempts - 1, tries = tries - 1, worker_id = NULL,
+       lease_expires = NULL, host = NULL, updated_at = :now,
+       started_at = CASE WHEN tries = 1 THEN NULL ELSE started_at END
+ WHERE id = :run_id AND worker_id = :worker_id AND state = 'running' AND tries = :n;
+
+-- name: extend_leases
+UPDATE runs SET lease_expires = :lease_expires
+ WHERE worker_id = :worker_id AND state = 'running';
+
+-- name: touch_worker
+UPDATE workers SET heartbeat_at = :now WHERE id = :worker_id
+RETURNING stop_requested;
+
+-- name: insert_worker
+INSERT INTO workers (id, host, pid, proc_start, slots, started_at, heartbeat_at, stop_requested)
+VALUES (:id, :host, :pid, :proc_start, :slots, :now, :now, false)
+ON CONFLICT (id) DO UPDATE
+   SET host = excluded.host, pid = excluded.pid, proc_start = excluded.proc_start, slots = excluded.slots,
+       started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stop_requested = false;
+
+-- name: delete_worker
+DELETE FROM workers WHERE id = :worker_id;
+
+-- name: list_workers
+SELECT id, host, pid, proc_start, slots, started_at, heartbeat_at, stop_requested,
+       (SELECT coalesce(json_agg(r.id), '[]')::text FROM runs AS r
+         WHERE r.worker_id = workers.id AND r.state = 'running') AS running
+  FROM workers ORDER BY host, started_at;
+
+-- name: request_stop
+UPDATE workers SET stop_requested = true WHERE id IN (SELECT jsonb_array_elements_text(:ids::jsonb));
+
+-- name: find_expired
+SELECT id, worker_id, host, pgid, proc_start, lease_expires, tries FROM runs
+ WHERE state = 'running'
+   AND (lease_expires < :now OR worker_id IN (SELECT jsonb_array_elements_text(:dead_workers::jsonb)))
+ LIMIT :limit;
+
+-- name: next_due
+SELECT min(run_at) FROM runs WHERE state IN ('pending', 'failed');
+
+-- name: has_work
+SELECT EXISTS (SELECT 1 FROM runs WHERE state = 'failed')
+    OR EXISTS (SELECT 1 FROM runs WHERE state = 'pending' AND run_at <= :now);
+
+-- name: counts
+SELECT state, count(*) FROM runs GROUP BY state;
+
+-- name: list_runs
+SELECT * FROM runs ORDER BY created_at, id LIMIT nullif(:limit, -1);
+
+-- name: list_runs_in_state
+SELECT * FROM runs WHERE state = :state ORDER BY created_at, id LIMIT nullif(:limit, -1);
+
+-- name: get_run
+SELECT * FROM runs WHERE id = :id;
+
+-- name: list_attempts
+SELECT * FROM attempts WHERE run_id = :run_id ORDER BY n;
+
+-- name: retry_dead
+UPDATE runs
+   SET state = 'pending', run_at = :now, updated_at = :now, error = NULL,
+       attempts = CASE WHEN :reset THEN 0 ELSE attempts END
+ WHERE state = 'dead' AND (:all OR id IN (SELECT jsonb_array_elements_text(:ids::jsonb)))
+RETURNING id;
+
+-- name: delete_runs
+DELETE FROM runs WHERE state <> 'running' AND (:state::text IS NULL OR state = :state)
+RETURNING id;
+
+-- name: config_all
+SELECT key, value FROM config;
+
+-- name: config_set
+INSERT INTO config (key, value) VALUES (:key, :value)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: attempt_stats
+SELECT count(*), avg(finished_at - started_at),
+       count(*) FILTER (WHERE outcome = 'completed'), count(*) FILTER (WHERE outcome <> 'completed')
+  FROM attempts WHERE outcome <> 'interrupted';
+
+-- name: attempt_duration_at
+SELECT finished_at - started_at AS d FROM attempts WHERE outcome <> 'interrupted'
+ ORDER BY d LIMIT 1 OFFSET :offset;
+
+-- name: completed_since
+SELECT count(*) FROM runs WHERE state = 'completed' AND finished_at >= :since;
+
+-- name: list_jobs
+SELECT * FROM jobs ORDER BY name;
+
+-- name: get_job
+SELECT * FROM jobs WHERE name = :name;
+
+-- name: upsert_job
+INSERT INTO jobs (name, spec, spec_hash, run_hash, source, file, file_hash, git_commit, git_dirty,
+                  status_dir, error, created_at, updated_at, version_at)
+VALUES (:name, :spec, :spec_hash, :run_hash, :source, :file, :file_hash, :git_commit, :git_dirty,
+        :status_dir, NULL, :now, :now, :now)
+ON CONFLICT (name) DO UPDATE
+   SET spec = excluded.spec, spec_hash = excluded.spec_hash, source = excluded.source,
+       file = excluded.file, file_hash = excluded.file_hash, git_commit = excluded.git_commit,
+       git_dirty = excluded.git_dirty, status_dir = excluded.status_dir, error = NULL,
+       updated_at = CASE WHEN jobs.spec_hash = excluded.spec_hash THEN jobs.updated_at ELSE :now END,
+       version_at = CASE WHEN jobs.run_hash = excluded.run_hash THEN jobs.version_at ELSE :now END,
+       next_fire = CASE WHEN jobs.spec_hash = excluded.spec_hash THEN jobs.next_fire ELSE NULL END,
+       run_hash = excluded.run_hash;
+
+-- name: job_times
+SELECT name, created_at, updated_at, version_at, suspended FROM jobs WHERE name IN (SELECT jsonb_array_elements_text(:names::jsonb));
+
+-- name: delete_job
+DELETE FROM jobs WHERE name = :name;
+
+-- name: set_job_error
+UPDATE jobs SET error = :error WHERE name = :name AND error IS DISTINCT FROM :error::text;
+
+-- name: cancel_job_runs
+-- Runs of a job that have not started: a running one finishes under the spec it started with.
+UPDATE runs SET state = 'cancelled', updated_at = :now, error = :reason
+ WHERE job = :name AND state IN ('pending', 'failed')
+RETURNING id;
+
+-- name: last_job_run
+SELECT * FROM runs WHERE job = :name ORDER BY created_at DESC LIMIT 1;
+
+-- name: next_job_run
+SELECT min(run_at) FROM runs WHERE job = :name AND state IN ('pending', 'failed');
+
+-- name: job_run_counts
+SELECT state, count(*) FROM runs WHERE job = :name GROUP BY state;
+
+-- name: cron_jobs_due
+-- Cron jobs the scheduler must look at: never looked at, or a fire has come.
+-- Disabled ones too: the scheduler records that they are off, so that enabling one again starts afresh.
+SELECT * FROM jobs WHERE NOT suspended AND (next_fire IS NULL OR next_fire <= :now) AND is_cron
+ ORDER BY next_fire IS NOT NULL, next_fire, name
+ LIMIT :limit;
+
+-- name: next_fire_min
+-- A cron job not looked at yet (new, changed, resumed) is due at once.
+SELECT min(coalesce(next_fire, 0)) FROM jobs WHERE NOT suspended AND is_cron;
+
+-- name: set_fires
+UPDATE jobs SET last_fire = :last_fire, next_fire = :next_fire, schedule_from = :schedule_from,
+                schedule_hash = :schedule_hash
+ WHERE name = :name;
+
+-- name: set_suspended
+UPDATE jobs SET suspended = :suspended, next_fire = NULL,
+                schedule_from = CASE WHEN :suspended::boolean THEN schedule_from ELSE :now END
+ WHERE name = :name
+RETURNING name;
+
+-- name: unfinished_job_runs
+SELECT id, state FROM runs WHERE job = :name AND state IN ('pending', 'running', 'failed');
+
+-- name: cancel_running_job_runs
+UPDATE runs SET cancel_requested = true, updated_at = :now, error = :reason
+ WHERE job = :name AND state = 'running'
+RETURNING id;
+
+-- name: cancel_requested
+SELECT id, tries FROM runs
+ WHERE worker_id = :worker_id AND state = 'running' AND cancel_requested;
+
+-- name: insert_skipped_run
+INSERT INTO runs (id, job, command, state, priority, attempts, max_retries, backoff_base,
+                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for, error)
+VALUES (:id, :job, :command, 'cancelled', :priority, 0, :max_retries, :backoff_base,
+        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for, :reason)
+ON CONFLICT DO NOTHING
+RETURNING id;
+
+-- name: db_now
+-- The database's clock: the start of the current transaction (fixed while it lasts).
+SELECT extract(epoch FROM now())::float8;
+
+-- name: schema_version
+SELECT to_regclass('queuectl_schema') IS NOT NULL;
+
+-- name: schema_version_value
+SELECT version FROM queuectl_schema;
+
+-- name: jobs_token
+-- Differs once a job was added, changed or removed: the newest row version and the count.
+SELECT count(*), coalesce(max(xmin::text::bigint), 0) FROM jobs;
+
+-- name: lock_jobs
+SELECT pg_advisory_xact_lock(:key);
+
+-- name: notify_work
+SELECT pg_notify(:channel, '');
+
+-- name: leader_held
+-- Does this session hold the scheduler's advisory lock (a bigint key below 2^32: classid 0)?
+SELECT EXISTS (SELECT 1 FROM pg_locks
+                WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+                  AND classid = 0 AND objid = :key AND objsubid = 1);
+
+-- name: leader_take
+SELECT pg_try_advisory_lock(:key);

@@ -1,0 +1,176 @@
+"""queuectl on a real PostgreSQL server: several pools, several `up`, a server restart.
+
+Every process here is the real `queuectl` command; the pools append each run's
+id to one file, so a run executed twice, or never, shows in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import QUEUECTL, Queue, wait_for
+
+
+@pytest.fixture
+def pq(tmp_path: Path, pg_url: str) -> Any:
+    queue = Queue(tmp_path, db=pg_url)
+    yield queue
+    queue.cleanup()
+
+
+def enqueue_appenders(q: Queue, ids: list[str], out: Path, sleep: float = 0.0) -> None:
+    pause = f"sleep {sleep}; " if sleep else ""
+    lines = "".join(json.dumps({"id": i, "command": f"{pause}echo {i} >> {out}"}) + "\n" for i in ids)
+    q("enqueue", "--file", "-", input=lines)
+
+
+def appended(out: Path) -> Counter[str]:
+    return Counter(out.read_text().split()) if out.exists() else Counter()
+
+
+def test_db_info_names_the_engine_and_masks_the_password(pq: Queue) -> None:
+    info = pq.json("db", "info")
+    assert info["engine"] == "postgresql"
+    assert info["schema_version"] >= 3
+    with_password = re.sub(r"^postgresql://postgres@", "postgresql://postgres:s3cret@", pq.db)
+    shown = pq("db", "info", "--db", with_password).stdout
+    assert "s3cret" not in shown and "postgres:***@" in shown
+    assert "schema version" in pq("db", "migrate").stdout
+
+
+def test_four_pools_of_four_slots_run_each_of_1000_runs_exactly_once(pq: Queue, tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    ids = [f"r{i:04d}" for i in range(1000)]
+    enqueue_appenders(pq, ids, out)
+    pools = [pq.start_pool("--count", "4", "--burst") for _ in range(4)]
+    for pool in pools:
+        pool.wait(timeout=240)
+        assert pool.returncode == 0, pool.stdout.read() if pool.stdout else ""
+    counts = appended(out)
+    assert set(counts) == set(ids)
+    assert [i for i, n in counts.items() if n != 1] == []
+    runs = pq.json("list")
+    assert len(runs) == 1000
+    assert {r["state"] for r in runs} == {"completed"}
+    assert {r["attempts"] for r in runs} == {1}  # one claim each: no run was taken by two pools
+
+
+def test_a_killed_pool_s_runs_are_rescued_by_the_others(pq: Queue, tmp_path: Path) -> None:
+    pq("config", "set", "lease-seconds", "2")
+    out = tmp_path / "out.txt"
+    ids = [f"k{i:02d}" for i in range(24)]
+    enqueue_appenders(pq, ids, out, sleep=1.0)
+    victim = pq.start_pool("--count", "4")
+    pq.wait_pool_registered(victim)
+    wait_for(lambda: len(pq.json("list", "--state", "running")) >= 4, what="runs held")
+    held = {r["id"] for r in pq.json("list", "--state", "running")}
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    survivors = [pq.start_pool("--count", "4") for _ in range(2)]
+    wait_for(lambda: pq.json("status")["counts"]["completed"] == len(ids), timeout=120, what="all completed")
+    for pool in survivors:
+        pool.send_signal(signal.SIGTERM)
+        pool.wait(timeout=60)
+    counts = appended(out)
+    assert set(counts) == set(ids)
+    for run in map(pq.run, held):
+        assert run["state"] == "completed"
+        # the killed pool's attempt was recorded as lost, then another pool ran it
+        outcomes = [a["outcome"] for a in run["history"]]
+        assert outcomes[-1] == "completed" and "lost" in outcomes[:-1], outcomes
+        assert run["history"][-1]["worker"] != run["history"][0]["worker"]
+
+
+def test_the_pool_reconnects_after_the_database_restarts(pq: Queue, tmp_path: Path, pg_server: Any) -> None:
+    out = tmp_path / "out.txt"
+    first = [f"a{i:03d}" for i in range(60)]
+    enqueue_appenders(pq, first, out, sleep=0.05)
+    pool = pq.start_pool("--count", "2")
+    wait_for(lambda: len(appended(out)) >= 10, what="some runs done")
+    pg_server.stop("fast")  # cuts every connection, the pool's included
+    time.sleep(0.5)  # let the pool meet the closed server (it must not die of it)
+    pg_server.start()
+    assert pool.poll() is None, "the pool died when the server went away"
+    wait_for(lambda: set(appended(out)) == set(first), timeout=90, what="the first runs done")
+    # after the restart the pool wakes on new work again (LISTEN is re-established)
+    second = [f"b{i:03d}" for i in range(5)]
+    enqueue_appenders(pq, second, out)
+    wait_for(lambda: set(second) <= set(appended(out)), timeout=30, what="runs enqueued after the restart")
+    pool.send_signal(signal.SIGTERM)
+    output, _ = pool.communicate(timeout=60)
+    assert pool.returncode == 0
+    assert "reconnect" in output or "connection" in output  # the loss was reported
+    counts = pq.json("status")["counts"]
+    assert counts["completed"] == len(first) + len(second)
+    assert counts["pending"] == counts["running"] == counts["failed"] == 0
+
+
+def test_two_up_processes_fire_each_cron_minute_once_and_the_standby_takes_over(
+    pq: Queue, tmp_path: Path
+) -> None:
+    jobs = tmp_path / "jobs.d"
+    jobs.mkdir()
+    out = tmp_path / "fires.txt"
+    (jobs / "tick.toml").write_text(f'command = "date +%s >> {out}"\ncron = "* * * * *"\ntimezone = "UTC"\n')
+    ups = [_start_up(pq, jobs, tmp_path / f"up{i}.log") for i in range(2)]
+    logs = [tmp_path / f"up{i}.log" for i in range(2)]
+    wait_for(lambda: all("watching" in log.read_text() for log in logs if log.exists()) and all(map(Path.exists, logs)))
+    standing = wait_for(lambda: [i for i, log in enumerate(logs) if "standing by" in log.read_text()], what="standby")
+    assert len(standing) == 1
+    leader = 1 - standing[0]
+    wait_for(lambda: len(pq.json("list", "--jobs")) == 1 and _fired(pq) >= 1, timeout=75, what="a first fire")
+    wait_for(lambda: len(appended(out)) >= 1, timeout=20, what="the first run done")
+    ups[leader].send_signal(signal.SIGKILL)
+    ups[leader].wait()
+    started = time.monotonic()
+    wait_for(lambda: "taking over" in logs[standing[0]].read_text(), timeout=30, what="takeover")
+    took = time.monotonic() - started
+    wait_for(lambda: _fired(pq) >= 2, timeout=75, what="a fire after the takeover")
+    wait_for(lambda: len(out.read_text().split()) >= 2, timeout=20, what="the second run done")
+    fired = _fired(pq)
+    executions = out.read_text().split()
+    assert len(executions) == fired, "a fire ran twice (or not at all)"
+    minutes = [int(t) // 60 for t in executions]
+    assert len(minutes) == len(set(minutes)), f"two executions in one minute: {executions}"
+    assert took < 10
+    ups[standing[0]].send_signal(signal.SIGTERM)
+    ups[standing[0]].wait(timeout=60)
+
+
+def _fired(q: Queue) -> int:
+    return sum(1 for r in q.json("list") if r["job"] == "tick" and r["state"] != "cancelled")
+
+
+def _start_up(q: Queue, jobs: Path, log: Path) -> subprocess.Popen[str]:
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(
+            [*QUEUECTL, "up", str(jobs), "--workers", "2"],
+            env=q.env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=q.tmp,
+            start_new_session=True,
+        )
+    q.procs.append(proc)
+    return proc
+
+
+def test_show_says_which_host_keeps_the_full_log(pq: Queue) -> None:
+    pq("enqueue", "--id", "h1", "-c", "echo hello")
+    pq.burst()
+    host = os.uname().nodename
+    assert pq.run("h1")["history"][0]["host"] == host
+    assert f"(on host {host})" in pq("show", "h1").stdout
+    assert "hello" in pq("logs", "h1").stdout
