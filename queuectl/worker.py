@@ -108,6 +108,7 @@ class Pool:
         self._store_failures = 0
         self._store_retry_at = 0.0
         self._statuses: StatusThread | None = None
+        self._unsure = False  # a store transaction failed: it may still have committed
         self.on_wake: Callable[[], None] | None = None  # also told of wake-ups (up's scheduler)
         self._load_settings()
 
@@ -325,11 +326,13 @@ class Pool:
         want = 0
         if self._claim_due(mono):
             want = self._free() + self._prefetch() - len(self.ready) + len(stale)
+        self._unsure = True  # until the commit is known to have happened (see _release_orphans)
         with self.store.batch():
             self.store.record_processes(self.id, records)
             states = self.store.finish_attempts(self.host, results)
-            self.store.release_runs(self.id, stale)
+            self.store.release_runs(self.id, [(c.run_id, c.attempt) for c in stale])
             claims = self.store.claim_runs(self.id, self.host, want, self.lease_seconds)
+        self._unsure = False
         # Committed: only now forget what was written (a failed transaction is retried whole).
         self.results = []
         for proc, info in zip(fresh, records, strict=True):
@@ -406,9 +409,26 @@ class Pool:
             self._begin_stop(1, mono)
         self._load_settings()
         self._watch_wake()
+        if self._unsure:
+            self._release_orphans()
         self.rescue()
         self._stop_cancelled(mono)
         self._next_heartbeat = mono + self.lease_seconds / 3
+
+    def _release_orphans(self) -> None:
+        """Give back runs claimed by a transaction whose outcome was lost (the connection broke at commit).
+
+        Such a commit may have happened: the runs are then held by this pool, which does
+        not know them, and its heartbeats would keep them from every other pool.
+        """
+        known = {(c.run_id, c.attempt) for c, _ in self.ready}
+        known.update((p.claim.run_id, p.claim.attempt) for p in self.running.values())
+        known.update((r.claim.run_id, r.claim.attempt) for r in self.results)
+        orphans = [held for held in self.store.held_runs(self.id) if held not in known]
+        if orphans:
+            self.store.release_runs(self.id, orphans)
+            self._say(f"gave back {len(orphans)} run(s) claimed by a transaction whose outcome was lost")
+        self._unsure = False
 
     def _stop_cancelled(self, mono: float) -> None:
         """Stop the attempts whose runs were cancelled while running (a newer cron fire replaced them)."""
@@ -423,6 +443,7 @@ class Pool:
     def rescue(self) -> int:
         """Put back runs whose pool died; kill leftovers of those that ran here."""
         dead, alive_here = [], set()
+        store_now = self.store.now()
         for worker in self.store.list_workers():
             if worker.id == self.id:
                 continue
@@ -431,7 +452,7 @@ class Pool:
                     alive_here.add(worker.id)
                 else:
                     dead.append(worker.id)
-            elif worker.heartbeat_at < self.clock() - max(3 * self.lease_seconds, 60):
+            elif worker.heartbeat_at < store_now - max(3 * self.lease_seconds, 60):  # the store's clock: no skew
                 dead.append(worker.id)
         rescued = 0
         for expired in self.store.find_expired(dead):

@@ -97,8 +97,12 @@ class Store(Protocol):
         """Settle attempts; None for a run this worker no longer holds."""
         ...
 
-    def release_runs(self, worker_id: str, claims: Sequence[Claim]) -> None:
-        """Give back claimed runs that were never started (not counted)."""
+    def release_runs(self, worker_id: str, held: Sequence[tuple[str, int]]) -> None:
+        """Give back claimed runs, as (run id, attempt), that were never started (not counted)."""
+
+    def held_runs(self, worker_id: str) -> list[tuple[str, int]]:
+        """(run id, attempt) of every run the worker holds."""
+        ...
 
     def heartbeat(self, worker_id: str, lease_seconds: float) -> bool | None:
         """Renew the worker's leases; True when a stop was requested, None for an unknown worker."""

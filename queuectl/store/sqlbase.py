@@ -166,13 +166,16 @@ class SQLStore:
                 held.update(((row[0], worker_id, row[1]), bool(row[2])) for row in rows)
         return held
 
-    def release_runs(self, worker_id: str, claims: Sequence[Claim]) -> None:
-        if not claims:
+    def release_runs(self, worker_id: str, held: Sequence[tuple[str, int]]) -> None:
+        if not held:
             return
         now = self._now()
-        rows = [{"run_id": c.run_id, "worker_id": worker_id, "now": now, "n": c.attempt} for c in claims]
+        rows = [{"run_id": run_id, "worker_id": worker_id, "now": now, "n": n} for run_id, n in held]
         with self.batch():
             self._write_many("release_run", rows)
+
+    def held_runs(self, worker_id: str) -> list[tuple[str, int]]:
+        return [(r[0], r[1]) for r in self._read("held_by_worker", {"worker_id": worker_id})]
 
     def heartbeat(self, worker_id: str, lease_seconds: float) -> bool | None:
         now = self._now()

@@ -280,7 +280,10 @@ def test_interrupted_attempt_is_not_counted(store: Store, clock: FakeClock) -> N
 
 def test_release_returns_a_claim_without_counting_an_attempt(store: Store, clock: FakeClock) -> None:
     store.enqueue([new_run("a")])
-    store.release_runs("w1", [claim_one(store, "w1")])
+    claim = claim_one(store, "w1")
+    assert store.held_runs("w1") == [(claim.run_id, claim.attempt)]
+    store.release_runs("w1", [(claim.run_id, claim.attempt)])
+    assert store.held_runs("w1") == []
     run = store.get_run("a")
     assert run is not None
     assert (run.state, run.attempts, run.worker_id) == (RunState.PENDING, 0, None)
@@ -291,7 +294,8 @@ def test_release_returns_a_claim_without_counting_an_attempt(store: Store, clock
 
 def test_release_by_another_worker_changes_nothing(store: Store) -> None:
     store.enqueue([new_run("a")])
-    store.release_runs("w2", [claim_one(store, "w1")])
+    claim = claim_one(store, "w1")
+    store.release_runs("w2", [(claim.run_id, claim.attempt)])
     run = store.get_run("a")
     assert run is not None
     assert (run.state, run.worker_id) == (RunState.RUNNING, "w1")

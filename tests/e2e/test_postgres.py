@@ -98,7 +98,6 @@ def test_the_pool_reconnects_after_the_database_restarts(pq: Queue, tmp_path: Pa
     pool = pq.start_pool("--count", "2")
     wait_for(lambda: len(appended(out)) >= 10, what="some runs done")
     pg_server.stop("fast")  # cuts every connection, the pool's included
-    time.sleep(0.5)  # let the pool meet the closed server (it must not die of it)
     pg_server.start()
     assert pool.poll() is None, "the pool died when the server went away"
     wait_for(lambda: set(appended(out)) == set(first), timeout=90, what="the first runs done")
@@ -174,3 +173,16 @@ def test_show_says_which_host_keeps_the_full_log(pq: Queue) -> None:
     assert pq.run("h1")["history"][0]["host"] == host
     assert f"(on host {host})" in pq("show", "h1").stdout
     assert "hello" in pq("logs", "h1").stdout
+
+
+def test_an_idle_pool_wakes_on_notify_not_on_its_poll(pq: Queue, tmp_path: Path) -> None:
+    pq("config", "set", "worker-poll-interval", "60")
+    out = tmp_path / "out.txt"
+    pq.start_pool("--count", "1")
+    enqueue_appenders(pq, ["n0"], out)
+    wait_for(lambda: "n0" in appended(out), timeout=30, what="a first run: the pool is past its start-up claim")
+    wait_for(lambda: pq.state("n0") == "completed", what="the first run settled: the pool is idle")
+    enqueued = time.monotonic()
+    enqueue_appenders(pq, ["n1"], out)
+    wait_for(lambda: "n1" in appended(out), timeout=30, what="the run done")
+    assert time.monotonic() - enqueued < 10, "the pool waited for its 60 s poll instead of the NOTIFY"

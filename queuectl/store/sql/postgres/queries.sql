@@ -73,6 +73,9 @@ UPDATE runs
        started_at = CASE WHEN tries = 1 THEN NULL ELSE started_at END
  WHERE id = :run_id AND worker_id = :worker_id AND state = 'running' AND tries = :n;
 
+-- name: held_by_worker
+SELECT id, tries FROM runs WHERE worker_id = :worker_id AND state = 'running';
+
 -- name: extend_leases
 UPDATE runs SET lease_expires = :lease_expires
  WHERE worker_id = :worker_id AND state = 'running';

@@ -68,6 +68,9 @@ UPDATE runs
        started_at = CASE WHEN tries = 1 THEN NULL ELSE started_at END
  WHERE id = :run_id AND worker_id = :worker_id AND state = 'running' AND tries = :n;
 
+-- name: held_by_worker
+SELECT id, tries FROM runs INDEXED BY runs_running WHERE worker_id = :worker_id AND state = 'running';
+
 -- name: extend_leases
 UPDATE runs INDEXED BY runs_running SET lease_expires = :lease_expires
  WHERE worker_id = :worker_id AND state = 'running';
