@@ -32,20 +32,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import psycopg  # noqa: E402
+from drain import run, xargs  # noqa: E402  (bench/ is on the path when run as a script)
 
 from queuectl.store.postgres import PostgresStore  # noqa: E402
 
 QUEUECTL = [sys.executable, "-m", "queuectl"]
-
-
-def run(argv: list[str], env: dict[str, str], stdin: bytes | None = None) -> float:
-    start = time.perf_counter()
-    subprocess.run(argv, env=env, input=stdin, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
-def xargs(jobs: int, slots: int) -> float:
-    return run(["sh", "-c", f"seq {jobs} | xargs -P{slots} -n1 sh -c true"], dict(os.environ))
 
 
 def reset(url: str) -> None:

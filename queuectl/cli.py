@@ -171,13 +171,12 @@ def enqueue(
       queuectl enqueue --id job2 --command "echo hi" --priority 8 --retries 3
       queuectl enqueue --file jobs.jsonl
     """
-    import time
 
     from queuectl import enqueue as build
 
     fields = _flag_fields(id=run_id, **flags)
     store = store_of(ctx)
-    now = time.time()
+    now = store.now()  # the store's clock: a delay means the same on every host
     if file is not None:
         if spec is not None or "command" in fields:
             raise UsageError("--file takes the runs from the file: give no JSON or --command beside it")
@@ -239,7 +238,6 @@ def _say_enqueued(runs: list[Any], as_json: bool) -> None:
 @click.pass_context
 def run_cmd(ctx: click.Context, /, command: str, run_id: str | None, as_json: bool, **flags: Any) -> None:
     """Enqueue COMMAND as a new run and print its id."""
-    import time
 
     from queuectl import enqueue as build
     from queuectl.errors import DuplicateRunError
@@ -247,7 +245,7 @@ def run_cmd(ctx: click.Context, /, command: str, run_id: str | None, as_json: bo
     store = store_of(ctx)
     for _ in range(3):
         fields = _flag_fields(id=run_id, command=command, **flags)
-        run = build.build(fields, _defaults(store), time.time())
+        run = build.build(fields, _defaults(store), store.now())
         try:
             _enqueue(store, [run])
             break
@@ -348,6 +346,7 @@ def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | N
         click.echo("no pools are running")
         return
     store.request_stop([w.id for w in workers])
+    store.wake_pools()  # pools elsewhere (PostgreSQL) look at once, not at their next heartbeat
     for w in local:
         try:
             os.kill(w.pid, signal.SIGTERM)
@@ -380,7 +379,6 @@ def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | N
 @click.pass_context
 def worker_status(ctx: click.Context, as_json: bool) -> None:
     """List pools with pid, host, slots, current runs and last heartbeat."""
-    import time
 
     from queuectl import render
 
@@ -388,13 +386,13 @@ def worker_status(ctx: click.Context, as_json: bool) -> None:
     lease = _defaults(store)["lease-seconds"]
     workers = store.list_workers()
     if as_json:
-        click.echo(render.dumps([render.worker_json(w, time.time(), lease) for w in workers]))
+        click.echo(render.dumps([render.worker_json(w, store.now(), lease) for w in workers]))
         return
     con = render.console()
     if not workers:
         con.print("no pools are running")
         return
-    con.print(render.workers_table(con, workers, lease))
+    con.print(render.workers_table(con, workers, lease, store.now()))
 
 
 # -- inspection ------------------------------------------------------------------
@@ -404,7 +402,6 @@ def worker_status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Counts per state, live pools, declared jobs (drift, manifest errors) and where the store is."""
-    import time
 
     from rich.text import Text
 
@@ -420,7 +417,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         data = {
             "counts": counts,
-            "workers": [render.worker_json(w, time.time(), lease) for w in workers],
+            "workers": [render.worker_json(w, store.now(), lease) for w in workers],
             "store": store.location,
             "jobs": {"total": len(jobs), "drift": drifted, "manifest_errors": broken},
         }
@@ -431,7 +428,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     for state, number in counts.items():
         grid.add_row(render.state_text(state), str(number))
     con.print(grid)
-    live = [w for w in workers if render.worker_state(w, time.time(), lease) == "alive"]
+    live = [w for w in workers if render.worker_state(w, store.now(), lease) == "alive"]
     slots = sum(w.slots for w in live)
     con.print(
         f"pools: {len(live)} live ({slots} slots)"

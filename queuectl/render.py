@@ -192,8 +192,7 @@ def attempts_table(con: Console, attempts: Iterable[Attempt]) -> Table:
     return grid
 
 
-def workers_table(con: Console, workers: Iterable[Worker], lease_seconds: float) -> Table:
-    now = time.time()
+def workers_table(con: Console, workers: Iterable[Worker], lease_seconds: float, now: float) -> Table:
     grid = table(con, "POOL", "STATE", "HOST", "PID", "SLOTS", "RUNNING", "HEARTBEAT")
     for w in workers:
         grid.add_row(

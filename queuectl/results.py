@@ -152,6 +152,8 @@ class StatusWriter:
             status = self.store.job_status(name)
             if status is None or not status.job.status_dir or not NAME_RE.fullmatch(name):
                 continue
+            if not os.path.isdir(os.path.dirname(os.path.normpath(status.job.status_dir))):
+                continue  # applied from a directory this host does not have (a store shared by hosts)
             self.attempt(status.job.status_dir, write, status.job.status_dir, name, status_document(status))
 
     def attempt(self, directory: str, step: Callable[..., None], *args: Any) -> None:

@@ -91,6 +91,7 @@ class Pool:
         self.stop_level = 0
         self.stop_deadline: float | None = None
         self._signals = 0
+        self._signal_level = 0  # stop signals taken so far
         self._hint = True  # work may be waiting: claim without waiting for a poll
         self._next_poll = 0.0
         self._next_due: float | None = None
@@ -590,7 +591,12 @@ class Pool:
     def _take_signals(self, mono: float) -> None:
         while self._signals:
             self._signals -= 1
-            level = self.stop_level + 1
+            # Signals count on their own: a stop asked through the store, then
+            # the SIGTERM of the same `worker stop`, is one graceful stop, not two.
+            self._signal_level += 1
+            level = max(self._signal_level, self.stop_level)
+            if level <= self.stop_level:
+                continue
             self._say(
                 "stopping: no new claims, waiting for running commands (signal again to stop at once)"
                 if level == 1

@@ -18,8 +18,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import psycopg
@@ -67,7 +66,6 @@ class PostgresStore(SQLStore):
         self.location = mask_url(url)
         self.busy_timeout = busy_timeout
         self._conn: psycopg.Connection[_Row] | None = None
-        self._depth = 0
         self._tx_now: float | None = None
         self._connect(patience=CONNECT_PATIENCE)
         self._migrate()
@@ -98,12 +96,17 @@ class PostgresStore(SQLStore):
                 time.sleep(delay)  # the server may be starting: wait, then try again
                 delay = min(delay * 2, 1.0)
 
+    def _live(self) -> psycopg.Connection[_Row]:
+        """The connection to use now: inside a transaction only the one it began on, never a new one."""
+        if not self._depth:
+            return self._connect()
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._drop()
+            raise StoreError(f"lost the connection to {self.location} in a transaction (rolled back); will reconnect")
+        return self._conn
+
     def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
+        _close(self._conn)
         self._conn = None
 
     def close(self) -> None:
@@ -126,51 +129,20 @@ class PostgresStore(SQLStore):
             self._tx_now = value  # now() is fixed for the whole transaction
         return value
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
+    def _begin(self, write: bool) -> None:
         conn = self._connect()
-        try:
-            conn.execute("BEGIN")
-        except psycopg.Error as exc:
-            raise self._fail(exc) from None
-        self._depth = 1
         self._tx_now = None
         try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self._rollback()
-            raise
-        self._depth = 0
-        try:
-            conn.execute("COMMIT")
+            conn.execute("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         except psycopg.Error as exc:
-            self._rollback()
             raise self._fail(exc) from None
 
-    @contextmanager
-    def _snapshot(self) -> Iterator[None]:
-        if self._depth:
-            yield
-            return
-        conn = self._connect()
+    def _commit(self) -> None:
         try:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self._live().execute("COMMIT")
         except psycopg.Error as exc:
-            raise self._fail(exc) from None
-        self._depth = 1
-        try:
-            yield
-        finally:
-            self._depth = 0
             self._rollback()
+            raise self._fail(exc) from None
 
     def _rollback(self) -> None:
         if self._conn is None or self._conn.broken or self._conn.closed:
@@ -181,7 +153,7 @@ class PostgresStore(SQLStore):
             pass
 
     def _execute(self, sql: str, params: dict[str, Any] | None) -> list[Row]:
-        conn = self._connect()
+        conn = self._live()
         try:
             cur = conn.execute(sql, params)
             return cur.fetchall() if cur.description else []
@@ -202,7 +174,7 @@ class PostgresStore(SQLStore):
     def _write_many(self, name: str, rows: Sequence[dict[str, Any]], duplicate_is_error: bool = False) -> int:
         if not rows:
             return 0
-        conn = self._connect()
+        conn = self._live()
         try:
             with conn.cursor() as cur:
                 cur.executemany(Q[name], rows)
@@ -220,8 +192,8 @@ class PostgresStore(SQLStore):
         latest = steps[-1][0]
         if self.schema_version() == latest:
             return
-        conn = self._connect()
         with self.batch():
+            conn = self._live()
             try:
                 # one process migrates; the others wait here, then find the work done
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
@@ -305,12 +277,16 @@ class NotifySignal:
             self.close()  # the server went away: repaired at the pool's next heartbeat
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
+        _close(self._conn)
         self._conn = None
+
+
+def _close(conn: psycopg.Connection[Any] | None) -> None:
+    if conn is not None:
+        try:
+            conn.close()
+        except psycopg.Error:
+            pass  # closing what is already broken
 
 
 def _reason(exc: BaseException) -> str:

@@ -9,8 +9,8 @@ Each verb is one transaction, or joins the `batch()` it is called in.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from queuectl.errors import DuplicateRunError
@@ -50,12 +50,16 @@ class SQLStore:
     def close(self) -> None:
         raise NotImplementedError
 
-    def batch(self) -> AbstractContextManager[None]:
-        """One write transaction; verbs called inside it join it."""
+    def _begin(self, write: bool) -> None:
+        """Start a transaction: a write one (taking what the engine needs to write) or a read-only snapshot."""
         raise NotImplementedError
 
-    def _snapshot(self) -> AbstractContextManager[None]:
-        """One consistent view for several reads."""
+    def _commit(self) -> None:
+        """Commit; on failure roll back and raise StoreError."""
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        """Roll back, quietly (there may be nothing to roll back)."""
         raise NotImplementedError
 
     def _read(self, name: str, params: dict[str, Any] | None = None) -> list[Row]:
@@ -78,6 +82,44 @@ class SQLStore:
 
     def _now(self) -> float:
         return self.now()
+
+    # -- transactions -------------------------------------------------------
+    _depth = 0  # how many batch() levels are open: the outermost owns the transaction
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One write transaction; verbs called inside it join it."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._begin(write=True)
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._rollback()
+            raise
+        self._depth = 0
+        self._commit()
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One consistent view for several reads, without blocking writers."""
+        if self._depth:
+            yield  # inside a transaction already
+            return
+        self._begin(write=False)
+        self._depth = 1
+        try:
+            yield
+        finally:
+            self._depth = 0
+            self._rollback()  # nothing was written: ending the read is all
 
     # -- runs -----------------------------------------------------------
     def enqueue(self, runs: Sequence[NewRun]) -> None:

@@ -13,7 +13,6 @@ import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 from queuectl import wake
@@ -35,7 +34,6 @@ class SQLiteStore(SQLStore):
         memory = path == ":memory:"
         self.location = path if memory else os.path.abspath(os.path.expanduser(path))
         self.url = self.location
-        self._depth = 0
         try:
             if not memory:
                 os.makedirs(os.path.dirname(self.location), exist_ok=True)
@@ -59,48 +57,19 @@ class SQLiteStore(SQLStore):
     def now(self) -> float:
         return self.clock() if self.clock is not None else time.time()
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """One write transaction; verbs called inside it join it."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
+    def _begin(self, write: bool) -> None:
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            # IMMEDIATE takes the file's write lock at once; DEFERRED reads without blocking writers (WAL)
+            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
         except _ERRORS as exc:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self._rollback()
-            raise
-        self._depth = 0
+
+    def _commit(self) -> None:
         try:
             self._db.execute("COMMIT")
         except _ERRORS as exc:
             self._rollback()
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
-
-    @contextmanager
-    def _snapshot(self) -> Iterator[None]:
-        """One consistent view for several reads, without the write lock (WAL readers do not block writers)."""
-        if self._depth:
-            yield  # inside a write transaction already
-            return
-        try:
-            self._db.execute("BEGIN DEFERRED")
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
-        try:
-            yield
-        finally:
-            self._rollback()  # nothing was written: ending the read is all
 
     def _rollback(self) -> None:
         try:

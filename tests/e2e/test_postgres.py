@@ -186,3 +186,17 @@ def test_an_idle_pool_wakes_on_notify_not_on_its_poll(pq: Queue, tmp_path: Path)
     enqueue_appenders(pq, ["n1"], out)
     wait_for(lambda: "n1" in appended(out), timeout=30, what="the run done")
     assert time.monotonic() - enqueued < 10, "the pool waited for its 60 s poll instead of the NOTIFY"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u:hunter2@127.0.0.1:1/x", "cannot reach database postgresql://u:***@127.0.0.1:1/x"),
+        ("mysql://u@h/x", "unknown store URL scheme 'mysql'"),
+    ],
+)
+def test_a_store_url_that_cannot_be_used_gets_one_line(q: Queue, url: str, expected: str) -> None:
+    done = q("status", "--db", url, check=False)
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and expected in done.stderr, done.stderr
+    assert "hunter2" not in done.stderr + done.stdout and "Traceback" not in done.stderr
