@@ -305,9 +305,11 @@ def _detach(store: Store, count: int, burst: bool) -> None:
             )
     except OSError as exc:
         raise QueueError(f"cannot start a background pool: {exc.strerror or exc} ({log_path})") from None
+    from queuectl.runner import on_this_machine
+
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if any(w.pid == child.pid and w.host == _host() for w in store.list_workers()):
+        if any(w.pid == child.pid and on_this_machine(w.host, w.machine) for w in store.list_workers()):
             click.echo(f"pool started in the background: pid {child.pid}, log {log_path}")
             return
         if child.poll() is not None:
@@ -335,13 +337,12 @@ def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | N
     import time
 
     from queuectl import config
-    from queuectl.runner import is_alive
+    from queuectl.runner import is_alive, on_this_machine
 
     store = store_of(ctx)
-    host = _host()
     workers = store.list_workers()
-    local = [w for w in workers if w.host == host and is_alive(w.pid, w.proc_start)]
-    remote = [w for w in workers if w.host != host]
+    local = [w for w in workers if on_this_machine(w.host, w.machine) and is_alive(w.pid, w.proc_start)]
+    remote = [w for w in workers if not on_this_machine(w.host, w.machine)]
     if not local and not remote:
         click.echo("no pools are running")
         return

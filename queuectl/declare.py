@@ -225,7 +225,7 @@ def register_schedule(
 
         store = store_of(ctx)
         job = _job_named(store, name)
-        now = time.time()
+        now = store.now()
         run = new_run(job, defaults_of(store), now)
         if not store.add_job_runs([run]):
             raise QueueError(f"job {name!r} was already triggered at this instant; try again")
@@ -323,7 +323,7 @@ def register_schedule(
         from queuectl.durations import iso_utc
 
         store = store_of(ctx)
-        now = time.time()
+        now = store.now()
         rows = []
         for job in store.list_jobs():
             spec = job.spec

@@ -183,6 +183,7 @@ class Worker(NamedTuple):
     heartbeat_at: float
     stop_requested: bool
     running: tuple[str, ...] = ()
+    machine: str = ""  # boot and pid-namespace identity: same host name, other machine, is told apart
 
 
 class Expired(NamedTuple):

@@ -17,6 +17,24 @@ from collections.abc import Mapping
 from queuectl.model import Claim, Outcome
 
 HOST = socket.gethostname()
+
+
+def _machine() -> str:
+    """What tells this machine (and pid namespace) from others of the same host name: pids mean something here."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
+
+
+MACHINE = _machine()
+
+
+def on_this_machine(host: str, machine: str) -> bool:
+    """Whether a pool that registered as (host, machine) runs where our pids are its pids."""
+    return machine == MACHINE if machine and MACHINE else host == HOST
 TAIL_BYTES = 4000
 RUN_ID_VAR = "QUEUECTL_RUN_ID"
 ATTEMPT_VAR = "QUEUECTL_ATTEMPT"

@@ -71,10 +71,14 @@ class Scheduler:
         horizon = now + self.lookahead
         while True:
             with self.store.batch():
+                if not self.store.lead_scheduling():  # checked in the transaction: a lost lock stops us here
+                    tick.notes.append("another process schedules the fires now")
+                    break
                 jobs = self.store.cron_jobs_due(horizon, BATCH)
                 for job in jobs:
                     try:
-                        self._look_at(job, now, horizon, tick)
+                        with self.store.savepoint():  # its failure undoes its own changes only
+                            self._look_at(job, now, horizon, tick)
                     except Exception as exc:  # one broken job must not stop the others' fires
                         tick.notes.append(f"{job.name}: cannot schedule: {exc!r}; trying again in a minute")
                         self.store.set_fires(job.name, job.last_fire, now + RETRY_BROKEN, now, "")

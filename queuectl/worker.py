@@ -44,6 +44,7 @@ COLD_KILL_GRACE = 2.0
 STORE_RETRY_MAX = 5.0
 SPAWN_RETRY = 0.5
 START_PATIENCE = 30.0  # how long a starting pool waits for a store busy with another writer
+WAKE_HEARTBEAT_GAP = 1.0  # a wake-up brings the next heartbeat forward, to no sooner than this after the last
 MAX_WAIT = 60.0  # the loop looks around at least this often
 # errno values that mean the pool is short of a resource, not that the run is bad
 POOL_SHORTAGES = {errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOSPC}
@@ -94,8 +95,9 @@ class Pool:
         self._signal_level = 0  # stop signals taken so far
         self._hint = True  # work may be waiting: claim without waiting for a poll
         self._next_poll = 0.0
-        self._next_due: float | None = None
+        self._next_due: float | None = None  # monotonic moment the earliest waiting run is due
         self._next_heartbeat = 0.0
+        self._last_heartbeat = -WAKE_HEARTBEAT_GAP
         self._next_log_check = 0.0
         self._selector = selectors.DefaultSelector()
         self._wake: wake.Signal | None = None
@@ -163,6 +165,7 @@ class Pool:
                 started_at=self.clock(),
                 heartbeat_at=self.clock(),
                 stop_requested=False,
+                machine=runner.MACHINE if self.host == runner.HOST else "",  # a pool posing as elsewhere: none
             )
         )
 
@@ -251,7 +254,7 @@ class Pool:
             return False
         if self._hint or mono >= self._next_poll:
             return True
-        return self._next_due is not None and self.clock() >= self._next_due
+        return self._next_due is not None and mono >= self._next_due
 
     def _record_due(self) -> float | None:
         """When the oldest unrecorded process should be recorded, if any."""
@@ -309,7 +312,7 @@ class Pool:
             moments.append(self._spawn_retry_at)
         timeout = min(max(min(moments), self._store_retry_at) - mono, MAX_WAIT)
         if self._next_due is not None and could_claim:
-            timeout = min(timeout, self._next_due - self.clock())
+            timeout = min(timeout, self._next_due - mono)
         return max(0.0, timeout)
 
     # -- store round trips --------------------------------------------------
@@ -327,12 +330,17 @@ class Pool:
         want = 0
         if self._claim_due(mono):
             want = self._free() + self._prefetch() - len(self.ready) + len(stale)
-        self._unsure = True  # until the commit is known to have happened (see _release_orphans)
-        with self.store.batch():
-            self.store.record_processes(self.id, records)
-            states = self.store.finish_attempts(self.host, results)
-            self.store.release_runs(self.id, [(c.run_id, c.attempt) for c in stale])
-            claims = self.store.claim_runs(self.id, self.host, want, self.lease_seconds)
+        try:
+            with self.store.batch():
+                if self._unsure:
+                    self._release_orphans()
+                self.store.record_processes(self.id, records)
+                states = self.store.finish_attempts(self.host, results)
+                self.store.release_runs(self.id, [(c.run_id, c.attempt) for c in stale])
+                claims = self.store.claim_runs(self.id, self.host, want, self.lease_seconds)
+        except StoreError:
+            self._unsure = True  # the commit may have happened all the same (its answer was lost)
+            raise
         self._unsure = False
         # Committed: only now forget what was written (a failed transaction is retried whole).
         self.results = []
@@ -346,7 +354,8 @@ class Pool:
         if want and len(claims) < want:
             self._hint = False
             self._next_poll = mono + self.poll_interval
-            self._next_due = self.store.next_due()
+            wait = self.store.next_due()  # by the store's clock, kept on ours as a monotonic moment
+            self._next_due = None if wait is None else mono + max(0.0, wait)
         for res, state in zip(results, states, strict=True):
             self._report(res, state)
         jobs = {res.claim.job for res in results if res.claim.job}
@@ -410,14 +419,16 @@ class Pool:
             self._begin_stop(1, mono)
         self._load_settings()
         self._watch_wake()
-        if self._unsure:
-            self._release_orphans()
         self.rescue()
         self._stop_cancelled(mono)
         self._next_heartbeat = mono + self.lease_seconds / 3
+        self._last_heartbeat = mono
 
     def _release_orphans(self) -> None:
         """Give back runs claimed by a transaction whose outcome was lost (the connection broke at commit).
+
+        Called at the start of the next sync's transaction, so that the giving back
+        and the sync commit together or not at all.
 
         Such a commit may have happened: the runs are then held by this pool, which does
         not know them, and its heartbeats would keep them from every other pool.
@@ -429,7 +440,6 @@ class Pool:
         if orphans:
             self.store.release_runs(self.id, orphans)
             self._say(f"gave back {len(orphans)} run(s) claimed by a transaction whose outcome was lost")
-        self._unsure = False
 
     def _stop_cancelled(self, mono: float) -> None:
         """Stop the attempts whose runs were cancelled while running (a newer cron fire replaced them)."""
@@ -448,7 +458,7 @@ class Pool:
         for worker in self.store.list_workers():
             if worker.id == self.id:
                 continue
-            if worker.host == self.host:
+            if worker.host == self.host and runner.on_this_machine(worker.host, worker.machine):
                 if runner.is_alive(worker.pid, worker.proc_start):
                     alive_here.add(worker.id)
                 else:
@@ -584,7 +594,10 @@ class Pool:
             if self._wake.broken():
                 self._watch_wake()
         self._hint = True
-        self._next_heartbeat = min(self._next_heartbeat, self.monotonic())  # news may be a cancellation
+        # News may be a cancellation or a stop: look soon, but at most once a second (every
+        # enqueue on a shared PostgreSQL store wakes every pool of every host).
+        soon = max(self.monotonic(), self._last_heartbeat + WAKE_HEARTBEAT_GAP)
+        self._next_heartbeat = min(self._next_heartbeat, soon)
         if self.on_wake is not None:
             self.on_wake()
 

@@ -75,6 +75,10 @@ class Store(Protocol):
 
     def batch(self) -> AbstractContextManager[None]: ...
 
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Inside a batch: on an error, undo only what was done within (the batch goes on)."""
+        ...
+
     def data_token(self) -> object:
         """A value that differs after a change to the jobs was committed to the store (by anyone)."""
         ...
@@ -114,7 +118,9 @@ class Store(Protocol):
         """Put back a run whose pool died (counted as an attempt)."""
         ...
 
-    def next_due(self) -> float | None: ...
+    def next_due(self) -> float | None:
+        """Seconds until the earliest waiting run is due by the store's clock (<= 0: now); None: none waits."""
+        ...
 
     def has_work(self) -> bool:
         """True while a run is runnable now or a retry is waiting."""
@@ -249,6 +255,12 @@ def open_store(location: str | None = None, clock: Clock | None = None, busy_tim
                 "install it with: pip install 'queuectl[postgres]'"
             ) from None
         return PostgresStore(location, clock=clock, busy_timeout=busy_timeout)
+    import re
+
+    if re.search(r"(^|\s)(host|hostaddr|dbname|user|port|password)=", location):  # not echoed: may hold a password
+        raise UsageError("a key=value connection string is not a store location: expected postgresql://user@host/dbname")
+    if location.startswith(("postgres:", "postgresql:")):
+        raise UsageError(f"not a store URL: {mask_url(location)!r}: expected postgresql://user@host/dbname")
     if "://" in location:
         scheme = location.split("://", 1)[0]
         raise UsageError(f"unknown store URL scheme {scheme!r}: expected a file path or postgresql://…")
@@ -261,12 +273,45 @@ def is_server_url(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))
 
 
+_SECRET_PARAMS = r"(?:ssl)?password"
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password (in the authority or a password= parameter) replaced by ***."""
+    """The URL with its password (in the authority, or a password=/sslpassword= parameter) replaced by ***."""
     import re
 
-    url = re.sub(r"^([a-z]+://[^:/@?#]*):[^@/?#]*@", r"\1:***@", url)
-    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        authority_end = len(rest)
+        for mark in "/?#":
+            at = rest.find(mark, rest.rfind("@") + 1 if "@" in rest else 0)
+            if at >= 0:
+                authority_end = min(authority_end, at)
+        authority, tail = rest[:authority_end], rest[authority_end:]
+        if "@" in authority:
+            userinfo, _, hostport = authority.rpartition("@")  # the last @, as libpq reads it
+            user, colon, _ = userinfo.partition(":")
+            authority = f"{user}:***@{hostport}" if colon else f"{userinfo}@{hostport}"
+        url = f"{scheme}://{authority}{tail}"
+    return re.sub(rf"([?&]{_SECRET_PARAMS}=)[^&#]*", r"\1***", url)
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (say, a driver's error message) without the URL's secrets: the URL masked, passwords hidden."""
+    import re
+    from urllib.parse import unquote
+
+    text = text.replace(url, mask_url(url))
+    secrets = re.findall(rf"[?&]{_SECRET_PARAMS}=([^&#]*)", url)
+    _, sep, rest = url.partition("://")
+    userinfo = rest.rpartition("@")[0].split("/")[0] if sep and "@" in rest else ""
+    if ":" in userinfo:
+        secrets.append(userinfo.partition(":")[2])
+    for secret in secrets:
+        for form in {secret, unquote(secret)}:
+            if len(form) >= 2:
+                text = text.replace(form, "***")
+    return text
 
 
 def logs_dir(store: Store) -> str:

@@ -26,7 +26,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import RowMaker
 
 from queuectl.errors import DuplicateRunError, StoreError
-from queuectl.store import Clock, mask_url
+from queuectl.store import Clock, mask_url, scrub
 from queuectl.store.queries import load, migrations
 from queuectl.store.sqlbase import Row, SQLStore
 
@@ -81,18 +81,15 @@ class PostgresStore(SQLStore):
         while True:
             try:
                 self._conn = psycopg.connect(
-                    self.url,
-                    autocommit=True,
-                    row_factory=_row_factory,
-                    connect_timeout=max(2, int(min(patience, 10))),
-                    application_name="queuectl",
+                    self.url, row_factory=_row_factory, **_connect_options(max(2, int(min(patience, 10))))
                 )
                 timeout_ms = int(self.busy_timeout * 1000)
                 self._conn.execute(f"SET lock_timeout = {timeout_ms:d}")
+                self._conn.execute(Q["server_keepalives"])
                 return self._conn
             except psycopg.Error as exc:
-                if time.monotonic() + delay > deadline:
-                    raise StoreError(f"cannot reach database {self.location}: {_reason(exc)}") from None
+                if not isinstance(exc, psycopg.OperationalError) or time.monotonic() + delay > deadline:
+                    raise StoreError(f"cannot reach database {self.location}: {self._why(exc)}") from None
                 time.sleep(delay)  # the server may be starting: wait, then try again
                 delay = min(delay * 2, 1.0)
 
@@ -115,8 +112,12 @@ class PostgresStore(SQLStore):
     def _fail(self, exc: psycopg.Error) -> StoreError:
         if self._conn is not None and (self._conn.broken or self._conn.closed):
             self._drop()  # the next verb connects again
-            return StoreError(f"lost the connection to {self.location}: {_reason(exc)}; will reconnect")
-        return StoreError(f"store {self.location}: {_reason(exc)}")
+            return StoreError(f"lost the connection to {self.location}: {self._why(exc)}; will reconnect")
+        return StoreError(f"store {self.location}: {self._why(exc)}")
+
+    def _why(self, exc: BaseException) -> str:
+        """The driver's reason, without the URL's secrets (libpq may quote the URL or the password)."""
+        return scrub(_reason(exc), self.url)
 
     # -- transactions -----------------------------------------------------
     def now(self) -> float:
@@ -130,10 +131,23 @@ class PostgresStore(SQLStore):
         return value
 
     def _begin(self, write: bool) -> None:
-        conn = self._connect()
         self._tx_now = None
+        begin = "BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         try:
-            conn.execute("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self._connect().execute(begin)
+        except psycopg.Error as exc:
+            if not (self._conn is not None and self._conn.broken):
+                raise self._fail(exc) from None
+            # The connection died while idle (a server restart): nothing was done yet, so a new one may go on.
+            self._drop()
+            try:
+                self._connect().execute(begin)
+            except psycopg.Error as again:
+                raise self._fail(again) from None
+
+    def _execute_plain(self, sql: str) -> None:
+        try:
+            self._live().execute(sql)
         except psycopg.Error as exc:
             raise self._fail(exc) from None
 
@@ -255,7 +269,8 @@ class NotifySignal:
     def repair(self) -> None:
         self.close()
         try:
-            self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=2, application_name="queuectl")
+            self._conn = psycopg.connect(self.url, **_connect_options(2))
+            self._conn.execute(Q["server_keepalives"])
             self._conn.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error:
             self.close()  # the server is away: the pool polls, and repairs this at its next heartbeat
@@ -279,6 +294,25 @@ class NotifySignal:
     def close(self) -> None:
         _close(self._conn)
         self._conn = None
+
+
+def _connect_options(timeout: int) -> dict[str, Any]:
+    """Connection settings: a dead peer (a host gone, a cut network) is noticed within seconds, not hours.
+
+    TCP keepalives on our side; the server's side is set per session (server_keepalives), so
+    that a dead leader's session ends, freeing its advisory lock for another `up`.
+    The URL's own settings win over these.
+    """
+    return {
+        "autocommit": True,
+        "connect_timeout": timeout,
+        "application_name": "queuectl",
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10_000,
+    }
 
 
 def _close(conn: psycopg.Connection[Any] | None) -> None:

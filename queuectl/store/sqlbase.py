@@ -108,6 +108,25 @@ class SQLStore:
         self._commit()
 
     @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside a batch: on an error, undo only what was done within (the batch goes on)."""
+        self._savepoints += 1
+        name = f"queuectl_{self._savepoints}"
+        self._execute_plain(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._execute_plain(f"ROLLBACK TO SAVEPOINT {name}")
+            raise
+        self._execute_plain(f"RELEASE SAVEPOINT {name}")
+
+    _savepoints = 0
+
+    def _execute_plain(self, sql: str) -> None:
+        """Run a fixed statement of the engine's transaction control."""
+        raise NotImplementedError
+
+    @contextmanager
     def _snapshot(self) -> Iterator[None]:
         """One consistent view for several reads, without blocking writers."""
         if self._depth:
@@ -267,7 +286,7 @@ class SQLStore:
 
     def next_due(self) -> float | None:
         row = self._read("next_due")[0]
-        return None if row[0] is None else float(row[0])
+        return None if row[0] is None else float(row[0]) - self._now()
 
     def has_work(self) -> bool:
         return bool(self._read("has_work", {"now": self._now()})[0][0])
@@ -342,6 +361,7 @@ class SQLStore:
                     "pid": worker.pid,
                     "proc_start": worker.proc_start,
                     "slots": worker.slots,
+                    "machine": worker.machine,
                     "now": self._now(),
                 },
             )
@@ -362,6 +382,7 @@ class SQLStore:
                 heartbeat_at=r["heartbeat_at"],
                 stop_requested=bool(r["stop_requested"]),
                 running=tuple(json.loads(r["running"] or "[]")),
+                machine=r["machine"] or "",
             )
             for r in self._read("list_workers")
         ]
@@ -523,6 +544,11 @@ class SQLStore:
             self._write("config_set", {"key": key, "value": value})
 
 
+def _text(value: str | None) -> str | None:
+    """Text a command printed, storable anywhere: PostgreSQL's text cannot hold NUL."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
 def _settle_params(res: AttemptResult, state: RunState, run_at: float, now: float) -> dict[str, Any]:
     return {
         "run_id": res.claim.run_id,
@@ -534,8 +560,8 @@ def _settle_params(res: AttemptResult, state: RunState, run_at: float, now: floa
         "finished_at": res.finished_at,
         "now": now,
         "exit_code": res.exit_code,
-        "error": res.error,
-        "output_tail": res.output_tail,
+        "error": _text(res.error),
+        "output_tail": _text(res.output_tail),
         "uncount": 1 if res.outcome is Outcome.INTERRUPTED else 0,
         "log_path": res.log_path,
     }
@@ -594,9 +620,9 @@ def _attempt_params(res: AttemptResult, host: str | None) -> dict[str, Any]:
         "finished_at": res.finished_at,
         "exit_code": res.exit_code,
         "outcome": res.outcome.value,
-        "error": res.error,
+        "error": _text(res.error),
         "log_path": res.log_path,
-        "output_tail": res.output_tail,
+        "output_tail": _text(res.output_tail),
     }
 
 

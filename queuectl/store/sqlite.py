@@ -64,6 +64,12 @@ class SQLiteStore(SQLStore):
         except _ERRORS as exc:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
+    def _execute_plain(self, sql: str) -> None:
+        try:
+            self._db.execute(sql)
+        except _ERRORS as exc:
+            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+
     def _commit(self) -> None:
         try:
             self._db.execute("COMMIT")

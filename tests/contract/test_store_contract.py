@@ -591,19 +591,20 @@ def test_heartbeat_records_the_time(store: Store, clock: FakeClock) -> None:
 
 
 # -- what is due ------------------------------------------------------------------
-def test_next_due_is_the_earliest_runnable_time(store: Store, clock: FakeClock) -> None:
+def test_next_due_is_the_wait_until_the_earliest_runnable_time(store: Store, clock: FakeClock) -> None:
     assert store.next_due() is None
     store.enqueue([new_run("late", run_at=T0 + 100), new_run("soon", run_at=T0 + 50)])
-    assert store.next_due() == T0 + 50
+    assert store.next_due() == 50  # seconds from the store's now: no host clock involved
     clock.advance(60)
+    assert store.next_due() == -10
     claim_one(store)
-    assert store.next_due() == T0 + 100
+    assert store.next_due() == 40
 
 
 def test_next_due_includes_a_waiting_retry(store: Store, clock: FakeClock) -> None:
     store.enqueue([new_run("a", backoff_base=7.0), new_run("later", run_at=T0 + 100)])
     finish(store, clock, claim_one(store), Outcome.FAILED)
-    assert store.next_due() == T0 + 7
+    assert store.next_due() == 7
 
 
 def test_has_work(store: Store, clock: FakeClock) -> None:
@@ -729,3 +730,10 @@ def test_job_status_reports_last_and_next_runs(store: Store, clock: FakeClock) -
     status = store.job_status("nightly")
     assert status is not None and status.next_at == T0 + 3600
     assert status.counts == {"completed": 1, "pending": 1}
+
+
+def test_a_pool_s_machine_is_kept_so_that_same_named_hosts_are_told_apart(store: Store) -> None:
+    store.register_worker(Worker("w1", HOST, 100, 1, 2, T0, T0, False, machine="boot-a/4026531836"))
+    store.register_worker(Worker("w2", HOST, 100, 1, 2, T0, T0, False))
+    machines = {w.id: w.machine for w in store.list_workers()}
+    assert machines == {"w1": "boot-a/4026531836", "w2": ""}

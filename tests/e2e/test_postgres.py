@@ -200,3 +200,11 @@ def test_a_store_url_that_cannot_be_used_gets_one_line(q: Queue, url: str, expec
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1 and expected in done.stderr, done.stderr
     assert "hunter2" not in done.stderr + done.stdout and "Traceback" not in done.stderr
+
+
+def test_output_with_a_nul_byte_is_stored_and_the_pool_goes_on(pq: Queue) -> None:
+    pq("enqueue", "--id", "nul", "-c", r"printf 'a\000b'")
+    pq("enqueue", "--id", "after", "-c", "echo fine")
+    pq.burst()  # returns only when both runs are settled
+    assert pq.state("nul") == "completed" and pq.state("after") == "completed"
+    assert pq.run("nul")["output_tail"] == "a\ufffdb"

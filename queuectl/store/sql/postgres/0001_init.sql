@@ -1,7 +1,7 @@
 -- The first schema: runs, their attempts, worker pools and settings.
 -- Times are epoch seconds (double precision), taken from the database's clock.
 CREATE TABLE runs (
-    id            text PRIMARY KEY,
+    id            text COLLATE "C" PRIMARY KEY,  -- byte order, as SQLite compares: the same claim order
     job           text,
     command       text NOT NULL,
     state         text NOT NULL,

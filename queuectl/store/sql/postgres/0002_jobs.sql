@@ -1,6 +1,6 @@
 -- Declared jobs (manifests applied from a directory) and the runs they make.
 CREATE TABLE jobs (
-    name        text PRIMARY KEY,
+    name        text COLLATE "C" PRIMARY KEY,
     spec        text NOT NULL,            -- canonical JSON of the normalized spec
     spec_hash   text NOT NULL,
     run_hash    text NOT NULL,            -- hash of what a run executes

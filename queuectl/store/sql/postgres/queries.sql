@@ -42,12 +42,14 @@ UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, st
 SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
        host, pgid, log_path, started_at, job
   FROM runs WHERE id = :run_id AND state = 'running' AND worker_id IS NOT DISTINCT FROM :worker_id::text
-   AND lease_expires IS NOT DISTINCT FROM :lease_expires::float8;
+   AND lease_expires IS NOT DISTINCT FROM :lease_expires::float8
+   FOR UPDATE;  -- the owner's heartbeat or settle waits, or has already moved the lease: then no row
 
 -- name: held_runs
 SELECT id, tries, cancel_requested FROM runs
  WHERE worker_id = :worker_id AND state = 'running'
-   AND id IN (SELECT jsonb_array_elements_text(:ids::jsonb));
+   AND id IN (SELECT jsonb_array_elements_text(:ids::jsonb))
+   FOR UPDATE;  -- a rescuer of these runs waits until this settle has committed
 
 -- name: settle_run
 -- A run whose cancellation was asked for (a newer fire replaced it) ends cancelled, not retried.
@@ -85,17 +87,18 @@ UPDATE workers SET heartbeat_at = :now WHERE id = :worker_id
 RETURNING stop_requested;
 
 -- name: insert_worker
-INSERT INTO workers (id, host, pid, proc_start, slots, started_at, heartbeat_at, stop_requested)
-VALUES (:id, :host, :pid, :proc_start, :slots, :now, :now, false)
+INSERT INTO workers (id, host, pid, proc_start, slots, started_at, heartbeat_at, stop_requested, machine)
+VALUES (:id, :host, :pid, :proc_start, :slots, :now, :now, false, :machine)
 ON CONFLICT (id) DO UPDATE
    SET host = excluded.host, pid = excluded.pid, proc_start = excluded.proc_start, slots = excluded.slots,
-       started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stop_requested = false;
+       started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stop_requested = false,
+       machine = excluded.machine;
 
 -- name: delete_worker
 DELETE FROM workers WHERE id = :worker_id;
 
 -- name: list_workers
-SELECT id, host, pid, proc_start, slots, started_at, heartbeat_at, stop_requested,
+SELECT id, host, pid, proc_start, slots, started_at, heartbeat_at, stop_requested, machine,
        (SELECT coalesce(json_agg(r.id), '[]')::text FROM runs AS r
          WHERE r.worker_id = workers.id AND r.state = 'running') AS running
   FROM workers ORDER BY host, started_at;
@@ -208,9 +211,12 @@ SELECT state, count(*) FROM runs WHERE job = :name GROUP BY state;
 -- name: cron_jobs_due
 -- Cron jobs the scheduler must look at: never looked at, or a fire has come.
 -- Disabled ones too: the scheduler records that they are off, so that enabling one again starts afresh.
+-- Locked: a second scheduler (a leader that lost its lock unknowingly) skips them, or waits
+-- for nothing and sees the rows as the first left them.
 SELECT * FROM jobs WHERE NOT suspended AND (next_fire IS NULL OR next_fire <= :now) AND is_cron
  ORDER BY next_fire IS NOT NULL, next_fire, name
- LIMIT :limit;
+ LIMIT :limit
+   FOR UPDATE SKIP LOCKED;
 
 -- name: next_fire_min
 -- A cron job not looked at yet (new, changed, resumed) is due at once.
@@ -275,3 +281,8 @@ SELECT EXISTS (SELECT 1 FROM pg_locks
 
 -- name: leader_take
 SELECT pg_try_advisory_lock(:key);
+
+-- name: server_keepalives
+-- The server probes an idle client too: a dead one's session (and its advisory locks) ends in seconds.
+SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;
+SET tcp_user_timeout = 10000;

@@ -81,14 +81,14 @@ RETURNING stop_requested;
 
 -- name: insert_worker
 INSERT OR REPLACE INTO workers (id, host, pid, proc_start, slots, started_at, heartbeat_at,
-                                stop_requested)
-VALUES (:id, :host, :pid, :proc_start, :slots, :now, :now, 0);
+                                stop_requested, machine)
+VALUES (:id, :host, :pid, :proc_start, :slots, :now, :now, 0, :machine);
 
 -- name: delete_worker
 DELETE FROM workers WHERE id = :worker_id;
 
 -- name: list_workers
-SELECT id, host, pid, proc_start, slots, started_at, heartbeat_at, stop_requested,
+SELECT id, host, pid, proc_start, slots, started_at, heartbeat_at, stop_requested, machine,
        (SELECT json_group_array(r.id) FROM runs AS r
          WHERE r.worker_id = workers.id AND r.state = 'running') AS running
   FROM workers ORDER BY host, started_at;
