@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import RowMaker
 
 from queuectl.errors import DuplicateRunError, StoreError
@@ -80,9 +81,8 @@ class PostgresStore(SQLStore):
         delay = 0.1
         while True:
             try:
-                self._conn = psycopg.connect(
-                    self.url, row_factory=_row_factory, **_connect_options(max(2, int(min(patience, 10))))
-                )
+                options = _connect_options(self.url, max(2, int(min(patience, 10))))
+                self._conn = psycopg.connect(self.url, row_factory=_row_factory, **options)
                 timeout_ms = int(self.busy_timeout * 1000)
                 self._conn.execute(f"SET lock_timeout = {timeout_ms:d}")
                 self._conn.execute(Q["server_keepalives"])
@@ -269,7 +269,7 @@ class NotifySignal:
     def repair(self) -> None:
         self.close()
         try:
-            self._conn = psycopg.connect(self.url, **_connect_options(2))
+            self._conn = psycopg.connect(self.url, **_connect_options(self.url, 2))
             self._conn.execute(Q["server_keepalives"])
             self._conn.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error:
@@ -296,15 +296,14 @@ class NotifySignal:
         self._conn = None
 
 
-def _connect_options(timeout: int) -> dict[str, Any]:
+def _connect_options(url: str, timeout: int) -> dict[str, Any]:
     """Connection settings: a dead peer (a host gone, a cut network) is noticed within seconds, not hours.
 
     TCP keepalives on our side; the server's side is set per session (server_keepalives), so
     that a dead leader's session ends, freeing its advisory lock for another `up`.
     The URL's own settings win over these.
     """
-    return {
-        "autocommit": True,
+    ours = {
         "connect_timeout": timeout,
         "application_name": "queuectl",
         "keepalives": 1,
@@ -313,6 +312,8 @@ def _connect_options(timeout: int) -> dict[str, Any]:
         "keepalives_count": 3,
         "tcp_user_timeout": 10_000,
     }
+    given = conninfo_to_dict(url)  # raises ProgrammingError for a malformed URL, said as such
+    return {"autocommit": True, **{key: value for key, value in ours.items() if key not in given}}
 
 
 def _close(conn: psycopg.Connection[Any] | None) -> None:
