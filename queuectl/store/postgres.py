@@ -201,30 +201,20 @@ class PostgresStore(SQLStore):
             raise self._fail(exc) from None
 
     # -- schema -----------------------------------------------------------
-    def _migrate(self) -> None:
-        steps = migrations(_SQL_DIR)
-        latest = steps[-1][0]
-        if self.schema_version() == latest:
-            return
-        with self.batch():
-            conn = self._live()
-            try:
-                # one process migrates; the others wait here, then find the work done
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                conn.execute("CREATE TABLE IF NOT EXISTS queuectl_schema (version integer NOT NULL)")
-                current = self.schema_version()
-                if current > latest:
-                    raise StoreError(
-                        f"store {self.location} has schema version {current}, newer than this "
-                        f"queuectl knows ({latest}): upgrade queuectl"
-                    )
-                for version, script in steps:
-                    if version > current:
-                        conn.execute(script)
-                conn.execute("DELETE FROM queuectl_schema")
-                conn.execute("INSERT INTO queuectl_schema (version) VALUES (%s)", (latest,))
-            except psycopg.Error as exc:
-                raise self._fail(exc) from None
+    def _migration_steps(self) -> list[tuple[int, str]]:
+        return migrations(_SQL_DIR)
+
+    def _before_migration(self) -> None:
+        # one process migrates; the others wait here, then find the work done
+        self._write("xact_lock", {"key": MIGRATION_LOCK})
+        self._run_script("CREATE TABLE IF NOT EXISTS queuectl_schema (version integer NOT NULL)")
+
+    def _run_script(self, script: str) -> None:
+        self._execute_plain(script)
+
+    def _set_schema_version(self, version: int) -> None:
+        self._run_script("DELETE FROM queuectl_schema")
+        self._write("set_schema_version", {"version": version})
 
     def schema_version(self) -> int:
         rows = self._read("schema_version")
@@ -239,7 +229,7 @@ class PostgresStore(SQLStore):
 
     def lock_jobs(self) -> None:
         """Inside a batch: other processes' lock_jobs wait until it ends (apply is one at a time)."""
-        self._write("lock_jobs", {"key": JOBS_LOCK})
+        self._write("xact_lock", {"key": JOBS_LOCK})
 
     def lead_scheduling(self) -> bool:
         """Hold a session advisory lock: released by the server when this connection ends (a dead leader)."""

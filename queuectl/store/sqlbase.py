@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from queuectl.errors import DuplicateRunError
+from queuectl.errors import DuplicateRunError, StoreError
 from queuectl.model import (
     Attempt,
     AttemptResult,
@@ -79,6 +79,41 @@ class SQLStore:
     def now(self) -> float:
         """The store's time: the injected clock, else the engine's (the database server's)."""
         raise NotImplementedError
+
+    def schema_version(self) -> int:
+        raise NotImplementedError
+
+    def _migration_steps(self) -> list[tuple[int, str]]:
+        """(version, script) of every numbered migration of the engine, in order."""
+        raise NotImplementedError
+
+    def _before_migration(self) -> None:
+        """Inside the migration's transaction, first: make the version readable, keep others out."""
+
+    def _run_script(self, script: str) -> None:
+        raise NotImplementedError
+
+    def _set_schema_version(self, version: int) -> None:
+        raise NotImplementedError
+
+    def _migrate(self) -> None:
+        """Bring the schema up to date in one transaction (several processes may try at once)."""
+        steps = self._migration_steps()
+        latest = steps[-1][0]
+        if self.schema_version() == latest:
+            return
+        with self.batch():
+            self._before_migration()
+            current = self.schema_version()
+            if current > latest:
+                raise StoreError(
+                    f"store {self.location} has schema version {current}, newer than this "
+                    f"queuectl knows ({latest}): upgrade queuectl"
+                )
+            for version, script in steps:
+                if version > current:
+                    self._run_script(script)
+            self._set_schema_version(latest)
 
     def _now(self) -> float:
         return self.now()

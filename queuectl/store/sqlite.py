@@ -104,23 +104,15 @@ class SQLiteStore(SQLStore):
         except _ERRORS as exc:
             raise StoreError(f"store {self.location}: {_reason(exc)}") from None
 
-    def _migrate(self) -> None:
-        steps = migrations(_SQL_DIR)
-        latest = steps[-1][0]
-        if self.schema_version() == latest:
-            return
-        with self.batch():
-            current = self.schema_version()
-            if current > latest:
-                raise StoreError(
-                    f"store {self.location} has schema version {current}, newer than this "
-                    f"queuectl knows ({latest}): upgrade queuectl"
-                )
-            for version, script in steps:
-                if version > current:
-                    for statement in _statements(script):
-                        self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version = {latest:d}")
+    def _migration_steps(self) -> list[tuple[int, str]]:
+        return migrations(_SQL_DIR)
+
+    def _run_script(self, script: str) -> None:
+        for statement in _statements(script):
+            self._db.execute(statement)
+
+    def _set_schema_version(self, version: int) -> None:
+        self._db.execute(f"PRAGMA user_version = {version:d}")
 
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])

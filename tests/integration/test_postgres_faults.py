@@ -47,3 +47,18 @@ def test_runs_claimed_by_a_commit_whose_answer_was_lost_are_given_back_and_run(p
         assert store.held_runs(pool.id) == []
     finally:
         store.close()
+
+
+def test_several_processes_opening_a_fresh_database_at_once_migrate_it_once(pg_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def open_and_read(_: int) -> int:
+        store = PostgresStore(pg_url)
+        try:
+            return store.schema_version()
+        finally:
+            store.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        versions = list(pool.map(open_and_read, range(8)))
+    assert len(set(versions)) == 1 and versions[0] >= 4

@@ -260,6 +260,9 @@ SELECT extract(epoch FROM now())::float8;
 -- name: schema_version
 SELECT to_regclass('queuectl_schema') IS NOT NULL;
 
+-- name: set_schema_version
+INSERT INTO queuectl_schema (version) VALUES (:version);
+
 -- name: schema_version_value
 SELECT version FROM queuectl_schema;
 
@@ -267,7 +270,8 @@ SELECT version FROM queuectl_schema;
 -- Differs once a job was added, changed or removed: the newest row version and the count.
 SELECT count(*), coalesce(max(xmin::text::bigint), 0) FROM jobs;
 
--- name: lock_jobs
+-- name: xact_lock
+-- Held until the transaction ends: applies (and migrations) go one at a time.
 SELECT pg_advisory_xact_lock(:key);
 
 -- name: notify_work
