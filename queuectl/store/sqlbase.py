@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from queuectl.errors import DuplicateRunError, StoreError
 from queuectl.model import (
@@ -37,6 +37,7 @@ LOST_ERROR = "its worker pool stopped answering (lease expired or process gone)"
 LOST_UNSEEN = "its worker pool died before the attempt was seen running; not counted"
 
 Row = Any  # an engine's row: read by column name and by position
+_T = TypeVar("_T")
 
 
 class SQLStore:
@@ -342,23 +343,8 @@ class SQLStore:
         return _run(rows[0]) if rows else None
 
     def attempts(self, run_id: str) -> list[Attempt]:
-        return [
-            Attempt(
-                run_id=r["run_id"],
-                n=r["n"],
-                worker_id=r["worker_id"],
-                host=r["host"],
-                pgid=r["pgid"],
-                started_at=r["started_at"],
-                finished_at=r["finished_at"],
-                exit_code=r["exit_code"],
-                outcome=Outcome(r["outcome"]),
-                error=r["error"],
-                log_path=r["log_path"],
-                output_tail=r["output_tail"],
-            )
-            for r in self._read("list_attempts", {"run_id": run_id})
-        ]
+        rows = self._read("list_attempts", {"run_id": run_id})
+        return [_named(Attempt, r, outcome=Outcome(r["outcome"])) for r in rows]
 
     def retry_dead(self, run_ids: Sequence[str] | None, reset_attempts: bool) -> list[str]:
         params = {
@@ -407,14 +393,9 @@ class SQLStore:
 
     def list_workers(self) -> list[Worker]:
         return [
-            Worker(
-                id=r["id"],
-                host=r["host"],
-                pid=r["pid"],
-                proc_start=r["proc_start"],
-                slots=r["slots"],
-                started_at=r["started_at"],
-                heartbeat_at=r["heartbeat_at"],
+            _named(
+                Worker,
+                r,
                 stop_requested=bool(r["stop_requested"]),
                 running=tuple(json.loads(r["running"] or "[]")),
                 machine=r["machine"] or "",
@@ -677,35 +658,13 @@ def _claim(r: Row) -> Claim:
     )
 
 
+def _named(kind: type[_T], r: Row, **converted: Any) -> _T:
+    """A model tuple from a row whose columns carry its field names; `converted` gives the rest."""
+    fields: tuple[str, ...] = kind._fields  # type: ignore[attr-defined]
+    return kind(**{name: r[name] for name in fields if name not in converted}, **converted)
+
+
 def _run(r: Row) -> Run:
-    return Run(
-        id=r["id"],
-        job=r["job"],
-        command=r["command"],
-        state=RunState(r["state"]),
-        priority=r["priority"],
-        attempts=r["attempts"],
-        max_retries=r["max_retries"],
-        backoff_base=r["backoff_base"],
-        backoff_max=r["backoff_max"],
-        timeout=r["timeout"],
-        created_at=r["created_at"],
-        updated_at=r["updated_at"],
-        run_at=r["run_at"],
-        started_at=r["started_at"],
-        finished_at=r["finished_at"],
-        exit_code=r["exit_code"],
-        error=r["error"],
-        output_tail=r["output_tail"],
-        worker_id=r["worker_id"],
-        lease_expires=r["lease_expires"],
-        host=r["host"],
-        pgid=r["pgid"],
-        log_path=r["log_path"],
-        cwd=r["cwd"],
-        env=json.loads(r["env"]) if r["env"] else {},
-        tries=r["tries"],
-        scheduled_for=r["scheduled_for"],
-    )
+    return _named(Run, r, state=RunState(r["state"]), env=json.loads(r["env"]) if r["env"] else {})
 
 
