@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, QueueError, UsageError
+from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, QueueError, StoreBusyError, UsageError
 
 if TYPE_CHECKING:
     from queuectl.store import Store
@@ -27,6 +27,7 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 DEFAULT_DIR = "jobs.d"
 LOOKAHEAD = 2.0  # fires this close become runs already, due at their time (pools start them on the dot)
 SCHEDULER_PAUSE = 0.02  # between the scheduler's batches, so that pools get the store's write lock
+APPLY_RETRY = 1.0  # a passing store failure of up's apply: the wait before trying again
 LEADER_RETRY = 2.0  # how often a standing-by scheduler tries to become the one that schedules
 MAX_SCHEDULER_SLEEP = 60.0  # the scheduler looks at least this often (a clock step, a missed wake)
 SETTLE = 0.5  # up: a broken file younger than this is looked at again before it is reported
@@ -415,6 +416,13 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
             for line in planview.plan_lines(plan, applied=True, quiet_unchanged=not first):
                 log_line(line)
 
+    def apply_failed(exc: BaseException) -> None:
+        if isinstance(exc, StoreBusyError) and watcher is not None:
+            log_line(f"apply failed: {exc}; trying again in {APPLY_RETRY:g}s")
+            watcher.recheck(APPLY_RETRY)  # a deadlock or a lost connection passes: the change must not be lost
+        else:
+            log_line(f"apply failed: {exc}")
+
     role = ""  # "leader" or "standby" once known: changes are logged
 
     def schedule_now() -> float | None:
@@ -458,7 +466,7 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
             schedule_now()  # the fires due now; burst does not wait for later ones
         else:
             thread.start()
-            watcher = Watcher(directories, apply_now, lambda exc: log_line(f"apply failed: {exc}"))
+            watcher = Watcher(directories, apply_now, apply_failed)
             watcher.start()
             log_line(f"watching {', '.join(planview.relative_dir(d) for d in directories)} for changes")
         try:

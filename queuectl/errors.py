@@ -35,6 +35,10 @@ class StoreError(QueueError):
     """The store could not be opened, read or written."""
 
 
+class StoreBusyError(StoreError):
+    """A passing store failure (a lock wait, a deadlock, a lost connection): trying again will do."""
+
+
 class DuplicateRunError(QueueError):
     """A run with that id already exists."""
 

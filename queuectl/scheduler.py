@@ -18,11 +18,12 @@ from datetime import tzinfo
 
 from queuectl import schedule
 from queuectl.durations import LATEST
+from queuectl.errors import StoreBusyError
 from queuectl.model import Job
 from queuectl.store import Store
 from queuectl.sync import Defaults, new_run
 
-BATCH = 200  # cron jobs looked at in one transaction
+BATCH = 50  # cron jobs looked at in one transaction (a savepoint each: PostgreSQL caches 64 per transaction)
 MAX_CATCHUP = 100  # catchup = "all" runs at most this many missed fires
 RETRY_BROKEN = 60.0  # a job that cannot be scheduled (say, its zone is unknown here) is tried again after this
 ON_TIME = 60.0  # a fire this late is still on time, not missed (catchup = "none" runs it)
@@ -79,6 +80,8 @@ class Scheduler:
                     try:
                         with self.store.savepoint():  # its failure undoes its own changes only
                             self._look_at(job, now, horizon, tick)
+                    except StoreBusyError:
+                        raise  # not the job's fault: the whole batch is tried again soon
                     except Exception as exc:  # one broken job must not stop the others' fires
                         tick.notes.append(f"{job.name}: cannot schedule: {exc!r}; trying again in a minute")
                         self.store.set_fires(job.name, job.last_fire, now + RETRY_BROKEN, now, "")

@@ -453,12 +453,13 @@ class Pool:
 
     def rescue(self) -> int:
         """Put back runs whose pool died; kill leftovers of those that ran here."""
-        dead, alive_here = [], set()
+        dead, alive_here, here = [], set(), set()
         store_now = self.store.now()
         for worker in self.store.list_workers():
             if worker.id == self.id:
                 continue
             if worker.host == self.host and runner.on_this_machine(worker.host, worker.machine):
+                here.add(worker.id)
                 if runner.is_alive(worker.pid, worker.proc_start):
                     alive_here.add(worker.id)
                 else:
@@ -470,7 +471,7 @@ class Pool:
             if expired.worker_id == self.id or expired.worker_id in alive_here:
                 continue  # a live pool late on its heartbeat (suspended, clock step): not dead
             tail = ""
-            if expired.host == self.host:
+            if expired.worker_id in here or (expired.worker_id is None and expired.host == self.host):
                 runner.kill_leftovers(expired.run_id, expired.pgid, expired.proc_start, expired.attempt)
                 run = self.store.get_run(expired.run_id)
                 tail = runner.read_tail(run.log_path if run else None)

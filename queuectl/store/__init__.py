@@ -259,7 +259,7 @@ def open_store(location: str | None = None, clock: Clock | None = None, busy_tim
 
     if re.search(r"(^|\s)(host|hostaddr|dbname|user|port|password)=", location):  # not echoed: may hold a password
         raise UsageError("a key=value connection string is not a store location: expected postgresql://user@host/dbname")
-    if location.startswith(("postgres:", "postgresql:")):
+    if re.match(r"postgres(ql)?(:|//)", location):
         raise UsageError(f"not a store URL: {mask_url(location)!r}: expected postgresql://user@host/dbname")
     if "://" in location:
         scheme = location.split("://", 1)[0]
@@ -289,7 +289,7 @@ def mask_url(url: str) -> str:
                 authority_end = min(authority_end, at)
         authority, tail = rest[:authority_end], rest[authority_end:]
         if "@" in authority:
-            userinfo, _, hostport = authority.rpartition("@")  # the last @, as libpq reads it
+            userinfo, _, hostport = authority.partition("@")  # the first @, as libpq reads it
             user, colon, _ = userinfo.partition(":")
             authority = f"{user}:***@{hostport}" if colon else f"{userinfo}@{hostport}"
         url = f"{scheme}://{authority}{tail}"
@@ -304,7 +304,7 @@ def scrub(text: str, url: str) -> str:
     text = text.replace(url, mask_url(url))
     secrets = re.findall(rf"[?&]{_SECRET_PARAMS}=([^&#]*)", url)
     _, sep, rest = url.partition("://")
-    userinfo = rest.rpartition("@")[0].split("/")[0] if sep and "@" in rest else ""
+    userinfo = rest.partition("@")[0] if sep and "@" in rest.split("/")[0] else ""
     if ":" in userinfo:
         secrets.append(userinfo.partition(":")[2])
     for secret in secrets:

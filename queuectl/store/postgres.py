@@ -26,7 +26,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import RowMaker
 
-from queuectl.errors import DuplicateRunError, StoreError
+from queuectl.errors import DuplicateRunError, StoreBusyError, StoreError
 from queuectl.store import Clock, mask_url, scrub
 from queuectl.store.queries import load, migrations
 from queuectl.store.sqlbase import Row, SQLStore
@@ -35,6 +35,7 @@ _SQL_DIR = os.path.join(os.path.dirname(__file__), "sql", "postgres")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 Q = {name: _PARAM.sub(r"%(\1)s", sql.replace("%", "%%")) for name, sql in load(_SQL_DIR, "queries.sql").items()}
 CHANNEL = "queuectl_work"
+_PASSING = (pg_errors.DeadlockDetected, pg_errors.LockNotAvailable, pg_errors.SerializationFailure)
 MIGRATION_LOCK = 0x71756575  # advisory lock key while the schema is migrated ("queu")
 JOBS_LOCK = 0x6A6F6273  # advisory lock key while jobs are applied ("jobs")
 LEADER_LOCK = 0x63726F6E  # advisory lock key held by the `up` that schedules cron fires ("cron")
@@ -88,6 +89,7 @@ class PostgresStore(SQLStore):
                 self._conn.execute(Q["server_keepalives"])
                 return self._conn
             except psycopg.Error as exc:
+                self._drop()  # never keep a connection that is only half set up
                 if not isinstance(exc, psycopg.OperationalError) or time.monotonic() + delay > deadline:
                     raise StoreError(f"cannot reach database {self.location}: {self._why(exc)}") from None
                 time.sleep(delay)  # the server may be starting: wait, then try again
@@ -99,7 +101,9 @@ class PostgresStore(SQLStore):
             return self._connect()
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._drop()
-            raise StoreError(f"lost the connection to {self.location} in a transaction (rolled back); will reconnect")
+            raise StoreBusyError(
+                f"lost the connection to {self.location} in a transaction (rolled back); will reconnect"
+            )
         return self._conn
 
     def _drop(self) -> None:
@@ -112,7 +116,9 @@ class PostgresStore(SQLStore):
     def _fail(self, exc: psycopg.Error) -> StoreError:
         if self._conn is not None and (self._conn.broken or self._conn.closed):
             self._drop()  # the next verb connects again
-            return StoreError(f"lost the connection to {self.location}: {self._why(exc)}; will reconnect")
+            return StoreBusyError(f"lost the connection to {self.location}: {self._why(exc)}; will reconnect")
+        if isinstance(exc, _PASSING):
+            return StoreBusyError(f"store {self.location}: {self._why(exc)}")
         return StoreError(f"store {self.location}: {self._why(exc)}")
 
     def _why(self, exc: BaseException) -> str:

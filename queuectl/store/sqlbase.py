@@ -479,9 +479,9 @@ class SQLStore:
 
     def delete_job(self, name: str, reason: str) -> list[str]:
         with self.batch():
-            cancelled = self.cancel_job_runs(name, reason)
+            # the job's row first, its runs after: the order the scheduler locks them in (no deadlock)
             self._write("delete_job", {"name": name})
-        return cancelled
+            return self.cancel_job_runs(name, reason)
 
     def set_job_error(self, name: str, error: str | None) -> None:
         with self.batch():

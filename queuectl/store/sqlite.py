@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from queuectl import wake
-from queuectl.errors import DuplicateRunError, StoreError
+from queuectl.errors import DuplicateRunError, StoreBusyError, StoreError
 from queuectl.store import Clock
 from queuectl.store.queries import load, migrations
 from queuectl.store.sqlbase import Row, SQLStore
@@ -54,6 +54,11 @@ class SQLiteStore(SQLStore):
     def close(self) -> None:
         self._db.close()
 
+    def _error(self, exc: BaseException) -> StoreError:
+        """A StoreError; one that says the file is busy (another writer) passes and may be tried again."""
+        busy = isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+        return (StoreBusyError if busy else StoreError)(f"store {self.location}: {_reason(exc)}")
+
     def now(self) -> float:
         return self.clock() if self.clock is not None else time.time()
 
@@ -62,20 +67,20 @@ class SQLiteStore(SQLStore):
             # IMMEDIATE takes the file's write lock at once; DEFERRED reads without blocking writers (WAL)
             self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
         except _ERRORS as exc:
-            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+            raise self._error(exc) from None
 
     def _execute_plain(self, sql: str) -> None:
         try:
             self._db.execute(sql)
         except _ERRORS as exc:
-            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+            raise self._error(exc) from None
 
     def _commit(self) -> None:
         try:
             self._db.execute("COMMIT")
         except _ERRORS as exc:
             self._rollback()
-            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+            raise self._error(exc) from None
 
     def _rollback(self) -> None:
         try:
@@ -87,7 +92,7 @@ class SQLiteStore(SQLStore):
         try:
             return self._db.execute(Q[name], params or {}).fetchall()
         except _ERRORS as exc:
-            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+            raise self._error(exc) from None
 
     def _write(self, name: str, params: dict[str, Any]) -> list[Row]:
         return self._read(name, params)
@@ -100,9 +105,9 @@ class SQLiteStore(SQLStore):
         except sqlite3.IntegrityError as exc:
             if duplicate_is_error:
                 raise DuplicateRunError(f"duplicate id: {_reason(exc)}") from None
-            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+            raise self._error(exc) from None
         except _ERRORS as exc:
-            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+            raise self._error(exc) from None
 
     def _migration_steps(self) -> list[tuple[int, str]]:
         return migrations(_SQL_DIR)
@@ -122,7 +127,7 @@ class SQLiteStore(SQLStore):
         try:
             version = self._db.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error as exc:
-            raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+            raise self._error(exc) from None
         return (version, self._db.total_changes)
 
     def lock_jobs(self) -> None:

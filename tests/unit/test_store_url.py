@@ -12,7 +12,7 @@ from queuectl.store import mask_url, open_store, scrub
     ("url", "shown"),
     [
         ("postgresql://u:pw@h/db", "postgresql://u:***@h/db"),
-        ("postgresql://postgres:p@ss@host/db", "postgresql://postgres:***@host/db"),  # libpq splits at the last @
+        ("postgresql://postgres:p@ss@host/db", "postgresql://postgres:***@ss@host/db"),  # libpq splits at the first @
         ("postgresql://u@h:5432/db?sslmode=require", "postgresql://u@h:5432/db?sslmode=require"),
         ("postgresql://u@h/db?password=zz&sslpassword=k3y", "postgresql://u@h/db?password=***&sslpassword=***"),
         ("postgres://h/db", "postgres://h/db"),
@@ -31,7 +31,9 @@ def test_scrub_removes_the_url_and_its_secrets_from_a_message() -> None:
     assert "postgresql://u:***@h/db" in cleaned
 
 
-@pytest.mark.parametrize("location", ["postgresql:/h/db", "postgres:h", "host=h dbname=d password=x"])
+@pytest.mark.parametrize(
+    "location", ["postgresql:/h/db", "postgres:h", "postgresql//h/db", "host=h dbname=d password=x"]
+)
 def test_what_looks_like_a_mistyped_url_is_refused_not_made_a_file(location: str, tmp_path: object) -> None:
     with pytest.raises(UsageError) as raised:
         open_store(location)
