@@ -61,7 +61,7 @@ def apply_and_wake(store: Store, paths: Sequence[str], **options: Any) -> Plan:
 
     plan = sync.apply(store, paths, defaults=defaults_of(store), **options)
     if not options.get("dry_run") and any(c.kind in ("create", "update", "delete") for c in plan.changes):
-        _wake_pools(store)
+        store.wake_pools()
     return plan
 
 
@@ -230,7 +230,7 @@ def register_schedule(
         run = new_run(job, defaults_of(store), now)
         if not store.add_job_runs([run]):
             raise QueueError(f"job {name!r} was already triggered at this instant; try again")
-        _wake_pools(store)
+        store.wake_pools()
         click.echo(json.dumps({"triggered": run.id}) if as_json else f"triggered {name}: run {run.id}")
 
     @cli.command()
@@ -260,7 +260,7 @@ def register_schedule(
             store.set_suspended(name, False)
             job = _job_named(store, name)
             store.add_job_runs(runs_for(job, defaults_of(store)))
-        _wake_pools(store)
+        store.wake_pools()
         click.echo(f"resumed {name}")
 
     @cli.command("plan")
@@ -345,11 +345,6 @@ def register_schedule(
             click.echo(f"{when}  {name}  ({words})")
 
 
-def _wake_pools(store: Store) -> None:
-    """Tell this host's pools (and the schedulers of `up` beside them) that something changed."""
-    store.wake_pools()
-
-
 def _job_named(store: Store, name: str) -> Any:
     from queuectl.errors import NotFoundError
 
@@ -427,15 +422,16 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
 
     def schedule_now() -> float | None:
         nonlocal role
-        if not clock.lead_scheduling():  # several `up` on one store: one schedules, the others stand by
+        now = clock.now()
+        tick = scheduler.run_once(now)
+        if not tick.leader:  # several `up` on one store: one schedules, the others stand by
             if role != "standby":
                 log_line("scheduler: standing by, another `up` on this store schedules the fires")
                 role = "standby"
-            return clock.now() + LEADER_RETRY + LOOKAHEAD
+            return now + LEADER_RETRY + LOOKAHEAD
         if role == "standby":
             log_line("scheduler: taking over the scheduling of fires")
         role = "leader"
-        tick = scheduler.run_once(clock.now())
         for run_id in tick.started:
             log_line(f"fire      {run_id}")
         for line in tick.skipped + tick.notes:

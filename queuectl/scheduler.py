@@ -38,6 +38,7 @@ class Tick:
     replaced: list[str] = field(default_factory=list)  # run ids asked to stop
     notes: list[str] = field(default_factory=list)
     next_at: float | None = None
+    leader: bool = True  # False: another process holds the scheduling (nothing was looked at)
 
 
 def _next(cron: str, zone: tzinfo, now: float) -> float:
@@ -73,8 +74,8 @@ class Scheduler:
         while True:
             with self.store.batch():
                 if not self.store.lead_scheduling():  # checked in the transaction: a lost lock stops us here
-                    tick.notes.append("another process schedules the fires now")
-                    break
+                    tick.leader = False
+                    return tick
                 jobs = self.store.cron_jobs_due(horizon, BATCH)
                 for job in jobs:
                     try:
