@@ -72,6 +72,20 @@ class Queue:
     def wait_pool_registered(self, proc: subprocess.Popen[str]) -> None:
         wait_for(lambda: any(w["pid"] == proc.pid for w in self.json("worker", "status")), what="pool registered")
 
+    def gate(self, name: str = "gate") -> tuple[str, Path]:
+        """A command that runs until the test creates the returned file (no race with a fixed sleep)."""
+        path = self.tmp / name
+        return f"while [ ! -e {path} ]; do sleep 0.02; done", path
+
+    @staticmethod
+    def read_until(proc: subprocess.Popen[str], text: str) -> None:
+        """Read a process's output until a line holds `text` (it exiting first fails the test)."""
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if text in line:
+                return
+        raise AssertionError(f"the process exited without printing {text!r}")
+
     def run(self, run_id: str) -> dict[str, Any]:
         return self.json("show", run_id)  # type: ignore[no-any-return]
 

@@ -102,11 +102,14 @@ def test_kill_9_of_pool_and_guardian_is_rescued_without_leftover_processes(q: Qu
 
 
 def test_sigterm_lets_running_commands_finish(q: Queue, tmp_path: Path) -> None:
-    q("enqueue", "--id", "a", "--command", "sleep 1; echo finished")
+    command, gate = q.gate()
+    q("enqueue", "--id", "a", "--command", f"{command}; echo finished")
     q("enqueue", "--id", "b", "--command", "true")
     pool = q.start_pool("--count", "1")
     wait_for(lambda: q.state("a") == "running", what="a running")
     pool.send_signal(signal.SIGTERM)
+    q.read_until(pool, "stopping: no new claims")
+    gate.touch()
     assert pool.wait(timeout=30) == 0
     assert q.state("a") == "completed"
     assert q.state("b") == "pending"  # nothing new was claimed

@@ -170,20 +170,14 @@ def test_config_set_get_show(q: Queue) -> None:
 
 
 def test_jobs_survive_a_restart_of_every_process(q: Queue) -> None:
-    gate = q.tmp / "gate"
-    # s0 runs until the test opens the gate, so the stop always lands while it runs
-    q("enqueue", "--id", "s0", "--command", f"while [ ! -e {gate} ]; do sleep 0.02; done")
+    command, gate = q.gate()  # s0 runs until the gate opens, so the stop always lands while it runs
+    q("enqueue", "--id", "s0", "--command", command)
     for i in range(1, 5):
         q("enqueue", "--id", f"s{i}", "--command", "true")
     pool = q.start_pool("--count", "1")
     wait_for(lambda: q.state("s0") == "running", what="s0 running")
     q("worker", "stop", "--no-wait")  # graceful: s0 finishes, nothing new is claimed
-    assert pool.stdout is not None
-    for line in pool.stdout:
-        if "stop" in line:
-            break
-    else:
-        raise AssertionError("the pool exited without taking the stop")
+    q.read_until(pool, "stop")
     gate.touch()
     assert pool.wait(timeout=30) == 0
     states = {r["id"]: r["state"] for r in q.json("list")}
