@@ -28,8 +28,9 @@ def pq(tmp_path: Path, pg_url: str) -> Any:
     queue.cleanup()
 
 
-def enqueue_appenders(q: Queue, ids: list[str], out: Path, sleep: float = 0.0) -> None:
-    pause = f"sleep {sleep}; " if sleep else ""
+def enqueue_appenders(q: Queue, ids: list[str], out: Path, before: str = "") -> None:
+    """Runs that append their id to `out`, each after the command `before` (if any)."""
+    pause = f"{before}; " if before else ""
     lines = "".join(json.dumps({"id": i, "command": f"{pause}echo {i} >> {out}"}) + "\n" for i in ids)
     q("enqueue", "--file", "-", input=lines)
 
@@ -69,13 +70,15 @@ def test_a_killed_pool_s_runs_are_rescued_by_the_others(pq: Queue, tmp_path: Pat
     pq("config", "set", "lease-seconds", "2")
     out = tmp_path / "out.txt"
     ids = [f"k{i:02d}" for i in range(24)]
-    enqueue_appenders(pq, ids, out, sleep=1.0)
+    command, gate = pq.gate()  # no run ends before the kill: every run listed as held is still held then
+    enqueue_appenders(pq, ids, out, before=command)
     victim = pq.start_pool("--count", "4")
     pq.wait_pool_registered(victim)
     wait_for(lambda: len(pq.json("list", "--state", "running")) >= 4, what="runs held")
     held = {r["id"] for r in pq.json("list", "--state", "running")}
     victim.send_signal(signal.SIGKILL)
     victim.wait()
+    gate.touch()
     survivors = [pq.start_pool("--count", "4") for _ in range(2)]
     wait_for(lambda: pq.json("status")["counts"]["completed"] == len(ids), timeout=120, what="all completed")
     for pool in survivors:
@@ -94,7 +97,7 @@ def test_a_killed_pool_s_runs_are_rescued_by_the_others(pq: Queue, tmp_path: Pat
 def test_the_pool_reconnects_after_the_database_restarts(pq: Queue, tmp_path: Path, pg_server: Any) -> None:
     out = tmp_path / "out.txt"
     first = [f"a{i:03d}" for i in range(60)]
-    enqueue_appenders(pq, first, out, sleep=0.05)
+    enqueue_appenders(pq, first, out, before="sleep 0.05")
     pool = pq.start_pool("--count", "2")
     wait_for(lambda: len(appended(out)) >= 10, what="some runs done")
     pg_server.stop("fast")  # cuts every connection, the pool's included
