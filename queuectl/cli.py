@@ -283,7 +283,7 @@ def worker_start(ctx: click.Context, count: int, burst: bool, detach: bool, quie
         return
     from queuectl.worker import Pool
 
-    Pool(store, count, burst=burst, log=log_line, verbose=not quiet).run()
+    Pool(store, count, burst=burst, log=log_line, verbose=not quiet, owns_process=True).run()
 
 
 def _detach(store: Store, count: int, burst: bool) -> None:
@@ -355,6 +355,8 @@ def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | N
                 os.kill(w.pid, signal.SIGINT)
         except ProcessLookupError:
             pass
+        except PermissionError:  # another user's pool: the request through the store reaches it
+            click.echo(f"pool {w.id} (pid {w.pid}) belongs to another user: asked to stop through the store")
     for w in remote:
         click.echo(f"pool {w.id} on {w.host}: asked to stop through the store (it checks at its next heartbeat)")
     click.echo(f"stopping {len(local)} pool(s) on this host" + (" at once" if force else ""))

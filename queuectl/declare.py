@@ -466,7 +466,7 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
             watcher.start()
             log_line(f"watching {', '.join(planview.relative_dir(d) for d in directories)} for changes")
         try:
-            pool = Pool(store, workers, burst=burst, log=log_line, verbose=not quiet)
+            pool = Pool(store, workers, burst=burst, log=log_line, verbose=not quiet, owns_process=True)
             pool.on_wake = jobs_changed.set  # a wake-up may mean jobs changed elsewhere (apply, resume)
             pool.run()
         finally:

@@ -69,8 +69,13 @@ class Pool:
         host: str = runner.HOST,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        owns_process: bool = False,
     ) -> None:
         self.store = store
+        # The process ends with the pool (the CLI): on close, SIGTERM and SIGINT stay
+        # ignored rather than restored, so the late signal of a stop already taken
+        # (`worker stop` asks through the store, then signals) cannot kill the way out.
+        self.owns_process = owns_process
         self.slots = slots
         self.burst = burst
         self.log = log
@@ -561,7 +566,7 @@ class Pool:
     def _restore_signals(self) -> None:
         if self._old_handlers:
             for sig, handler in self._old_handlers.items():
-                signal.signal(sig, handler)  # type: ignore[arg-type]
+                signal.signal(sig, signal.SIG_IGN if self.owns_process else handler)  # type: ignore[arg-type]
             signal.set_wakeup_fd(-1)
 
     def _on_signal(self, signum: int, frame: object) -> None:
