@@ -130,27 +130,27 @@ def test_two_up_processes_fire_each_cron_minute_once_and_the_standby_takes_over(
     standing = wait_for(lambda: [i for i, log in enumerate(logs) if "standing by" in log.read_text()], what="standby")
     assert len(standing) == 1
     leader = 1 - standing[0]
-    wait_for(lambda: len(pq.json("list", "--jobs")) == 1 and _fired(pq) >= 1, timeout=75, what="a first fire")
-    wait_for(lambda: len(appended(out)) >= 1, timeout=20, what="the first run done")
+    # the first run recorded as completed (not only executed): a leader killed between the two
+    # would rightly have it run again (at least once), which is not what this test is about
+    wait_for(lambda: len(_completed(pq)) >= 1, timeout=80, what="a first fire completed")
     ups[leader].send_signal(signal.SIGKILL)
     ups[leader].wait()
     started = time.monotonic()
     wait_for(lambda: "taking over" in logs[standing[0]].read_text(), timeout=30, what="takeover")
     took = time.monotonic() - started
-    wait_for(lambda: _fired(pq) >= 2, timeout=75, what="a fire after the takeover")
-    wait_for(lambda: len(out.read_text().split()) >= 2, timeout=20, what="the second run done")
-    fired = _fired(pq)
-    executions = out.read_text().split()
-    assert len(executions) == fired, "a fire ran twice (or not at all)"
-    minutes = [int(t) // 60 for t in executions]
-    assert len(minutes) == len(set(minutes)), f"two executions in one minute: {executions}"
+    wait_for(lambda: len(_completed(pq)) >= 2, timeout=80, what="a fire after the takeover completed")
+    completed = _completed(pq)
+    assert [r["attempts"] for r in completed] == [1] * len(completed)
+    minutes = [int(t) // 60 for t in out.read_text().split()]
+    assert len(minutes) >= len(completed)
+    assert len(minutes) == len(set(minutes)), f"two executions in one minute: {minutes}"
     assert took < 10
     ups[standing[0]].send_signal(signal.SIGTERM)
     ups[standing[0]].wait(timeout=60)
 
 
-def _fired(q: Queue) -> int:
-    return sum(1 for r in q.json("list") if r["job"] == "tick" and r["state"] != "cancelled")
+def _completed(q: Queue) -> list[dict[str, Any]]:
+    return [r for r in q.json("list") if r["job"] == "tick" and r["state"] == "completed"]
 
 
 def _start_up(q: Queue, jobs: Path, log: Path) -> subprocess.Popen[str]:
