@@ -231,7 +231,9 @@ def test_pool_rides_out_a_locked_store(q: Queue) -> None:
     import sqlite3
     import threading
 
-    for i in range(3):
+    command, gate = q.gate()
+    q("enqueue", "--id", "r0", "--command", command)
+    for i in (1, 2):
         q("enqueue", "--id", f"r{i}", "--command", "sleep 0.3")
     pool = q.start_pool("--count", "1")
     lines: list[str] = []
@@ -240,6 +242,7 @@ def test_pool_rides_out_a_locked_store(q: Queue) -> None:
     wait_for(lambda: q.state("r0") == "running", what="r0 running")
     locker = sqlite3.connect(q.db, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")  # another process holds the store's write lock
+    gate.touch()  # r0 ends now: its result must wait for the lock
     try:
         wait_for(lambda: any("store error, retrying" in line for line in lines), what="the pool noticing the lock")
         assert pool.poll() is None  # still alive
