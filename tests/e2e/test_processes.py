@@ -163,11 +163,19 @@ def test_worker_stop_force_interrupts(q: Queue) -> None:
 
 def test_logs_follow_prints_output_until_the_run_ends(q: Queue) -> None:
     q("enqueue", "--id", "quiet", "--command", "true")  # leaves an empty log file to be reused
-    q("enqueue", "--id", "talk", "--command", "for i in 1 2 3; do echo line$i; sleep 0.2; done")
+    command, gate = q.gate()
+    q("enqueue", "--id", "talk", "--command", f"echo line1; {command}; echo line2; echo line3")
     pool = q.start_pool("--count", "1")
     wait_for(lambda: q.state("talk") == "running", what="talk running")
-    follow = q("logs", "talk", "--follow", timeout=30)
-    assert follow.stdout == "line1\nline2\nline3\n"
+    follow = subprocess.Popen(
+        [*QUEUECTL, "logs", "talk", "--follow"], env=q.env, stdout=subprocess.PIPE, text=True, cwd=q.tmp
+    )
+    q.procs.append(follow)
+    assert follow.stdout is not None
+    assert follow.stdout.readline() == "line1\n"  # the output so far, while the run goes on
+    gate.touch()
+    rest, _ = follow.communicate(timeout=30)  # it ends by itself when the run does
+    assert rest == "line2\nline3\n" and follow.returncode == 0
     q("worker", "stop")
     pool.wait(timeout=30)
 
