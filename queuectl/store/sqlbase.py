@@ -214,20 +214,20 @@ class SQLStore:
     def record_processes(self, worker_id: str, infos: Sequence[ProcessInfo]) -> None:
         if not infos:
             return
+        rows = [
+            {
+                "run_id": info.run_id,
+                "pgid": info.pgid,
+                "proc_start": info.proc_start,
+                "log_path": info.log_path,
+                "started_at": info.started_at,
+                "worker_id": worker_id,
+                "n": info.attempt,
+            }
+            for info in infos
+        ]
         with self.batch():
-            for info in infos:
-                self._write(
-                    "record_process",
-                    {
-                        "run_id": info.run_id,
-                        "pgid": info.pgid,
-                        "proc_start": info.proc_start,
-                        "log_path": info.log_path,
-                        "started_at": info.started_at,
-                        "worker_id": worker_id,
-                        "n": info.attempt,
-                    },
-                )
+            self._write_many("record_process", rows)  # one pipelined round trip on PostgreSQL
 
     def finish_attempts(self, host: str, results: Sequence[AttemptResult]) -> list[RunState | None]:
         if not results:
