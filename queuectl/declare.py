@@ -139,8 +139,10 @@ def register(cli: click.Group, db_option: Decorator, json_option: Decorator, sto
         sources, _ = sync.find(_paths(paths))
         manifests = sync.read_all(sources, insecure=True)
         warnings = []
+        directories = {s.directory: None if insecure else manifest.check_directory(s.directory) for s in sources}
         for source in sources:
             problem = manifest.check_owner(source.info) if source.info is not None and not insecure else None
+            problem = directories[source.directory] or problem
             if problem:
                 warnings.append(f"warning: {planview.relative(source.path)}: apply would refuse it: {problem}")
         errors = [e for m in manifests for e in m.errors]

@@ -193,3 +193,95 @@ def test_an_older_open_status_directory_is_closed(q: Queue, tmp_path: Path) -> N
     q("up", "--burst", str(jobs))
     assert stat.S_IMODE((jobs / ".status").stat().st_mode) == 0o700
     assert stat.S_IMODE((jobs / ".status" / "a.json").stat().st_mode) == 0o600
+
+
+# -- the jobs directory and the directories above it ------------------------------------------
+def jobs_in(parent: Path, mode: int = 0o755) -> Path:
+    jobs = parent / "jobs.d"
+    jobs.mkdir(parents=True)
+    (jobs / "a.toml").write_text('command = "echo a"\n')
+    jobs.chmod(mode)
+    return jobs
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o775], ids=["0777", "1777", "0775"])
+def test_a_jobs_directory_others_can_write_is_refused(q: Queue, tmp_path: Path, mode: int) -> None:
+    jobs = jobs_in(tmp_path, mode)
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1
+    who = "group" if mode == 0o775 else "others"
+    assert f"jobs.d/a.toml: refused: the jobs directory, {jobs}, is writable by {who} (mode {mode:04o})" in done.stdout
+    assert q.json("list", "--jobs") == [] and q.json("list") == []
+    assert "a" in q.json("apply", str(jobs), "--insecure")["created"]
+
+
+def test_a_directory_above_that_others_can_write_is_refused(q: Queue, tmp_path: Path) -> None:
+    parent = tmp_path / "open"
+    jobs = jobs_in(parent)
+    parent.chmod(0o777)
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1
+    assert f"refused: a directory above the manifests, {parent}, is writable by others (mode 0777)" in done.stdout
+    assert q.json("list") == []
+
+
+def test_a_sticky_directory_above_is_fine_as_sshd_allows(q: Queue, tmp_path: Path) -> None:
+    parent = tmp_path / "sticky"
+    jobs = jobs_in(parent)
+    parent.chmod(0o1777)  # as /tmp: others may add entries, not replace ours
+    assert q.json("apply", str(jobs))["created"] == ["a"]
+
+
+def test_validate_only_warns_of_a_refused_directory(q: Queue, tmp_path: Path) -> None:
+    jobs = jobs_in(tmp_path, 0o777)
+    done = q("validate", str(jobs))
+    assert done.returncode == 0
+    assert f"warning: jobs.d/a.toml: apply would refuse it: refused: the jobs directory, {jobs}" in done.stdout
+
+
+def test_a_file_gone_from_a_refused_directory_deletes_no_job(q: Queue, tmp_path: Path) -> None:
+    jobs = jobs_in(tmp_path)
+    (jobs / "b.toml").write_text('command = "echo b"\n')
+    q("apply", str(jobs))
+    jobs.chmod(0o777)
+    (jobs / "b.toml").unlink()  # say, by another user
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1 and "- b" not in done.stdout
+    assert sorted(j["job"] for j in q.json("list", "--jobs")) == ["a", "b"]
+
+
+def test_up_applies_nothing_from_a_refused_directory(q: Queue, tmp_path: Path) -> None:
+    jobs = jobs_in(tmp_path, 0o777)
+    done = q("up", "--burst", str(jobs), check=False)
+    assert "is writable by others (mode 0777)" in done.stderr
+    assert q.json("list") == []
+
+
+def test_a_jobs_directory_of_another_user_is_refused(other_user: str, shared: Path, q: Queue) -> None:
+    jobs = jobs_in(shared)
+    shutil.chown(jobs, other_user)
+    uid = pwd.getpwnam(other_user).pw_uid
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1
+    assert f"refused: the jobs directory, {jobs}, is owned by uid {uid}, not by you or root" in done.stdout
+    assert q.json("list") == []
+
+
+def test_a_symlink_to_a_directory_of_another_user_is_refused(other_user: str, shared: Path, q: Queue) -> None:
+    theirs = jobs_in(shared / "theirs")
+    shutil.chown(theirs, other_user)
+    mine = shared / "mine"
+    mine.symlink_to(theirs)
+    done = q("apply", str(mine), check=False)
+    assert done.returncode == 1
+    assert f"the jobs directory, {theirs}, is owned by uid" in done.stdout
+    assert q.json("list") == []
+
+
+def test_a_directory_above_owned_by_another_user_is_refused(other_user: str, shared: Path, q: Queue) -> None:
+    theirs = shared / "theirs"
+    jobs = jobs_in(theirs)
+    shutil.chown(theirs, other_user)  # they may rename jobs.d and put their own in its place
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1
+    assert f"a directory above the manifests, {theirs}, is owned by uid" in done.stdout

@@ -7,6 +7,7 @@ keep its files private.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -133,3 +134,37 @@ def test_a_detached_burst_pool_that_finished_its_work_is_a_success(q: Queue) -> 
         assert done.returncode == 0, done.stderr
         assert "did not start" not in done.stderr
     wait_for(lambda: q.state("r1") == "completed", what="r1 completed")
+
+
+# -- a jobs directory with a file that cannot be read -------------------------------------------
+def test_a_symlink_loop_is_one_files_error(q: Queue, tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.d"
+    jobs.mkdir()
+    (jobs / "a.toml").write_text('command = "echo a"\n')
+    (jobs / "loop.toml").symlink_to("loop.toml")
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1
+    assert "jobs.d/loop.toml: cannot read: Too many levels of symbolic links" in done.stdout
+    assert "+ a: created" in done.stdout
+    assert [j["job"] for j in q.json("list", "--jobs")] == ["a"]
+
+
+def test_up_goes_on_applying_beside_a_symlink_loop(q: Queue, tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.d"
+    jobs.mkdir()
+    (jobs / "loop.toml").symlink_to("loop.toml")
+    (jobs / "a.toml").write_text('command = "echo a"\n')
+    argv = [*QUEUECTL, "up", str(jobs)]
+    up = subprocess.Popen(argv, env=q.env, cwd=tmp_path, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    q.procs.append(up)
+
+    def jobs_applied() -> list[str]:
+        done = q("list", "--jobs", "--json", check=False)
+        return [j["job"] for j in json.loads(done.stdout)] if done.returncode == 0 else []
+
+    wait_for(lambda: jobs_applied() == ["a"], what="a applied")
+    (jobs / "b.toml").write_text('command = "echo b"\n')
+    wait_for(lambda: jobs_applied() == ["a", "b"], what="b applied beside the loop")
+    up.terminate()
+    up.wait(timeout=60)
+    assert up.stderr is not None and "loop.toml: cannot read: Too many levels of symbolic links" in up.stderr.read()
