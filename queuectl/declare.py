@@ -116,7 +116,7 @@ def register(cli: click.Group, db_option: Decorator, json_option: Decorator, sto
     def diff(ctx: click.Context, paths: tuple[str, ...], insecure: bool, as_json: bool) -> None:
         """Print what apply would change. Exit 0: nothing; 1: something; 2: an error (like kubectl diff)."""
         try:
-            plan = apply_and_wake(store_of(ctx), _paths(paths), dry_run=True, insecure=insecure)
+            plan = apply_and_wake(_store_or_empty(ctx, store_of), _paths(paths), dry_run=True, insecure=insecure)
         except QueueError as exc:
             raise QueueError(exc.message, EXIT_USAGE) from None
         _print_plan(plan, as_json, applied=False)
@@ -358,6 +358,19 @@ def _job_named(store: Store, name: str) -> Any:
 
 def _abs(path: str | None) -> str | None:
     return os.path.abspath(path) if path else None
+
+
+def _store_or_empty(ctx: click.Context, store_of: Callable[..., Any]) -> Store:
+    """The store; where there is none yet, an empty one in memory (diff compares, never creates)."""
+    from queuectl.errors import NotFoundError
+
+    try:
+        return store_of(ctx)  # type: ignore[no-any-return]
+    except NotFoundError as exc:
+        from queuectl.store.sqlite import SQLiteStore
+
+        click.echo(f"note: {exc.message}: compared with an empty store", err=True)
+        return SQLiteStore(":memory:")
 
 
 def _print_plan(plan: Plan, as_json: bool, applied: bool) -> None:

@@ -240,8 +240,24 @@ def _job_of_broken(item: Manifest, by_file: dict[str, Job], by_name: dict[str, J
 
 
 def _differences(old: JobSpec, new: JobSpec) -> tuple[tuple[str, object, object], ...]:
+    """An update's (key, old, new); for env only which keys changed, never a value (they hold secrets)."""
     before, after = old.to_json(), new.to_json()
-    return tuple((key, before[key], after[key]) for key in after if before.get(key) != after[key])
+    return tuple(
+        ("env", None, env_changes(before.get("env") or {}, after["env"] or {}))
+        if key == "env"
+        else (key, before.get(key), after[key])
+        for key in after
+        if before.get(key) != after[key]
+    )
+
+
+def env_changes(old: dict[str, str], new: dict[str, str]) -> dict[str, list[str]]:
+    """The env keys added, removed and changed: what a plan may show of [env]."""
+    return {
+        "added": sorted(new.keys() - old.keys()),
+        "removed": sorted(old.keys() - new.keys()),
+        "changed": sorted(k for k in old.keys() & new.keys() if old[k] != new[k]),
+    }
 
 
 # -- applying ----------------------------------------------------------------

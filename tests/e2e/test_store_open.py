@@ -30,7 +30,6 @@ READERS = [
     ["db", "info"],
     ["schedule"],
     ["plan", "nightly"],
-    ["diff", "jobs.d"],
 ]
 
 
@@ -65,6 +64,17 @@ def test_a_command_that_only_reads_never_creates_a_store(tmp_path: Path, args: l
         f"queuectl: error: no store at {db} yet (check --db or QUEUECTL_DB; enqueue, apply or worker start creates one)"
     ]
     assert not (tmp_path / "nonexistent").exists()  # no directory made either
+
+
+def test_diff_without_a_store_compares_with_an_empty_one_and_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / "jobs.d").mkdir()
+    (tmp_path / "jobs.d" / "nightly.toml").write_text('command = "true"\n')
+    db = tmp_path / "nonexistent" / "dir" / "x.db"
+    done = queuectl(tmp_path, "--db", str(db), "diff", "jobs.d")
+    assert done.returncode == 1  # something to change: everything is to create
+    assert "+ nightly: to create" in done.stdout
+    assert f"note: no store at {db} yet" in done.stderr
+    assert not (tmp_path / "nonexistent").exists()
 
 
 def test_the_default_store_is_not_created_by_status(tmp_path: Path) -> None:
