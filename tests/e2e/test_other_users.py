@@ -94,8 +94,7 @@ def test_every_file_of_a_run_of_up_is_closed_to_other_users(other_user: str, sha
     (jobs / "leak.toml").write_text(f'command = "echo $TOKEN"\n[env]\nTOKEN = "{SECRET}"\n')
     (jobs / "leak.toml").chmod(0o644)
     before = everything_under(shared)
-    env = dict(os.environ, XDG_STATE_HOME=str(shared / "xdg"), QUEUECTL_DB=str(store_dir / "q.db"))
-    env.pop("QUEUECTL_DB")
+    env = {k: v for k, v in os.environ.items() if k != "QUEUECTL_DB"} | {"XDG_STATE_HOME": str(shared / "xdg")}
     db = ["--db", str(store_dir / "q.db")]
     assert run(shared, env, "up", "--burst", str(jobs), *db).returncode == 0
     started = run(shared, env, "worker", "start", "--detach", *db)  # a pool log; the pool keeps WAL and SHM open
