@@ -112,28 +112,38 @@ def names_in(directory: str) -> set[str]:
     except OSError:
         return set()
     try:
-        return {n[:-5] for n in os.listdir(folder) if n.endswith(".json") and not n.startswith(".")}
+        return _names(folder)
     finally:
         os.close(folder)
 
 
+def _names(folder: int) -> set[str]:
+    return {n[:-5] for n in os.listdir(folder) if n.endswith(".json") and not n.startswith(".")}
+
+
 def prune_errors(directory: str, keep: set[str]) -> None:
     """Remove the error documents of manifests that no longer exist or have been fixed."""
-    for name in names_in(directory) - keep:
-        try:
-            folder = open_dir(directory, create=False)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        try:
-            fd = os.open(f"{name}.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=folder)
-            with os.fdopen(fd, encoding="utf-8") as handle:
-                document = json.loads(handle.read(1 << 20))
-        except (OSError, ValueError):
-            continue
-        finally:
-            os.close(folder)
-        if isinstance(document, dict) and document.get("spec_hash", "") is None and "manifest_error" in document:
-            remove(directory, name)
+    try:
+        folder = open_dir(directory, create=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        for name in _names(folder) - keep:
+            if _is_error_document(folder, name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{name}.json", dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def _is_error_document(folder: int, name: str) -> bool:
+    try:
+        fd = os.open(f"{name}.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=folder)
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            document = json.loads(handle.read(1 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and document.get("spec_hash", "") is None and "manifest_error" in document
 
 
 def ensure_dir(directory: str) -> None:
