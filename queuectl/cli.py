@@ -22,26 +22,74 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 POOL_BUSY_TIMEOUT = 1.0  # a pool retries a locked store rather than block its loop
 STATE_NAMES = ("pending", "running", "completed", "failed", "dead", "cancelled")
+HANDOFF = "QUEUECTL_POOL_STORE"  # how `worker start --detach` hands its store to the background pool
 RETRIES_HELP = "Retries after the first attempt (max_retries=2 means up to 3 attempts); default: config max-retries."
+
+
+READERS = {
+    ("status",),
+    ("list",),
+    ("show",),
+    ("logs",),
+    ("metrics",),
+    ("dlq", "list"),
+    ("config", "get"),
+    ("config", "show"),
+    ("worker", "status"),
+    ("db", "info"),
+    ("schedule",),
+    ("plan",),
+    ("diff",),
+}
+"""Commands that only read: they never create a store (a mistyped --db must not make an empty one)."""
 
 
 class Context:
     """What every command shares: where the store is, opened on first use."""
 
     def __init__(self, db: str | None) -> None:
-        self.db = db
+        handoff = os.environ.pop(HANDOFF, None)  # never passed on to what this process starts (a pool's jobs)
+        self.db = handoff or db
+        _hide_store_password()
         self._store: Store | None = None
 
-    def store(self, busy_timeout: float = 30.0) -> Store:
+    def store(self, busy_timeout: float = 30.0, create: bool | None = None) -> Store:
+        """The store, opened once; created if absent unless the command only reads (or `create` is False)."""
         if self._store is None:
             from queuectl.store import open_store
 
-            self._store = open_store(self.db, busy_timeout=busy_timeout)
+            if create is None:
+                words = _command_words()
+                create = not any(words[:n] in READERS for n in (1, 2))  # `dlq list` invokes `list` inside
+            self._store = open_store(self.db, busy_timeout=busy_timeout, create=create)
         return self._store
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+
+
+def _hide_store_password() -> None:
+    """Keep a store password in $QUEUECTL_DB from the processes started from here (a pool's jobs).
+
+    Read already by this process, the variable stays for them without its
+    password: libpq then takes one from their PGPASSWORD or ~/.pgpass, if any.
+    """
+    url = os.environ.get("QUEUECTL_DB")
+    if url:
+        from queuectl.store import without_password
+
+        os.environ["QUEUECTL_DB"] = without_password(url)
+
+
+def _command_words() -> tuple[str, ...]:
+    """The running subcommand's words, as typed after `queuectl` (say, ("dlq", "list"))."""
+    ctx = click.get_current_context(silent=True)
+    words: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        words.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return tuple(words)
 
 
 def db_option(func: F) -> F:
@@ -287,25 +335,39 @@ def worker_start(ctx: click.Context, count: int, burst: bool, detach: bool, quie
 
 
 def _detach(store: Store, count: int, burst: bool) -> None:
+    """Start `worker start` in the background; return once it registered (or finished its burst well).
+
+    The store's URL goes to it in an environment variable that it removes at
+    once: never on its command line (it may hold a password), and never in its
+    jobs' environment, which is the same as a foreground pool's.
+    """
     import subprocess
     import time
 
-    from queuectl.store import logs_dir
+    from queuectl.store import logs_dir, make_private_dir
 
     log_path = os.path.join(logs_dir(store), f"pool-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
     argv = [sys.executable, "-m", "queuectl", "worker", "start", "--count", str(count)]
-    env = dict(os.environ, QUEUECTL_DB=store.url)  # not on the command line: it may hold a password
+    env = dict(os.environ, **{HANDOFF: store.url})
     if burst:
         argv.append("--burst")
     try:
-        os.makedirs(logs_dir(store), exist_ok=True)
-        with open(log_path, "ab") as out:
+        make_private_dir(logs_dir(store))
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "ab") as out:
             child = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env
             )
     except OSError as exc:
         raise QueueError(f"cannot start a background pool: {exc.strerror or exc} ({log_path})") from None
-    from queuectl.runner import on_this_machine
+    _await_detached(store, child, log_path)
+
+
+def _await_detached(store: Store, child: Any, log_path: str) -> None:
+    """Say the background pool started once it registered, or finished (a short burst) with success."""
+    import time
+
+    from queuectl.runner import on_this_machine, read_tail
 
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -315,9 +377,9 @@ def _detach(store: Store, count: int, burst: bool) -> None:
         if child.poll() is not None:
             break
         time.sleep(0.05)
-    from queuectl.runner import read_tail
-
-    child.poll()
+    if child.poll() == 0:
+        click.echo(f"pool ran in the background and has already finished: pid {child.pid}, log {log_path}")
+        return
     last = read_tail(log_path, 400).strip().splitlines()
     why = last[-1] if last else f"exit status {child.returncode}"
     raise QueueError(f"the background pool did not start: {why} (log: {log_path})")

@@ -116,7 +116,7 @@ def register(cli: click.Group, db_option: Decorator, json_option: Decorator, sto
     def diff(ctx: click.Context, paths: tuple[str, ...], insecure: bool, as_json: bool) -> None:
         """Print what apply would change. Exit 0: nothing; 1: something; 2: an error (like kubectl diff)."""
         try:
-            plan = apply_and_wake(store_of(ctx), _paths(paths), dry_run=True, insecure=insecure)
+            plan = apply_and_wake(_store_or_empty(ctx, store_of), _paths(paths), dry_run=True, insecure=insecure)
         except QueueError as exc:
             raise QueueError(exc.message, EXIT_USAGE) from None
         _print_plan(plan, as_json, applied=False)
@@ -139,8 +139,10 @@ def register(cli: click.Group, db_option: Decorator, json_option: Decorator, sto
         sources, _ = sync.find(_paths(paths))
         manifests = sync.read_all(sources, insecure=True)
         warnings = []
+        directories = {s.directory: None if insecure else manifest.check_directory(s.directory) for s in sources}
         for source in sources:
             problem = manifest.check_owner(source.info) if source.info is not None and not insecure else None
+            problem = directories[source.directory] or problem
             if problem:
                 warnings.append(f"warning: {planview.relative(source.path)}: apply would refuse it: {problem}")
         errors = [e for m in manifests for e in m.errors]
@@ -356,6 +358,19 @@ def _job_named(store: Store, name: str) -> Any:
 
 def _abs(path: str | None) -> str | None:
     return os.path.abspath(path) if path else None
+
+
+def _store_or_empty(ctx: click.Context, store_of: Callable[..., Any]) -> Store:
+    """The store; where there is none yet, an empty one in memory (diff compares, never creates)."""
+    from queuectl.errors import NotFoundError
+
+    try:
+        return store_of(ctx)  # type: ignore[no-any-return]
+    except NotFoundError as exc:
+        from queuectl.store.sqlite import SQLiteStore
+
+        click.echo(f"note: {exc.message}: compared with an empty store", err=True)
+        return SQLiteStore(":memory:")
 
 
 def _print_plan(plan: Plan, as_json: bool, applied: bool) -> None:

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import os
+import pwd
 import re
 import stat
 from collections.abc import Mapping
@@ -147,6 +148,53 @@ def check_owner(info: os.stat_result) -> str | None:
             f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod go-w on it (or use --insecure)"
         )
     return None
+
+
+def check_directory(directory: str) -> str | None:
+    """Why the manifests of `directory` must not be trusted to run commands as us, or None.
+
+    The rule sshd applies to authorized_keys: the directory and each one
+    above it, up to your home directory (included) or the root, is owned by
+    you or root and writable by no one else, since whoever can write one can
+    swap the manifests below it. A sticky directory above (as /tmp) is fine
+    when it is yours or root's: others may add entries there, not replace
+    yours. The jobs directory itself must not be writable by others, sticky
+    or not.
+    """
+    home = _home()
+    current = os.path.realpath(directory)
+    while True:
+        try:
+            info = os.stat(current)
+        except OSError as exc:
+            return f"refused: cannot check directory {current}: {exc.strerror}"
+        problem = _directory_problem(current, info, above=current != os.path.realpath(directory))
+        if problem or current in (home, "/"):
+            return problem
+        current = os.path.dirname(current)
+
+
+def _directory_problem(path: str, info: os.stat_result, above: bool) -> str | None:
+    which = "a directory above the manifests" if above else "the jobs directory"
+    if info.st_uid not in (os.geteuid(), 0):
+        return (
+            f"refused: {which}, {path}, is owned by uid {info.st_uid}, not by you or root; "
+            "whoever owns it could swap the manifests (use --insecure for shared setups)"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (above and info.st_mode & stat.S_ISVTX):
+        who = "group" if not info.st_mode & stat.S_IWOTH else "others"
+        return (
+            f"refused: {which}, {path}, is writable by {who} (mode {stat.S_IMODE(info.st_mode):04o}); "
+            f"run chmod go-w on it (or use --insecure)"
+        )
+    return None
+
+
+def _home() -> str | None:
+    try:
+        return os.path.realpath(pwd.getpwuid(os.geteuid()).pw_dir)
+    except (KeyError, OSError):
+        return None
 
 
 def _failed(path: str, file_hash: str, message: str, line: int | None = None) -> Manifest:

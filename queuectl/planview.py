@@ -52,6 +52,31 @@ def _value(value: object) -> str:
     return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
 
 
+def _field_change(key: str, old: object, new: object) -> str:
+    if key == "file":
+        return f"{key} {relative(str(old))} -> {relative(str(new))}"
+    if key == "env" and isinstance(new, dict):
+        words = [f"{how} {', '.join(keys)}" for how, keys in new.items() if keys]
+        return "env: " + "; ".join(words) + " (values not shown)"
+    if isinstance(old, str) and isinstance(new, str) and _value(old) == _value(new):
+        start = max(0, _first_difference(old, new) - SHOWN // 3)  # cut alike: show where they differ
+        return f"{key} {_window(old, start)} -> {_window(new, start)}"
+    return f"{key} {_value(old)} -> {_value(new)}"
+
+
+def _first_difference(old: str, new: str) -> int:
+    return next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new)))
+
+
+def _window(text: str, start: int) -> str:
+    """`text` from `start`, cut to SHOWN characters, as JSON, with ... where it was cut."""
+    body = json.dumps(text[start:], ensure_ascii=False)[1:-1]
+    head = "..." if start else ""
+    if len(body) > SHOWN:
+        body = body[: SHOWN - 3] + "..."
+    return f'"{head}{body}"'
+
+
 def _change_line(change: Change, applied: bool) -> str:
     verbs = {
         "create": ("created", "to create"),
@@ -64,13 +89,7 @@ def _change_line(change: Change, applied: bool) -> str:
     if change.kind == "create" and change.path:
         line += f" from {relative(change.path)}"
     if change.kind == "update":
-        parts = [
-            f"{key} {relative(str(old))} -> {relative(str(new))}"
-            if key == "file"
-            else f"{key} {_value(old)} -> {_value(new)}"
-            for key, old, new in change.fields
-        ]
-        line += " (" + "; ".join(parts) + ")"
+        line += " (" + "; ".join(_field_change(key, old, new) for key, old, new in change.fields) + ")"
     if change.kind == "delete":
         line += " (its manifest is gone; history kept"
         if change.cancelled:
@@ -119,7 +138,8 @@ def plan_json(plan: Plan, applied: bool) -> dict[str, Any]:
         "applied": applied,
         "created": [c.name for c in plan.of("create")],
         "updated": [
-            {"name": c.name, "changes": {key: [old, new] for key, old, new in c.fields}} for c in plan.of("update")
+            {"name": c.name, "changes": {key: new if key == "env" else [old, new] for key, old, new in c.fields}}
+            for c in plan.of("update")
         ],
         "deleted": [c.name for c in plan.of("delete")],
         "unchanged": [c.name for c in plan.of("unchanged")],

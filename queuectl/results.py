@@ -9,9 +9,10 @@ The directory gets a `.gitignore` of its own so status never lands in commits.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
-import tempfile
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -65,74 +66,138 @@ def error_document(path: str, errors: Iterable[ManifestError]) -> dict[str, Any]
 
 
 def write(directory: str, name: str, document: dict[str, Any]) -> None:
-    """Atomically replace `<directory>/<name>.json`.
+    """Atomically replace `<directory>/<name>.json` (0600), making the directory (0700) if need be.
 
     The new text goes into a temporary file of its own (threads and processes
     may write the same job's status at once), which is then renamed over the
-    old one.
+    old one. Every step goes through the directory's descriptor and follows
+    no symbolic link, so another user cannot redirect what is written.
     """
     text = json.dumps(document, sort_keys=True, ensure_ascii=False) + "\n"  # one line: the C encoder
+    folder = open_dir(directory, create=True)
     try:
-        _write(directory, name, text)
-    except FileNotFoundError:  # the directory was removed (git clean, rm -rf): make it again
-        _ready.discard(directory)
-        _write(directory, name, text)
+        temporary = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        fd = os.open(temporary, _NEW_FILE, 0o600, dir_fd=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temporary, f"{name}.json", src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=folder)
+            raise
+    finally:
+        os.close(folder)
 
 
-def _write(directory: str, name: str, text: str) -> None:
-    ensure_dir(directory)
-    fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o644)
-            handle.write(text)
-        os.replace(temporary, os.path.join(directory, f"{name}.json"))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def remove(directory: str, name: str) -> None:
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        os.unlink(os.path.join(directory, f"{name}.json"))
+    try:
+        folder = open_dir(directory, create=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{name}.json", dir_fd=folder)
+    finally:
+        os.close(folder)
 
 
 def names_in(directory: str) -> set[str]:
-    """The jobs that have a status file in `directory`."""
+    """The jobs that have a status file in `directory` (none when it is absent or refused)."""
     try:
-        return {n[:-5] for n in os.listdir(directory) if n.endswith(".json") and not n.startswith(".")}
-    except (FileNotFoundError, NotADirectoryError):
+        folder = open_dir(directory, create=False)
+    except OSError:
         return set()
+    try:
+        return _names(folder)
+    finally:
+        os.close(folder)
+
+
+def _names(folder: int) -> set[str]:
+    return {n[:-5] for n in os.listdir(folder) if n.endswith(".json") and not n.startswith(".")}
 
 
 def prune_errors(directory: str, keep: set[str]) -> None:
     """Remove the error documents of manifests that no longer exist or have been fixed."""
-    for name in names_in(directory):
-        if name in keep:
-            continue
-        path = os.path.join(directory, f"{name}.json")
-        try:
-            with open(path, encoding="utf-8") as handle:
-                document = json.loads(handle.read(1 << 20))
-        except (OSError, ValueError):
-            continue
-        if isinstance(document, dict) and document.get("spec_hash", "") is None and "manifest_error" in document:
-            remove(directory, name)
+    try:
+        folder = open_dir(directory, create=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        for name in _names(folder) - keep:
+            if _is_error_document(folder, name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{name}.json", dir_fd=folder)
+    finally:
+        os.close(folder)
 
 
-_ready: set[str] = set()
+def _is_error_document(folder: int, name: str) -> bool:
+    try:
+        fd = os.open(f"{name}.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=folder)
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            document = json.loads(handle.read(1 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and document.get("spec_hash", "") is None and "manifest_error" in document
 
 
 def ensure_dir(directory: str) -> None:
-    if directory in _ready:
+    os.close(open_dir(directory, create=True))
+
+
+def open_dir(directory: str, create: bool) -> int:
+    """A descriptor of the status directory: a real directory of ours, never reached through a symlink.
+
+    Made 0700 (with its .gitignore) when absent and `create`; one of ours
+    that others could read is closed to them. Anything else (a symlink,
+    another user's directory, a file) is refused with an OSError that says so.
+    """
+    parent, name = os.path.split(os.path.normpath(directory))
+    above = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if create:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o700, dir_fd=above)
+        try:
+            folder = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=above)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            kind = "a symbolic link" if os.path.islink(directory) else "not a directory"
+            raise OSError(errno.EPERM, f"refused: {directory} is {kind}; remove it or give --status-dir") from None
+    finally:
+        os.close(above)
+    try:
+        _check_dir(directory, folder)
+        if create:
+            _write_gitignore(folder)
+    except BaseException:
+        os.close(folder)
+        raise
+    return folder
+
+
+def _check_dir(directory: str, folder: int) -> None:
+    info = os.fstat(folder)
+    if info.st_uid != os.geteuid():
+        owner = f"owned by uid {info.st_uid}, not by you"
+        raise OSError(errno.EPERM, f"refused: {directory} is {owner}; remove it or give --status-dir")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.fchmod(folder, 0o700)  # made by an older queuectl: status files are their owner's only
+
+
+def _write_gitignore(folder: int) -> None:
+    try:
+        fd = os.open(".gitignore", _NEW_FILE, 0o600, dir_fd=folder)
+    except FileExistsError:
         return
-    os.makedirs(directory, exist_ok=True)
-    ignore = os.path.join(directory, ".gitignore")
-    if not os.path.exists(ignore):
-        with open(ignore, "w", encoding="utf-8") as handle:
-            handle.write(GITIGNORE)
-    _ready.add(directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(GITIGNORE)
 
 
 class StatusWriter:

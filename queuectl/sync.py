@@ -88,7 +88,7 @@ def find(paths: Sequence[str]) -> tuple[list[Source], list[str]]:
                 directories.append(path)
             try:
                 with os.scandir(path) as entries:
-                    names = sorted(e.name for e in entries if is_manifest_name(e.name) and not e.is_dir())
+                    names = sorted(e.name for e in entries if is_manifest_name(e.name) and not _is_dir(e))
             except OSError as exc:
                 raise UsageError(f"cannot read directory {given}: {exc.strerror}") from None
             for name in names:
@@ -100,6 +100,14 @@ def find(paths: Sequence[str]) -> tuple[list[Source], list[str]]:
         else:
             raise UsageError(f"no such file or directory: {given} (expected a jobs directory or a .toml manifest)")
     return list(sources.values()), directories
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """A directory (or a link to one); a link that cannot be followed (a loop) is a file to report."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _load(path: str, directory: str) -> Source:
@@ -119,16 +127,15 @@ def read_all(sources: Iterable[Source], insecure: bool, current: Sequence[Job] =
     """Validate every source. A file whose bytes match the job applied from it is not parsed again."""
     known = {(job.file, job.file_hash): job for job in current}
     found = []
+    refused: dict[str, str | None] = {}  # directory -> why its manifests are not trusted
     for source in sources:
+        if not insecure and source.directory not in refused:
+            refused[source.directory] = manifest.check_directory(source.directory)
         if source.data is None:
             found.append(Manifest(source.path, "", None, (ManifestError(source.path, source.problem or "unreadable"),)))
             continue
         file_hash = hashlib.sha256(source.data).hexdigest()
-        problem = None
-        if source.info is not None and not stat.S_ISREG(source.info.st_mode):
-            problem = "not a regular file"
-        elif source.info is not None and not insecure:
-            problem = manifest.check_owner(source.info)
+        problem = refused.get(source.directory) or _file_problem(source, insecure)
         if problem:
             found.append(Manifest(source.path, file_hash, None, (ManifestError(source.path, problem),)))
             continue
@@ -138,6 +145,14 @@ def read_all(sources: Iterable[Source], insecure: bool, current: Sequence[Job] =
         else:
             found.append(manifest.parse(source.data, source.path, file_hash))
     return _unique_names(found, {job.name: job.file for job in current})
+
+
+def _file_problem(source: Source, insecure: bool) -> str | None:
+    if source.info is not None and not stat.S_ISREG(source.info.st_mode):
+        return "not a regular file"
+    if source.info is not None and not insecure:
+        return manifest.check_owner(source.info)
+    return None
 
 
 def _unique_names(found: list[Manifest], owners: dict[str, str] | None = None) -> list[Manifest]:
@@ -225,8 +240,24 @@ def _job_of_broken(item: Manifest, by_file: dict[str, Job], by_name: dict[str, J
 
 
 def _differences(old: JobSpec, new: JobSpec) -> tuple[tuple[str, object, object], ...]:
+    """An update's (key, old, new); for env only which keys changed, never a value (they hold secrets)."""
     before, after = old.to_json(), new.to_json()
-    return tuple((key, before[key], after[key]) for key in after if before.get(key) != after[key])
+    return tuple(
+        ("env", None, env_changes(before.get("env") or {}, after["env"] or {}))
+        if key == "env"
+        else (key, before.get(key), after[key])
+        for key in after
+        if before.get(key) != after[key]
+    )
+
+
+def env_changes(old: dict[str, str], new: dict[str, str]) -> dict[str, list[str]]:
+    """The env keys added, removed and changed: what a plan may show of [env]."""
+    return {
+        "added": sorted(new.keys() - old.keys()),
+        "removed": sorted(old.keys() - new.keys()),
+        "changed": sorted(k for k in old.keys() & new.keys() if old[k] != new[k]),
+    }
 
 
 # -- applying ----------------------------------------------------------------
@@ -251,6 +282,8 @@ def apply(
 ) -> Plan:
     """Plan and (unless dry_run) apply the manifests under `paths`, in one transaction."""
     sources, directories = find(paths)
+    if not insecure:  # a file gone from a refused directory proves nothing: its job is not deleted
+        directories = [d for d in directories if manifest.check_directory(d) is None]
     git = GitInfo.of(sorted({s.directory for s in sources} | set(directories)))
     token = store.data_token()
     current = store.list_jobs()

@@ -672,7 +672,7 @@ def _check_pidfd() -> None:
 
 def _check_log_dir(path: str) -> None:
     try:
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(path, mode=0o700, exist_ok=True)  # its parent is the store's or the private state directory
         probe = os.path.join(path, f".probe-{os.getpid()}")
         with open(probe, "w"):
             pass

@@ -7,6 +7,7 @@ in a single round trip).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -238,12 +239,18 @@ def default_location() -> str:
     return os.path.join(state_dir(), "queue.db")
 
 
-def open_store(location: str | None = None, clock: Clock | None = None, busy_timeout: float = 30.0) -> Store:
-    """Open (creating and migrating as needed) the store at `location`.
+MEMORY_NAMES = (":memory:", "file::memory:")
 
-    `busy_timeout` is how long one statement waits for another process's
-    write lock; a worker pool uses a short one and retries, so that its loop
-    stays responsive.
+
+def open_store(
+    location: str | None = None, clock: Clock | None = None, busy_timeout: float = 30.0, *, create: bool = True
+) -> Store:
+    """Open (migrating as needed) the store at `location`; create it only when `create`.
+
+    A command that only reads passes create=False: a mistyped path then says
+    there is no store there, rather than creating an empty one. `busy_timeout`
+    is how long one statement waits for another process's write lock; a
+    worker pool uses a short one and retries, so that its loop stays responsive.
     """
     location = location or default_location()
     if is_server_url(location):
@@ -254,7 +261,19 @@ def open_store(location: str | None = None, clock: Clock | None = None, busy_tim
                 f"cannot use {mask_url(location)}: PostgreSQL support is not installed ({exc}); "
                 "install it with: pip install 'queuectl[postgres]'"
             ) from None
+        if create:
+            close_state_dir()  # this host's logs of the store's runs go there
         return PostgresStore(location, clock=clock, busy_timeout=busy_timeout)
+    _check_file_location(location)
+    from queuectl.store.sqlite import SQLiteStore
+
+    if create and os.path.abspath(os.path.expanduser(location)) == default_location():
+        close_state_dir()
+    return SQLiteStore(location, clock=clock, busy_timeout=busy_timeout, create=create)
+
+
+def _check_file_location(location: str) -> None:
+    """Refuse what is not a store file path (a key=value string, a mistyped URL, an in-memory database)."""
     import re
 
     if re.search(r"(^|\s)(host|hostaddr|dbname|user|port|password)=", location):  # not echoed: may hold a password
@@ -264,9 +283,49 @@ def open_store(location: str | None = None, clock: Clock | None = None, busy_tim
     if "://" in location:
         scheme = location.split("://", 1)[0]
         raise UsageError(f"unknown store URL scheme {scheme!r}: expected a file path or postgresql://…")
-    from queuectl.store.sqlite import SQLiteStore
+    if location in MEMORY_NAMES or location.startswith("file::memory:"):
+        raise UsageError(
+            f"cannot use {location} as the store: an in-memory store forgets every run when the command exits; "
+            "expected a file path or postgresql://…"
+        )
 
-    return SQLiteStore(location, clock=clock, busy_timeout=busy_timeout)
+
+def make_private_dir(path: str) -> None:
+    """Make directory `path` and its missing parents, each one made here 0700 whatever the umask.
+
+    Directories that already exist are left as they are: they are the user's.
+    """
+    missing = []
+    head = os.path.abspath(path)
+    while not os.path.isdir(head):
+        missing.append(head)
+        parent = os.path.dirname(head)
+        if parent == head:
+            break
+        head = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
+            continue  # made meanwhile by another process: it made it 0700 too
+        os.chmod(directory, 0o700)  # the umask may have taken bits from the owner
+
+
+def close_state_dir() -> None:
+    """Make queuectl's own state directory 0700 (older versions made it 0755); create it so if absent."""
+    directory = state_dir()
+    try:
+        info = os.stat(directory)
+    except FileNotFoundError:
+        make_private_dir(directory)
+        return
+    except OSError:
+        return  # opening the store will say what is wrong
+    if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+        with contextlib.suppress(OSError):
+            os.chmod(directory, 0o700)
 
 
 def is_server_url(location: str) -> bool:
@@ -294,6 +353,21 @@ def mask_url(url: str) -> str:
             authority = f"{user}:***@{hostport}" if colon else f"{userinfo}@{hostport}"
         url = f"{scheme}://{authority}{tail}"
     return re.sub(rf"([?&]{_SECRET_PARAMS}=)[^&#]*", r"\1***", url)
+
+
+def without_password(url: str) -> str:
+    """A server URL with no password in it (a file path as it is): for what must not see one."""
+    import re
+
+    if not is_server_url(url):
+        return url
+    masked = mask_url(url)
+    scheme, _, rest = masked.partition("://")
+    authority, mark, tail = rest.partition("@")
+    if mark and authority.endswith(":***"):
+        rest = authority[: -len(":***")] + mark + tail
+    rest = re.sub(rf"([?&]){_SECRET_PARAMS}=\*\*\*(&|(?=#)|$)", lambda m: m.group(1) if m.group(2) else "", rest)
+    return f"{scheme}://{rest}".rstrip("?&")
 
 
 def scrub(text: str, url: str) -> str:

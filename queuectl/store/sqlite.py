@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from queuectl import wake
-from queuectl.errors import DuplicateRunError, StoreBusyError, StoreError
+from queuectl.errors import DuplicateRunError, NotFoundError, StoreBusyError, StoreError
 from queuectl.store import Clock
 from queuectl.store.queries import load, migrations
 from queuectl.store.sqlbase import Row, SQLStore
@@ -29,14 +29,21 @@ _ERRORS = (sqlite3.Error, OverflowError, UnicodeError)
 class SQLiteStore(SQLStore):
     engine = "sqlite"
 
-    def __init__(self, path: str, clock: Clock | None = None, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str, clock: Clock | None = None, busy_timeout: float = 30.0, *, create: bool = True
+    ) -> None:
+        """Open the store file at `path`; when `create`, make it (0600, in 0700 directories) if absent.
+
+        SQLite gives the -wal and -shm files the mode of the database file, so
+        making that one 0600 before SQLite opens it keeps all three private.
+        """
         self.clock = clock
-        memory = path == ":memory:"
+        memory = path == ":memory:"  # for tests that want a throwaway store; the CLI refuses it
         self.location = path if memory else os.path.abspath(os.path.expanduser(path))
         self.url = self.location
         try:
             if not memory:
-                os.makedirs(os.path.dirname(self.location), exist_ok=True)
+                _make_or_find(self.location, create)
             self._db = sqlite3.connect(
                 self.location, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
@@ -147,6 +154,23 @@ class SQLiteStore(SQLStore):
 
     def work_signal(self, pid: int) -> wake.Signal:
         return wake.DatagramSignal(self.location, pid)
+
+def _make_or_find(path: str, create: bool) -> None:
+    """Create an absent store file (0600) and its directories (0700), or say there is none."""
+    from queuectl.store import make_private_dir
+
+    if os.path.exists(path):
+        return
+    if not create:
+        raise NotFoundError(
+            f"no store at {path} yet (check --db or QUEUECTL_DB; enqueue, apply or worker start creates one)"
+        )
+    make_private_dir(os.path.dirname(path))
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass  # another process made it meanwhile
+
 
 def _statements(script: str) -> Iterator[str]:
     buffer = ""
