@@ -91,8 +91,13 @@ class Output:
         if not self.cap or self.size + len(data) <= self.cap:
             os.pwrite(self.file, data, self.size)
             self.size += len(data)
-        else:
-            self._cut(data)
+            return
+        fit = self.cap - self.size  # fill the file to the cap first: the head must be whole
+        if fit > 0:
+            os.pwrite(self.file, data[:fit], self.size)
+            self.size = self.cap
+            data = data[fit:]
+        self._cut(data)
 
     def _cut(self, data: bytes) -> None:
         """Make room: keep the head, the marker and the last half of the tail region, then `data`."""
