@@ -359,7 +359,8 @@ class Pool:
         for proc, info in zip(fresh, records, strict=True):
             proc.recorded = True
             if self.guardian is not None and info.proc_start:
-                self.guardian.watch(proc.pid, info.proc_start, proc.claim.run_id)
+                claim = proc.claim
+                self.guardian.watch(proc.pid, info.proc_start, claim.run_id, claim.attempt, claim.keep_children)
         for _ in stale:
             self.ready.popleft()
         self.ready.extend((claim, mono) for claim in claims)

@@ -124,3 +124,14 @@ def test_a_pool_reaps_the_orphans_it_adopts(q: Queue) -> None:
     wait_for(lambda: zombies() == [], timeout=10, what="the adopted zombies to be reaped")
     q("worker", "stop")
     assert pool.wait(timeout=30) == 0
+
+
+def test_a_pool_killed_with_sigkill_leaves_nothing_of_its_runs(q: Queue, leftovers: list[str]) -> None:
+    leftovers.append("orphaned")
+    q("enqueue", "--id", "orphaned", "--command", "setsid sleep 326 & echo up; sleep 326")
+    pool = q.start_pool("--count", "1")
+    wait_for(lambda: q.run("orphaned").get("pgid"), what="the run recorded as running")
+    wait_for(lambda: len(processes_of("orphaned")) >= 3, what="the run's three processes")
+    pool.kill()
+    pool.wait(timeout=30)
+    wait_for(lambda: processes_of("orphaned") == [], timeout=10, what="the guardian to kill the escaped sleep")
