@@ -43,30 +43,41 @@ def become_subreaper(on: bool = True) -> bool:
         return False
 
 
-def children() -> list[int]:
+def _read(path: str) -> bytes | None:
+    """A small /proc file's bytes (raw descriptors: this runs once per attempt, and io.open costs more)."""
     try:
-        with open(_CHILDREN, "rb") as f:
-            return [int(pid) for pid in f.read().split()]
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return []
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def children() -> list[int]:
+    data = _read(_CHILDREN)
+    return [int(pid) for pid in data.split()] if data else []
 
 
 def has_markers(pid: int, marker: bytes, also: bytes | None = None) -> bool:
     """Whether `pid`'s environment holds `marker` (and `also`)."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = f.read().split(b"\0")
-    except OSError:
+    data = _read(f"/proc/{pid}/environ")
+    if data is None:
         return False
+    env = data.split(b"\0")
     return marker in env and (also is None or also in env)
 
 
 def _state(pid: int) -> tuple[bytes, int] | None:
     """(state letter, process group) of `pid`, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
+    data = _read(f"/proc/{pid}/stat")
+    if not data:
         return None
     fields = data[data.rindex(b")") + 2 :].split()
     return fields[0], int(fields[2])

@@ -512,7 +512,7 @@ class Pool:
     def _collect(self, proc: runner.Process) -> None:
         self._selector.unregister(proc.pidfd)
         del self.running[proc.pid]
-        exit_code, outcome, error = runner.reap(proc, self.running)
+        exit_code, outcome, error = runner.reap(proc, self._own)
         if proc.recorded and self.guardian is not None:
             self.guardian.forget(proc.pid)
         self._end_output(proc)
@@ -567,7 +567,15 @@ class Pool:
 
     def _check_children(self, mono: float) -> None:
         self._next_child_check = mono + CHILD_CHECK_EVERY
-        reaper.reap_adopted(self.running)
+        reaper.reap_adopted(self._own)
+
+    @property
+    def _own(self) -> set[int]:
+        """The pool's own children (leaders, guardian): never taken for adopted ones."""
+        own = set(self.running)
+        if self.guardian is not None:
+            own.add(self.guardian.pid)
+        return own
 
     def _wait_all(self) -> None:
         for proc in list(self.running.values()):
