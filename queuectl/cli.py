@@ -159,6 +159,12 @@ def run_options(func: F) -> F:
         click.option("--delay", metavar="DURATION", help="Not before this long from now (e.g. 30m)."),
         click.option("--cwd", metavar="DIR", help="Absolute directory to run the command in."),
         click.option("--env", "env_pairs", metavar="NAME=VALUE", multiple=True, help="Extra environment (repeatable)."),
+        click.option(
+            "--keep-children",
+            is_flag=True,
+            default=None,
+            help="Let what the command starts outlive its run (daemons); by default it is killed with the run.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -172,6 +178,8 @@ def _flag_fields(**flags: Any) -> dict[str, Any]:
             fields[name] = flags[name]
     if flags.get("retries") is not None:
         fields["max_retries"] = flags["retries"]
+    if flags.get("keep_children"):
+        fields["keep_children"] = True
     if flags.get("env_pairs"):
         env = {}
         for pair in flags["env_pairs"]:

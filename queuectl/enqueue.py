@@ -31,6 +31,7 @@ _KNOWN = {
     "delay",
     "cwd",
     "env",
+    "keep_children",
 }
 _IGNORED = {"created_at", "updated_at"}
 
@@ -118,6 +119,9 @@ def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) 
             raise UsageError(f"invalid env name {name!r}: expected a name without '='")
         _check_text(name, "env name")
         _check_text(value, f"env {name}")
+    keep_children = fields.get("keep_children", False)
+    if not isinstance(keep_children, bool):
+        raise UsageError(f"invalid keep_children {keep_children!r}: expected true or false")
     return NewRun(
         id=run_id,
         command=command,
@@ -129,6 +133,7 @@ def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) 
         run_at=run_at,
         cwd=cwd,
         env=dict(env),
+        keep_children=keep_children,
     )
 
 

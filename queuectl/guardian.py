@@ -10,7 +10,10 @@ registered, and the guardian simply exits.
 
 Only commands that have run for a moment are registered (the same ones the
 store records), so draining short commands costs nothing here; what the
-guardian misses, the rescue by the next pool on this host kills.
+guardian misses, the rescue by the next pool on this host kills. Processes
+that left their run's group (the pool's subreaper no longer adopts them
+once it is dead) are found by their run's QUEUECTL_RUN_ID and
+QUEUECTL_ATTEMPT, unless the run keeps its children.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ class Guardian:
         os.close(read_end)
         os.set_inheritable(self._write_end, False)
 
-    def watch(self, pgid: int, proc_start: int, run_id: str) -> None:
-        self._send(f"+ {pgid} {proc_start} {run_id}\n")
+    def watch(self, pgid: int, proc_start: int, run_id: str, attempt: int, keep_children: bool) -> None:
+        self._send(f"+ {pgid} {proc_start} {run_id} {attempt} {int(keep_children)}\n")
 
     def forget(self, pgid: int) -> None:
         self._send(f"- {pgid}\n")
@@ -63,21 +66,23 @@ def _serve(read_end: int) -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)  # do not hold the pool's output open
-    groups: dict[int, tuple[int, str]] = {}
+    groups: dict[int, tuple[int, str, int, bool]] = {}
     pending = b""
     while chunk := _read(read_end):
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
             parts = line.decode().split()
-            if parts[:1] == ["+"] and len(parts) == 4:
-                groups[int(parts[1])] = (int(parts[2]), parts[3])
+            if parts[:1] == ["+"] and len(parts) == 6:
+                groups[int(parts[1])] = (int(parts[2]), parts[3], int(parts[4]), parts[5] == "1")
             elif parts[:1] == ["-"] and len(parts) == 2:
                 groups.pop(int(parts[1]), None)
     from queuectl.runner import kill_leftovers
 
-    for pgid, (proc_start, run_id) in groups.items():
+    for pgid, (proc_start, run_id, attempt, keep_children) in groups.items():
         kill_leftovers(run_id, pgid, proc_start)
+        if not keep_children:  # what left the group, found by its markers
+            kill_leftovers(run_id, None, None, attempt)
 
 
 def _read(fd: int) -> bytes:

@@ -52,6 +52,7 @@ KEYS = (
     "cwd",
     "env",
     "enabled",
+    "keep_children",
 )
 ALIASES = {"max_retries": "retries"}  # the queue CLI's spelling
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -495,6 +496,7 @@ _CHECKS = {
     "cwd": "_cwd",
     "env": "_env",
     "enabled": "_bool",
+    "keep_children": "_bool",
 }
 
 

@@ -1,9 +1,13 @@
-"""Run one attempt: a process group, a log file, a timeout, an exit code.
+"""Run one attempt: a process group, its output, a timeout, an exit code.
 
 Spawning is the hot path, so it uses os.posix_spawn (vfork + exec, no Python
 in the child) and pidfds to learn of exits. Each command runs as
-`/bin/sh -c CMD` in a process group of its own, so a timeout or a rescue can
-kill everything it started.
+`/bin/sh -c CMD` in a process group of its own, its stdout and stderr a pipe
+the pool copies into a capped log (capture.py). When the attempt ends, its
+group is killed, and so is every process of it that left the group: the
+pool is a child subreaper (reaper.py), so such processes become its own
+children, and their QUEUECTL_RUN_ID / QUEUECTL_ATTEMPT markers tell whose
+they are. `keep_children` runs opt out, for commands that start daemons.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
+from typing import Any
 
+from queuectl import reaper
+from queuectl.capture import Output
 from queuectl.model import Claim, Outcome
 
 HOST = socket.gethostname()
@@ -35,10 +42,12 @@ MACHINE = _machine()
 def on_this_machine(host: str, machine: str) -> bool:
     """Whether a pool that registered as (host, machine) runs where our pids are its pids."""
     return machine == MACHINE if machine and MACHINE else host == HOST
+
+
 TAIL_BYTES = 4000
+DRAIN_READS = 256  # at the end of an attempt: what a writer that escaped the sweep cannot stretch
 RUN_ID_VAR = "QUEUECTL_RUN_ID"
 ATTEMPT_VAR = "QUEUECTL_ATTEMPT"
-_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND  # no O_TRUNC: truncating is costly here
 
 
 class Process:
@@ -51,6 +60,7 @@ class Process:
         "interrupted",
         "kill_at",
         "log_path",
+        "output",
         "pid",
         "pidfd",
         "recorded",
@@ -64,7 +74,7 @@ class Process:
         claim: Claim,
         pid: int,
         pidfd: int,
-        log_path: str,
+        output: Output,
         started_at: float,
         spawned: float,
         deadline: float | None,
@@ -72,7 +82,8 @@ class Process:
         self.claim = claim
         self.pid = pid
         self.pidfd = pidfd
-        self.log_path = log_path
+        self.output = output
+        self.log_path = output.path
         self.started_at = started_at  # wall clock
         self.spawned = spawned  # monotonic
         self.deadline = deadline  # monotonic time at which the timeout fires
@@ -84,7 +95,13 @@ class Process:
 
 
 def spawn(
-    claim: Claim, log_path: str, base_env: Mapping[str, str], now: float, mono: float, home_fd: int = -1
+    claim: Claim,
+    log_path: str,
+    log_cap: int,
+    base_env: Mapping[str, str],
+    now: float,
+    mono: float,
+    home_fd: int = -1,
 ) -> Process:
     """Start `claim`'s command; OSError or ValueError when it cannot be started."""
     env = dict(base_env)
@@ -92,120 +109,82 @@ def spawn(
         env.update(claim.env)
     env[RUN_ID_VAR] = claim.run_id
     env[ATTEMPT_VAR] = str(claim.attempt)
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, log_path, _LOG_FLAGS, 0o600),
-        (os.POSIX_SPAWN_DUP2, 1, 2),
-    ]
-    argv = ["sh", "-c", claim.command]
-    if claim.cwd:
-        # posix_spawn has no chdir action before Python 3.13; the pool is
-        # single-threaded, so changing its own directory around the spawn is safe.
-        os.chdir(claim.cwd)
-        try:
-            pid = os.posix_spawn("/bin/sh", argv, env, file_actions=actions, setpgroup=0)
-        finally:
-            if home_fd >= 0:
-                os.fchdir(home_fd)
-    else:
-        pid = os.posix_spawn("/bin/sh", argv, env, file_actions=actions, setpgroup=0)
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)  # dup2 clears close-on-exec on the child's 1 and 2
+    try:
+        os.set_blocking(read_end, False)  # the pool's end only: the command's writes block when it is full
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, write_end, 1),
+            (os.POSIX_SPAWN_DUP2, write_end, 2),
+        ]
+        pid = _posix_spawn(claim, env, actions, home_fd)
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
+        os.close(read_end)
         kill_group(pid, signal.SIGKILL)  # never leave a command we cannot watch
         os.waitpid(pid, 0)
         raise
     deadline = mono + claim.timeout if claim.timeout else None
-    return Process(claim, pid, pidfd, log_path, now, mono, deadline)
+    return Process(claim, pid, pidfd, Output(read_end, log_path, log_cap), now, mono, deadline)
 
 
-class LogFiles:
-    """Per-attempt log files, without creating a file on every spawn.
+def _posix_spawn(claim: Claim, env: dict[str, str], actions: list[tuple[Any, ...]], home_fd: int) -> int:
+    argv = ["sh", "-c", claim.command]
+    if not claim.cwd:
+        return os.posix_spawn("/bin/sh", argv, env, file_actions=actions, setpgroup=0)
+    # posix_spawn has no chdir action before Python 3.13; the pool is
+    # single-threaded, so changing its own directory around the spawn is safe.
+    os.chdir(claim.cwd)
+    try:
+        return os.posix_spawn("/bin/sh", argv, env, file_actions=actions, setpgroup=0)
+    finally:
+        if home_fd >= 0:
+            os.fchdir(home_fd)
 
-    Creating a file is the costliest step of a spawn on some file systems.
-    An attempt writes into a spare (empty) file when one is left; when it
-    ends, a log with output is renamed to `<run>.<attempt>.log`, and an empty
-    one stays a spare for the next attempt. Attempts that print nothing thus
-    cost no file system work at all.
+
+def log_path(directory: str, claim: Claim) -> str:
+    return os.path.join(directory, f"{claim.run_id}.{claim.attempt}.log")
+
+
+def reap(proc: Process, known: Container[int]) -> tuple[int | None, Outcome, str | None]:
+    """Collect an exited leader: (exit code, outcome, error text).
+
+    Unless the run keeps its children, everything it started is killed
+    first: its group while the zombie leader still holds the group id (so
+    the id cannot have been reused), then whatever left the group and came
+    to the pool as an orphan (`known`: the pool's own children, spared).
+    The output still in the pipe is copied to the log; with the writers dead
+    the pipe is at its end.
     """
-
-    def __init__(self, directory: str, tag: str) -> None:
-        self.directory = directory
-        self.tag = tag
-        self._spares: list[str] = []
-        self._made = 0
-
-    def final_path(self, claim: Claim) -> str:
-        return os.path.join(self.directory, f"{claim.run_id}.{claim.attempt}.log")
-
-    def take(self, claim: Claim) -> str:
-        """Where the attempt of `claim` writes while it runs (always an empty file)."""
-        if self._spares:
-            return self._spares.pop()
-        path = self.final_path(claim)
-        try:
-            os.unlink(path)  # a stale log of an earlier run with this id
-        except OSError:
-            pass
-        return path
-
-    def give_back(self, path: str, claim: Claim, group_gone: bool) -> str | None:
-        """After the attempt: the log's final path, or None when it stayed empty.
-
-        A log is only reused when nothing of the attempt is left that could
-        still write to it (`group_gone`); otherwise it is kept, even empty.
-        """
-        final = self.final_path(claim)
-        try:
-            if os.stat(path).st_size or not group_gone:
-                if path != final:
-                    os.rename(path, final)
-                return final
-            if path == final:
-                self._made += 1
-                spare = os.path.join(self.directory, f".spare-{self.tag}-{self._made}")
-                os.rename(path, spare)
-                path = spare
-        except OSError:
-            return None
-        self._spares.append(path)
-        return None
-
-    def close(self) -> None:
-        for spare in self._spares:
-            try:
-                os.unlink(spare)
-            except OSError:
-                pass
-        self._spares.clear()
-
-
-def reap(proc: Process) -> tuple[int | None, Outcome, str | None, bool]:
-    """Collect an exited leader: (exit code, outcome, error text, whether its group is gone).
-
-    Before reaping, anything left in its group after a timeout or a stop is
-    killed; the zombie leader keeps the group id from being reused meanwhile.
-    """
-    if proc.timed_out or proc.interrupted or proc.cancelled:
+    keep = proc.claim.keep_children
+    if not keep:
         kill_group(proc.pid, signal.SIGKILL)
     _, status = os.waitpid(proc.pid, 0)
     os.close(proc.pidfd)
-    try:
-        os.killpg(proc.pid, 0)
-        group_gone = False  # background processes of the command live on
-    except OSError:
-        group_gone = True
+    if not keep:
+        reaper.sweep(proc.pid, _markers(proc.claim.run_id, proc.claim.attempt), known)
+        proc.output.pump(reads=DRAIN_READS)
     code = os.waitstatus_to_exitcode(status)
     exit_code = code if code >= 0 else 128 - code
     if proc.timed_out:
-        return exit_code, Outcome.TIMEOUT, f"timed out after {proc.claim.timeout:g}s", group_gone
+        return exit_code, Outcome.TIMEOUT, f"timed out after {proc.claim.timeout:g}s"
     if proc.interrupted:
-        return exit_code, Outcome.INTERRUPTED, "interrupted: the worker pool was stopped", group_gone
+        return exit_code, Outcome.INTERRUPTED, "interrupted: the worker pool was stopped"
     if proc.cancelled:
-        return exit_code, Outcome.FAILED, "cancelled while running (a newer fire replaced it)", group_gone
+        return exit_code, Outcome.FAILED, "cancelled while running (a newer fire replaced it)"
     if code == 0:
-        return 0, Outcome.COMPLETED, None, group_gone
-    return exit_code, Outcome.FAILED, describe_exit(code), group_gone
+        return 0, Outcome.COMPLETED, None
+    return exit_code, Outcome.FAILED, describe_exit(code)
+
+
+def _markers(run_id: str, attempt: int) -> tuple[bytes, bytes]:
+    return f"{RUN_ID_VAR}={run_id}".encode(), f"{ATTEMPT_VAR}={attempt}".encode()
 
 
 def describe_exit(code: int) -> str:
@@ -256,12 +235,7 @@ def is_alive(pid: int, proc_start: int) -> bool:
 
 
 def _has_marker(pid: int, marker: bytes, also: bytes | None = None) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = f.read().split(b"\0")
-    except OSError:
-        return False
-    return marker in env and (also is None or also in env)
+    return reaper.has_markers(pid, marker, also)
 
 
 def kill_leftovers(run_id: str, pgid: int | None, proc_start: int | None, attempt: int | None = None) -> int:
@@ -323,27 +297,3 @@ def read_tail(path: str | None, limit: int = TAIL_BYTES) -> str:
     if size > limit and "\n" in text:
         text = text[text.index("\n") + 1 :]  # drop the cut-off first line
     return text
-
-
-def trim_log(path: str, cap: int) -> bool:
-    """Keep a log under `cap` bytes by dropping its oldest output.
-
-    The command appends (O_APPEND), so after the file is rewritten its next
-    writes land at the new end. Output written during the rewrite itself may
-    be lost; the file says where output was dropped.
-    """
-    try:
-        size = os.stat(path).st_size
-        if size <= cap:
-            return False
-        keep = cap // 2
-        with open(path, "r+b") as f:
-            f.seek(size - keep)
-            tail = f.read(keep)
-            f.seek(0)
-            f.write(f"[queuectl: {size - len(tail)} bytes of earlier output dropped]\n".encode())
-            f.write(tail)
-            f.truncate()
-        return True
-    except OSError:
-        return False

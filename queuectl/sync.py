@@ -442,6 +442,7 @@ def new_run(job: Job, defaults: Defaults, due: float) -> NewRun:
         cwd=spec.cwd,
         env=dict(spec.env),
         scheduled_for=due,
+        keep_children=spec.keep_children,
     )
 
 

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from queuectl import config, runner, wake
+from queuectl import config, reaper, runner, wake
+from queuectl.capture import Output
 from queuectl.errors import QueueError, StoreError
 from queuectl.guardian import Guardian
 from queuectl.model import AttemptResult, Claim, Outcome, ProcessInfo, RunState, Worker
@@ -39,7 +40,7 @@ FLUSH_BATCH = 64  # ...or once this many have piled up
 SHORT_ATTEMPT = 0.05  # below this mean duration, claim ahead to save round trips
 MAX_PREFETCH = 32
 READY_MAX_AGE = 0.5  # a claim not started within this long is given back
-LOG_CHECK_EVERY = 1.0
+CHILD_CHECK_EVERY = 1.0  # adopted children that died meanwhile are reaped this often
 COLD_KILL_GRACE = 2.0
 STORE_RETRY_MAX = 5.0
 SPAWN_RETRY = 0.5
@@ -87,7 +88,8 @@ class Pool:
         self.id = f"{host}-{self.pid}-{os.urandom(3).hex()}"
         self.stats = PoolStats()
         self.logs = logs_dir(store)
-        self.log_files = runner.LogFiles(self.logs, f"{self.pid}-{os.urandom(2).hex()}")
+        self._lingering: set[Output] = set()  # output of kept daemons, still read after their run ended
+        self._held: list[AttemptResult | str] = []  # lines waiting for an earlier result's line (order)
         self.env = dict(os.environ)
         self.running: dict[int, runner.Process] = {}  # by pid
         self.results: list[AttemptResult] = []
@@ -103,7 +105,7 @@ class Pool:
         self._next_due: float | None = None  # monotonic moment the earliest waiting run is due
         self._next_heartbeat = 0.0
         self._last_heartbeat = -WAKE_HEARTBEAT_GAP
-        self._next_log_check = 0.0
+        self._next_child_check = 0.0
         self._selector = selectors.DefaultSelector()
         self._wake: wake.Signal | None = None
         self._wake_fd = -1
@@ -134,6 +136,7 @@ class Pool:
         _check_pidfd()
         _check_log_dir(self.logs)
         _raise_fd_limit()
+        reaper.become_subreaper()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # an inherited SIG_IGN would reap for us
         self._home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
         self.guardian = Guardian()  # first: it must not inherit our sockets
@@ -189,8 +192,12 @@ class Pool:
         self._restore_signals()
         if self._home >= 0:
             os.close(self._home)
+        for output in self._lingering:
+            output.close()  # a kept daemon that writes on gets EPIPE: the pool is gone
+        self._lingering.clear()
+        reaper.become_subreaper(False)
+        self._flush_held(everything=True)
         self._selector.close()
-        self.log_files.close()
         if self._statuses is not None:
             self._statuses.close()
         if self.guardian is not None:
@@ -210,8 +217,8 @@ class Pool:
         if mono >= self._next_heartbeat and mono >= self._store_retry_at:
             self._guarded(self._heartbeat, mono)
         self._enforce_deadlines(mono)
-        if mono >= self._next_log_check:
-            self._check_logs(mono)
+        if mono >= self._next_child_check:
+            self._check_children(mono)
         self._fill_slots(mono)
         if mono >= self._store_retry_at and self._sync_due(mono) and self._guarded(self._sync, mono):
             self._fill_slots(mono)
@@ -302,7 +309,7 @@ class Pool:
         if self.ready:
             moments.append(self.ready[0][1] + READY_MAX_AGE)
         if self.running:
-            moments.append(self._next_log_check)
+            moments.append(self._next_child_check)
         for proc in self.running.values():
             if proc.kill_at is not None:
                 moments.append(proc.kill_at)
@@ -352,7 +359,8 @@ class Pool:
         for proc, info in zip(fresh, records, strict=True):
             proc.recorded = True
             if self.guardian is not None and info.proc_start:
-                self.guardian.watch(proc.pid, info.proc_start, proc.claim.run_id)
+                claim = proc.claim
+                self.guardian.watch(proc.pid, info.proc_start, claim.run_id, claim.attempt, claim.keep_children)
         for _ in stale:
             self.ready.popleft()
         self.ready.extend((claim, mono) for claim in claims)
@@ -385,12 +393,11 @@ class Pool:
 
     def _spawn(self, claim: Claim, mono: float) -> bool:
         """Start an attempt; False when the pool (not the run) lacks a resource."""
-        log_path = self.log_files.take(claim)
+        log_path = runner.log_path(self.logs, claim)
         now = self.clock()
         try:
-            proc = runner.spawn(claim, log_path, self.env, now, mono, self._home)
+            proc = runner.spawn(claim, log_path, int(self.log_max_bytes), self.env, now, mono, self._home)
         except (OSError, ValueError) as exc:
-            self.log_files.give_back(log_path, claim, group_gone=True)
             if isinstance(exc, OSError) and exc.errno in POOL_SHORTAGES:
                 self._say(f"cannot start {claim.run_id} now ({exc.strerror}); retrying shortly")
                 return False
@@ -399,15 +406,18 @@ class Pool:
                 error = f"{'cannot enter ' + str(claim.cwd) if cwd_missing else 'cannot start'}: {exc.strerror}"
             else:
                 error = f"cannot start: {exc}"
+            self._event(f"no start  {claim.run_id} (attempt {claim.attempt}): {error}")
             self._add_result(AttemptResult(claim, self.id, None, now, now, None, Outcome.FAILED, error, ""))
             return True
         self.running[proc.pid] = proc
         self._selector.register(proc.pidfd, selectors.EVENT_READ, partial(self._on_exit, proc))
-        if self.verbose:
-            self._say(f"start     {claim.run_id} (attempt {claim.attempt}): {claim.command}")
+        self._selector.register(proc.output.fd, selectors.EVENT_READ, partial(self._on_output, proc.output))
+        self._event(f"start     {claim.run_id} (attempt {claim.attempt}): {claim.command}")
         return True
 
     def _add_result(self, result: AttemptResult) -> None:
+        if self.verbose:
+            self._held.append(result)  # its line is written once the store says what became of it
         if not self.results:
             self._results_since = self.monotonic()
         self.results.append(result)
@@ -454,7 +464,7 @@ class Pool:
                 proc.cancelled = True
                 runner.kill_group(proc.pid, signal.SIGTERM)
                 proc.kill_at = mono + self.kill_grace
-                self._say(f"cancel    {proc.claim.run_id}: its run was cancelled; stopping its process group")
+                self._event(f"cancel    {proc.claim.run_id}: its run was cancelled; stopping its process group")
 
     def rescue(self) -> int:
         """Put back runs whose pool died; kill leftovers of those that ran here."""
@@ -502,10 +512,12 @@ class Pool:
     def _collect(self, proc: runner.Process) -> None:
         self._selector.unregister(proc.pidfd)
         del self.running[proc.pid]
-        exit_code, outcome, error, group_gone = runner.reap(proc)
+        exit_code, outcome, error = runner.reap(proc, self._own)
         if proc.recorded and self.guardian is not None:
             self.guardian.forget(proc.pid)
-        log_path = self.log_files.give_back(proc.log_path, proc.claim, group_gone)
+        self._end_output(proc)
+        lingering = proc.output in self._lingering  # a kept daemon may still write: the file may come later
+        log_path = proc.output.path if proc.output.wrote or lingering else None
         self._add_result(
             AttemptResult(
                 claim=proc.claim,
@@ -531,17 +543,39 @@ class Pool:
                 proc.timed_out = True
                 runner.kill_group(proc.pid, signal.SIGTERM)
                 proc.kill_at = mono + self.kill_grace
-                self._say(f"timeout {proc.claim.run_id} after {proc.claim.timeout:g}s: stopping its process group")
+                self._event(f"timeout   {proc.claim.run_id} after {proc.claim.timeout:g}s: stopping its process group")
         if self.stop_deadline is not None and mono >= self.stop_deadline and self.stop_level == 1:
             self._say(f"stop-grace of {self.stop_grace:g}s is over: stopping running commands")
             self._begin_stop(2, mono)
 
-    def _check_logs(self, mono: float) -> None:
-        self._next_log_check = mono + LOG_CHECK_EVERY
-        cap = int(self.log_max_bytes)
-        if cap > 0:
-            for proc in self.running.values():
-                runner.trim_log(proc.log_path, cap)
+    def _on_output(self, output: Output) -> None:
+        if not output.closed and output.pump():
+            self._selector.unregister(output.fd)
+            output.close()
+            self._lingering.discard(output)
+
+    def _end_output(self, proc: runner.Process) -> None:
+        """After the leader: stop reading, unless a kept daemon still holds the pipe (read on, within the cap)."""
+        output = proc.output
+        if output.closed:
+            return
+        if proc.claim.keep_children and not output.pump():
+            self._lingering.add(output)
+            return
+        self._selector.unregister(output.fd)
+        output.close()
+
+    def _check_children(self, mono: float) -> None:
+        self._next_child_check = mono + CHILD_CHECK_EVERY
+        reaper.reap_adopted(self._own)
+
+    @property
+    def _own(self) -> set[int]:
+        """The pool's own children (leaders, guardian): never taken for adopted ones."""
+        own = set(self.running)
+        if self.guardian is not None:
+            own.add(self.guardian.pid)
+        return own
 
     def _wait_all(self) -> None:
         for proc in list(self.running.values()):
@@ -654,7 +688,34 @@ class Pool:
             took = res.finished_at - res.started_at
             where = f"now {state}" if state is not None else "already rescued elsewhere"
             detail = f" ({res.error})" if res.error else ""
-            self._say(f"{res.outcome.value:<9} {res.claim.run_id} in {took:.2f}s{detail}: {where}")
+            line = f"{res.outcome.value:<9} {res.claim.run_id} in {took:.2f}s{detail}: {where}"
+            for i, held in enumerate(self._held):
+                if held is res:
+                    self._held[i] = line
+                    break
+            else:
+                self._say(line)
+            self._flush_held()
+
+    def _event(self, line: str) -> None:
+        """A line about a run (start, timeout, cancel): in the order things happened, and only when verbose.
+
+        An attempt's end is written after the store has recorded it, so a line
+        about something that happened later waits behind it.
+        """
+        if not self.verbose:
+            return
+        if self._held:
+            self._held.append(line)
+        else:
+            self._say(line)
+
+    def _flush_held(self, everything: bool = False) -> None:
+        """Write the held lines up to the first result the store has not answered for yet."""
+        while self._held and (everything or isinstance(self._held[0], str)):
+            held = self._held.pop(0)
+            if isinstance(held, str):
+                self._say(held)
 
     def _say(self, message: str) -> None:
         if self.log:

@@ -598,6 +598,7 @@ def _new_run_params(r: NewRun, now: float) -> dict[str, Any]:
         "now": now,
         "run_at": now if r.run_at is None else r.run_at,
         "scheduled_for": r.scheduled_for,
+        "keep_children": r.keep_children,
     }
 
 
@@ -655,6 +656,7 @@ def _claim(r: Row) -> Claim:
         cwd=r["cwd"],
         env=json.loads(r["env"]) if r["env"] else {},
         job=r["job"],
+        keep_children=bool(r["keep_children"]),
     )
 
 
@@ -665,6 +667,7 @@ def _named(kind: type[_T], r: Row, **converted: Any) -> _T:
 
 
 def _run(r: Row) -> Run:
-    return _named(Run, r, state=RunState(r["state"]), env=json.loads(r["env"]) if r["env"] else {})
+    env = json.loads(r["env"]) if r["env"] else {}
+    return _named(Run, r, state=RunState(r["state"]), env=env, keep_children=bool(r["keep_children"]))
 
 

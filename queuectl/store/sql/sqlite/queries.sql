@@ -2,16 +2,20 @@
 
 -- name: insert_run
 INSERT INTO runs (id, job, command, state, priority, attempts, max_retries, backoff_base,
-                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for)
+                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for,
+                  keep_children)
 VALUES (:id, :job, :command, 'pending', :priority, 0, :max_retries, :backoff_base,
-        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for);
+        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for,
+        :keep_children);
 
 -- name: insert_job_run
 -- A job's run; ignored when that (job, scheduled time) already has one.
 INSERT OR IGNORE INTO runs (id, job, command, state, priority, attempts, max_retries, backoff_base,
-                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for)
+                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for,
+                  keep_children)
 VALUES (:id, :job, :command, 'pending', :priority, 0, :max_retries, :backoff_base,
-        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for);
+        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for,
+        :keep_children);
 
 -- name: existing_ids
 SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(:ids));
@@ -26,7 +30,7 @@ UPDATE runs
                ORDER BY priority DESC, created_at, id
                LIMIT :limit)
 RETURNING id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-          priority, created_at, job;
+          priority, created_at, job, keep_children;
 
 -- name: record_process
 UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, started_at = :started_at
@@ -35,7 +39,7 @@ UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, st
 -- name: lost_run
 -- A run found expired, if nothing changed since: same owner, same lease.
 SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-       host, pgid, log_path, started_at, job
+       host, pgid, log_path, started_at, job, keep_children
   FROM runs WHERE id = :run_id AND state = 'running' AND worker_id IS :worker_id
    AND lease_expires IS :lease_expires;
 
@@ -236,7 +240,9 @@ SELECT id, tries FROM runs INDEXED BY runs_running
 
 -- name: insert_skipped_run
 INSERT OR IGNORE INTO runs (id, job, command, state, priority, attempts, max_retries, backoff_base,
-                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for, error)
+                  backoff_max, timeout, cwd, env, created_at, updated_at, run_at, scheduled_for, error,
+                  keep_children)
 VALUES (:id, :job, :command, 'cancelled', :priority, 0, :max_retries, :backoff_base,
-        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for, :reason)
+        :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for, :reason,
+        :keep_children)
 RETURNING id;
