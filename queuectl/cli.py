@@ -336,14 +336,16 @@ def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | N
     import signal
     import time
 
-    from queuectl import config
+    from queuectl import config, render
     from queuectl.runner import is_alive, on_this_machine
 
     store = store_of(ctx)
     workers = store.list_workers()
-    local = [w for w in workers if on_this_machine(w.host, w.machine) and is_alive(w.pid, w.proc_start)]
-    remote = [w for w in workers if not on_this_machine(w.host, w.machine)]
-    if not local and not remote:
+    lease, now = _defaults(store)["lease-seconds"], store.now()
+    running = [w for w in workers if render.is_running(render.worker_state(w, now, lease))]
+    local = [w for w in running if on_this_machine(w.host, w.machine)]
+    remote = [w for w in running if not on_this_machine(w.host, w.machine)]
+    if not running:
         click.echo("no pools are running")
         return
     store.request_stop([w.id for w in workers])
@@ -392,8 +394,9 @@ def worker_status(ctx: click.Context, as_json: bool) -> None:
         click.echo(render.dumps([render.worker_json(w, store.now(), lease) for w in workers]))
         return
     con = render.console()
-    if not workers:
+    if not any(render.is_running(render.worker_state(w, store.now(), lease)) for w in workers):
         con.print("no pools are running")
+    if not workers:
         return
     con.print(render.workers_table(con, workers, lease, store.now()))
 
@@ -411,6 +414,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from queuectl import render, sync
 
     store = store_of(ctx)
+    store.check_integrity()  # a damaged store is said so, not shown as the counts it still reads
     counts = store.counts()
     workers = store.list_workers()
     jobs = store.list_jobs()
@@ -431,12 +435,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     for state, number in counts.items():
         grid.add_row(render.state_text(state), str(number))
     con.print(grid)
-    live = [w for w in workers if render.worker_state(w, store.now(), lease) == "alive"]
-    slots = sum(w.slots for w in live)
-    con.print(
-        f"pools: {len(live)} live ({slots} slots)"
-        + (f", {len(workers) - len(live)} stale or stopping" if len(workers) > len(live) else "")
-    )
+    con.print(_pools_line([render.worker_state(w, store.now(), lease) for w in workers], workers))
     if jobs:
         con.print(f"jobs: {len(jobs)} declared, {len(drifted)} drifted, {len(broken)} with manifest errors")
     for name, reason in sorted(drifted.items()):
@@ -444,6 +443,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
     for name, error in sorted(broken.items()):
         con.print(Text(f"  error: {name}: {error} (the last good version stays in force)"))
     con.print(f"store: {store.location}", soft_wrap=True)
+
+
+def _pools_line(states: list[str], workers: list[Any]) -> str:
+    """`pools: 2 live (8 slots), 1 stopping, 1 dead`: live pools run and claim; the rest are named by state."""
+    slots = sum(w.slots for w, state in zip(workers, states, strict=True) if state == "alive")
+    others = [f"{states.count(state)} {state}" for state in ("stopping", "stale", "dead") if state in states]
+    return ", ".join([f"pools: {states.count('alive')} live ({slots} slots)", *others])
 
 
 @cli.command("list")
