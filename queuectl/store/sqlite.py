@@ -180,7 +180,6 @@ class SQLiteStore(SQLStore):
 
     def work_signal(self, pid: int) -> wake.Signal:
         return wake.DatagramSignal(self.location, pid)
-
 def _open_file(path: str) -> tuple[int, int] | None:
     """(device, inode) of the file at `path` as this process has it open (it may since be gone), else as it is now."""
     real = os.path.realpath(path)
