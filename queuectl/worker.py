@@ -298,7 +298,7 @@ class Pool:
         if isinstance(exc, StoreBrokenError):
             self._gave_up = exc
         elif isinstance(exc, StoreDiskError) and lasted >= DISK_PATIENCE:
-            self._gave_up = StoreBrokenError(f"{exc} (for {lasted:.0f}s: giving up)")
+            self._gave_up = StoreBrokenError(f"{exc}; still so after {lasted:.0f}s")
         elif self._cold_since is not None and mono - self._cold_since >= STOP_STORE_PATIENCE:
             self._gave_up = StoreError(f"stopped at once while the store failed: {exc}")
         if self._gave_up is not None:

@@ -67,18 +67,27 @@ def _stopped_twice(pool: subprocess.Popen[str]) -> tuple[float, str]:
     return time.monotonic() - second, output
 
 
-def _store_failing_pool(q: Queue, tmp_path: Path) -> tuple[subprocess.Popen[str], int, Path]:
+class FailingPool:
     """A 2-slot pool running `done` (waits for a gate) and `long` (sleeps on its first attempt)."""
-    command, gate = q.gate()
-    first = tmp_path / "long-started"
-    q("enqueue", "--id", "done", "--command", command)
-    q("enqueue", "--id", "long", "--command", f"[ -e {first} ] || {{ touch {first}; sleep 300; }}")
-    pool = q.start_pool("--count", "2")
-    _pid_of_group(q, "done")
-    return pool, _pid_of_group(q, "long"), gate
+
+    def __init__(self, q: Queue, tmp_path: Path) -> None:
+        command, self.gate = q.gate()
+        first = tmp_path / "long-started"
+        q("enqueue", "--id", "done", "--command", command)
+        q("enqueue", "--id", "long", "--command", f"[ -e {first} ] || {{ touch {first}; sleep 300; }}")
+        self.proc = q.start_pool("--count", "2")
+        self.done = _pid_of_group(q, "done")
+        self.long = _pid_of_group(q, "long")
+
+    def finish_done(self) -> None:
+        """Let `done` complete, while the store fails: its result cannot be written."""
+        self.gate.touch()
+        wait_for(lambda: not group_members(self.done), what="`done` finished")
+        Queue.read_until(self.proc, "store error")
 
 
 def _assert_stopped_naming_the_unrecorded(pool: subprocess.Popen[str], group: int) -> None:
+    """Stopped twice, the pool is gone within the bound, non-zero, naming both results; its command killed."""
     took, output = _stopped_twice(pool)
     assert took <= STOP_BOUND, f"exited {took:.1f}s after the second signal: {output}"
     assert pool.returncode != 0, output
@@ -91,11 +100,10 @@ def _assert_stopped_naming_the_unrecorded(pool: subprocess.Popen[str], group: in
 def test_a_pool_on_a_full_disk_stops_within_seconds_of_the_second_signal(tmp_path: Path, small_disk: Path) -> None:
     q = Queue(tmp_path, db=str(small_disk / "q.db"))
     try:
-        pool, group, gate = _store_failing_pool(q, tmp_path)
+        pool = FailingPool(q, tmp_path)
         _fill(small_disk)
-        gate.touch()  # `done` finishes: its result cannot be written
-        Queue.read_until(pool, "store error")
-        _assert_stopped_naming_the_unrecorded(pool, group)
+        pool.finish_done()
+        _assert_stopped_naming_the_unrecorded(pool.proc, pool.long)
         (small_disk / "fill").unlink()
         q.burst()  # the next pool's rescue puts both back; they run again
         assert {r["id"]: r["state"] for r in q.json("list")} == {"done": "completed", "long": "completed"}
@@ -106,19 +114,19 @@ def test_a_pool_on_a_full_disk_stops_within_seconds_of_the_second_signal(tmp_pat
 def test_a_pool_gives_up_a_disk_that_stays_full_and_says_to_free_space(tmp_path: Path, small_disk: Path) -> None:
     q = Queue(tmp_path, db=str(small_disk / "q.db"))
     try:
-        pool, group, gate = _store_failing_pool(q, tmp_path)
+        pool = FailingPool(q, tmp_path)
         _fill(small_disk)
-        gate.touch()
+        pool.finish_done()
         try:
-            output, _ = pool.communicate(timeout=90)  # no signal: the full disk lasting is enough
+            output, _ = pool.proc.communicate(timeout=90)  # no signal: the full disk lasting is enough
         except subprocess.TimeoutExpired:
             raise AssertionError("the pool retried a full disk for 90 s") from None
-        assert pool.returncode == 1, output
+        assert pool.proc.returncode == 1, output
         last = output.strip().splitlines()[-1]
         assert last.startswith(f"queuectl: error: store {small_disk / 'q.db'}: database or disk is full"), output
         assert "free some space" in last, output
         assert "could not record the result of 2 attempt(s)" in output, output
-        assert not group_members(group)
+        assert not group_members(pool.long)
     finally:
         q.cleanup()
 
@@ -147,12 +155,11 @@ def test_a_pool_whose_postgresql_server_died_stops_within_seconds_of_the_second_
 ) -> None:
     q = Queue(tmp_path, db=pg_url)
     try:
-        pool, group, gate = _store_failing_pool(q, tmp_path)
+        pool = FailingPool(q, tmp_path)
         pg_server.stop("immediate")
         try:
-            gate.touch()
-            Queue.read_until(pool, "store error")
-            _assert_stopped_naming_the_unrecorded(pool, group)
+            pool.finish_done()
+            _assert_stopped_naming_the_unrecorded(pool.proc, pool.long)
         finally:
             pg_server.start()
         q.burst()
