@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from queuectl import __version__
-from queuectl.errors import EXIT_USAGE, NotFoundError, QueueError, UsageError
+from queuectl.errors import EXIT_USAGE, NotFoundError, QueueError, StoreError, UsageError
 
 if TYPE_CHECKING:
     from queuectl.store import Store
@@ -348,8 +348,14 @@ def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | N
     if not running:
         click.echo("no pools are running")
         return
-    store.request_stop([w.id for w in workers])
-    store.wake_pools()  # pools elsewhere (PostgreSQL) look at once, not at their next heartbeat
+    try:
+        store.request_stop([w.id for w in workers])
+        store.wake_pools()  # pools elsewhere (PostgreSQL) look at once, not at their next heartbeat
+    except StoreError as exc:  # a failing store (a full disk): the signals below still reach this host's pools
+        if not local:
+            raise
+        click.echo(f"could not ask through the store ({exc}); signalling the pools on this host", err=True)
+        remote = []
     for w in local:
         try:
             os.kill(w.pid, signal.SIGTERM)

@@ -111,6 +111,21 @@ def test_a_pool_on_a_full_disk_stops_within_seconds_of_the_second_signal(tmp_pat
         q.cleanup()
 
 
+def test_worker_stop_stops_a_pool_on_a_full_disk(tmp_path: Path, small_disk: Path) -> None:
+    q = Queue(tmp_path, db=str(small_disk / "q.db"))
+    try:
+        pool = FailingPool(q, tmp_path)
+        _fill(small_disk)
+        pool.finish_done()
+        stop = q("worker", "stop", "--force", "--timeout", str(STOP_BOUND), check=False)
+        assert stop.returncode == 0 and "all pools stopped" in stop.stdout, (stop.stdout, stop.stderr)
+        assert "could not ask through the store" in stop.stderr
+        output, _ = pool.proc.communicate(timeout=10)
+        assert pool.proc.returncode == 1 and "could not record the result of 2 attempt(s)" in output, output
+    finally:
+        q.cleanup()
+
+
 def test_a_pool_gives_up_a_disk_that_stays_full_and_says_to_free_space(tmp_path: Path, small_disk: Path) -> None:
     q = Queue(tmp_path, db=str(small_disk / "q.db"))
     try:
