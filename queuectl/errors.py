@@ -48,6 +48,10 @@ class StoreBrokenError(StoreError):
     will not help. The message names the store and says what to do."""
 
 
+class StoreGoneError(StoreBrokenError):
+    """The store's file was deleted or replaced while in use: what is written to it now is lost."""
+
+
 class DuplicateRunError(QueueError):
     """A run with that id already exists."""
 

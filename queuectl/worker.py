@@ -26,7 +26,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from queuectl import config, runner, wake
-from queuectl.errors import QueueError, StoreBrokenError, StoreDiskError, StoreError
+from queuectl.errors import QueueError, StoreBrokenError, StoreDiskError, StoreError, StoreGoneError
 from queuectl.guardian import Guardian
 from queuectl.model import AttemptResult, Claim, Outcome, ProcessInfo, RunState, Worker
 from queuectl.store import Store, logs_dir
@@ -247,7 +247,7 @@ class Pool:
             parts.append(f"could not record the result of {len(finished)} attempt(s): {_some(finished)}")
         if claimed:
             parts.append(f"could not give back {len(claimed)} claimed run(s): {_some(claimed)}")
-        if isinstance(self._gave_up, StoreBrokenError) and "deleted or replaced" in str(self._gave_up):
+        if isinstance(self._gave_up, StoreGoneError):
             where = "they are lost with the store's file"
         else:
             where = f"they stay claimed by pool {self.id}, so the next pool's rescue puts them back in the queue"

@@ -16,7 +16,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from queuectl import wake
-from queuectl.errors import DuplicateRunError, StoreBrokenError, StoreBusyError, StoreDiskError, StoreError
+from queuectl.errors import (
+    DuplicateRunError,
+    StoreBrokenError,
+    StoreBusyError,
+    StoreDiskError,
+    StoreError,
+    StoreGoneError,
+)
 from queuectl.store import Clock
 from queuectl.store.queries import load, migrations
 from queuectl.store.sqlbase import Row, SQLStore
@@ -140,7 +147,7 @@ class SQLiteStore(SQLStore):
     _identity: tuple[int, int] | None = None  # (device, inode) of the file this connection has open
 
     def check_identity(self) -> None:
-        """Raise StoreBrokenError when the path no longer names the file open here (deleted or replaced).
+        """Raise StoreGoneError when the path no longer names the file open here (deleted or replaced).
 
         Writes into a deleted file succeed and are lost: a long-running pool
         calls this on its heartbeat so that it stops rather than work for nobody.
@@ -156,7 +163,7 @@ class SQLiteStore(SQLStore):
             now = None
         if now != self._identity:
             what = "deleted" if now is None else "replaced by another file"
-            raise StoreBrokenError(
+            raise StoreGoneError(
                 f"store {self.location} was {what} while in use: nothing more can be recorded in it; "
                 "start the command again on the store that is there now (the runs it held are lost with it)"
             )
@@ -168,7 +175,8 @@ class SQLiteStore(SQLStore):
         except _ERRORS as exc:
             raise self._error(exc) from None
         if rows and str(rows[0][0]) != "ok":
-            raise StoreBrokenError(f"store {self.location} is damaged ({rows[0][0]}); {_BROKEN['SQLITE_CORRUPT']}")
+            found = " ".join(str(rows[0][0]).replace("*** in database main ***", "").split())
+            raise StoreBrokenError(f"store {self.location}: {found}; {_BROKEN['SQLITE_CORRUPT']}")
 
     # -- wake-ups -------------------------------------------------------
     def wake_pools(self) -> None:

@@ -272,7 +272,7 @@ def test_a_pool_whose_store_was_deleted_stops_with_an_error_and_kills_its_comman
     assert pool.returncode == 1, output
     last = output.strip().splitlines()[-1]
     assert last.startswith("queuectl: error: store ") and "was deleted while in use" in last, output
-    assert "could not record the result of 1 attempt(s): long" in output, output
+    assert "could not record the result of 1 attempt(s): long (interrupted); they are lost with" in output, output
     assert not group_members(group)
 
 
