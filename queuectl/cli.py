@@ -342,11 +342,15 @@ def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | N
     store = store_of(ctx)
     workers = store.list_workers()
     lease, now = _defaults(store)["lease-seconds"], store.now()
-    running = [w for w in workers if render.is_running(render.worker_state(w, now, lease))]
+    states = [render.worker_state(w, now, lease) for w in workers]
+    running = [w for w, state in zip(workers, states, strict=True) if render.is_running(state)]
     local = [w for w in running if on_this_machine(w.host, w.machine)]
     remote = [w for w in running if not on_this_machine(w.host, w.machine)]
     if not running:
-        click.echo("no pools are running")
+        stale = [w.id for w, state in zip(workers, states, strict=True) if state == "stale"]
+        if stale:  # late, perhaps not dead (suspended, cut off): should one come back, it stops
+            store.request_stop(stale)
+        click.echo("no pools are running" + (f" ({len(stale)} stale pool(s) elsewhere asked to stop)" if stale else ""))
         return
     try:
         store.request_stop([w.id for w in workers])

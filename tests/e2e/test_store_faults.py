@@ -305,3 +305,28 @@ def test_a_pool_killed_with_kill_9_is_dead_at_once_in_every_command(q: Queue) ->
     assert [w["state"] for w in status["workers"]] == ["dead"]
     assert "pools: 0 live (0 slots), 1 dead" in q("status").stdout
     assert q("worker", "stop").stdout.strip() == "no pools are running"
+
+
+def test_a_pool_elsewhere_is_judged_by_its_heartbeat_alike_in_every_command(q: Queue) -> None:
+    from queuectl.model import Worker
+    from queuectl.store import open_store
+
+    q("status")
+    store = open_store(str(q.db))
+    an_hour_ago = open_store(str(q.db), clock=lambda: time.time() - 3600)
+    try:
+        now = store.now()
+        fresh = Worker("far-1", "far", os.getpid(), 1, 2, now, now, False, (), "other-boot/1")
+        store.register_worker(fresh)
+        an_hour_ago.register_worker(fresh._replace(id="far-2"))  # its last heartbeat: an hour ago
+        states = {w["id"]: w["state"] for w in q.json("worker", "status")}
+        assert states == {"far-1": "alive", "far-2": "stale"}  # its pid means nothing here: not judged by it
+        assert "pools: 1 live (2 slots), 1 stale" in q("status").stdout
+        assert "far-1 on far: asked to stop through the store" in q("worker", "stop").stdout
+        store.unregister_worker("far-1")
+        stop = q("worker", "stop").stdout.strip()
+        assert stop == "no pools are running (1 stale pool(s) elsewhere asked to stop)"
+        assert [w.stop_requested for w in store.list_workers()] == [True]
+    finally:
+        store.close()
+        an_hour_ago.close()
