@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from queuectl import __version__
-from queuectl.errors import EXIT_USAGE, NotFoundError, QueueError, UsageError
+from queuectl.errors import EXIT_USAGE, NotFoundError, QueueError, StoreError, UsageError
 
 if TYPE_CHECKING:
     from queuectl.store import Store
@@ -406,18 +406,30 @@ def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | N
     import signal
     import time
 
-    from queuectl import config
+    from queuectl import config, render
     from queuectl.runner import is_alive, on_this_machine
 
     store = store_of(ctx)
     workers = store.list_workers()
-    local = [w for w in workers if on_this_machine(w.host, w.machine) and is_alive(w.pid, w.proc_start)]
-    remote = [w for w in workers if not on_this_machine(w.host, w.machine)]
-    if not local and not remote:
-        click.echo("no pools are running")
+    lease, now = _defaults(store)["lease-seconds"], store.now()
+    states = [render.worker_state(w, now, lease) for w in workers]
+    running = [w for w, state in zip(workers, states, strict=True) if render.is_running(state)]
+    local = [w for w in running if on_this_machine(w.host, w.machine)]
+    remote = [w for w in running if not on_this_machine(w.host, w.machine)]
+    if not running:
+        stale = [w.id for w, state in zip(workers, states, strict=True) if state == "stale"]
+        if stale:  # late, perhaps not dead (suspended, cut off): should one come back, it stops
+            store.request_stop(stale)
+        click.echo("no pools are running" + (f" ({len(stale)} stale pool(s) elsewhere asked to stop)" if stale else ""))
         return
-    store.request_stop([w.id for w in workers])
-    store.wake_pools()  # pools elsewhere (PostgreSQL) look at once, not at their next heartbeat
+    try:
+        store.request_stop([w.id for w in workers])
+        store.wake_pools()  # pools elsewhere (PostgreSQL) look at once, not at their next heartbeat
+    except StoreError as exc:  # a failing store (a full disk): the signals below still reach this host's pools
+        if not local:
+            raise
+        click.echo(f"could not ask through the store ({exc}); signalling the pools on this host", err=True)
+        remote = []
     for w in local:
         try:
             os.kill(w.pid, signal.SIGTERM)
@@ -462,8 +474,9 @@ def worker_status(ctx: click.Context, as_json: bool) -> None:
         click.echo(render.dumps([render.worker_json(w, store.now(), lease) for w in workers]))
         return
     con = render.console()
-    if not workers:
+    if not any(render.is_running(render.worker_state(w, store.now(), lease)) for w in workers):
         con.print("no pools are running")
+    if not workers:
         return
     con.print(render.workers_table(con, workers, lease, store.now()))
 
@@ -481,6 +494,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from queuectl import render, sync
 
     store = store_of(ctx)
+    store.check_integrity()  # a damaged store is said so, not shown as the counts it still reads
     counts = store.counts()
     workers = store.list_workers()
     jobs = store.list_jobs()
@@ -501,12 +515,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     for state, number in counts.items():
         grid.add_row(render.state_text(state), str(number))
     con.print(grid)
-    live = [w for w in workers if render.worker_state(w, store.now(), lease) == "alive"]
-    slots = sum(w.slots for w in live)
-    con.print(
-        f"pools: {len(live)} live ({slots} slots)"
-        + (f", {len(workers) - len(live)} stale or stopping" if len(workers) > len(live) else "")
-    )
+    con.print(_pools_line([render.worker_state(w, store.now(), lease) for w in workers], workers))
     if jobs:
         con.print(f"jobs: {len(jobs)} declared, {len(drifted)} drifted, {len(broken)} with manifest errors")
     for name, reason in sorted(drifted.items()):
@@ -514,6 +523,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
     for name, error in sorted(broken.items()):
         con.print(Text(f"  error: {name}: {error} (the last good version stays in force)"))
     con.print(f"store: {store.location}", soft_wrap=True)
+
+
+def _pools_line(states: list[str], workers: list[Any]) -> str:
+    """`pools: 2 live (8 slots), 1 stopping, 1 dead`: live pools run and claim; the rest are named by state."""
+    slots = sum(w.slots for w, state in zip(workers, states, strict=True) if state == "alive")
+    others = [f"{states.count(state)} {state}" for state in ("stopping", "stale", "dead") if state in states]
+    return ", ".join([f"pools: {states.count('alive')} live ({slots} slots)", *others])
 
 
 @cli.command("list")

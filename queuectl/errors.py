@@ -39,6 +39,19 @@ class StoreBusyError(StoreError):
     """A passing store failure (a lock wait, a deadlock, a lost connection): trying again will do."""
 
 
+class StoreDiskError(StoreError):
+    """The disk under the store is full or failing: it may pass once space is freed; a pool gives up if it lasts."""
+
+
+class StoreBrokenError(StoreError):
+    """The store cannot be used as it is (damaged, read-only, not a queuectl store, deleted): trying again
+    will not help. The message names the store and says what to do."""
+
+
+class StoreGoneError(StoreBrokenError):
+    """The store's file was deleted or replaced while in use: what is written to it now is lost."""
+
+
 class DuplicateRunError(QueueError):
     """A run with that id already exists."""
 

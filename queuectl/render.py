@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from queuectl import runner
 from queuectl.durations import format_duration, format_time, iso_utc
 from queuectl.model import Attempt, JobStatus, Run, Worker
 
@@ -142,9 +143,23 @@ def worker_json(w: Worker, now: float, lease_seconds: float) -> dict[str, Any]:
 
 
 def worker_state(w: Worker, now: float, lease_seconds: float) -> str:
-    if w.stop_requested:
-        return "stopping"
-    return "stale" if now - w.heartbeat_at > lease_seconds else "alive"
+    """alive, stopping, stale or dead: what every command says of a registered pool.
+
+    A pool on this machine is judged by its process, at once (dead the moment it
+    is killed, alive while it lives however late its heartbeat); a pool elsewhere
+    by its heartbeat, stale once that is older than a lease.
+    """
+    if runner.on_this_machine(w.host, w.machine):
+        if not runner.is_alive(w.pid, w.proc_start):
+            return "dead"
+    elif now - w.heartbeat_at > lease_seconds:
+        return "stale"
+    return "stopping" if w.stop_requested else "alive"
+
+
+def is_running(state: str) -> bool:
+    """Whether a pool in `state` (see worker_state) still runs: it may hold runs and can be asked to stop."""
+    return state in ("alive", "stopping")
 
 
 def metrics_json(counts: dict[str, int], stats: AttemptStats) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import select
 import selectors
 import signal
 import socket
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from queuectl import config, reaper, runner, wake
 from queuectl.capture import Output
-from queuectl.errors import QueueError, StoreError
+from queuectl.errors import QueueError, StoreBrokenError, StoreDiskError, StoreError, StoreGoneError
 from queuectl.guardian import Guardian
 from queuectl.model import AttemptResult, Claim, Outcome, ProcessInfo, RunState, Worker
 from queuectl.store import Store, logs_dir
@@ -43,6 +44,10 @@ READY_MAX_AGE = 0.5  # a claim not started within this long is given back
 CHILD_CHECK_EVERY = 1.0  # adopted children that died meanwhile are reaped this often
 COLD_KILL_GRACE = 2.0
 STORE_RETRY_MAX = 5.0
+STOPPING_RETRY_MAX = 0.5  # stopping at once, a failing store is tried this often...
+STOP_STORE_PATIENCE = 5.0  # ...for this long; then the pool leaves what it could not record to the rescue
+DISK_PATIENCE = 10.0  # a full or failing disk under the store that lasts this long ends the pool
+SHOW_RUNS = 20  # runs named in a line about what could not be recorded
 SPAWN_RETRY = 0.5
 START_PATIENCE = 30.0  # how long a starting pool waits for a store busy with another writer
 WAKE_HEARTBEAT_GAP = 1.0  # a wake-up brings the next heartbeat forward, to no sooner than this after the last
@@ -117,6 +122,9 @@ class Pool:
         self._spawn_retry_at = 0.0
         self._store_failures = 0
         self._store_retry_at = 0.0
+        self._failing_since: float | None = None  # monotonic moment the store began failing (None: it works)
+        self._cold_since: float | None = None  # monotonic moment of the stop at once
+        self._gave_up: StoreError | None = None  # why the pool stopped using its store
         self._statuses: StatusThread | None = None
         self._unsure = False  # a store transaction failed: it may still have committed
         self.on_wake: Callable[[], None] | None = None  # also told of wake-ups (up's scheduler)
@@ -130,7 +138,9 @@ class Pool:
             while self.run_once():
                 pass
         finally:
-            self.close()
+            left = self.close()
+        if left:
+            raise StoreError(left)
 
     def start(self) -> None:
         _check_pidfd()
@@ -152,15 +162,28 @@ class Pool:
         delay = 0.05
         while True:
             try:
+                self.store.check_identity()  # the first call notes which file is open
                 self._register()
                 self.rescue()
                 return
+            except StoreBrokenError:
+                raise  # waiting will not mend it
             except StoreError as exc:
                 if self.monotonic() + delay > deadline:
                     raise
                 self._say(f"store busy at start, retrying in {delay:.2f}s: {exc}")
-                time.sleep(delay)  # nothing runs yet: a plain wait is right here
+                if self._signalled_within(delay):  # nothing runs yet: a plain wait, but not deaf
+                    raise QueueError(f"stopped by a signal before the pool could start: {exc}") from None
                 delay = min(delay * 2, 1.0)
+
+    def _signalled_within(self, seconds: float) -> bool:
+        """Wait `seconds`, or less if a stop signal comes; whether one came."""
+        if self._signal_r is None:
+            time.sleep(seconds)
+            return False
+        select.select([self._signal_r], [], [], seconds)
+        self._on_signal_pipe()
+        return self._signals > 0
 
     def _register(self) -> None:
         self.store.register_worker(
@@ -177,18 +200,27 @@ class Pool:
             )
         )
 
-    def close(self) -> None:
+    def close(self) -> str | None:
+        """Kill what still runs, settle with the store (unless it was given up), let go of everything.
+
+        Returns the line that says what the store did not take (None: it took everything).
+        """
         if self.running:  # only after an error: do not leave commands behind
             for proc in self.running.values():
                 runner.kill_group(proc.pid, signal.SIGKILL)
                 proc.interrupted = True
             self._wait_all()
         self.stop_level = max(self.stop_level, 1)
-        try:
-            self._sync(self.monotonic())
-            self.store.unregister_worker(self.id)
-        except StoreError as exc:  # the runs come back through the rescue
-            self._say(f"could not settle with the store on the way out: {exc}")
+        if self._gave_up is None:
+            try:
+                self._sync(self.monotonic())
+                self.store.unregister_worker(self.id)
+            except StoreError as exc:  # the runs come back through the rescue
+                self._failing_since = self.monotonic()
+                self._say(f"could not settle with the store on the way out: {exc}")
+        left = self._unrecorded()
+        if left:
+            self._say(left)
         self._restore_signals()
         if self._home >= 0:
             os.close(self._home)
@@ -199,7 +231,7 @@ class Pool:
         self._flush_held(everything=True)
         self._selector.close()
         if self._statuses is not None:
-            self._statuses.close()
+            self._statuses.close(1.0 if self._failing_since is not None else 10.0)
         if self.guardian is not None:
             self.guardian.close()
         if self._wake is not None:
@@ -209,6 +241,24 @@ class Pool:
                 sock.close()
         done = sum(self.stats.finished.values())
         self._say(f"pool {self.id} stopped after {done} attempt(s)")
+        return left
+
+    def _unrecorded(self) -> str | None:
+        """One line naming the attempts whose results, and the claims, the store did not take."""
+        finished = [f"{r.claim.run_id} ({r.outcome.value})" for r in self.results]
+        claimed = [claim.run_id for claim, _ in self.ready]
+        if not finished and not claimed:
+            return None
+        parts = []
+        if finished:
+            parts.append(f"could not record the result of {len(finished)} attempt(s): {_some(finished)}")
+        if claimed:
+            parts.append(f"could not give back {len(claimed)} claimed run(s): {_some(claimed)}")
+        if isinstance(self._gave_up, StoreGoneError):
+            where = "they are lost with the store's file"
+        else:
+            where = f"they stay claimed by pool {self.id}, so the next pool's rescue puts them back in the queue"
+        return "; ".join(parts) + f"; {where}"
 
     def run_once(self, max_wait: float | None = None) -> bool:
         """Do what is due, then wait for the next event. False when done."""
@@ -232,17 +282,39 @@ class Pool:
         return True
 
     def _guarded(self, step: Callable[[float], None], mono: float) -> bool:
-        """Run a store step; on a store error (say, locked too long) retry later, never die."""
+        """Run a store step; a store error that may pass is retried later (see _store_failed)."""
         try:
             step(mono)
         except StoreError as exc:
-            self._store_failures += 1
-            delay = min(STORE_RETRY_MAX, 0.05 * 2**self._store_failures)
-            self._store_retry_at = mono + delay
-            self._say(f"store error, retrying in {delay:.1f}s: {exc}")
+            self._store_failed(exc, mono)
             return False
         self._store_failures = 0
+        self._failing_since = None
         return True
+
+    def _store_failed(self, exc: StoreError, mono: float) -> None:
+        """Retry later with backoff, or give up the store (raising) when waiting cannot help.
+
+        Given up: an error that will not pass (a damaged, read-only or deleted store),
+        a full disk that lasts, or a store still failing a few seconds into a stop at
+        once. What was not recorded stays claimed, for the next pool's rescue.
+        """
+        if self._failing_since is None:
+            self._failing_since = mono
+        lasted = mono - self._failing_since
+        if isinstance(exc, StoreBrokenError):
+            self._gave_up = exc
+        elif isinstance(exc, StoreDiskError) and lasted >= DISK_PATIENCE:
+            self._gave_up = StoreBrokenError(f"{exc}; still so after {lasted:.0f}s")
+        elif self._cold_since is not None and mono - self._cold_since >= STOP_STORE_PATIENCE:
+            self._gave_up = StoreError(f"stopped at once while the store failed: {exc}")
+        if self._gave_up is not None:
+            raise self._gave_up
+        self._store_failures += 1
+        cap = STOPPING_RETRY_MAX if self._cold_since is not None else STORE_RETRY_MAX
+        delay = min(cap, 0.05 * 2**self._store_failures)
+        self._store_retry_at = mono + delay
+        self._say(f"store error, retrying in {delay:.1f}s: {exc}")
 
     def _free(self) -> int:
         return 0 if self.stop_level else self.slots - len(self.running)
@@ -294,7 +366,8 @@ class Pool:
             return False
         try:
             return not self.store.has_work()
-        except StoreError:
+        except StoreError as exc:
+            self._store_failed(exc, self.monotonic())
             return False
 
     def _wait_time(self, mono: float) -> float:
@@ -425,6 +498,7 @@ class Pool:
         self._avg_duration = took if self._avg_duration is None else 0.8 * self._avg_duration + 0.2 * took
 
     def _heartbeat(self, mono: float) -> None:
+        self.store.check_identity()
         stop = self.store.heartbeat(self.id, self.lease_seconds)
         if stop is None:  # our row was removed (say, taken for dead): register again
             self._register()
@@ -666,6 +740,7 @@ class Pool:
             self.stop_deadline = mono + self.stop_grace
             return
         self.stop_deadline = None
+        self._cold_since = mono
         for proc in self.running.values():
             if not proc.interrupted:
                 proc.interrupted = True
@@ -720,6 +795,11 @@ class Pool:
     def _say(self, message: str) -> None:
         if self.log:
             self.log(message)
+
+
+def _some(names: list[str]) -> str:
+    more = len(names) - SHOW_RUNS
+    return ", ".join(names[:SHOW_RUNS]) + (f" and {more} more" if more > 0 else "")
 
 
 def _check_pidfd() -> None:

@@ -87,6 +87,13 @@ class Store(Protocol):
     def lock_jobs(self) -> None:
         """Inside a batch: hold off other processes' lock_jobs until the batch ends."""
 
+    def check_identity(self) -> None:
+        """Raise StoreBrokenError when the store opened is no longer the one its location names
+        (a file deleted or replaced under a running pool); a server database: never."""
+
+    def check_integrity(self) -> None:
+        """Raise StoreBrokenError when the store is damaged; a server database checks its own pages."""
+
     # -- runs -----------------------------------------------------------
     def enqueue(self, runs: Sequence[NewRun]) -> None:
         """Add all runs or none; DuplicateRunError names a taken id."""

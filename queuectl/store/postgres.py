@@ -26,7 +26,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import RowMaker
 
-from queuectl.errors import DuplicateRunError, StoreBusyError, StoreError
+from queuectl.errors import DuplicateRunError, StoreBrokenError, StoreBusyError, StoreDiskError, StoreError
 from queuectl.store import Clock, mask_url, scrub
 from queuectl.store.queries import load, migrations
 from queuectl.store.sqlbase import Row, SQLStore
@@ -36,6 +36,15 @@ _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 Q = {name: _PARAM.sub(r"%(\1)s", sql.replace("%", "%%")) for name, sql in load(_SQL_DIR, "queries.sql").items()}
 CHANNEL = "queuectl_work"
 _PASSING = (pg_errors.DeadlockDetected, pg_errors.LockNotAvailable, pg_errors.SerializationFailure)
+# Errors that trying again will not cure, with what to do instead.
+_BROKEN: tuple[tuple[type[psycopg.Error], str], ...] = (
+    (pg_errors.DataCorrupted, "the database is damaged: restore it from a backup"),
+    (pg_errors.IndexCorrupted, "an index is damaged: REINDEX it, or restore the database from a backup"),
+    (pg_errors.ReadOnlySqlTransaction, "the server takes no writes (a standby?): point --db at the primary"),
+    (pg_errors.InsufficientPrivilege, "the database user lacks a privilege: grant it, or connect as the owner"),
+    (pg_errors.UndefinedTable, "it is not a queuectl database or its tables were changed: check --db"),
+    (pg_errors.UndefinedColumn, "it is not a queuectl database or its tables were changed: check --db"),
+)
 MIGRATION_LOCK = 0x71756575  # advisory lock key while the schema is migrated ("queu")
 JOBS_LOCK = 0x6A6F6273  # advisory lock key while jobs are applied ("jobs")
 LEADER_LOCK = 0x63726F6E  # advisory lock key held by the `up` that schedules cron fires ("cron")
@@ -119,11 +128,22 @@ class PostgresStore(SQLStore):
             return StoreBusyError(f"lost the connection to {self.location}: {self._why(exc)}; will reconnect")
         if isinstance(exc, _PASSING):
             return StoreBusyError(f"store {self.location}: {self._why(exc)}")
+        if isinstance(exc, pg_errors.DiskFull):
+            return StoreDiskError(f"store {self.location}: {self._why(exc)}; free space on the database server")
+        for kind, advice in _BROKEN:
+            if isinstance(exc, kind):
+                return StoreBrokenError(f"store {self.location}: {self._why(exc)}; {advice}")
         return StoreError(f"store {self.location}: {self._why(exc)}")
 
     def _why(self, exc: BaseException) -> str:
         """The driver's reason, without the URL's secrets (libpq may quote the URL or the password)."""
         return scrub(_reason(exc), self.url)
+
+    def check_identity(self) -> None:
+        """Nothing to check: a URL names one database for as long as the server keeps it."""
+
+    def check_integrity(self) -> None:
+        """Nothing to check: the server checks its own pages as it reads them."""
 
     # -- transactions -----------------------------------------------------
     def now(self) -> float:

@@ -16,7 +16,15 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from queuectl import wake
-from queuectl.errors import DuplicateRunError, NotFoundError, StoreBusyError, StoreError
+from queuectl.errors import (
+    DuplicateRunError,
+    NotFoundError,
+    StoreBrokenError,
+    StoreBusyError,
+    StoreDiskError,
+    StoreError,
+    StoreGoneError,
+)
 from queuectl.store import Clock
 from queuectl.store.queries import load, migrations
 from queuectl.store.sqlbase import Row, SQLStore
@@ -62,9 +70,8 @@ class SQLiteStore(SQLStore):
         self._db.close()
 
     def _error(self, exc: BaseException) -> StoreError:
-        """A StoreError; one that says the file is busy (another writer) passes and may be tried again."""
-        busy = isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
-        return (StoreBusyError if busy else StoreError)(f"store {self.location}: {_reason(exc)}")
+        """A StoreError of the kind that tells a caller whether trying again can help (see _kind)."""
+        return _kind(exc)(f"store {self.location}: {_reason(exc)}")
 
     def now(self) -> float:
         return self.clock() if self.clock is not None else time.time()
@@ -144,6 +151,41 @@ class SQLiteStore(SQLStore):
         """Always: on one machine every `up` may schedule; a fire still makes one run (unique per time)."""
         return True
 
+    # -- health -------------------------------------------------------------
+    _identity: tuple[int, int] | None = None  # (device, inode) of the file this connection has open
+
+    def check_identity(self) -> None:
+        """Raise StoreGoneError when the path no longer names the file open here (deleted or replaced).
+
+        Writes into a deleted file succeed and are lost: a long-running pool
+        calls this on its heartbeat so that it stops rather than work for nobody.
+        """
+        if self.location == ":memory:":
+            return
+        if self._identity is None:
+            self._identity = _open_file(self.location)
+        try:
+            st = os.stat(self.location)
+            now: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            now = None
+        if now != self._identity:
+            what = "deleted" if now is None else "replaced by another file"
+            raise StoreGoneError(
+                f"store {self.location} was {what} while in use: nothing more can be recorded in it; "
+                "start the command again on the store that is there now (the runs it held are lost with it)"
+            )
+
+    def check_integrity(self) -> None:
+        """Raise StoreBrokenError when the file is damaged (reads every page: a few ms per MB)."""
+        try:
+            rows = self._db.execute("PRAGMA quick_check(1)").fetchall()
+        except _ERRORS as exc:
+            raise self._error(exc) from None
+        if rows and str(rows[0][0]) != "ok":
+            found = " ".join(str(rows[0][0]).replace("*** in database main ***", "").split())
+            raise StoreBrokenError(f"store {self.location}: {found}; {_BROKEN['SQLITE_CORRUPT']}")
+
     # -- wake-ups -------------------------------------------------------
     def wake_pools(self) -> None:
         """Wake this machine's idle pools (a datagram each); pools elsewhere poll."""
@@ -154,6 +196,29 @@ class SQLiteStore(SQLStore):
 
     def work_signal(self, pid: int) -> wake.Signal:
         return wake.DatagramSignal(self.location, pid)
+
+
+def _open_file(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path` as this process has it open (it may since be gone), else as it is now."""
+    real = os.path.realpath(path)
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        fds = []
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target in (real, f"{real} (deleted)"):
+                st = os.fstat(int(fd))
+                return (st.st_dev, st.st_ino)
+        except OSError:
+            continue
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
 
 def _make_or_find(path: str, create: bool) -> None:
     """Create an absent store file (0600) and its directories (0700), or say there is none."""
@@ -183,7 +248,56 @@ def _statements(script: str) -> Iterator[str]:
         yield buffer
 
 
+# SQLite's result codes (their names' first part) that trying again will not cure, with what to do instead.
+_BROKEN = {
+    "SQLITE_CORRUPT": "the file is damaged: restore it from a backup (or move it away to start an empty store)",
+    "SQLITE_NOTADB": "it is not a queuectl store: check --db / QUEUECTL_DB, or restore the file from a backup",
+    "SQLITE_READONLY": "it cannot be written: make the file, its -wal and -shm files and its directory writable",
+    "SQLITE_CANTOPEN": "check that its directory exists and that the file and directory are readable and writable",
+    "SQLITE_PERM": "check the permissions of the file and its directory",
+}
+_MOVED = "the file was deleted or replaced while in use: start the command again on the store that is there now"
+_NOT_OURS = "it is not a queuectl store or its tables were changed: check --db, or restore the file from a backup"
+_DISK = "the file system is full or failing: free some space (df) and check the system log"
+
+
+def _code(exc: BaseException) -> str:
+    """SQLite's result code name, extended (SQLITE_READONLY_DBMOVED), or "" for other errors."""
+    return str(getattr(exc, "sqlite_errorname", "") or "")
+
+
+def _family(code: str) -> str:
+    """The primary result code of an extended one: SQLITE_IOERR_SHMSIZE -> SQLITE_IOERR."""
+    return "_".join(code.split("_")[:2])
+
+
+def _kind(exc: BaseException) -> type[StoreError]:
+    """Busy (another writer holds the lock) passes; a full or failing disk may pass; the rest of _BROKEN will not."""
+    code, text = _code(exc), str(exc)
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or (not code and ("locked" in text or "busy" in text)):
+        return StoreBusyError
+    if code.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+        return StoreDiskError
+    if _family(code) in _BROKEN or text.startswith("no such "):
+        return StoreBrokenError
+    return StoreError
+
+
+def _advice(exc: BaseException) -> str:
+    code = _code(exc)
+    if code == "SQLITE_READONLY_DBMOVED":
+        return _MOVED
+    if code.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+        return _DISK
+    if str(exc).startswith("no such "):
+        return _NOT_OURS
+    return _BROKEN.get(_family(code), "")
+
+
 def _reason(exc: BaseException) -> str:
+    """What went wrong, and for an error that will not pass by itself, what to do about it."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
-    return str(exc) or type(exc).__name__
+    text = str(exc) or type(exc).__name__
+    advice = _advice(exc)
+    return f"{text}; {advice}" if advice else text
