@@ -147,7 +147,7 @@ def test_a_pool_gives_up_a_disk_that_stays_full_and_says_to_free_space(tmp_path:
 
 
 def test_a_pool_waiting_for_a_busy_store_at_start_takes_a_signal(q: Queue) -> None:
-    q("status")  # creates the store
+    q("db", "migrate")  # creates the store
     holder = sqlite3.connect(q.db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
     try:
@@ -311,7 +311,7 @@ def test_a_pool_elsewhere_is_judged_by_its_heartbeat_alike_in_every_command(q: Q
     from queuectl.model import Worker
     from queuectl.store import open_store
 
-    q("status")
+    q("db", "migrate")
     store = open_store(str(q.db))
     an_hour_ago = open_store(str(q.db), clock=lambda: time.time() - 3600)
     try:
