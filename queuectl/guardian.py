@@ -23,13 +23,13 @@ import signal
 
 
 class Guardian:
-    def __init__(self) -> None:
+    def __init__(self, pool_id: str) -> None:
         read_end, self._write_end = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:  # the guardian
             try:
                 os.close(self._write_end)
-                _serve(read_end)
+                _serve(read_end, pool_id)
             finally:
                 os._exit(0)
         os.close(read_end)
@@ -58,7 +58,7 @@ class Guardian:
                 self._write_end = -1  # the guardian is gone: the rescue still covers us
 
 
-def _serve(read_end: int) -> None:
+def _serve(read_end: int, pool_id: str) -> None:
     """The guardian's loop: track groups until the pipe closes, then kill what is left."""
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -82,7 +82,7 @@ def _serve(read_end: int) -> None:
     for pgid, (proc_start, run_id, attempt, keep_children) in groups.items():
         kill_leftovers(run_id, pgid, proc_start)
         if not keep_children:  # what left the group, found by its markers
-            kill_leftovers(run_id, None, None, attempt)
+            kill_leftovers(run_id, None, None, attempt, pool_id)
 
 
 def _read(fd: int) -> bytes:

@@ -25,7 +25,7 @@ import ctypes
 import os
 import signal
 import time
-from collections.abc import Container
+from collections.abc import Container, Sequence
 
 PR_SET_CHILD_SUBREAPER = 36
 SWEEP_PATIENCE = 2.0  # seconds a sweep keeps killing (a SIGKILLed process dies in microseconds)
@@ -65,13 +65,13 @@ def children() -> list[int]:
     return [int(pid) for pid in data.split()] if data else []
 
 
-def has_markers(pid: int, marker: bytes, also: bytes | None = None) -> bool:
-    """Whether `pid`'s environment holds `marker` (and `also`)."""
+def has_markers(pid: int, markers: Sequence[bytes]) -> bool:
+    """Whether `pid`'s environment holds every one of `markers` (NAME=VALUE entries)."""
     data = _read(f"/proc/{pid}/environ")
     if data is None:
         return False
-    env = data.split(b"\0")
-    return marker in env and (also is None or also in env)
+    env = set(data.split(b"\0"))
+    return all(marker in env for marker in markers)
 
 
 def _state(pid: int) -> tuple[bytes, int] | None:
@@ -90,7 +90,7 @@ def _reap(pid: int) -> None:
         pass
 
 
-def sweep(pgid: int, markers: tuple[bytes, bytes], known: Container[int]) -> int:
+def sweep(pgid: int, markers: Sequence[bytes], known: Container[int]) -> int:
     """Kill the adopted processes of the run whose group is `pgid`; reap adopted zombies.
 
     Returns how many kill signals were sent. Costs one read of the pool's
@@ -112,7 +112,7 @@ def sweep(pgid: int, markers: tuple[bytes, bytes], known: Container[int]) -> int
                 if group != own_group:
                     _reap(pid)
                 continue
-            if group == pgid or has_markers(pid, *markers):
+            if group == pgid or has_markers(pid, markers):
                 alive = True
                 try:
                     os.kill(pid, signal.SIGKILL)

@@ -48,6 +48,7 @@ TAIL_BYTES = 4000
 DRAIN_READS = 256  # at the end of an attempt: what a writer that escaped the sweep cannot stretch
 RUN_ID_VAR = "QUEUECTL_RUN_ID"
 ATTEMPT_VAR = "QUEUECTL_ATTEMPT"
+POOL_VAR = "QUEUECTL_POOL"  # the pool's id: run ids repeat across stores, pool ids do not
 
 
 class Process:
@@ -152,7 +153,7 @@ def log_path(directory: str, claim: Claim) -> str:
     return os.path.join(directory, f"{claim.run_id}.{claim.attempt}.log")
 
 
-def reap(proc: Process, known: Container[int]) -> tuple[int | None, Outcome, str | None]:
+def reap(proc: Process, known: Container[int], pool_id: str) -> tuple[int | None, Outcome, str | None]:
     """Collect an exited leader: (exit code, outcome, error text).
 
     Unless the run keeps its children, everything it started is killed
@@ -168,7 +169,7 @@ def reap(proc: Process, known: Container[int]) -> tuple[int | None, Outcome, str
     _, status = os.waitpid(proc.pid, 0)
     os.close(proc.pidfd)
     if not keep:
-        reaper.sweep(proc.pid, _markers(proc.claim.run_id, proc.claim.attempt), known)
+        reaper.sweep(proc.pid, markers(proc.claim.run_id, proc.claim.attempt, pool_id), known)
         proc.output.pump(reads=DRAIN_READS)
     code = os.waitstatus_to_exitcode(status)
     exit_code = code if code >= 0 else 128 - code
@@ -183,8 +184,14 @@ def reap(proc: Process, known: Container[int]) -> tuple[int | None, Outcome, str
     return exit_code, Outcome.FAILED, describe_exit(code)
 
 
-def _markers(run_id: str, attempt: int) -> tuple[bytes, bytes]:
-    return f"{RUN_ID_VAR}={run_id}".encode(), f"{ATTEMPT_VAR}={attempt}".encode()
+def markers(run_id: str, attempt: int | None, pool_id: str | None) -> list[bytes]:
+    """The environment entries that mark a process as started by this attempt of `run_id` in pool `pool_id`."""
+    found = [f"{RUN_ID_VAR}={run_id}".encode()]
+    if attempt is not None:
+        found.append(f"{ATTEMPT_VAR}={attempt}".encode())
+    if pool_id:
+        found.append(f"{POOL_VAR}={pool_id}".encode())
+    return found
 
 
 def describe_exit(code: int) -> str:
@@ -234,21 +241,21 @@ def is_alive(pid: int, proc_start: int) -> bool:
     return proc_start_time(pid) == proc_start
 
 
-def _has_marker(pid: int, marker: bytes, also: bytes | None = None) -> bool:
-    return reaper.has_markers(pid, marker, also)
-
-
-def kill_leftovers(run_id: str, pgid: int | None, proc_start: int | None, attempt: int | None = None) -> int:
+def kill_leftovers(
+    run_id: str, pgid: int | None, proc_start: int | None, attempt: int | None = None, pool_id: str | None = None
+) -> int:
     """Kill what is left of a dead pool's attempt of `run_id` on this host.
 
     A process counts as the attempt's when it is the recorded group leader
     (same pid and start time), or when it sits in that group, started after
     the leader, and carries the run's QUEUECTL_RUN_ID in its environment. Where
-    the group is unknown (the pool died before recording it), the marker alone
-    decides. Returns how many processes were killed.
+    the group is unknown (the pool died before recording it), or for what left
+    the group, the markers alone decide: the run's id, its attempt and the
+    pool's id (QUEUECTL_POOL), so that a run of the same id in another store
+    on this machine is never taken for it. Returns how many processes were killed.
     """
-    marker = f"{RUN_ID_VAR}={run_id}".encode()
-    attempt_marker = f"{ATTEMPT_VAR}={attempt}".encode() if attempt is not None else None
+    in_group = markers(run_id, None, None)
+    alone = markers(run_id, attempt, pool_id)
     killed = 0
     for _ in range(5):  # members may fork while we kill: look again
         victims = []
@@ -265,9 +272,11 @@ def kill_leftovers(run_id: str, pgid: int | None, proc_start: int | None, attemp
             if pgid is not None and proc_start is not None:
                 if group != pgid:
                     continue
-                if (pid == pgid and start == proc_start) or (start >= proc_start and _has_marker(pid, marker)):
+                if (pid == pgid and start == proc_start) or (
+                    start >= proc_start and reaper.has_markers(pid, in_group)
+                ):
                     victims.append(pid)
-            elif _has_marker(pid, marker, attempt_marker):
+            elif reaper.has_markers(pid, alone):
                 victims.append(pid)
         if not victims:
             break

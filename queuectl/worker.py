@@ -95,7 +95,7 @@ class Pool:
         self.logs = logs_dir(store)
         self._lingering: set[Output] = set()  # output of kept daemons, still read after their run ended
         self._held: list[AttemptResult | str] = []  # lines waiting for an earlier result's line (order)
-        self.env = dict(os.environ)
+        self.env = dict(os.environ, **{runner.POOL_VAR: self.id})  # marks what its commands start
         self.running: dict[int, runner.Process] = {}  # by pid
         self.results: list[AttemptResult] = []
         self._results_since = 0.0
@@ -149,7 +149,7 @@ class Pool:
         reaper.become_subreaper()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # an inherited SIG_IGN would reap for us
         self._home = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
-        self.guardian = Guardian()  # first: it must not inherit our sockets
+        self.guardian = Guardian(self.id)  # first: it must not inherit our sockets
         self._wake = self.store.work_signal(self.pid)
         self._watch_wake()
         self._install_signals()
@@ -561,7 +561,9 @@ class Pool:
                 continue  # a live pool late on its heartbeat (suspended, clock step): not dead
             tail = ""
             if expired.worker_id in here or (expired.worker_id is None and expired.host == self.host):
-                runner.kill_leftovers(expired.run_id, expired.pgid, expired.proc_start, expired.attempt)
+                runner.kill_leftovers(
+                    expired.run_id, expired.pgid, expired.proc_start, expired.attempt, expired.worker_id
+                )
                 run = self.store.get_run(expired.run_id)
                 tail = runner.read_tail(run.log_path if run else None)
             state = self.store.requeue_lost(expired, tail)
@@ -586,7 +588,7 @@ class Pool:
     def _collect(self, proc: runner.Process) -> None:
         self._selector.unregister(proc.pidfd)
         del self.running[proc.pid]
-        exit_code, outcome, error = runner.reap(proc, self._own)
+        exit_code, outcome, error = runner.reap(proc, self._own, self.id)
         if proc.recorded and self.guardian is not None:
             self.guardian.forget(proc.pid)
         self._end_output(proc)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,29 @@ def test_a_pool_killed_with_sigkill_leaves_nothing_of_its_runs(q: Queue, leftove
     pool.kill()
     pool.wait(timeout=30)
     wait_for(lambda: processes_of("orphaned") == [], timeout=10, what="the guardian to kill the escaped sleep")
+
+
+def test_a_killed_pool_spares_a_run_of_the_same_id_in_another_store(
+    q: Queue, tmp_path: Path, leftovers: list[str]
+) -> None:
+    """Run ids repeat across stores: what a dead pool's guardian kills is marked with that pool's id too."""
+    leftovers.append("twin")
+    (tmp_path / "other").mkdir()
+    other = Queue(tmp_path / "other")
+    try:
+        started = []
+        for queue in (q, other):
+            queue("enqueue", "--id", "twin", "--command", "setsid sleep 327 & sleep 327")
+            pool = queue.start_pool("--count", "1")
+            wait_for(lambda queue=queue: queue.run("twin").get("pgid"), what="the run recorded as running")
+            started.append(pool)
+        wait_for(lambda: len(processes_of("twin")) >= 6, what="both runs' processes")
+        theirs = set(processes_of("twin"))
+        started[0].kill()
+        started[0].wait(timeout=30)
+        wait_for(lambda: len(processes_of("twin")) == 3, timeout=10, what="the killed pool's processes to go")
+        assert set(processes_of("twin")) < theirs
+        assert other.state("twin") == "running"
+        other("worker", "stop", "--force")
+    finally:
+        other.cleanup()
