@@ -60,6 +60,7 @@ class Process:
         "deadline",
         "interrupted",
         "kill_at",
+        "leader_gone",
         "log_path",
         "output",
         "pid",
@@ -93,6 +94,7 @@ class Process:
         self.interrupted = False
         self.cancelled = False  # its run was cancelled while running (a newer fire replaced it)
         self.recorded = False  # its pgid and log are in the store
+        self.leader_gone = False  # the leader exited during its kill grace; the rest of its group still runs
 
 
 def spawn(
@@ -206,6 +208,16 @@ def describe_exit(code: int) -> str:
     if code == 126:
         return "exit 126: command not executable"
     return f"exit {code}"
+
+
+def group_lives_on(pgid: int) -> bool:
+    """Whether a process other than the (exited) leader still runs in group `pgid` (a /proc scan: rare path)."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and int(entry.name) != pgid:
+            stat = proc_stat(int(entry.name))
+            if stat is not None and stat[0] == pgid:
+                return True
+    return False
 
 
 def kill_group(pgid: int, sig: int) -> None:

@@ -43,6 +43,7 @@ MAX_PREFETCH = 32
 READY_MAX_AGE = 0.5  # a claim not started within this long is given back
 CHILD_CHECK_EVERY = 1.0  # adopted children that died meanwhile are reaped this often
 COLD_KILL_GRACE = 2.0
+GROUP_CHECK_EVERY = 0.05  # a group whose leader ended on SIGTERM is looked at this often until it is empty
 STORE_RETRY_MAX = 5.0
 STOPPING_RETRY_MAX = 0.5  # stopping at once, a failing store is tried this often...
 STOP_STORE_PATIENCE = 5.0  # ...for this long; then the pool leaves what it could not record to the rescue
@@ -384,6 +385,8 @@ class Pool:
         if self.running:
             moments.append(self._next_child_check)
         for proc in self.running.values():
+            if proc.leader_gone:
+                moments.append(mono + GROUP_CHECK_EVERY)
             if proc.kill_at is not None:
                 moments.append(proc.kill_at)
             elif proc.deadline is not None:
@@ -581,12 +584,29 @@ class Pool:
 
     # -- children -------------------------------------------------------
     def _on_exit(self, proc: runner.Process) -> None:
+        if self._lets_group_finish(proc):
+            return
         self._collect(proc)
         if not self.stop_level:
             self._hint = True
 
-    def _collect(self, proc: runner.Process) -> None:
+    def _lets_group_finish(self, proc: runner.Process) -> bool:
+        """A leader that ended on SIGTERM leaves the rest of its group its kill grace to clean up.
+
+        Its zombie keeps the group id from reuse; the pool collects it once the
+        group is empty or the grace is over (SIGKILL), whichever comes first.
+        """
+        if proc.kill_at is None or proc.claim.keep_children or self.monotonic() >= proc.kill_at:
+            return False
+        if not runner.group_lives_on(proc.pid):
+            return False
+        proc.leader_gone = True
         self._selector.unregister(proc.pidfd)
+        return True
+
+    def _collect(self, proc: runner.Process) -> None:
+        if not proc.leader_gone:
+            self._selector.unregister(proc.pidfd)
         del self.running[proc.pid]
         exit_code, outcome, error = runner.reap(proc, self._own, self.id)
         if proc.recorded and self.guardian is not None:
@@ -610,6 +630,9 @@ class Pool:
         )
 
     def _enforce_deadlines(self, mono: float) -> None:
+        for proc in [p for p in self.running.values() if p.leader_gone]:
+            if mono >= proc.kill_at or not runner.group_lives_on(proc.pid):  # type: ignore[operator]
+                self._collect(proc)
         for proc in self.running.values():
             if proc.kill_at is not None:
                 if mono >= proc.kill_at:
