@@ -822,3 +822,9 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except OSError:
         pass
+
+
+if __name__ == "__main__":  # `python -m queuectl.cli`: run the module every other import sees, not this copy
+    from queuectl.cli import main as _main
+
+    _main()

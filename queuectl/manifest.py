@@ -67,8 +67,16 @@ class ManifestError:
     key: str | None = None
 
     def __str__(self) -> str:
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        path = shown_path(self.path)
+        where = path if self.line is None else f"{path}:{self.line}"
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+def shown_path(path: str) -> str:
+    """A file name as an error line shows it: control characters escaped (\\n, \\x1b), so it stays one line."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
 
 
 @dataclass(frozen=True)
