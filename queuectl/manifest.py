@@ -471,9 +471,17 @@ class _Relative:
 
 @functools.lru_cache(maxsize=4096)
 def _cron_problem(expression: str) -> str | None:
-    """What croniter finds wrong with a 5-field expression (cached: repos repeat a few schedules)."""
+    """What is wrong with a 5-field expression (cached: repos repeat a few schedules).
+
+    Ours first (a field named, never-firing and misread forms refused), then croniter's.
+    """
     from croniter import croniter
 
+    from queuectl.schedule import cron_problem
+
+    problem = cron_problem(expression)
+    if problem:
+        return problem
     try:
         croniter(expression)
     except (ValueError, KeyError, TypeError) as exc:  # croniter's errors derive from ValueError

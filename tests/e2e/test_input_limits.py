@@ -53,3 +53,46 @@ def test_a_file_name_with_a_newline_keeps_its_error_on_one_line(q: Queue) -> Non
         lines = [line for line in output.splitlines() if "priority" in line]
         assert lines and all("evil\\nname.toml:2: priority:" in line for line in lines), output
         assert not any(line.startswith("name.toml") for line in output.splitlines()), output
+
+
+def test_dlq_retry_grows_the_allowance_so_tries_never_exceed_it(q: Queue) -> None:
+    q("enqueue", "--id", "d", "--command", "exit 3", "--retries", "1")
+    q.burst()
+    assert q.state("d") == "dead"
+    q("dlq", "retry", "d")
+    q.burst()
+    run = q.run("d")
+    assert run["state"] == "dead" and run["attempts"] == 3  # the retry gave exactly one more attempt
+    assert run["attempts"] <= run["max_retries"] + 1
+    row = next(line for line in q("list").stdout.splitlines() if line.startswith("d "))
+    assert "3/3" in row.split(), row
+    assert any("3 of 3" in line for line in q("show", "d").stdout.splitlines())
+    q("dlq", "retry", "d", "--reset-attempts")
+    q.burst()
+    assert q.run("d")["attempts"] == 3  # a fresh count: the allowance it had
+    assert "3/3" in next(line for line in q("list").stdout.splitlines() if line.startswith("d ")).split()
+
+
+def test_a_finished_delayed_run_keeps_the_run_at_it_was_given(q: Queue) -> None:
+    q("enqueue", "--id", "late", "--command", "true", "--run-at", "2020-01-02T03:04:05Z")
+    q("enqueue", "--id", "dies", "--command", "exit 1", "--retries", "0", "--run-at", "2020-01-02T03:04:05Z")
+    q.burst()
+    for run_id, state in (("late", "completed"), ("dies", "dead")):
+        run = q.run(run_id)
+        assert run["state"] == state
+        assert run["run_at"] == "2020-01-02T03:04:05.000Z", run
+
+
+def test_cron_that_never_fires_is_refused_by_validate_and_apply(q: Queue) -> None:
+    jobs = q.tmp / "jobs.d"
+    write(jobs, "feb.toml", 'command = "true"\ncron = "0 0 30 2 *"\n')
+    write(jobs, "wrap.toml", 'command = "true"\ncron = "1-0 * * * *"\n')
+    write(jobs, "step.toml", 'command = "true"\ncron = "*/61 * * * *"\n')
+    for verb in ("validate", "apply"):
+        done = q(verb, str(jobs), check=False)
+        assert done.returncode == 1, (verb, done.stdout, done.stderr)
+        out = done.stdout + done.stderr
+        assert "feb.toml:2: cron: invalid cron expression '0 0 30 2 *': it never fires" in out
+        assert "wrap.toml:2: cron: invalid cron expression '1-0 * * * *': reversed range" in out
+        assert "step.toml:2: cron: invalid cron expression '*/61 * * * *': step 61" in out
+    assert q.json("list", "--jobs") == []
