@@ -474,15 +474,45 @@ def list_cmd(
         con = render.console()
         con.print(render.jobs_table(con, statuses) if statuses else "no jobs (apply a jobs directory)")
         return
-    runs = store.list_runs(state, limit)
+    out = click.get_text_stream("stdout")
     if as_json:
-        click.echo(render.dumps([render.run_json(r) for r in runs]))
+        render.write_json_array(out.write, (render.run_json(r) for r in store.iter_runs(state, limit)))
         return
+    if not out.isatty():
+        if not render.write_run_rows(out.write, store.iter_runs(state, limit)):
+            out.write(f"no {state} runs\n" if state else "no runs\n")
+        return
+    _runs_on_terminal(store, state, limit)
+
+
+TERMINAL_PAGE = 50  # runs `list` shows on a terminal without --limit
+TABLE_CHUNK = 500  # runs per rich table when a terminal asked for more
+
+
+def _runs_on_terminal(store: Store, state: str | None, limit: int | None) -> None:
+    """A rich table: one page and how many more there are, or --limit runs a chunk at a time."""
+    import itertools
+
+    from queuectl import render
+
     con = render.console()
-    if not runs:
+    runs = store.iter_runs(state, limit if limit is not None else TERMINAL_PAGE + 1)
+    page = list(itertools.islice(runs, TABLE_CHUNK if limit is not None else TERMINAL_PAGE))
+    if not page:
         con.print(f"no {state} runs" if state else "no runs")
         return
-    con.print(render.runs_table(con, runs))
+    widths = [max(len(h), *(len(render.run_cells(r)[i]) for r in page)) for i, h in enumerate(render.RUN_HEADERS)]
+    con.print(render.runs_table(con, page, widths))
+    if limit is not None:
+        while chunk := list(itertools.islice(runs, TABLE_CHUNK)):
+            grid = render.runs_table(con, chunk, widths)
+            grid.show_header = False
+            con.print(grid)
+        return
+    if next(runs, None) is not None:
+        counts = store.counts()
+        more = (counts.get(state, 0) if state else sum(counts.values())) - len(page)
+        con.print(f"… {more:,} more: use --limit N or pipe the output", style="dim")
 
 
 def _get_run(store: Store, run_id: str) -> Any:

@@ -125,10 +125,13 @@ SELECT EXISTS (SELECT 1 FROM runs WHERE state = 'failed')
 SELECT state, count(*) FROM runs GROUP BY state;
 
 -- name: list_runs
-SELECT * FROM runs ORDER BY created_at, id LIMIT nullif(:limit, -1);
+-- One page after (:after_created, :after_id), walking the runs_listed index: a keyset page.
+SELECT * FROM runs WHERE (created_at, id) > (:after_created, :after_id)
+ ORDER BY created_at, id LIMIT :limit;
 
 -- name: list_runs_in_state
-SELECT * FROM runs WHERE state = :state ORDER BY created_at, id LIMIT nullif(:limit, -1);
+SELECT * FROM runs WHERE state = :state AND (created_at, id) > (:after_created, :after_id)
+ ORDER BY created_at, id LIMIT :limit;
 
 -- name: get_run
 SELECT * FROM runs WHERE id = :id;

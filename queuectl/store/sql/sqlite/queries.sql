@@ -115,10 +115,13 @@ SELECT EXISTS (SELECT 1 FROM runs WHERE state = 'failed')
 SELECT state, count(*) FROM runs GROUP BY state;
 
 -- name: list_runs
-SELECT * FROM runs ORDER BY created_at, id LIMIT :limit;
+-- One page after (:after_created, :after_id), walking the runs_listed index: a keyset page.
+SELECT * FROM runs INDEXED BY runs_listed WHERE (created_at, id) > (:after_created, :after_id)
+ ORDER BY created_at, id LIMIT :limit;
 
 -- name: list_runs_in_state
-SELECT * FROM runs WHERE state = :state ORDER BY created_at, id LIMIT :limit;
+SELECT * FROM runs INDEXED BY runs_listed WHERE state = :state AND (created_at, id) > (:after_created, :after_id)
+ ORDER BY created_at, id LIMIT :limit;
 
 -- name: get_run
 SELECT * FROM runs WHERE id = :id;

@@ -1,0 +1,114 @@
+"""List benchmark: `queuectl list` of many runs into a pipe, its time and peak memory.
+
+    python bench/list.py [--runs 50000] [--rounds 3] [--baseline COMMIT]
+
+Fills a fresh SQLite store with RUNS one-off runs (one `enqueue --file`, each with
+a different command and a little environment; their creation times are then spread
+37 s apart, so that each row's time is formatted on its own), then runs `queuectl list` and
+`queuectl list --json` with stdout into a pipe that this script reads and throws
+away, timing each as a whole command (Python start-up included) and taking its
+peak resident memory from the kernel (os.wait4's rusage of that very child).
+Beside them: `python -c pass` (start-up alone) and `sqlite3`'s module reading every
+row of the same table in one process, the floor of reading it at all.
+
+`--baseline COMMIT` also times the package as it was at COMMIT (extracted with
+`git archive` into a temporary directory) on the same store, for a before/after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MiB, bytes written) of one command whose stdout is a pipe read to its end."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    size = 0
+    while chunk := proc.stdout.read(1 << 16):
+        size += len(chunk)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}")
+    return seconds, usage.ru_maxrss / 1024, size
+
+
+def fill(db: str, runs: int) -> float:
+    lines = "".join(
+        json.dumps({"command": f"echo run {n} && sleep 0", "env": {"N": str(n)}, "priority": 1 + n % 10}) + "\n"
+        for n in range(runs)
+    ).encode()
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "queuectl", "enqueue", "--file", "-"],
+        env=dict(os.environ, QUEUECTL_DB=db, PYTHONPATH=ROOT),
+        input=lines,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    took = time.perf_counter() - start
+    with sqlite3.connect(db) as con:  # one enqueue gives one created_at: spread them as weeks of use would
+        con.execute("UPDATE runs SET created_at = created_at - rowid * 37")
+    return took
+
+
+def extract(commit: str, into: str) -> str:
+    archive = subprocess.run(["git", "-C", ROOT, "archive", commit, "queuectl"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
+    return into
+
+
+def median_of(rounds: int, argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    results = [measure(argv, env) for _ in range(rounds)]
+    return statistics.median(r[0] for r in results), max(r[1] for r in results), results[0][2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", metavar="COMMIT", help="also time the package as it was at COMMIT")
+    args = parser.parse_args()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "queuectl")], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "queue.db")
+        print(f"fill: {args.runs} runs with one enqueue --file in {fill(db, args.runs):.2f} s")
+        env = dict(os.environ, QUEUECTL_DB=db, PYTHONPATH=ROOT, XDG_STATE_HOME=tmp)
+        queuectl = [sys.executable, "-m", "queuectl"]
+        floor = f"import sqlite3; [r for r in sqlite3.connect({db!r}).execute('SELECT * FROM runs')]"
+        cases = [
+            ("python -c pass (start-up)", [sys.executable, "-c", "pass"], env),
+            ("sqlite3: read every row", [sys.executable, "-c", floor], env),
+            ("queuectl list", [*queuectl, "list"], env),
+            ("queuectl list --json", [*queuectl, "list", "--json"], env),
+        ]
+        if args.baseline:
+            old_env = dict(env, PYTHONPATH=extract(args.baseline, os.path.join(tmp, "baseline")))
+            cases += [
+                (f"queuectl list at {args.baseline[:8]}", [*queuectl, "list"], old_env),
+                (f"queuectl list --json at {args.baseline[:8]}", [*queuectl, "list", "--json"], old_env),
+            ]
+        print(f"into a pipe, {args.runs} runs, median time / peak RSS over {args.rounds} rounds:")
+        for name, argv, case_env in cases:
+            seconds, peak, size = median_of(args.rounds, argv, case_env)
+            print(f"  {name:34} {seconds:7.2f} s  {peak:7.1f} MiB  ({size / 1e6:.1f} MB written)")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"(largest child of all, the fill included: {children:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
