@@ -12,13 +12,13 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from queuectl import config
 from queuectl.durations import parse_duration, parse_time
 from queuectl.errors import DuplicateRunError, UsageError
 from queuectl.model import NewRun, check_name
 
 PRIORITY_WORDS = {"high": 10, "medium": 5, "normal": 5, "low": 1}
 DEFAULT_PRIORITY = 5
-MAX_COUNT = 1_000_000
 _KNOWN = {
     "id",
     "command",
@@ -53,28 +53,12 @@ def parse_priority(value: object) -> int:
     return number
 
 
-def _count(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise UsageError(f"invalid {what} {value!r}: expected a whole number of zero or more")
+def _bounded(bound: config.Bound, value: object, what: str) -> float:
+    """A number within the setting's one rule (config.py), said as manifests and `config set` say it."""
     try:
-        number = int(value)
-    except ValueError:
-        raise UsageError(f"invalid {what} {value!r}: expected a whole number of zero or more") from None
-    if not 0 <= number <= MAX_COUNT:
-        raise UsageError(f"invalid {what} {value!r}: expected a whole number from 0 to {MAX_COUNT}")
-    return number
-
-
-def _base(value: object) -> float:
-    if isinstance(value, bool):
-        raise UsageError(f"invalid backoff_base {value!r}: expected a number of zero or more")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise UsageError(f"invalid backoff_base {value!r}: expected a number of zero or more") from None
-    if not 0 <= number < float("inf"):
-        raise UsageError(f"invalid backoff_base {value!r}: expected a number of zero or more")
-    return number
+        return bound.check(value)
+    except ValueError as exc:
+        raise UsageError(f"invalid {what} {value!r}: {exc}") from None
 
 
 def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) -> NewRun:
@@ -122,8 +106,14 @@ def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) 
         id=run_id,
         command=command,
         priority=DEFAULT_PRIORITY if fields.get("priority") is None else parse_priority(fields["priority"]),
-        max_retries=int(defaults["max-retries"]) if retries is None else _count(retries, "max_retries"),
-        backoff_base=defaults["backoff-base"] if fields.get("backoff_base") is None else _base(fields["backoff_base"]),
+        max_retries=int(
+            defaults["max-retries"] if retries is None else _bounded(config.MAX_RETRIES, retries, "max_retries")
+        ),
+        backoff_base=float(
+            defaults["backoff-base"]
+            if fields.get("backoff_base") is None
+            else _bounded(config.BACKOFF_BASE, fields["backoff_base"], "backoff_base")
+        ),
         backoff_max=defaults["backoff-max"],
         timeout=timeout or None,
         run_at=run_at,

@@ -22,12 +22,12 @@ from typing import Any
 
 import tomli
 
+from queuectl import config
 from queuectl.durations import LATEST, parse_duration
 from queuectl.errors import UsageError
 from queuectl.model import NAME_RE, Job, JobSpec
 
 MAX_BYTES = 1 << 20  # a manifest is a few lines; a huge file is a mistake
-MAX_RETRIES = 1000
 CRON_WORDS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 CONCURRENCY = ("allow", "forbid", "replace")
 CATCHUP = ("none", "latest", "all")
@@ -376,16 +376,19 @@ class _Checker:
         return seconds
 
     def _retries(self, key: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
-            raise _Bad(f"expected a whole number from 0 to {MAX_RETRIES} (tries after the first), got {_shown(value)}")
-        return value
+        return int(self._bounded(config.MAX_RETRIES, value))
 
     def _backoff_base(self, key: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1000:
-            raise _Bad(
-                f"expected a number from 0 to 1000 (retry n waits backoff_base ** n seconds), got {_shown(value)}"
-            )
-        return float(value)
+        return float(self._bounded(config.BACKOFF_BASE, value))
+
+    def _bounded(self, bound: config.Bound, value: Any) -> float:
+        """A number within the setting's one rule (config.py), said as `config set` and `enqueue` say it."""
+        if isinstance(value, str):  # TOML gives numbers as numbers: a string is a mistake here
+            raise _Bad(f"expected {bound.rule}, got {_shown(value)}")
+        try:
+            return bound.check(value)
+        except ValueError as exc:
+            raise _Bad(f"{exc}, got {_shown(value)}") from None
 
     def _concurrency(self, key: str, value: Any) -> str:
         return self._choice(key, value, CONCURRENCY)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Queue
 
 
@@ -96,3 +98,29 @@ def test_cron_that_never_fires_is_refused_by_validate_and_apply(q: Queue) -> Non
         assert "wrap.toml:2: cron: invalid cron expression '1-0 * * * *': reversed range" in out
         assert "step.toml:2: cron: invalid cron expression '*/61 * * * *': step 61" in out
     assert q.json("list", "--jobs") == []
+
+
+SAME_RULE = [
+    # (config key, manifest key, enqueue flag, too large a value, the one rule)
+    ("backoff-base", "backoff_base", "--backoff-base", "1e300", "expected a number from 0 to 1000 (retry n waits"),
+    ("max-retries", "retries", "--retries", "1001", "expected a whole number from 0 to 1000 (tries after the first)"),
+]
+
+
+@pytest.mark.parametrize(("key", "toml_key", "flag", "value", "rule"), SAME_RULE)
+def test_one_rule_per_setting_wherever_it_is_given(
+    q: Queue, key: str, toml_key: str, flag: str, value: str, rule: str
+) -> None:
+    json_key = toml_key if toml_key != "retries" else "max_retries"
+    write(q.tmp / "jobs.d", "big.toml", f'command = "true"\n{toml_key} = {value}\n')
+    attempts = [
+        q("config", "set", key, value, check=False),
+        q("enqueue", f'{{"command": "true", "{json_key}": {value}}}', check=False),
+        q("enqueue", "--command", "true", flag, value, check=False),
+        q("enqueue", "--file", "-", input=f'{{"command": "true", "{json_key}": {value}}}\n', check=False),
+        q("validate", str(q.tmp / "jobs.d"), check=False),
+    ]
+    for done in attempts:
+        assert done.returncode != 0 and rule in done.stderr, (done.args, done.stderr)
+    assert q("config", "get", key).stdout.strip() == ("2" if key == "backoff-base" else "3")
+    assert q.json("list") == []
