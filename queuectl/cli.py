@@ -181,7 +181,8 @@ def enqueue(
         if spec is not None or "command" in fields:
             raise UsageError("--file takes the runs from the file: give no JSON or --command beside it")
         defaults = _defaults(store)
-        runs = build.from_lines(_lines_with_defaults(file, fields), _name(file), defaults, now)
+        lines = build.bounded_lines(file, _name(file))  # a huge line is refused before it is read whole
+        runs = build.from_lines(_lines_with_defaults(lines, fields, _name(file)), _name(file), defaults, now)
         _enqueue(store, runs)
         _say_enqueued(runs, as_json)
         return
@@ -194,21 +195,21 @@ def enqueue(
     _say_enqueued([run], as_json)
 
 
-def _lines_with_defaults(file: Any, fields: dict[str, Any]) -> Any:
+def _lines_with_defaults(lines: Any, fields: dict[str, Any], source: str) -> Any:
     """Flags given beside --file apply to every line that does not set them."""
     if not fields:
-        yield from file
+        yield from lines
         return
     import json
 
     from queuectl import enqueue as build
 
-    for number, line in enumerate(file, 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             yield line
             continue
         try:
-            obj = build.parse_json(line, f"{_name(file)} line {number}: ")
+            obj = build.parse_json(line, f"{source} line {number}: ")
         except UsageError:
             yield line  # reported with its line number by the parser
             continue

@@ -256,12 +256,23 @@ class _Checker:
             self.errors.append(ManifestError(self.path, "missing key: expected a shell command", None, "command"))
         if "run_at" in values and "cron" in values:
             self.fail("cron", "give either run_at (once) or cron (repeatedly), not both")
+        if "command" in out:
+            self._size(out["command"], dict(out.get("env", ())))
         if "name" not in values and not NAME_RE.fullmatch(self.default_name):
             self.fail(
                 None,
                 f"the file name {self.default_name!r} is not a valid job name; rename the file or set "
                 "name = \"...\" (letters, digits, '.', '_' or '-', starting with a letter or digit)",
             )
+
+    def _size(self, command: str, env: dict[str, str]) -> None:
+        """Refuse a command and env the kernel would never start (the rule of `enqueue`)."""
+        from queuectl.enqueue import size_problem
+
+        problem = size_problem(command, env)
+        if problem is not None:
+            key = {"command": "command", "env": f"env.{problem.name}", "total": "env" if env else "command"}
+            self.fail(key[problem.field], problem.why)
 
     def _resolve_local(self, moment: dt.datetime, zone: str | None) -> float:
         if moment.tzinfo is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Queue
+from tests.conftest import QUEUECTL, Queue
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -124,3 +125,59 @@ def test_one_rule_per_setting_wherever_it_is_given(
         assert done.returncode != 0 and rule in done.stderr, (done.args, done.stderr)
     assert q("config", "get", key).stdout.strip() == ("2" if key == "backoff-base" else "3")
     assert q.json("list") == []
+
+
+ONE_ARGUMENT = "131,071 bytes for one argument (MAX_ARG_STRLEN)"
+
+
+def test_a_command_at_the_kernels_limit_runs_and_one_byte_more_is_refused(q: Queue) -> None:
+    fits = ": " + "x" * (131071 - 2)  # with its NUL, exactly MAX_ARG_STRLEN
+    line = json.dumps({"id": "fits", "command": fits}) + "\n"
+    q("enqueue", "--file", "-", input=line)
+    q.burst()
+    assert q.state("fits") == "completed"
+    over = json.dumps({"id": "over", "command": fits + "x"}) + "\n"
+    refused = q("enqueue", "--file", "-", input=over, check=False)
+    assert refused.returncode == 2
+    assert "stdin line 1: invalid command: 131,072 bytes, over the kernel's limit of " + ONE_ARGUMENT in refused.stderr
+    big_env = json.dumps({"command": "true", "env": {"BIG": "y" * 131068}}) + "\n"  # BIG=...: 131,072 bytes
+    refused = q("enqueue", "--file", "-", input=big_env, check=False)
+    assert refused.returncode == 2 and "invalid env BIG: 131,072 bytes" in refused.stderr
+    assert "environment string NAME=VALUE (MAX_ARG_STRLEN)" in refused.stderr
+    together = {f"V{n}": "z" * 120_000 for n in range(20)}
+    refused = q("enqueue", "--file", "-", input=json.dumps({"command": "true", "env": together}) + "\n", check=False)
+    assert refused.returncode == 2 and "invalid command and env: " in refused.stderr
+    assert f"ARG_MAX {os.sysconf('SC_ARG_MAX'):,} less 65,536 for the pool's own environment" in refused.stderr
+    assert [r["id"] for r in q.json("list")] == ["fits"]
+
+
+def test_a_huge_enqueue_line_is_refused_without_reading_it_whole(q: Queue) -> None:
+    for size, words in ((10_000_000, ONE_ARGUMENT), (40_000_000, "longer than 16,777,216 characters")):
+        path = q.tmp / "huge.jsonl"
+        with open(path, "w") as f:
+            f.write('{"command": "')
+            for _ in range(size // 1_000_000):
+                f.write("x" * 1_000_000)
+            f.write('"}\n')
+        proc = subprocess.Popen(
+            [*QUEUECTL, "enqueue", "--file", str(path)], env=q.env, stderr=subprocess.PIPE, text=True, cwd=q.tmp
+        )
+        assert proc.stderr is not None
+        error = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 2 and words in error, error
+        peak = usage.ru_maxrss * 1024
+        assert peak < 40 * 1024 * 1024 + 2 * min(size, 16 * 1024 * 1024), f"{size:,} bytes read with a peak of {peak:,}"
+    assert q.json("list") == []
+
+
+def test_apply_refuses_a_command_or_env_too_large_to_start(q: Queue) -> None:
+    jobs = q.tmp / "jobs.d"
+    write(jobs, "long.toml", 'command = "echo ' + "x" * 140_000 + '"\n')
+    write(jobs, "env.toml", 'command = "true"\n[env]\nA = "' + "y" * 140_000 + '"\n')
+    done = q("apply", str(jobs), check=False)
+    assert done.returncode == 1
+    out = done.stdout + done.stderr
+    assert "long.toml:1: command: 140,005 bytes, over the kernel's limit of " + ONE_ARGUMENT in out
+    assert "env.toml:3: env.A: 140,002 bytes" in out
+    assert q.json("list", "--jobs") == []
