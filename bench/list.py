@@ -12,7 +12,7 @@ Beside them: `python -c pass` (start-up alone) and `sqlite3`'s module reading ev
 row of the same table in one process, the floor of reading it at all.
 
 `--baseline COMMIT` also times the package as it was at COMMIT (extracted with
-`git archive` into a temporary directory) on the same store, for a before/after.
+`git archive` into a temporary directory) on a store it fills the same way, for a before/after.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     """(seconds, peak RSS in MiB, bytes written) of one command whose stdout is a pipe read to its end."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    # From the store's directory: `python -m` puts the current directory first on the path.
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=env["BENCH_CWD"])
     assert proc.stdout is not None
     size = 0
     while chunk := proc.stdout.read(1 << 16):
@@ -47,7 +48,7 @@ def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     return seconds, usage.ru_maxrss / 1024, size
 
 
-def fill(db: str, runs: int) -> float:
+def fill(db: str, runs: int, package: str = ROOT) -> float:
     lines = "".join(
         json.dumps({"command": f"echo run {n} && sleep 0", "env": {"N": str(n)}, "priority": 1 + n % 10}) + "\n"
         for n in range(runs)
@@ -55,7 +56,8 @@ def fill(db: str, runs: int) -> float:
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "queuectl", "enqueue", "--file", "-"],
-        env=dict(os.environ, QUEUECTL_DB=db, PYTHONPATH=ROOT),
+        cwd=os.path.dirname(db),
+        env=dict(os.environ, QUEUECTL_DB=db, PYTHONPATH=package),
         input=lines,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -67,6 +69,7 @@ def fill(db: str, runs: int) -> float:
 
 
 def extract(commit: str, into: str) -> str:
+    os.makedirs(into)
     archive = subprocess.run(["git", "-C", ROOT, "archive", commit, "queuectl"], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
     return into
@@ -87,7 +90,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "queue.db")
         print(f"fill: {args.runs} runs with one enqueue --file in {fill(db, args.runs):.2f} s")
-        env = dict(os.environ, QUEUECTL_DB=db, PYTHONPATH=ROOT, XDG_STATE_HOME=tmp)
+        env = dict(os.environ, QUEUECTL_DB=db, PYTHONPATH=ROOT, XDG_STATE_HOME=tmp, BENCH_CWD=tmp)
+        env.pop("PYTHONUNBUFFERED", None)  # as a user runs it (queuectl writes in batches either way)
         queuectl = [sys.executable, "-m", "queuectl"]
         floor = f"import sqlite3; [r for r in sqlite3.connect({db!r}).execute('SELECT * FROM runs')]"
         cases = [
@@ -97,7 +101,10 @@ def main() -> None:
             ("queuectl list --json", [*queuectl, "list", "--json"], env),
         ]
         if args.baseline:
-            old_env = dict(env, PYTHONPATH=extract(args.baseline, os.path.join(tmp, "baseline")))
+            package = extract(args.baseline, os.path.join(tmp, "baseline"))
+            old_db = os.path.join(tmp, "baseline.db")  # its own store: an older schema than ours
+            fill(old_db, args.runs, package)
+            old_env = dict(env, PYTHONPATH=package, QUEUECTL_DB=old_db)
             cases += [
                 (f"queuectl list at {args.baseline[:8]}", [*queuectl, "list"], old_env),
                 (f"queuectl list --json at {args.baseline[:8]}", [*queuectl, "list", "--json"], old_env),

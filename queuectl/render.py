@@ -5,13 +5,14 @@ JSON shapes here are a contract (see the README): add fields, never rename.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -194,10 +195,27 @@ def metrics_json(counts: dict[str, int], stats: AttemptStats) -> dict[str, Any]:
 def write_json_array(write: Callable[[str], object], items: Iterable[Any]) -> None:
     """Write what `dumps(list(items))` and a newline would print, one element at a time (constant memory)."""
     first = True
-    for item in items:
-        write(("[\n  " if first else ",\n  ") + _element(item))
-        first = False
-    write("[]\n" if first else "\n]\n")
+    with _batched(write) as put:
+        for item in items:
+            put(("[\n  " if first else ",\n  ") + _element(item))
+            first = False
+        put("[]\n" if first else "\n]\n")
+
+
+@contextlib.contextmanager
+def _batched(write: Callable[[str], object], size: int = 256) -> Iterator[Callable[[str], None]]:
+    """A writer that hands `write` `size` pieces at a time: one system call per batch even unbuffered."""
+    pending: list[str] = []
+
+    def put(text: str) -> None:
+        pending.append(text)
+        if len(pending) >= size:
+            write("".join(pending))
+            pending.clear()
+
+    yield put
+    if pending:
+        write("".join(pending))
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -269,11 +287,12 @@ def write_run_rows(write: Callable[[str], object], runs: Iterable[Run]) -> int:
         return 0
     widths = [max(len(h), *(len(cells[i]) for cells in first)) for i, h in enumerate(RUN_HEADERS[:-1])]
     line = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}\n"
-    write(line.format(*RUN_HEADERS))
     count = 0
-    for cells in itertools.chain(first, (run_cells(r) for r in stream)):
-        write(line.format(*cells))
-        count += 1
+    with _batched(write) as put:
+        put(line.format(*RUN_HEADERS))
+        for cells in itertools.chain(first, (run_cells(r) for r in stream)):
+            put(line.format(*cells))
+            count += 1
     return count
 
 
