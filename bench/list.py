@@ -31,8 +31,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MiB, bytes written) of one command whose stdout is a pipe read to its end."""
+def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]:
+    """(seconds, CPU seconds, peak RSS in MiB, bytes written) of one command whose stdout is a pipe read to its end."""
     start = time.perf_counter()
     # From the store's directory: `python -m` puts the current directory first on the path.
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=env["BENCH_CWD"])
@@ -45,7 +45,7 @@ def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}")
-    return seconds, usage.ru_maxrss / 1024, size
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, size
 
 
 def fill(db: str, runs: int, package: str = ROOT) -> float:
@@ -75,9 +75,10 @@ def extract(commit: str, into: str) -> str:
     return into
 
 
-def median_of(rounds: int, argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+def median_of(rounds: int, argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]:
     results = [measure(argv, env) for _ in range(rounds)]
-    return statistics.median(r[0] for r in results), max(r[1] for r in results), results[0][2]
+    wall, cpu = statistics.median(r[0] for r in results), statistics.median(r[1] for r in results)
+    return wall, cpu, max(r[2] for r in results), results[0][3]
 
 
 def main() -> None:
@@ -109,10 +110,10 @@ def main() -> None:
                 (f"queuectl list at {args.baseline[:8]}", [*queuectl, "list"], old_env),
                 (f"queuectl list --json at {args.baseline[:8]}", [*queuectl, "list", "--json"], old_env),
             ]
-        print(f"into a pipe, {args.runs} runs, median time / peak RSS over {args.rounds} rounds:")
+        print(f"into a pipe, {args.runs} runs, medians of {args.rounds} rounds (wall time, CPU time), peak RSS:")
         for name, argv, case_env in cases:
-            seconds, peak, size = median_of(args.rounds, argv, case_env)
-            print(f"  {name:34} {seconds:7.2f} s  {peak:7.1f} MiB  ({size / 1e6:.1f} MB written)")
+            seconds, cpu, peak, size = median_of(args.rounds, argv, case_env)
+            print(f"  {name:34} {seconds:6.2f} s  {cpu:6.2f} s CPU  {peak:6.1f} MiB  ({size / 1e6:.1f} MB written)")
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"(largest child of all, the fill included: {children:.1f} MiB)")
 
