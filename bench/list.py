@@ -7,7 +7,8 @@ a different command and a little environment; their creation times are then spre
 37 s apart, so that each row's time is formatted on its own), then runs `queuectl list` and
 `queuectl list --json` with stdout into a pipe that this script reads and throws
 away, timing each as a whole command (Python start-up included) and taking its
-peak resident memory from the kernel (os.wait4's rusage of that very child).
+peak resident memory and CPU time from the kernel (the rusage of that very command, started
+by a small launcher: a peak survives fork and exec, so the benchmark's own size would count).
 Beside them: `python -c pass` (start-up alone) and `sqlite3`'s module reading every
 row of the same table in one process, the floor of reading it at all.
 
@@ -31,21 +32,37 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# A process's peak RSS survives fork and exec: each command is started by this small launcher
+# (not by the benchmark, whose size it would report), which says the command's peak and CPU time.
+_LAUNCHER = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[1:], stderr=subprocess.DEVNULL)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+sys.stderr.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime} {code}")
+"""
+
+
 def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]:
     """(seconds, CPU seconds, peak RSS in MiB, bytes written) of one command whose stdout is a pipe read to its end."""
     start = time.perf_counter()
     # From the store's directory: `python -m` puts the current directory first on the path.
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=env["BENCH_CWD"])
-    assert proc.stdout is not None
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCHER, *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=env["BENCH_CWD"],
+    )
+    assert proc.stdout is not None and proc.stderr is not None
     size = 0
     while chunk := proc.stdout.read(1 << 16):
         size += len(chunk)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, size
+    seconds = time.perf_counter() - start  # the command's end closed the pipe: the launcher's exit is not timed
+    peak_kib, cpu, code = proc.stderr.read().decode().split()
+    proc.wait()
+    if code != "0":
+        raise SystemExit(f"{' '.join(argv)} exited {code}")
+    return seconds, float(cpu), int(peak_kib) / 1024, size
 
 
 def fill(db: str, runs: int, package: str = ROOT) -> float:

@@ -459,14 +459,12 @@ def list_cmd(
     ctx: click.Context, state: str | None, limit: int | None, show_jobs: bool, scheduled: bool, as_json: bool
 ) -> None:
     """List runs, oldest first (or declared jobs with --jobs)."""
-    from queuectl import render
-
     if scheduled:
         ctx.invoke(cli.commands["schedule"], as_json=as_json)
         return
     store = store_of(ctx)
     if show_jobs:
-        from queuectl import sync
+        from queuectl import render, sync
 
         statuses = [s for job in store.list_jobs()[:limit] if (s := store.job_status(job.name)) is not None]
         if as_json:
@@ -475,12 +473,14 @@ def list_cmd(
         con = render.console()
         con.print(render.jobs_table(con, statuses) if statuses else "no jobs (apply a jobs directory)")
         return
+    from queuectl import listing  # not render: a pipe needs no rich
+
     out = click.get_text_stream("stdout")
     if as_json:
-        render.write_json_array(out.write, (render.run_json(r) for r in store.iter_runs(state, limit)))
+        listing.write_json_array(out.write, (listing.run_json(r) for r in store.iter_runs(state, limit)))
         return
     if not out.isatty():
-        if not render.write_run_rows(out.write, store.iter_runs(state, limit)):
+        if not listing.write_run_rows(out.write, store.iter_runs(state, limit)):
             out.write(f"no {state} runs\n" if state else "no runs\n")
         return
     _runs_on_terminal(store, state, limit)
@@ -494,7 +494,7 @@ def _runs_on_terminal(store: Store, state: str | None, limit: int | None) -> Non
     """A rich table: one page and how many more there are, or --limit runs a chunk at a time."""
     import itertools
 
-    from queuectl import render
+    from queuectl import listing, render
 
     con = render.console()
     runs = store.iter_runs(state, limit if limit is not None else TERMINAL_PAGE + 1)
@@ -502,7 +502,8 @@ def _runs_on_terminal(store: Store, state: str | None, limit: int | None) -> Non
     if not page:
         con.print(f"no {state} runs" if state else "no runs")
         return
-    widths = [max(len(h), *(len(render.run_cells(r)[i]) for r in page)) for i, h in enumerate(render.RUN_HEADERS)]
+    headers = listing.RUN_HEADERS
+    widths = [max(len(h), *(len(listing.run_cells(r)[i]) for r in page)) for i, h in enumerate(headers)]
     con.print(render.runs_table(con, page, widths))
     if limit is not None:
         while chunk := list(itertools.islice(runs, TABLE_CHUNK)):

@@ -8,12 +8,13 @@ import os
 import pty
 import random
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from queuectl import render
+from queuectl import listing
 from queuectl.durations import format_time, iso_utc
 from queuectl.model import NewRun
 from queuectl.store import Store
@@ -67,8 +68,8 @@ def test_json_array_is_written_element_by_element_in_dumps_exact_form() -> None:
     ]
     for items in cases:
         out = io.StringIO()
-        render.write_json_array(out.write, iter(items))
-        assert out.getvalue() == render.dumps(items) + "\n"
+        listing.write_json_array(out.write, iter(items))
+        assert out.getvalue() == listing.dumps(items) + "\n"
 
 
 def test_fast_time_formats_say_what_the_slow_ones_say() -> None:
@@ -76,8 +77,8 @@ def test_fast_time_formats_say_what_the_slow_ones_say() -> None:
     moments = [0.0, 0.9995, 0.9999995, 1_800_000_000.0004999, 1_764_430_000.123456, -1.5]
     moments += [rng.uniform(-1e9, 4e9) for _ in range(20_000)]
     for moment in moments:
-        assert render.utc_ms(moment) == iso_utc(moment)
-        assert render.local_second(moment) == format_time(moment)
+        assert listing.utc_ms(moment) == iso_utc(moment)
+        assert listing.local_second(moment) == format_time(moment)
 
 
 def test_plain_rows_into_a_pipe_and_json_in_its_contract_form(q: Queue) -> None:
@@ -101,18 +102,33 @@ def test_plain_rows_into_a_pipe_and_json_in_its_contract_form(q: Queue) -> None:
     assert q("list", "--state", "dead", "--json").stdout == "[]\n"
 
 
+# Runs a command and says its peak RSS. A process's peak survives fork and exec, so the command
+# must be started by a small process, not by pytest (whose size it would otherwise report).
+_LAUNCHER = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[1:])
+sys.stderr.write(f"\\npeak-kib {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n")
+sys.exit(code)
+"""
+
+
+def run_measured(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, bytes, str, int]:
+    """(exit code, stdout, stderr, peak RSS in bytes) of a command."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, *argv], env=env, cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL
+    )
+    err, _, peak = done.stderr.decode().rstrip("\n").rpartition("\npeak-kib ")
+    return done.returncode, done.stdout, err, int(peak) * 1024
+
+
 def test_many_runs_into_a_pipe_stream_in_flat_memory(q: Queue) -> None:
     fill(q, 30_000, env={"A": "1"})
+    _, _, _, bare = run_measured([sys.executable, "-c", "import queuectl.cli"], q.env, q.tmp)
     for extra in ([], ["--json"]):
-        proc = subprocess.Popen([*QUEUECTL, "list", *extra], env=q.env, stdout=subprocess.PIPE, cwd=q.tmp)
-        assert proc.stdout is not None
-        lines = 0
-        while chunk := proc.stdout.read(1 << 16):
-            lines += chunk.count(b"\n")
-        _, status, usage = os.wait4(proc.pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert lines == (30_001 if not extra else 30_000 * 20 + 2)  # [, 20 lines a run, ]
-        assert usage.ru_maxrss < 64 * 1024, f"list {extra}: peak {usage.ru_maxrss // 1024} MiB"
+        code, out, err, peak = run_measured([*QUEUECTL, "list", *extra], q.env, q.tmp)
+        assert code == 0, err
+        assert out.count(b"\n") == (30_001 if not extra else 30_000 * 20 + 2)  # [, 20 lines a run, ]
+        assert peak < bare + 24 * 1024 * 1024, f"list {extra}: peak {peak:,}, a bare import {bare:,}"
 
 
 def read_terminal(q: Queue, *args: str) -> str:
