@@ -237,7 +237,8 @@ def enqueue(
         if spec is not None or "command" in fields:
             raise UsageError("--file takes the runs from the file: give no JSON or --command beside it")
         defaults = _defaults(store)
-        runs = build.from_lines(_lines_with_defaults(file, fields), _name(file), defaults, now)
+        lines = build.bounded_lines(file, _name(file))  # a huge line is refused before it is read whole
+        runs = build.from_lines(_lines_with_defaults(lines, fields, _name(file)), _name(file), defaults, now)
         _enqueue(store, runs)
         _say_enqueued(runs, as_json)
         return
@@ -250,21 +251,21 @@ def enqueue(
     _say_enqueued([run], as_json)
 
 
-def _lines_with_defaults(file: Any, fields: dict[str, Any]) -> Any:
+def _lines_with_defaults(lines: Any, fields: dict[str, Any], source: str) -> Any:
     """Flags given beside --file apply to every line that does not set them."""
     if not fields:
-        yield from file
+        yield from lines
         return
     import json
 
     from queuectl import enqueue as build
 
-    for number, line in enumerate(file, 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             yield line
             continue
         try:
-            obj = build.parse_json(line, f"{_name(file)} line {number}: ")
+            obj = build.parse_json(line, f"{source} line {number}: ")
         except UsageError:
             yield line  # reported with its line number by the parser
             continue
@@ -544,14 +545,12 @@ def list_cmd(
     ctx: click.Context, state: str | None, limit: int | None, show_jobs: bool, scheduled: bool, as_json: bool
 ) -> None:
     """List runs, oldest first (or declared jobs with --jobs)."""
-    from queuectl import render
-
     if scheduled:
         ctx.invoke(cli.commands["schedule"], as_json=as_json)
         return
     store = store_of(ctx)
     if show_jobs:
-        from queuectl import sync
+        from queuectl import render, sync
 
         statuses = [s for job in store.list_jobs()[:limit] if (s := store.job_status(job.name)) is not None]
         if as_json:
@@ -560,15 +559,48 @@ def list_cmd(
         con = render.console()
         con.print(render.jobs_table(con, statuses) if statuses else "no jobs (apply a jobs directory)")
         return
-    runs = store.list_runs(state, limit)
+    from queuectl import listing  # not render: a pipe needs no rich
+
+    out = click.get_text_stream("stdout")
     if as_json:
-        click.echo(render.dumps([render.run_json(r) for r in runs]))
+        listing.write_json_array(out.write, (listing.run_json(r) for r in store.iter_runs(state, limit)))
         return
+    if not out.isatty():
+        if not listing.write_run_rows(out.write, store.iter_runs(state, limit)):
+            out.write(f"no {state} runs\n" if state else "no runs\n")
+        return
+    _runs_on_terminal(store, state, limit)
+
+
+TERMINAL_PAGE = 50  # runs `list` shows on a terminal without --limit
+TABLE_CHUNK = 500  # runs per rich table when a terminal asked for more
+
+
+def _runs_on_terminal(store: Store, state: str | None, limit: int | None) -> None:
+    """A rich table: one page and how many more there are, or --limit runs a chunk at a time."""
+    import itertools
+
+    from queuectl import listing, render
+
     con = render.console()
-    if not runs:
+    runs = store.iter_runs(state, limit if limit is not None else TERMINAL_PAGE + 1)
+    page = list(itertools.islice(runs, TABLE_CHUNK if limit is not None else TERMINAL_PAGE))
+    if not page:
         con.print(f"no {state} runs" if state else "no runs")
         return
-    con.print(render.runs_table(con, runs))
+    headers = listing.RUN_HEADERS
+    widths = [max(len(h), *(len(listing.run_cells(r)[i]) for r in page)) for i, h in enumerate(headers)]
+    con.print(render.runs_table(con, page, widths))
+    if limit is not None:
+        while chunk := list(itertools.islice(runs, TABLE_CHUNK)):
+            grid = render.runs_table(con, chunk, widths)
+            grid.show_header = False
+            con.print(grid)
+        return
+    if next(runs, None) is not None:
+        counts = store.counts()
+        more = (counts.get(state, 0) if state else sum(counts.values())) - len(page)
+        con.print(f"… {more:,} more: use --limit N or pipe the output", style="dim")
 
 
 def _get_run(store: Store, run_id: str) -> Any:
@@ -908,3 +940,9 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except OSError:
         pass
+
+
+if __name__ == "__main__":  # `python -m queuectl.cli`: run the module every other import sees, not this copy
+    from queuectl.cli import main as _main
+
+    _main()

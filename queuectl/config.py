@@ -16,6 +16,38 @@ class Setting(NamedTuple):
     parse: Callable[[str], float]
 
 
+class Bound(NamedTuple):
+    """The one rule of a numeric setting, wherever it is given: manifest, enqueue JSON or flag, config set."""
+
+    low: float
+    high: float
+    whole: bool
+    meaning: str
+
+    @property
+    def rule(self) -> str:
+        kind = "a whole number" if self.whole else "a number"
+        return f"{kind} from {self.low:g} to {self.high:g} ({self.meaning})"
+
+    def check(self, value: object) -> float:
+        """The value as a number within the bound (text is read as one); ValueError saying the rule."""
+        number: float | None = None
+        if isinstance(value, str):
+            try:
+                number = int(value.strip()) if self.whole else float(value)
+            except ValueError:
+                number = None
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = value if isinstance(value, int) or not self.whole else None
+        if number is None or not self.low <= number <= self.high:  # NaN fails the comparison too
+            raise ValueError(f"expected {self.rule}")
+        return number
+
+
+MAX_RETRIES = Bound(0, 1000, True, "tries after the first")
+BACKOFF_BASE = Bound(0, 1000, False, "retry n waits backoff-base ** n seconds")
+
+
 def _count(value: str) -> float:
     try:
         number = int(value)
@@ -23,16 +55,6 @@ def _count(value: str) -> float:
         raise ValueError("expected a whole number of zero or more") from None
     if not 0 <= number <= 2**53:
         raise ValueError("expected a whole number from 0 to 2**53")
-    return number
-
-
-def _number(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError("expected a number of zero or more") from None
-    if number < 0 or number != number or number == float("inf"):
-        raise ValueError("expected a number of zero or more")
     return number
 
 
@@ -53,8 +75,8 @@ def _positive_seconds(value: str) -> float:
 SETTINGS: dict[str, Setting] = {
     s.key: s
     for s in (
-        Setting("max-retries", 3, "retries after the first attempt, for runs that set none", _count),
-        Setting("backoff-base", 2, "retry n waits backoff-base ** n seconds", _number),
+        Setting("max-retries", 3, "retries after the first attempt, for runs that set none", MAX_RETRIES.check),
+        Setting("backoff-base", 2, "retry n waits backoff-base ** n seconds", BACKOFF_BASE.check),
         Setting("backoff-max", 3600, "longest wait between retries, in seconds", _seconds),
         Setting("job-timeout", 3600, "seconds an attempt may run; 0 = no limit", _seconds),
         Setting("lease-seconds", 30, "how long a claim lasts without a heartbeat", _positive_seconds),

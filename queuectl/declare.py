@@ -144,15 +144,17 @@ def register(cli: click.Group, db_option: Decorator, json_option: Decorator, sto
             problem = manifest.check_owner(source.info) if source.info is not None and not insecure else None
             problem = directories[source.directory] or problem
             if problem:
-                warnings.append(f"warning: {planview.relative(source.path)}: apply would refuse it: {problem}")
+                warnings.append(
+                    f"warning: {manifest.shown_path(planview.relative(source.path))}: apply would refuse it: {problem}"
+                )
         errors = [e for m in manifests for e in m.errors]
         if as_json:
             click.echo(planview.dumps({**planview.validate_json(manifests), "warnings": warnings}))
         else:
-            for line in warnings:
-                click.echo(line)
+            for line in warnings:  # diagnostics go to stderr, like every error line
+                click.echo(line, err=True)
             for error in errors:
-                click.echo(planview.relative_error(error))
+                click.echo(planview.relative_error(error), err=True)
             bad = sum(1 for m in manifests if m.errors)
             click.echo(f"{len(manifests) - bad} valid, {bad} invalid manifest(s)", err=bool(errors))
         if errors:

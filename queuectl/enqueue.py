@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, Any, NamedTuple
 
+from queuectl import config
 from queuectl.durations import parse_duration, parse_time
 from queuectl.errors import DuplicateRunError, UsageError
 from queuectl.model import NewRun, check_name
 
 PRIORITY_WORDS = {"high": 10, "medium": 5, "normal": 5, "low": 1}
 DEFAULT_PRIORITY = 5
-MAX_COUNT = 1_000_000
 _KNOWN = {
     "id",
     "command",
@@ -34,6 +35,69 @@ _KNOWN = {
     "keep_children",
 }
 _IGNORED = {"created_at", "updated_at"}
+
+
+# Linux refuses to start a command (E2BIG, "Argument list too long") when one argument or
+# environment string, its NUL included, is longer than MAX_ARG_STRLEN (32 pages), or when the
+# arguments and environment together, with a pointer each, pass sysconf(ARG_MAX). A run starts as
+# `/bin/sh -c COMMAND` with the pool's own environment beside the run's env: room is left for that.
+MAX_ARG_STRLEN = 131072
+POOL_ENV_ROOM = 64 * 1024
+_POINTER = 8
+_SHELL_ARGS = len("/bin/sh") + 1 + len("-c") + 1 + 3 * _POINTER
+MAX_LINE = 16 * 1024 * 1024  # characters in one --file line: far above what can start, far below memory
+
+
+def arg_max() -> int:
+    """The kernel's limit on arguments and environment together (sysconf ARG_MAX), in bytes."""
+    try:
+        value = os.sysconf("SC_ARG_MAX")
+    except (ValueError, OSError):
+        value = -1
+    return value if value > 0 else MAX_ARG_STRLEN
+
+
+class SizeProblem(NamedTuple):
+    """Why a run could never start: `field` is "command", "env" (one string: `name`) or "total"."""
+
+    field: str
+    name: str | None
+    why: str
+
+
+def size_problem(command: str, env: Mapping[str, str]) -> SizeProblem | None:
+    """Why the kernel would refuse to start `/bin/sh -c command` with this env (and the pool's), or None.
+
+    Sizes are counted in UTF-8 bytes without encoding an ASCII string (a huge one costs no copy).
+    """
+    single = MAX_ARG_STRLEN if sys.platform.startswith("linux") else None
+    size = _utf8_size(command) + 1
+    if single is not None and size > single:
+        return SizeProblem("command", None, _over_single(size, "argument"))
+    total = _SHELL_ARGS + size + _POINTER
+    for name, value in env.items():
+        pair = _utf8_size(name) + 1 + _utf8_size(value) + 1
+        if single is not None and pair > single:
+            return SizeProblem("env", name, _over_single(pair, "environment string NAME=VALUE"))
+        total += pair + _POINTER
+    budget = arg_max() - POOL_ENV_ROOM
+    if total > budget:
+        why = (
+            f"the command and env take {total:,} bytes together, over the {budget:,} bytes the kernel "
+            f"allows them (ARG_MAX {arg_max():,} less {POOL_ENV_ROOM:,} for the pool's own environment)"
+        )
+        return SizeProblem("total", None, why)
+    return None
+
+
+def _over_single(size: int, what: str) -> str:
+    limit = MAX_ARG_STRLEN - 1
+    advice = "; put a long script in a file and run the file" if what == "argument" else ""
+    return f"{size - 1:,} bytes, over the kernel's limit of {limit:,} bytes for one {what} (MAX_ARG_STRLEN){advice}"
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def new_id() -> str:
@@ -54,28 +118,12 @@ def parse_priority(value: object) -> int:
     return number
 
 
-def _count(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise UsageError(f"invalid {what} {value!r}: expected a whole number of zero or more")
+def _bounded(bound: config.Bound, value: object, what: str) -> float:
+    """A number within the setting's one rule (config.py), said as manifests and `config set` say it."""
     try:
-        number = int(value)
-    except ValueError:
-        raise UsageError(f"invalid {what} {value!r}: expected a whole number of zero or more") from None
-    if not 0 <= number <= MAX_COUNT:
-        raise UsageError(f"invalid {what} {value!r}: expected a whole number from 0 to {MAX_COUNT}")
-    return number
-
-
-def _base(value: object) -> float:
-    if isinstance(value, bool):
-        raise UsageError(f"invalid backoff_base {value!r}: expected a number of zero or more")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise UsageError(f"invalid backoff_base {value!r}: expected a number of zero or more") from None
-    if not 0 <= number < float("inf"):
-        raise UsageError(f"invalid backoff_base {value!r}: expected a number of zero or more")
-    return number
+        return bound.check(value)
+    except ValueError as exc:
+        raise UsageError(f"invalid {what} {value!r}: {exc}") from None
 
 
 def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) -> NewRun:
@@ -90,6 +138,7 @@ def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) 
     command = fields.get("command")
     if not isinstance(command, str) or not command.strip():
         raise UsageError("missing command: expected a non-empty shell command string")
+    _check_size(command, {})  # before anything copies a huge command
     _check_text(command, "command")
     run_id = fields.get("id")
     run_id = new_id() if run_id is None else check_name(run_id)
@@ -122,12 +171,19 @@ def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) 
     keep_children = fields.get("keep_children", False)
     if not isinstance(keep_children, bool):
         raise UsageError(f"invalid keep_children {keep_children!r}: expected true or false")
+    _check_size(command, env)
     return NewRun(
         id=run_id,
         command=command,
         priority=DEFAULT_PRIORITY if fields.get("priority") is None else parse_priority(fields["priority"]),
-        max_retries=int(defaults["max-retries"]) if retries is None else _count(retries, "max_retries"),
-        backoff_base=defaults["backoff-base"] if fields.get("backoff_base") is None else _base(fields["backoff_base"]),
+        max_retries=int(
+            defaults["max-retries"] if retries is None else _bounded(config.MAX_RETRIES, retries, "max_retries")
+        ),
+        backoff_base=float(
+            defaults["backoff-base"]
+            if fields.get("backoff_base") is None
+            else _bounded(config.BACKOFF_BASE, fields["backoff_base"], "backoff_base")
+        ),
         backoff_max=defaults["backoff-max"],
         timeout=timeout or None,
         run_at=run_at,
@@ -135,6 +191,13 @@ def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) 
         env=dict(env),
         keep_children=keep_children,
     )
+
+
+def _check_size(command: str, env: Mapping[str, str]) -> None:
+    problem = size_problem(command, env)
+    if problem is not None:
+        what = {"command": "command", "env": f"env {problem.name}", "total": "command and env"}[problem.field]
+        raise UsageError(f"invalid {what}: {problem.why}")
 
 
 def _check_text(value: str, what: str) -> None:
@@ -157,6 +220,23 @@ def parse_json(text: str, where: str = "") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UsageError(f'{where}expected a JSON object like {{"command": "echo hi"}}')
     return value
+
+
+def bounded_lines(file: IO[str], source: str) -> Iterator[str]:
+    """The lines of a JSON Lines file, refusing one longer than MAX_LINE before it is read whole.
+
+    A run that long could never start, and reading it whole (then parsing and copying it)
+    would cost memory many times its size.
+    """
+    number = 0
+    while line := file.readline(MAX_LINE + 1):
+        number += 1
+        if len(line) > MAX_LINE and not (len(line) == MAX_LINE + 1 and line.endswith("\n")):
+            raise UsageError(
+                f"{source} line {number}: longer than {MAX_LINE:,} characters; no run that large could start "
+                f"(one argument may hold {MAX_ARG_STRLEN - 1:,} bytes, a command and its env {arg_max():,})"
+            )
+        yield line
 
 
 def from_lines(lines: Iterable[str], source: str, defaults: Mapping[str, float], now: float) -> list[NewRun]:

@@ -23,12 +23,12 @@ from typing import Any
 
 import tomli
 
+from queuectl import config
 from queuectl.durations import LATEST, parse_duration
 from queuectl.errors import UsageError
 from queuectl.model import NAME_RE, Job, JobSpec
 
 MAX_BYTES = 1 << 20  # a manifest is a few lines; a huge file is a mistake
-MAX_RETRIES = 1000
 CRON_WORDS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 CONCURRENCY = ("allow", "forbid", "replace")
 CATCHUP = ("none", "latest", "all")
@@ -69,8 +69,16 @@ class ManifestError:
     key: str | None = None
 
     def __str__(self) -> str:
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        path = shown_path(self.path)
+        where = path if self.line is None else f"{path}:{self.line}"
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+def shown_path(path: str) -> str:
+    """A file name as an error line shows it: control characters escaped (\\n, \\x1b), so it stays one line."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
 
 
 @dataclass(frozen=True)
@@ -297,12 +305,23 @@ class _Checker:
             self.errors.append(ManifestError(self.path, "missing key: expected a shell command", None, "command"))
         if "run_at" in values and "cron" in values:
             self.fail("cron", "give either run_at (once) or cron (repeatedly), not both")
+        if "command" in out:
+            self._size(out["command"], dict(out.get("env", ())))
         if "name" not in values and not NAME_RE.fullmatch(self.default_name):
             self.fail(
                 None,
                 f"the file name {self.default_name!r} is not a valid job name; rename the file or set "
                 "name = \"...\" (letters, digits, '.', '_' or '-', starting with a letter or digit)",
             )
+
+    def _size(self, command: str, env: dict[str, str]) -> None:
+        """Refuse a command and env the kernel would never start (the rule of `enqueue`)."""
+        from queuectl.enqueue import size_problem
+
+        problem = size_problem(command, env)
+        if problem is not None:
+            key = {"command": "command", "env": f"env.{problem.name}", "total": "env" if env else "command"}
+            self.fail(key[problem.field], problem.why)
 
     def _resolve_local(self, moment: dt.datetime, zone: str | None) -> float:
         if moment.tzinfo is None:
@@ -417,16 +436,19 @@ class _Checker:
         return seconds
 
     def _retries(self, key: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
-            raise _Bad(f"expected a whole number from 0 to {MAX_RETRIES} (tries after the first), got {_shown(value)}")
-        return value
+        return int(self._bounded(config.MAX_RETRIES, value))
 
     def _backoff_base(self, key: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1000:
-            raise _Bad(
-                f"expected a number from 0 to 1000 (retry n waits backoff_base ** n seconds), got {_shown(value)}"
-            )
-        return float(value)
+        return float(self._bounded(config.BACKOFF_BASE, value))
+
+    def _bounded(self, bound: config.Bound, value: Any) -> float:
+        """A number within the setting's one rule (config.py), said as `config set` and `enqueue` say it."""
+        if isinstance(value, str):  # TOML gives numbers as numbers: a string is a mistake here
+            raise _Bad(f"expected {bound.rule}, got {_shown(value)}")
+        try:
+            return bound.check(value)
+        except ValueError as exc:
+            raise _Bad(f"{exc}, got {_shown(value)}") from None
 
     def _concurrency(self, key: str, value: Any) -> str:
         return self._choice(key, value, CONCURRENCY)
@@ -513,9 +535,17 @@ class _Relative:
 
 @functools.lru_cache(maxsize=4096)
 def _cron_problem(expression: str) -> str | None:
-    """What croniter finds wrong with a 5-field expression (cached: repos repeat a few schedules)."""
+    """What is wrong with a 5-field expression (cached: repos repeat a few schedules).
+
+    Ours first (a field named, never-firing and misread forms refused), then croniter's.
+    """
     from croniter import croniter
 
+    from queuectl.schedule import cron_problem
+
+    problem = cron_problem(expression)
+    if problem:
+        return problem
     try:
         croniter(expression)
     except (ValueError, KeyError, TypeError) as exc:  # croniter's errors derive from ValueError

@@ -5,7 +5,6 @@ JSON shapes here are a contract (see the README): add fields, never rename.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -19,6 +18,11 @@ from rich.text import Text
 
 from queuectl import runner
 from queuectl.durations import format_duration, format_time, iso_utc
+from queuectl.listing import RUN_HEADERS, run_cells
+
+# A run's JSON form lives in listing.py (no rich there, for a streamed `list`); front ends find it here too.
+from queuectl.listing import dumps as dumps
+from queuectl.listing import run_json as run_json
 from queuectl.model import Attempt, JobStatus, Run, Worker
 
 if TYPE_CHECKING:
@@ -67,38 +71,11 @@ def zone_time(epoch: float | None, zone: tzinfo) -> str:
     return f"{moment.isoformat(sep=' ', timespec='seconds')} {moment.tzname() or ''}".rstrip()
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
-
-
 def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
 
 
 # -- JSON shapes ---------------------------------------------------------------
-def run_json(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "job": run.job,
-        "command": run.command,
-        "state": run.state.value,
-        "attempts": run.attempts,
-        "max_retries": run.max_retries,
-        "exit_code": run.exit_code,
-        "error": run.error,
-        "priority": run.priority,
-        "timeout": run.timeout,
-        "backoff_base": run.backoff_base,
-        "created_at": iso_utc(run.created_at),
-        "updated_at": iso_utc(run.updated_at),
-        "run_at": iso_utc(run.run_at),
-        "started_at": iso_utc(run.started_at),
-        "finished_at": iso_utc(run.finished_at),
-        "worker": run.worker_id,
-        "host": run.host,
-    }
-
-
 def attempt_json(a: Attempt) -> dict[str, Any]:
     duration = None if a.started_at is None or a.finished_at is None else round(a.finished_at - a.started_at, 3)
     return {
@@ -176,18 +153,13 @@ def metrics_json(counts: dict[str, int], stats: AttemptStats) -> dict[str, Any]:
 
 
 # -- tables --------------------------------------------------------------------
-def runs_table(con: Console, runs: Iterable[Run]) -> Table:
-    grid = table(con, "ID", "STATE", "PRI", "TRIES", "EXIT", "CREATED", "COMMAND")
+def runs_table(con: Console, runs: Iterable[Run], min_widths: Sequence[int] = ()) -> Table:
+    grid = table(con, *RUN_HEADERS)
+    for column, width in zip(grid.columns, min_widths, strict=False):
+        column.min_width = width
     for r in runs:
-        grid.add_row(
-            Text(r.id),
-            state_text(r.state.value),
-            str(r.priority),
-            f"{r.attempts}/{r.max_retries + 1}",
-            "-" if r.exit_code is None else str(r.exit_code),
-            format_time(r.created_at),
-            Text(_short(r.command)),
-        )
+        cells = run_cells(r)
+        grid.add_row(Text(cells[0]), state_text(cells[1]), *cells[2:6], Text(cells[6]))
     return grid
 
 
@@ -253,11 +225,6 @@ def current_log(run: Run, attempts: Sequence[Attempt]) -> str | None:
     if not path:
         return None
     return f"{path} (on host {host})" if host else path
-
-
-def _short(text: str, limit: int = 60) -> str:
-    line = text.replace("\n", " ⏎ ")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 # -- jobs ---------------------------------------------------------------------

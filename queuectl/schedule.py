@@ -23,6 +23,7 @@ Europe/Berlin, 2026-03-29 (02:00 CET becomes 03:00 CEST): `30 2 * * *` fires at
 
 from __future__ import annotations
 
+import calendar
 import copy
 import functools
 import hashlib
@@ -310,3 +311,114 @@ def next_run(status: JobStatus, now: float) -> float | None:
         if fire is not None:
             moments.append(fire)
     return min(moments) if moments else None
+
+
+# -- checks of a 5-field expression ---------------------------------------------
+# croniter accepts expressions that never fire or fire otherwise than they read
+# (`0 0 30 2 *`, `*/61 * * * *`, `1-0 * * * *`): these checks refuse them first.
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (  # name, lowest, highest, names
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day-of-month", 1, 31, {}),
+    ("month", 1, 12, dict(zip(_MONTHS, range(1, 13), strict=True))),
+    ("day-of-week", 0, 7, dict(zip(_WEEKDAYS, range(7), strict=True))),
+)
+_UNITS = {"minute": "minutes", "hour": "hours", "day-of-month": "days", "month": "months", "day-of-week": "days"}
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: 29, as in a leap year
+
+
+class _CronFieldError(ValueError):
+    pass
+
+
+def cron_problem(cron: str) -> str | None:
+    """Why a 5-field expression (or @-shorthand) never fires or fires otherwise than it reads, or None.
+
+    Refused: values out of a field's range, reversed ranges (`1-0`: croniter wraps them
+    around), steps larger than the values they step over (`*/61` fires hourly), and a
+    day of the month that no listed month has (`30 2`, `31 4`; February counts 29 days).
+    """
+    fields = five_fields(cron).split()
+    if len(fields) != 5:
+        return None  # the count is checked where the expression is read
+    values: list[set[int] | None] = []
+    try:
+        for text, (name, low, high, names) in zip(fields, _FIELDS, strict=True):
+            values.append(_field_values(text, name, low, high, names))
+    except _CronFieldError as exc:
+        return str(exc)
+    return _impossible_day(values[2], values[3], fields[4])
+
+
+def _field_values(text: str, name: str, low: int, high: int, names: dict[str, int]) -> set[int] | None:
+    """The values a field lists, or None for `*` or a form left to croniter (L, W, #, H)."""
+    found: set[int] | None = set()
+    for item in text.lower().split(","):
+        part, slash, step_text = item.partition("/")
+        if part in ("*", "?"):
+            first, last, wildcard = low, high if name != "day-of-week" else 6, True
+        else:
+            wildcard = False
+            start, dash, end = part.partition("-")
+            begin = _value(start, name, low, high, names)
+            finish = _value(end, name, low, high, names) if dash else (high if slash else begin)
+            if begin is None or finish is None:
+                found = None
+                continue
+            first, last = begin, finish
+            if dash and first > last:
+                raise _CronFieldError(
+                    f"reversed range {part!r} in the {name} field: a range runs from low to high "
+                    f"({low}-{high}); to wrap around, list both ends, e.g. {_wrapped(first, last, low, high, name)}"
+                )
+        if slash:
+            step = _value(step_text, name, 1, 10**9, {})
+            span = last - first + 1
+            if step is not None and step > span:
+                what = f"the field's {span} values ({first}-{last})" if wildcard else f"the range {first}-{last}"
+                raise _CronFieldError(
+                    f"step {step} in the {name} field {item!r} is larger than {what}: it fires only at "
+                    f"{name} {first}, not every {step} {_UNITS[name]}"
+                )
+            if step is not None and found is not None:
+                found.update(range(first, last + 1, step))
+        elif wildcard:
+            found = None
+        elif found is not None:
+            found.update(range(first, last + 1))
+    return found
+
+
+def _value(text: str, name: str, low: int, high: int, names: dict[str, int]) -> int | None:
+    """One number or name of a field, checked against its range; None for forms croniter reads itself."""
+    if text in names:
+        return names[text]
+    if not text.isdigit() or not text.isascii():
+        return None
+    number = int(text)
+    if not low <= number <= high:
+        raise _CronFieldError(f"{name} {number} is out of range: expected {low}-{high}")
+    return number
+
+
+def _wrapped(first: int, last: int, low: int, high: int, name: str) -> str:
+    top = 6 if name == "day-of-week" else high
+    upper = str(first) if first == top else f"{first}-{top}"
+    lower = str(last) if last == low else f"{low}-{last}"
+    return f"{upper},{lower}"
+
+
+def _impossible_day(days: set[int] | None, months: set[int] | None, weekday: str) -> str | None:
+    """A day of the month that none of the listed months has (when the weekday does not widen it)."""
+    if not days or weekday not in ("*", "?"):
+        return None  # cron fires on either field when both are restricted
+    listed = sorted(months) if months else list(range(1, 13))
+    if min(days) <= max(_MONTH_DAYS[m - 1] for m in listed):
+        return None
+    shown = ", ".join(calendar.month_name[m] for m in listed)
+    longest = max(_MONTH_DAYS[m - 1] for m in listed)
+    leap = " (February counted with 29, as in a leap year)" if 2 in listed else ""
+    return f"it never fires: no listed month ({shown}) has a day {min(days)}, at most {longest}{leap}"

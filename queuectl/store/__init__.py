@@ -136,7 +136,17 @@ class Store(Protocol):
 
     def counts(self) -> dict[str, int]: ...
 
-    def list_runs(self, state: str | None = None, limit: int | None = None) -> list[Run]: ...
+    def list_runs(self, state: str | None = None, limit: int | None = None) -> list[Run]:
+        """Runs oldest first (created_at, id), as a list: for callers that want a few."""
+        ...
+
+    def iter_runs(self, state: str | None = None, limit: int | None = None, page: int = 2000) -> Iterator[Run]:
+        """Runs oldest first, read in pages of `page` (keyset on created_at, id): memory stays flat.
+
+        Each page is its own short read, so a slow reader holds no transaction open; a run
+        added meanwhile with a later created_at may still appear, none appears twice.
+        """
+        ...
 
     def get_run(self, run_id: str) -> Run | None: ...
 
@@ -284,7 +294,9 @@ def _check_file_location(location: str) -> None:
     import re
 
     if re.search(r"(^|\s)(host|hostaddr|dbname|user|port|password)=", location):  # not echoed: may hold a password
-        raise UsageError("a key=value connection string is not a store location: expected postgresql://user@host/dbname")
+        raise UsageError(
+            "a key=value connection string is not a store location: expected postgresql://user@host/dbname"
+        )
     if re.match(r"postgres(ql)?(:|//)", location):
         raise UsageError(f"not a store URL: {mask_url(location)!r}: expected postgresql://user@host/dbname")
     if "://" in location:

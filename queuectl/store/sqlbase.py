@@ -9,6 +9,7 @@ Each verb is one transaction, or joins the `batch()` it is called in.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -334,9 +335,21 @@ class SQLStore:
         return counts
 
     def list_runs(self, state: str | None = None, limit: int | None = None) -> list[Run]:
-        params = {"state": state, "limit": -1 if limit is None else limit}
-        rows = self._read("list_runs_in_state" if state else "list_runs", params)
-        return [_run(r) for r in rows]
+        return list(self.iter_runs(state, limit))
+
+    def iter_runs(self, state: str | None = None, limit: int | None = None, page: int = 2000) -> Iterator[Run]:
+        query = "list_runs_in_state" if state else "list_runs"
+        after: tuple[float, str] = (float("-inf"), "")
+        left = limit
+        while left is None or left > 0:
+            size = page if left is None else min(page, left)
+            params = {"state": state, "limit": size, "after_created": after[0], "after_id": after[1]}
+            rows = self._read(query, params)
+            yield from _runs(rows)
+            if len(rows) < size:
+                return
+            after = (rows[-1]["created_at"], rows[-1]["id"])
+            left = None if left is None else left - len(rows)
 
     def get_run(self, run_id: str) -> Run | None:
         rows = self._read("get_run", {"id": run_id})
@@ -671,3 +684,19 @@ def _run(r: Row) -> Run:
     return _named(Run, r, state=RunState(r["state"]), env=env, keep_children=bool(r["keep_children"]))
 
 
+_STATES = {s.value: s for s in RunState}
+_STATE_AT, _ENV_AT = Run._fields.index("state"), Run._fields.index("env")
+
+
+def _runs(rows: Sequence[Row]) -> Iterator[Run]:
+    """Runs from rows of one query: columns are found once, then read by position (a listing's hot path)."""
+    if not rows:
+        return
+    first = rows[0]
+    names = list(first.keys()) if hasattr(first, "keys") else list(type(first).columns)
+    pick = operator.itemgetter(*(names.index(field) for field in Run._fields))
+    for r in rows:
+        values = list(pick(r))
+        values[_STATE_AT] = _STATES[values[_STATE_AT]]
+        values[_ENV_AT] = json.loads(values[_ENV_AT]) if values[_ENV_AT] else {}
+        yield Run._make(values)

@@ -178,7 +178,8 @@ def test_validate_needs_no_store_and_reports_every_error(q: Queue, jobs: Path) -
     write(jobs, "fine.toml", 'command = "x"\n')
     done = q("validate", str(jobs), check=False)
     assert done.returncode == 1
-    lines = done.stdout.splitlines()
+    assert done.stdout == ""  # errors and the summary are diagnostics: all on stderr
+    lines = done.stderr.splitlines()
     assert any(line.startswith("jobs.d/one.toml:1: comand: unknown key") for line in lines), lines
     assert any("one.toml: command: missing key" in line for line in lines)
     assert any("two.toml:2: priority:" in line for line in lines)
@@ -528,8 +529,9 @@ def test_validate_warns_about_owner_and_mode_but_checks_content(q: Queue, jobs: 
     write(jobs, "shared.toml", 'command = "echo shared"\npriority = 0\n', mode=0o664)
     done = q("validate", str(jobs), check=False)
     assert done.returncode == 1
-    assert "warning:" in done.stdout and "apply would refuse it: refused: writable by group" in done.stdout
-    assert "shared.toml:2: priority:" in done.stdout
+    assert "warning:" in done.stderr and "apply would refuse it: refused: writable by group" in done.stderr
+    assert "shared.toml:2: priority:" in done.stderr
+    assert done.stdout == ""
 
 
 def test_up_keeps_watching_a_directory_that_is_replaced(q: Queue, jobs: Path) -> None:

@@ -49,10 +49,12 @@ SELECT id, tries, cancel_requested FROM runs INDEXED BY runs_running
    AND id IN (SELECT value FROM json_each(:ids));
 
 -- name: settle_run
+-- run_at keeps the time the run was asked for when it ends; a retry or a requeue moves it to when it may start.
 -- A run whose cancellation was asked for (a newer fire replaced it) ends cancelled, not retried.
 UPDATE runs
    SET state = CASE WHEN cancel_requested AND :state <> 'completed' THEN 'cancelled' ELSE :state END,
-       run_at = :run_at, started_at = :started_at, finished_at = :finished_at, updated_at = :now,
+       run_at = CASE WHEN :state IN ('failed', 'pending') THEN :run_at ELSE run_at END,
+       started_at = :started_at, finished_at = :finished_at, updated_at = :now,
        exit_code = :exit_code,
        error = CASE WHEN cancel_requested AND :state <> 'completed' THEN error ELSE :error END,
        output_tail = :output_tail, log_path = :log_path,
@@ -117,10 +119,13 @@ SELECT EXISTS (SELECT 1 FROM runs WHERE state = 'failed')
 SELECT state, count(*) FROM runs GROUP BY state;
 
 -- name: list_runs
-SELECT * FROM runs ORDER BY created_at, id LIMIT :limit;
+-- One page after (:after_created, :after_id), walking the runs_listed index: a keyset page.
+SELECT * FROM runs INDEXED BY runs_listed WHERE (created_at, id) > (:after_created, :after_id)
+ ORDER BY created_at, id LIMIT :limit;
 
 -- name: list_runs_in_state
-SELECT * FROM runs WHERE state = :state ORDER BY created_at, id LIMIT :limit;
+SELECT * FROM runs INDEXED BY runs_listed WHERE state = :state AND (created_at, id) > (:after_created, :after_id)
+ ORDER BY created_at, id LIMIT :limit;
 
 -- name: get_run
 SELECT * FROM runs WHERE id = :id;
@@ -129,9 +134,11 @@ SELECT * FROM runs WHERE id = :id;
 SELECT * FROM attempts WHERE run_id = :run_id ORDER BY n;
 
 -- name: retry_dead
+-- Without reset, the retry grants one attempt more than those made: the allowance grows with it.
 UPDATE runs
    SET state = 'pending', run_at = :now, updated_at = :now, error = NULL,
-       attempts = CASE WHEN :reset THEN 0 ELSE attempts END
+       attempts = CASE WHEN :reset THEN 0 ELSE attempts END,
+       max_retries = CASE WHEN :reset THEN max_retries ELSE max(max_retries, attempts) END
  WHERE state = 'dead' AND (:all OR id IN (SELECT value FROM json_each(:ids)))
 RETURNING id;
 
