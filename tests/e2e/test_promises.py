@@ -32,7 +32,7 @@ def test_a_timeout_gives_every_process_of_the_group_sigterm_before_sigkill(q: Qu
     assert run["history"][0]["outcome"] == "timeout"
     assert cleaned.read_text() == "cleaned-up\n"  # the grandchild got SIGTERM and its chance to clean up
     assert run["exit_code"] == 143  # the leader ended on SIGTERM, not on the SIGKILL of kill-grace
-    assert group_members(run["pgid"]) == []
+    assert run["pgid"] and group_members(run["pgid"]) == []
 
 
 def _dead_pool_with_a_recorded_attempt(q: Queue) -> tuple[int, Path]:
