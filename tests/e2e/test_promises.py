@@ -15,6 +15,8 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Queue, children_of, group_members, is_running, wait_for
 
 
@@ -33,6 +35,25 @@ def test_a_timeout_gives_every_process_of_the_group_sigterm_before_sigkill(q: Qu
     assert cleaned.read_text() == "cleaned-up\n"  # the grandchild got SIGTERM and its chance to clean up
     assert run["exit_code"] == 143  # the leader ended on SIGTERM, not on the SIGKILL of kill-grace
     assert run["pgid"] and group_members(run["pgid"]) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by this test, not fixed here (runner.reap is being rewritten): when the leader ends on SIGTERM, "
+    "the pool SIGKILLs the rest of the group at once instead of after kill-grace",
+)
+def test_a_timeout_gives_grandchildren_kill_grace_even_when_the_leader_ends_at_once(q: Queue, tmp_path: Path) -> None:
+    ready, cleaned = tmp_path / "ready", tmp_path / "cleaned"
+    # The grandchild's clean-up takes a moment (0.3 s, well within kill-grace); the leader does not wait for it.
+    grandchild = (
+        f"(trap 'sleep 0.3; echo cleaned-up > {cleaned}; exit 0' TERM; touch {ready}; while :; do sleep 0.05; done)"
+    )
+    q("config", "set", "kill-grace", "30")
+    command = f"{grandchild} & until [ -e {ready} ]; do sleep 0.02; done; sleep 300"
+    q("enqueue", "--id", "hasty", "--command", command, "--timeout", "3", "--retries", "0")
+    q.burst()
+    assert q.run("hasty")["history"][0]["outcome"] == "timeout"
+    wait_for(cleaned.exists, timeout=10, what="the grandchild's clean-up")
 
 
 def _dead_pool_with_a_recorded_attempt(q: Queue) -> tuple[int, Path]:
