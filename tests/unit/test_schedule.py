@@ -508,6 +508,15 @@ def test_a_link_into_zoneinfo_names_the_zone_it_points_to(tmp_path: Path) -> Non
 
 
 @pytest.mark.usefixtures("restore_tz")
+def test_a_zone_file_is_named_from_the_last_zoneinfo_in_its_path(tmp_path: Path) -> None:
+    tree = tmp_path / "zoneinfo" / "share" / "zoneinfo" / "America"  # a tree inside a directory of the same name
+    tree.mkdir(parents=True)
+    (tree / "New_York").write_bytes(Path("/usr/share/zoneinfo/America/New_York").read_bytes())
+    os.environ["TZ"] = str(tree / "New_York")
+    assert zone_of(None) == ZoneInfo("America/New_York")
+
+
+@pytest.mark.usefixtures("restore_tz")
 def test_an_unreadable_zone_falls_back_to_the_machine_zone(tmp_path: Path) -> None:
     os.environ["TZ"] = str(tmp_path / "missing")
     _local_zone.cache_clear()
