@@ -49,10 +49,16 @@ def test_dry_run_prints_the_plan_and_changes_nothing(q: Queue, jobs: Path) -> No
 
 
 def test_applying_the_same_tree_twice_changes_nothing(q: Queue, jobs: Path) -> None:
-    write(jobs, "a.toml", 'command = "echo a"\n')
+    a = write(
+        jobs,
+        "a.toml",
+        'command = "echo a"\ntimeout = 90\npriority = 5\nretries = 2\ncron = "*/5 * * * *"\n'
+        '[env]\nFIRST = "1"\nSECOND = "two"\n',
+    )
     write(jobs, "later.toml", 'command = "echo later"\nrun_at = "+1h"\n')
     q("apply", str(jobs))
     before = q.json("list")
+    spec_before = q.json("show", "a")["spec_hash"]
     out = q("apply", str(jobs)).stdout
     assert "applied: 0 created, 0 updated, 0 deleted, 2 unchanged" in out
     assert q.json("list") == before
@@ -61,6 +67,22 @@ def test_applying_the_same_tree_twice_changes_nothing(q: Queue, jobs: Path) -> N
     assert later["state"] == "pending"
     due = time.mktime(time.strptime(later["run_at"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
     assert 3500 < due - time.time() <= 3600
+    # The same job written differently: comments, blank lines, keys and env in another order, other
+    # quotes, 90 as "1m30s", 5 as "medium". Specs are compared in normalized form: still no change.
+    a.write_text(
+        "# the a job, reformatted\n"
+        "cron     = '*/5 * * * *'\n"
+        'timeout  = "1m30s"   # was 90\n\n'
+        'priority = "medium"\n'
+        "retries  = 2\n"
+        "command  = 'echo a'\n"
+        "\n[env]\nSECOND = 'two'\nFIRST  =  \"1\"   # keys reordered\n"
+    )
+    assert q("diff", str(jobs), check=False).returncode == 0
+    out = q("apply", str(jobs)).stdout
+    assert "applied: 0 created, 0 updated, 0 deleted, 2 unchanged" in out
+    assert q.json("list") == before  # no run cancelled, none added
+    assert q.json("show", "a")["spec_hash"] == spec_before
 
 
 def test_update_lists_what_changed_and_runs_the_new_version(q: Queue, jobs: Path) -> None:

@@ -47,11 +47,13 @@ def test_timeout_kills_the_whole_process_group(q: Queue, tmp_path: Path) -> None
 
 def test_timeout_escalates_to_sigkill_for_commands_that_ignore_sigterm(q: Queue) -> None:
     q("config", "set", "kill-grace", "0.5")
-    q("enqueue", "--id", "stubborn", "--command", "trap '' TERM; sleep 300", "--timeout", "0.5", "--retries", "0")
+    command = "trap '' TERM; sleep 300 & sleep 300"  # a group of three, none of which minds SIGTERM
+    q("enqueue", "--id", "stubborn", "--command", command, "--timeout", "0.5", "--retries", "0")
     q.burst()
     run = q.run("stubborn")
     assert run["history"][0]["outcome"] == "timeout"
     assert run["exit_code"] == 128 + signal.SIGKILL
+    assert run["pgid"] and group_members(run["pgid"]) == []  # SIGKILL reached every member, not the leader only
 
 
 def _start_victim(q: Queue, tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
@@ -154,11 +156,16 @@ def test_detach_status_and_stop(q: Queue) -> None:
 
 
 def test_worker_stop_force_interrupts(q: Queue) -> None:
-    q("enqueue", "--id", "long", "--command", "sleep 300")
+    q("enqueue", "--id", "long", "--command", "sleep 300 & sleep 300", "--retries", "0")
     q("worker", "start", "--detach")
-    wait_for(lambda: q.run("long").get("pgid"), what="long started")
+    pgid = wait_for(lambda: q.run("long").get("pgid"), what="long started")
+    wait_for(lambda: len(group_members(pgid)) >= 2, what="long's group started")
     q("worker", "stop", "--force")
-    assert q.state("long") == "pending"
+    run = q.run("long")
+    assert run["state"] == "pending"  # back in the queue...
+    assert run["attempts"] == 0  # ...without counting the interrupted attempt (with --retries 0 it would be dead)
+    assert [a["outcome"] for a in run["history"]] == ["interrupted"]
+    assert group_members(pgid) == []  # the whole group was stopped, not the leader only
 
 
 def test_logs_follow_prints_output_until_the_run_ends(q: Queue) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 from tests.conftest import Queue, wait_for
 
@@ -149,15 +150,23 @@ def test_plain_output_when_not_a_terminal(q: Queue) -> None:
 
 
 def test_clear_deletes_runs_in_a_state(q: Queue) -> None:
-    q("enqueue", "--id", "a", "--command", "true")
+    q("enqueue", "--id", "a", "--command", "echo a")
     q("enqueue", "--id", "b", "--command", "true", "--delay", "1h")
+    q("enqueue", "--id", "d1", "--command", "echo dying; exit 3", "--retries", "0")
+    q("enqueue", "--id", "d2", "--command", "echo dying too; exit 4", "--retries", "0")
     q.burst()
+    states = {r["id"]: r["state"] for r in q.json("list")}
+    assert states == {"a": "completed", "b": "pending", "d1": "dead", "d2": "dead"}
+    dead_logs = [Path(q.run(run_id)["log_path"]) for run_id in ("d1", "d2")]
+    assert all(log.exists() for log in dead_logs)
     refused = q("clear", check=False)
     assert refused.returncode == 2 and "--yes" in refused.stderr
     q("clear", "--state", "completed", "--yes")
-    assert [r["id"] for r in q.json("list")] == ["b"]
-    q("dlq", "clear", "--yes")
-    assert [r["id"] for r in q.json("list")] == ["b"]
+    assert [r["id"] for r in q.json("list")] == ["b", "d1", "d2"]
+    assert "deleted 2 run(s)" in q("dlq", "clear", "--yes").stdout
+    assert [r["id"] for r in q.json("list")] == ["b"]  # the dead runs went, the pending one stayed
+    assert q.json("dlq", "list") == []
+    assert not any(log.exists() for log in dead_logs)  # and their log files with them
 
 
 def test_config_set_get_show(q: Queue) -> None:

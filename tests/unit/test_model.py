@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from queuectl.model import Claim, Outcome, RunState, next_state, retry_delay, settle
+from queuectl.errors import UsageError
+from queuectl.model import Claim, Outcome, RunState, check_name, next_state, retry_delay, settle
 
 OK, FAIL, TIME, LOST, INTR = Outcome.COMPLETED, Outcome.FAILED, Outcome.TIMEOUT, Outcome.LOST, Outcome.INTERRUPTED
 PENDING, FAILED, DEAD, COMPLETED = RunState.PENDING, RunState.FAILED, RunState.DEAD, RunState.COMPLETED
@@ -92,3 +93,21 @@ NOW = 1000.0
 )
 def test_settle(c: Claim, outcome: Outcome, state: RunState, run_at: float) -> None:
     assert settle(c, outcome, NOW) == (state, run_at)
+
+
+# -- names of runs and jobs (they become file names) ------------------------------
+
+
+@pytest.mark.parametrize("name", ["a", "job1", "A.b_c-d", "9lives", "x" * 128])
+def test_a_safe_name_is_kept(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "-x", ".hidden", "_x", "a/b", "a b", "x" * 129, "café", "..", 5])
+def test_an_unsafe_name_is_refused_with_the_rule_in_words(name: object) -> None:
+    with pytest.raises(UsageError) as refused:
+        check_name(name, "job name")  # type: ignore[arg-type]
+    assert str(refused.value) == (
+        f"invalid job name {name!r}: expected 1-128 characters of letters, digits, "
+        "'.', '_' or '-', starting with a letter or digit"
+    )

@@ -10,21 +10,26 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from croniter import croniter
 
+from queuectl import schedule
+from queuectl.model import Job, JobSpec, JobStatus
 from queuectl.schedule import (
     FOLD_BOTH_NOTE,
     FOLD_ONCE_NOTE,
     GAP_NOTE,
+    _local_zone,
     describe,
     dst_note,
     fires_between,
     is_fixed_time,
     jitter_offset,
     next_fire,
+    next_run,
     zone_of,
 )
 
@@ -431,6 +436,7 @@ def test_describe(cron: str, zone: str | None, text: str) -> None:
     [
         ("30 2 * * *", "Europe/Berlin", "2026-03-29T01:00:00Z", GAP_NOTE),
         ("0,30 2 * * *", "Europe/Berlin", "2026-03-29T01:00:00Z", GAP_NOTE),
+        ("0 2 * * *", "Europe/Berlin", "2026-03-29T01:00:00Z", GAP_NOTE),  # the gap's very first minute
         ("30 2 * * *", "America/New_York", "2026-03-08T07:00:00Z", GAP_NOTE),
         ("0 3 * * *", "Europe/Berlin", "2026-03-29T01:00:00Z", None),  # 03:00 exists
         ("*/5 * * * *", "Europe/Berlin", "2026-03-29T01:00:00Z", None),  # 03:00 CEST: its 02:xx just never came
@@ -455,6 +461,7 @@ def test_dst_note(cron: str, zone: str, fire: str, note: str | None) -> None:
 @pytest.fixture
 def restore_tz() -> Iterator[None]:
     old = os.environ.get("TZ")
+    _local_zone.cache_clear()  # read the zone afresh, not from an earlier test's cache
     yield
     if old is None:
         os.environ.pop("TZ", None)
@@ -479,3 +486,149 @@ def test_zone_of_none_is_the_zone_the_c_library_uses(tz: str | None) -> None:
     for instant in (utc("2026-01-15T12:00:00Z"), utc("2026-07-15T12:00:00Z")):
         offset = datetime.fromtimestamp(instant, zone).utcoffset()
         assert offset == timedelta(seconds=time.localtime(instant).tm_gmtoff), (tz, zone)
+
+
+@pytest.mark.usefixtures("restore_tz")
+def test_a_zone_file_outside_zoneinfo_is_read_by_its_name(tmp_path: Path) -> None:
+    copy = tmp_path / "MyZone"
+    copy.write_bytes(Path("/usr/share/zoneinfo/America/New_York").read_bytes())
+    os.environ["TZ"] = str(copy)
+    zone = zone_of(None)
+    assert str(zone) == "MyZone"
+    assert datetime.fromtimestamp(utc("2026-01-15T12:00:00Z"), zone).utcoffset() == timedelta(hours=-5)
+    assert datetime.fromtimestamp(utc("2026-07-15T12:00:00Z"), zone).utcoffset() == timedelta(hours=-4)
+
+
+@pytest.mark.usefixtures("restore_tz")
+def test_a_link_into_zoneinfo_names_the_zone_it_points_to(tmp_path: Path) -> None:
+    link = tmp_path / "localtime"
+    link.symlink_to("/usr/share/zoneinfo/Asia/Tokyo")
+    os.environ["TZ"] = str(link)
+    assert zone_of(None) == ZoneInfo("Asia/Tokyo")  # the IANA name, as /etc/localtime usually is
+
+
+@pytest.mark.usefixtures("restore_tz")
+def test_a_zone_file_is_named_from_the_last_zoneinfo_in_its_path(tmp_path: Path) -> None:
+    tree = tmp_path / "zoneinfo" / "share" / "zoneinfo" / "America"  # a tree inside a directory of the same name
+    tree.mkdir(parents=True)
+    (tree / "New_York").write_bytes(Path("/usr/share/zoneinfo/America/New_York").read_bytes())
+    os.environ["TZ"] = str(tree / "New_York")
+    assert zone_of(None) == ZoneInfo("America/New_York")
+
+
+@pytest.mark.usefixtures("restore_tz")
+def test_an_unreadable_zone_falls_back_to_the_machine_zone(tmp_path: Path) -> None:
+    os.environ["TZ"] = str(tmp_path / "missing")
+    _local_zone.cache_clear()
+    assert zone_of(None) == _local_zone(None)
+
+
+# -- words are English whatever the machine's language ------------------------------
+
+
+def test_describe_is_english_on_a_machine_set_to_another_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    import locale
+
+    monkeypatch.setattr(locale, "getlocale", lambda *args: ("de_DE", "UTF-8"))
+    assert describe("0 2 * * *", "UTC") == "At 02:00, every day (UTC)"
+    assert describe("*/5 * * * *", None) == "Every 5 minutes"
+
+
+# -- the cost of a walk grows with what is asked, not with the span -------------------
+
+
+def _counting_walls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the wall times the schedule functions step through."""
+    steps = [0]
+    real = schedule._walls
+
+    def walls(expr: str, start: float, *, backward: bool) -> Iterator[float]:
+        for wall in real(expr, start, backward=backward):
+            steps[0] += 1
+            yield wall
+
+    monkeypatch.setattr(schedule, "_walls", walls)
+    return steps
+
+
+def test_fires_between_over_56_years_of_minutes_steps_only_through_the_last_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    steps = _counting_walls(monkeypatch)
+    end = utc("2026-06-01T12:00:00Z")
+    assert fires_between("* * * * *", BERLIN, 0.0, end, 3) == [end - 120, end - 60, end]
+    assert steps[0] <= 3 + 2
+
+
+def test_dst_note_looks_only_around_the_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = _counting_walls(monkeypatch)
+    assert dst_note("30 2 * * *", BERLIN, utc("2026-03-29T01:00:00Z")) == GAP_NOTE
+    assert steps[0] <= 2
+
+
+def test_fires_between_leaves_out_a_first_pass_fire_at_its_start() -> None:
+    # Berlin 2026-10-25: 02:30 is read at 00:30Z (CEST) and again at 01:30Z (CET). A catch-up counted
+    # from the 00:30Z fire must not give it again, though the wall time's later pass is in the window.
+    found = fires_between("*/30 * * * *", BERLIN, utc("2026-10-25T00:30:00Z"), utc("2026-10-25T01:35:00Z"), 100)
+    assert [iso(t) for t in found] == ["2026-10-25T01:00:00Z", "2026-10-25T01:30:00Z"]
+
+
+# -- the instant of a change of offset, to the second ---------------------------------
+
+
+@pytest.mark.parametrize("before", [1, 2, 7, 60, 3599, 5000])
+@pytest.mark.parametrize("after", [0, 1, 2, 13, 3599])
+def test_the_change_instant_is_found_to_the_second(before: int, after: int) -> None:
+    change = utc("2026-03-29T01:00:00Z")  # Berlin: CET becomes CEST
+    assert schedule._change_instant(BERLIN, change - before, change + after) == change
+    assert schedule._change_instant(BERLIN, change - before - 0.5, change + after + 0.25) == change
+
+
+# -- a job's next run ----------------------------------------------------------------
+
+
+def _status(
+    cron: str | None, *, zone: str = "UTC", waiting: float | None = None, enabled: bool = True, suspended: bool = False
+) -> JobStatus:
+    spec = JobSpec(name="j", command="true", cron=cron, timezone=zone, enabled=enabled)
+    job = Job(
+        name="j",
+        spec_json=spec.canonical,
+        spec_hash=spec.spec_hash,
+        run_hash=spec.run_hash,
+        source="/d",
+        file="/d/j.toml",
+        file_hash="",
+        git_commit=None,
+        git_dirty=False,
+        status_dir=None,
+        error=None,
+        created_at=0.0,
+        updated_at=0.0,
+        version_at=0.0,
+        suspended=suspended,
+    )
+    return JobStatus(job, None, waiting, {})
+
+
+NOW = utc("2026-01-10T10:20:00Z")
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (_status(None), None),
+        (_status(None, waiting=NOW + 5), NOW + 5),
+        (_status("0 * * * *"), utc("2026-01-10T11:00:00Z")),
+        (_status("0 2 * * *", zone="Europe/Berlin"), utc("2026-01-11T01:00:00Z")),
+        (_status("0 * * * *", waiting=NOW + 60), NOW + 60),  # a run waiting sooner than the next fire
+        (_status("0 * * * *", waiting=NOW + 7200), utc("2026-01-10T11:00:00Z")),
+        (_status("0 * * * *", waiting=NOW - 30), NOW - 30),  # overdue: it is next
+        (_status("0 * * * *", enabled=False), None),
+        (_status("0 * * * *", suspended=True), None),
+        (_status("0 * * * *", suspended=True, waiting=NOW + 5), NOW + 5),
+        (_status("0 0 30 2 *"), None),  # never fires
+    ],
+)
+def test_next_run(status: JobStatus, expected: float | None) -> None:
+    assert next_run(status, NOW) == expected
