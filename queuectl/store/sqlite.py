@@ -225,6 +225,7 @@ def _make_or_find(path: str, create: bool) -> None:
     from queuectl.store import make_private_dir
 
     if os.path.exists(path):
+        _close_to_others(path)
         return
     if not create:
         raise NotFoundError(
@@ -235,6 +236,17 @@ def _make_or_find(path: str, create: bool) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     except FileExistsError:
         pass  # another process made it meanwhile
+
+
+def _close_to_others(path: str) -> None:
+    """Make an older store's files (0644 before queuectl made them private) the owner's only, where they are ours."""
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            info = os.stat(name)
+            if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+                os.chmod(name, info.st_mode & 0o700)
+        except OSError:
+            pass  # absent, or not ours to change: SQLite says what it cannot open
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -178,3 +178,15 @@ def test_up_goes_on_applying_beside_a_symlink_loop(q: Queue, tmp_path: Path) -> 
     up.terminate()
     up.wait(timeout=60)
     assert up.stderr is not None and "loop.toml: cannot read: Too many levels of symbolic links" in up.stderr.read()
+
+
+def test_an_older_store_left_readable_by_others_is_closed_when_opened(q: Queue) -> None:
+    """Stores made before queuectl made them private were 0644: opening one of yours makes it 0600."""
+    q("db", "migrate")
+    for name in (q.db, Path(f"{q.db}-wal"), Path(f"{q.db}-shm")):
+        if name.exists():
+            name.chmod(0o644)
+    q("status")
+    for name in (q.db, Path(f"{q.db}-wal"), Path(f"{q.db}-shm")):
+        if name.exists():
+            assert name.stat().st_mode & 0o777 == 0o600, name
