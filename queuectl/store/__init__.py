@@ -280,7 +280,7 @@ def open_store(
             ) from None
         if create:
             close_state_dir()  # this host's logs of the store's runs go there
-        return PostgresStore(location, clock=clock, busy_timeout=busy_timeout)
+        return PostgresStore(location, clock=clock, busy_timeout=busy_timeout, create=create)
     _check_file_location(location)
     from queuectl.store.sqlite import SQLiteStore
 

@@ -26,7 +26,14 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import RowMaker
 
-from queuectl.errors import DuplicateRunError, StoreBrokenError, StoreBusyError, StoreDiskError, StoreError
+from queuectl.errors import (
+    DuplicateRunError,
+    NotFoundError,
+    StoreBrokenError,
+    StoreBusyError,
+    StoreDiskError,
+    StoreError,
+)
 from queuectl.store import Clock, mask_url, scrub
 from queuectl.store.queries import load, migrations
 from queuectl.store.sqlbase import Row, SQLStore
@@ -71,7 +78,9 @@ def _row_factory(cursor: psycopg.Cursor[Any]) -> RowMaker[_Row]:
 class PostgresStore(SQLStore):
     engine = "postgresql"
 
-    def __init__(self, url: str, clock: Clock | None = None, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, clock: Clock | None = None, busy_timeout: float = 30.0, *, create: bool = True
+    ) -> None:
         self.clock = clock
         self.url = url
         self.location = mask_url(url)
@@ -79,6 +88,12 @@ class PostgresStore(SQLStore):
         self._conn: psycopg.Connection[_Row] | None = None
         self._tx_now: float | None = None
         self._connect(patience=CONNECT_PATIENCE)
+        if not create and self.schema_version() == 0:
+            self.close()
+            raise NotFoundError(
+                f"no queuectl store in database {self.location} yet "
+                "(check --db or QUEUECTL_DB; enqueue, apply, worker start or db migrate creates one)"
+            )
         self._migrate()
 
     # -- connection -------------------------------------------------------

@@ -190,3 +190,16 @@ def test_an_older_store_left_readable_by_others_is_closed_when_opened(q: Queue) 
     for name in (q.db, Path(f"{q.db}-wal"), Path(f"{q.db}-shm")):
         if name.exists():
             assert name.stat().st_mode & 0o777 == 0o600, name
+
+
+def test_a_reader_on_an_empty_postgresql_database_creates_no_schema(tmp_path: Path, pg_url: str) -> None:
+    import psycopg
+
+    done = queuectl(tmp_path, "--db", pg_url, "status")
+    assert done.returncode == 1
+    assert done.stderr.startswith("queuectl: error: no queuectl store in database postgresql://"), done.stderr
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+    assert tables == (0,)
+    assert queuectl(tmp_path, "--db", pg_url, "db", "migrate").returncode == 0
+    assert queuectl(tmp_path, "--db", pg_url, "status").returncode == 0
