@@ -235,7 +235,7 @@ def test_validate_only_warns_of_a_refused_directory(q: Queue, tmp_path: Path) ->
     jobs = jobs_in(tmp_path, 0o777)
     done = q("validate", str(jobs))
     assert done.returncode == 0
-    assert f"warning: jobs.d/a.toml: apply would refuse it: refused: the jobs directory, {jobs}" in done.stdout
+    assert f"warning: jobs.d/a.toml: apply would refuse it: refused: the jobs directory, {jobs}" in done.stderr
 
 
 def test_a_file_gone_from_a_refused_directory_deletes_no_job(q: Queue, tmp_path: Path) -> None:
