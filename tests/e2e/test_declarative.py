@@ -432,7 +432,8 @@ def test_up_applies_a_burst_of_500_files(q: Queue, jobs: Path) -> None:
         write(jobs, f"job{n:03d}.toml", f'command = "true {n}"\n')
     wait_for(lambda: q.json("status")["jobs"]["total"] == 500, timeout=60, interval=0.2, what="500 jobs applied")
     wait_for(lambda: q.json("status")["counts"]["completed"] == 500, timeout=120, interval=0.2, what="500 runs done")
-    assert len(list((jobs / ".status").glob("*.json"))) == 500
+    # status files follow the results, written by a thread of their own
+    wait_for(lambda: len(list((jobs / ".status").glob("*.json"))) == 500, timeout=60, what="500 status files")
     assert up.stop() == 0
 
 
