@@ -76,7 +76,7 @@ def test_an_update_line_shows_where_long_commands_differ(q: Queue, tmp_path: Pat
 
 def job_environments(out: Path) -> list[dict[str, str]]:
     """What each job that ran `env > out/ID.env` saw, without what differs by run."""
-    volatile = {"QUEUECTL_RUN_ID", "QUEUECTL_ATTEMPT", "_", "SHLVL", "OLDPWD"}
+    volatile = {"QUEUECTL_RUN_ID", "QUEUECTL_ATTEMPT", "QUEUECTL_POOL", "_", "SHLVL", "OLDPWD"}
     found = []
     for path in sorted(out.glob("*.env")):
         pairs = (line.partition("=") for line in path.read_text().splitlines() if "=" in line)
