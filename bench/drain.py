@@ -69,7 +69,7 @@ def live_round(tmp: str, n: int, jobs: int, slots: int) -> float:
     """Seconds from the runs' commit to the last one's end, for an idle pool already running."""
     db = os.path.join(tmp, f"live{n}.db")
     env = dict(os.environ, QUEUECTL_DB=db)
-    run([*QUEUECTL, "status"], env)  # create the store
+    run([*QUEUECTL, "db", "migrate"], env)  # create the store
     pool = subprocess.Popen(
         [*QUEUECTL, "worker", "start", "--count", str(slots), "--quiet"],
         env=env,
@@ -107,7 +107,7 @@ def _registered(db: str, pid: int) -> bool:
 def single_enqueue_rate(tmp: str, count: int) -> tuple[float, float]:
     """(queuectl enqueue processes a second, bare `python -c pass` processes a second)."""
     env = dict(os.environ, QUEUECTL_DB=os.path.join(tmp, "single.db"))
-    run([*QUEUECTL, "status"], env)
+    run([*QUEUECTL, "db", "migrate"], env)
     start = time.perf_counter()
     for _ in range(count):
         run([*QUEUECTL, "enqueue", "--command", "true"], env)
