@@ -408,7 +408,7 @@ def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | N
     import time
 
     from queuectl import config, render
-    from queuectl.runner import is_alive, on_this_machine
+    from queuectl.runner import is_alive, on_this_machine, signal_process
 
     store = store_of(ctx)
     workers = store.list_workers()
@@ -432,12 +432,10 @@ def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | N
         click.echo(f"could not ask through the store ({exc}); signalling the pools on this host", err=True)
         remote = []
     for w in local:
+        # a second, different signal for --force: standard signals of one kind may merge
+        signals = (signal.SIGTERM, signal.SIGINT) if force else (signal.SIGTERM,)
         try:
-            os.kill(w.pid, signal.SIGTERM)
-            if force:  # a second, different signal: standard signals of one kind may merge
-                os.kill(w.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
+            signal_process(w.pid, w.proc_start, signals)  # never a process that took a dead pool's pid
         except PermissionError:  # another user's pool: the request through the store reaches it
             click.echo(f"pool {w.id} (pid {w.pid}) belongs to another user: asked to stop through the store")
     for w in remote:

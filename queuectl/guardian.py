@@ -80,9 +80,7 @@ def _serve(read_end: int, pool_id: str) -> None:
     from queuectl.runner import kill_leftovers
 
     for pgid, (proc_start, run_id, attempt, keep_children) in groups.items():
-        kill_leftovers(run_id, pgid, proc_start)
-        if not keep_children:  # what left the group, found by its markers
-            kill_leftovers(run_id, None, None, attempt, pool_id)
+        kill_leftovers(run_id, pgid, proc_start, attempt, pool_id, escaped=not keep_children)
 
 
 def _read(fd: int) -> bytes:

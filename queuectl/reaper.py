@@ -4,9 +4,10 @@ A command's processes can leave its process group (setsid, setpgid) and its
 parent can exit, so a group kill alone misses them. With
 PR_SET_CHILD_SUBREAPER the kernel gives every orphaned descendant of the
 pool to the pool itself instead of to init. At the end of a run the pool
-kills its group, then looks at its own children: an adopted child that sits
-in the run's group or carries the run's QUEUECTL_RUN_ID and QUEUECTL_ATTEMPT
-in its environment is killed, and zombies are reaped. Killing one adopted
+kills its group (while its zombie leader still holds the group id), then
+looks at its own children: an adopted child that carries the run's
+QUEUECTL_RUN_ID, QUEUECTL_ATTEMPT and the pool's QUEUECTL_POOL in its
+environment is killed, and zombies are reaped. Killing one adopted
 child hands its own children to the pool, so the look is repeated until a
 round finds nothing of the run alive.
 
@@ -90,8 +91,8 @@ def _reap(pid: int) -> None:
         pass
 
 
-def sweep(pgid: int, markers: Sequence[bytes], known: Container[int]) -> int:
-    """Kill the adopted processes of the run whose group is `pgid`; reap adopted zombies.
+def sweep(markers: Sequence[bytes], known: Container[int]) -> int:
+    """Kill the adopted processes that carry a run's `markers`; reap adopted zombies.
 
     Returns how many kill signals were sent. Costs one read of the pool's
     children list when the run left nothing behind.
@@ -112,7 +113,7 @@ def sweep(pgid: int, markers: Sequence[bytes], known: Container[int]) -> int:
                 if group != own_group:
                     _reap(pid)
                 continue
-            if group == pgid or has_markers(pid, markers):
+            if has_markers(pid, markers):  # its group was killed before its leader was reaped
                 alive = True
                 try:
                     os.kill(pid, signal.SIGKILL)

@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 from queuectl import reaper
@@ -112,6 +112,8 @@ def spawn(
         env.update(claim.env)
     env[RUN_ID_VAR] = claim.run_id
     env[ATTEMPT_VAR] = str(claim.attempt)
+    if POOL_VAR in base_env:  # the markers are the pool's to set: a run's own env cannot forge them
+        env[POOL_VAR] = base_env[POOL_VAR]
     read_end, write_end = os.pipe2(os.O_CLOEXEC)  # dup2 clears close-on-exec on the child's 1 and 2
     try:
         os.set_blocking(read_end, False)  # the pool's end only: the command's writes block when it is full
@@ -171,7 +173,7 @@ def reap(proc: Process, known: Container[int], pool_id: str) -> tuple[int | None
     _, status = os.waitpid(proc.pid, 0)
     os.close(proc.pidfd)
     if not keep:
-        reaper.sweep(proc.pid, markers(proc.claim.run_id, proc.claim.attempt, pool_id), known)
+        reaper.sweep(markers(proc.claim.run_id, proc.claim.attempt, pool_id), known)
         proc.output.pump(reads=DRAIN_READS)
     code = os.waitstatus_to_exitcode(status)
     exit_code = code if code >= 0 else 128 - code
@@ -208,6 +210,28 @@ def describe_exit(code: int) -> str:
     if code == 126:
         return "exit 126: command not executable"
     return f"exit {code}"
+
+
+def signal_process(pid: int, proc_start: int, signals: Sequence[int]) -> bool:
+    """Send `signals` to `pid` only while it is the process that started at `proc_start`; False when gone.
+
+    A pidfd pins the process before its start time is checked, so a pid that
+    was reused meanwhile never gets the signal. PermissionError: not ours.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    try:
+        if proc_start_time(pid) != proc_start:
+            return False
+        for sig in signals:
+            signal.pidfd_send_signal(pidfd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pidfd)
 
 
 def group_lives_on(pgid: int) -> bool:
@@ -254,20 +278,26 @@ def is_alive(pid: int, proc_start: int) -> bool:
 
 
 def kill_leftovers(
-    run_id: str, pgid: int | None, proc_start: int | None, attempt: int | None = None, pool_id: str | None = None
+    run_id: str,
+    pgid: int | None,
+    proc_start: int | None,
+    attempt: int | None = None,
+    pool_id: str | None = None,
+    *,
+    escaped: bool = True,
 ) -> int:
     """Kill what is left of a dead pool's attempt of `run_id` on this host.
 
     A process counts as the attempt's when it is the recorded group leader
-    (same pid and start time), or when it sits in that group, started after
-    the leader, and carries the run's QUEUECTL_RUN_ID in its environment. Where
-    the group is unknown (the pool died before recording it), or for what left
-    the group, the markers alone decide: the run's id, its attempt and the
-    pool's id (QUEUECTL_POOL), so that a run of the same id in another store
-    on this machine is never taken for it. Returns how many processes were killed.
+    (same pid and start time: a reused pid never matches), or when it carries
+    the attempt's markers in its environment: the run's id, its attempt and the
+    pool's id (QUEUECTL_POOL), so that a run of the same id in another store on
+    this machine is never taken for it. A group id alone proves nothing (pids,
+    and so group ids, are reused). With `escaped` False, only marked processes
+    still in the recorded group count (a run that keeps its children: what left
+    the group is its daemons). Returns how many processes were killed.
     """
-    in_group = markers(run_id, None, None)
-    alone = markers(run_id, attempt, pool_id)
+    ours = markers(run_id, attempt, pool_id)
     killed = 0
     for _ in range(5):  # members may fork while we kill: look again
         victims = []
@@ -281,14 +311,9 @@ def kill_leftovers(
             if stat is None:
                 continue
             group, start = stat
-            if pgid is not None and proc_start is not None:
-                if group != pgid:
-                    continue
-                if (pid == pgid and start == proc_start) or (
-                    start >= proc_start and reaper.has_markers(pid, in_group)
-                ):
-                    victims.append(pid)
-            elif reaper.has_markers(pid, alone):
+            if pid == pgid and proc_start and start == proc_start:
+                victims.append(pid)  # the recorded leader itself
+            elif (escaped or group == pgid) and start >= (proc_start or 0) and reaper.has_markers(pid, ours):
                 victims.append(pid)
         if not victims:
             break

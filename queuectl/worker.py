@@ -19,6 +19,7 @@ import select
 import selectors
 import signal
 import socket
+import stat
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from queuectl import config, reaper, runner, wake
 from queuectl.capture import Output
 from queuectl.errors import QueueError, StoreBrokenError, StoreDiskError, StoreError, StoreGoneError
 from queuectl.guardian import Guardian
-from queuectl.model import AttemptResult, Claim, Outcome, ProcessInfo, RunState, Worker
+from queuectl.model import AttemptResult, Claim, Expired, Outcome, ProcessInfo, RunState, Worker
 from queuectl.store import Store, logs_dir
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ MAX_PREFETCH = 32
 READY_MAX_AGE = 0.5  # a claim not started within this long is given back
 CHILD_CHECK_EVERY = 1.0  # adopted children that died meanwhile are reaped this often
 COLD_KILL_GRACE = 2.0
+RESCUE_BATCH = 100  # expired runs looked at per store read during a rescue
 GROUP_CHECK_EVERY = 0.05  # a group whose leader ended on SIGTERM is looked at this often until it is empty
 STORE_RETRY_MAX = 5.0
 STOPPING_RETRY_MAX = 0.5  # stopping at once, a failing store is tried this often...
@@ -372,7 +374,7 @@ class Pool:
             return False
 
     def _wait_time(self, mono: float) -> float:
-        if self._claim_due(mono):
+        if self._claim_due(mono) and mono >= self._store_retry_at:  # a store in backoff: wait for it, not spin
             return 0
         moments = [self._next_heartbeat]
         could_claim = self._free() > len(self.ready)
@@ -398,10 +400,9 @@ class Pool:
             moments.append(self.stop_deadline)
         if self.ready and self._free() > 0:
             moments.append(self._spawn_retry_at)
-        timeout = min(max(min(moments), self._store_retry_at) - mono, MAX_WAIT)
         if self._next_due is not None and could_claim:
-            timeout = min(timeout, self._next_due - mono)
-        return max(0.0, timeout)
+            moments.append(self._next_due)
+        return max(0.0, min(max(min(moments), self._store_retry_at) - mono, MAX_WAIT))
 
     # -- store round trips --------------------------------------------------
     def _sync(self, mono: float) -> None:
@@ -559,28 +560,44 @@ class Pool:
             elif worker.heartbeat_at < store_now - max(3 * self.lease_seconds, 60):  # the store's clock: no skew
                 dead.append(worker.id)
         rescued = 0
-        for expired in self.store.find_expired(dead):
-            if expired.worker_id == self.id or expired.worker_id in alive_here:
-                continue  # a live pool late on its heartbeat (suspended, clock step): not dead
-            tail = ""
-            if expired.worker_id in here or (expired.worker_id is None and expired.host == self.host):
-                runner.kill_leftovers(
-                    expired.run_id, expired.pgid, expired.proc_start, expired.attempt, expired.worker_id
-                )
-                run = self.store.get_run(expired.run_id)
-                tail = runner.read_tail(run.log_path if run else None)
-            state = self.store.requeue_lost(expired, tail)
-            if state is not None:
-                rescued += 1
-                self._say(f"rescued {expired.run_id} from dead pool {expired.worker_id}: now {state}")
-                lost = self.store.get_run(expired.run_id)
-                if lost is not None and lost.job:
-                    self._write_statuses({lost.job})  # the lost attempt counts: its job's file says so
-        for worker_id in dead:
-            self.store.unregister_worker(worker_id)
+        while True:  # in batches; a dead pool's row goes only once all its runs are back
+            batch = self.store.find_expired(dead, RESCUE_BATCH)
+            done = sum(self._rescue_one(expired, here, alive_here) for expired in batch)
+            rescued += done
+            if len(batch) < RESCUE_BATCH:
+                for worker_id in dead:
+                    self.store.unregister_worker(worker_id)
+                break
+            if not done:
+                break  # a full batch of live pools' late runs: the dead pools' rows stay for the next look
         if rescued:
             self._hint = True
         return rescued
+
+    def _rescue_one(self, expired: Expired, here: set[str], alive_here: set[str]) -> bool:
+        """Put back one run of a dead pool, after killing what is left of it on this machine."""
+        if expired.worker_id == self.id or expired.worker_id in alive_here:
+            return False  # a live pool late on its heartbeat (suspended, clock step): not dead
+        tail = ""
+        if expired.worker_id in here or (expired.worker_id is None and expired.host == self.host):
+            runner.kill_leftovers(
+                expired.run_id,
+                expired.pgid,
+                expired.proc_start,
+                expired.attempt,
+                expired.worker_id,
+                escaped=expired.pgid is None,  # the group unknown: the markers alone decide
+            )
+            run = self.store.get_run(expired.run_id)
+            tail = runner.read_tail(run.log_path if run else None)
+        state = self.store.requeue_lost(expired, tail)
+        if state is None:
+            return False
+        self._say(f"rescued {expired.run_id} from dead pool {expired.worker_id}: now {state}")
+        lost = self.store.get_run(expired.run_id)
+        if lost is not None and lost.job:
+            self._write_statuses({lost.job})  # the lost attempt counts: its job's file says so
+        return True
 
     # -- children -------------------------------------------------------
     def _on_exit(self, proc: runner.Process) -> None:
@@ -837,11 +854,18 @@ def _check_pidfd() -> None:
 
 
 def _check_log_dir(path: str) -> None:
+    """The log directory: a real directory of ours that only we can enter (logs hold job output)."""
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)  # its parent is the store's or the private state directory
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode):
+            raise QueueError(f"refused: the log directory {path} is not a directory (a symbolic link?); remove it")
+        if info.st_uid != os.geteuid():
+            raise QueueError(f"refused: the log directory {path} belongs to uid {info.st_uid}, not to you; remove it")
+        if info.st_mode & 0o077:
+            os.chmod(path, 0o700)  # ours, but open to others (made by an older queuectl or by hand)
         probe = os.path.join(path, f".probe-{os.getpid()}")
-        with open(probe, "w"):
-            pass
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
         os.unlink(probe)
     except OSError as exc:
         raise QueueError(f"cannot use the log directory {path}: {exc.strerror or exc}") from None

@@ -284,3 +284,27 @@ def test_a_directory_above_owned_by_another_user_is_refused(other_user: str, sha
     done = q("apply", str(jobs), check=False)
     assert done.returncode == 1
     assert f"a directory above the manifests, {theirs}, is owned by uid" in done.stdout
+
+
+@pytest.mark.parametrize("kind", ["symlink", "theirs"])
+def test_a_log_directory_that_is_a_symlink_or_another_users_is_refused(
+    other_user: str, shared: Path, kind: str
+) -> None:
+    """Logs hold job output: a pool never writes them where another user could read or plant them."""
+    trap = shared / "trap"
+    trap.mkdir(mode=0o777)
+    trap.chmod(0o777)
+    shutil.chown(trap, other_user)
+    logs = shared / "q-logs"
+    if kind == "symlink":
+        logs.symlink_to(trap)
+    else:
+        logs.mkdir(mode=0o777)
+        shutil.chown(logs, other_user)
+    env = {k: v for k, v in os.environ.items() if k != "QUEUECTL_DB"} | {"XDG_STATE_HOME": str(shared / "xdg")}
+    db = ["--db", str(shared / "q.db")]
+    assert run(shared, env, "enqueue", "--id", "secret", "--command", "echo TOKEN=hunter2", *db).returncode == 0
+    done = run(shared, env, "worker", "start", "--burst", *db)
+    assert done.returncode == 1
+    assert "refused: the log directory" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert list(trap.iterdir()) == []
