@@ -242,10 +242,23 @@ def test_markers() -> None:
         (126, "exit 126: command not executable"),
         (1, "exit 1"),
         (128, "exit 128"),
+        (0, "exit 0"),
     ],
 )
 def test_describe_exit(code: int, text: str) -> None:
     assert runner.describe_exit(code) == text
+
+
+def test_the_machine_is_the_boot_and_the_pid_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pids of pools registered under this value are checked here: it must change on reboot and per namespace."""
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert runner._machine() == f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}" == runner.MACHINE
+
+    def unreadable(*args: object, **kw: object) -> None:
+        raise PermissionError("no /proc here")
+
+    monkeypatch.setattr(runner, "open", unreadable, raising=False)
+    assert runner._machine() == ""  # unknown: the host name decides (on_this_machine)
 
 
 def test_on_this_machine() -> None:
