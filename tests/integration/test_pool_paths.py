@@ -201,3 +201,60 @@ def test_another_host_s_pool_is_dead_after_three_leases_of_silence_and_nothing_h
         later.close()
         proc.kill()
         proc.wait()
+
+
+def test_rescue_looks_past_the_pool_s_own_row(tmp_path: Path, store: Store) -> None:
+    pool = Pool(store, 1, log=None)
+    pool._register()  # listed first: same host, started earlier
+    _dead_pool_holding_r1(store, tmp_path)
+    assert next(w.id for w in store.list_workers()) == pool.id
+    assert pool.rescue() == 1
+
+
+def test_an_old_pool_row_without_a_machine_is_judged_by_its_pid_on_its_host(tmp_path: Path, store: Store) -> None:
+    """A row from before pools recorded their machine: the host name says the pid is ours to check, at once."""
+    store.enqueue([NewRun("r1", "sleep 60", 0, 3, 2.0, 60.0, None)])
+    now = store.now()
+    store.register_worker(Worker("old", runner.HOST, 2**22 + 7, 1, 1, now, now, False, machine=""))
+    store.claim_runs("old", runner.HOST, 1, 300.0)
+    assert Pool(store, 1, log=None).rescue() == 1
+
+
+# -- a graceful stop ----------------------------------------------------------------------
+def _stop_gracefully(store: Store, command: str, lines: list[str], limit: float = 30.0) -> Attempt:
+    """Start r1 in a pool, stop the pool as the first SIGTERM does once r1 runs, run the pool to its end."""
+    store.enqueue([NewRun("r1", command, 0, 0, 2.0, 60.0, None)])
+    pool = Pool(store, 1, log=lines.append)
+    pool.start()
+    try:
+        deadline = time.monotonic() + limit
+        while not pool.running:
+            pool.run_once(max_wait=0.05)
+            assert time.monotonic() < deadline, "r1 did not start"
+        pool._signals += 1  # what a SIGTERM's wake-up byte counts
+        while pool.run_once(max_wait=0.05):
+            assert time.monotonic() < deadline, "the pool did not stop"
+    finally:
+        pool.close()
+    return store.attempts("r1")[-1]
+
+
+def test_a_graceful_stop_lets_a_command_finish_within_stop_grace(tmp_path: Path, store: Store) -> None:
+    store.set_config("stop-grace", "20")
+    lines: list[str] = []
+    attempt = _stop_gracefully(store, "sleep 0.3; echo done", lines)
+    assert (attempt.outcome, attempt.output_tail) == (Outcome.COMPLETED, "done\n")
+    assert not any("stop-grace" in line for line in lines)
+
+
+def test_a_command_still_running_after_stop_grace_is_stopped_and_its_run_requeued(tmp_path: Path, store: Store) -> None:
+    store.set_config("stop-grace", "0.3")
+    lines: list[str] = []
+    began = time.monotonic()
+    attempt = _stop_gracefully(store, "exec sleep 30", lines)
+    assert time.monotonic() - began >= 0.3
+    assert attempt.outcome == Outcome.INTERRUPTED
+    assert "stop-grace of 0.3s is over: stopping running commands" in lines
+    run = store.get_run("r1")
+    assert run is not None and run.state.value == "pending"
+    assert attempt.pgid is not None and not group_members(attempt.pgid)
