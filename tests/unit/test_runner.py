@@ -329,6 +329,19 @@ def test_kill_leftovers_kills_the_recorded_group(tmp_path: Path) -> None:
     assert not runner.group_lives_on(proc.pid)
 
 
+def test_kill_leftovers_kills_a_recorded_leader_that_cleared_its_environment(tmp_path: Path) -> None:
+    """The leader is known by its pid and start time alone: markers are not needed for it."""
+    proc = _leader(tmp_path, "exec env -i sleep 30", _marked())
+    try:
+        wait_for(lambda: not reaper.has_markers(proc.pid, runner.markers("r1", None, None)), what="env -i")
+        start = runner.proc_start_time(proc.pid)
+        assert runner.kill_leftovers("r1", proc.pid, start) >= 1
+        assert proc.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_kill_leftovers_spares_a_stranger_that_reused_the_pid(tmp_path: Path) -> None:
     stranger = _leader(tmp_path, "exec sleep 30")
     try:
