@@ -120,13 +120,57 @@ def test_cwd_is_entered_and_the_pool_goes_back_home(tmp_path: Path) -> None:
     here = os.getcwd()
     home = os.open(here, os.O_RDONLY)
     try:
-        claim = _claim("pwd", cwd=str(work))
+        claim = _claim("pwd; echo $0; ps -o pgid= -p $$", cwd=str(work))
         proc = runner.spawn(claim, str(tmp_path / "x.log"), 0, {"PATH": os.environ["PATH"]}, 0.0, 0.0, home)
         assert os.getcwd() == here
         _finish(proc)
     finally:
         os.close(home)
-    assert _log(proc) == f"{work}\n".encode()
+    where, name, pgid = _log(proc).decode().split()
+    assert (where, name, int(pgid)) == (str(work), "sh", proc.pid)  # a group of its own there too
+
+
+def test_the_command_never_reads_the_pool_s_stdin(tmp_path: Path) -> None:
+    """A pool started from a terminal or a pipe keeps its input: commands read /dev/null."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"the pool's input\n")
+    os.close(write_end)
+    saved = os.dup(0)
+    os.dup2(read_end, 0)
+    try:
+        proc = _spawn(tmp_path, "cat; echo end")
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(read_end)
+    _finish(proc)
+    assert _log(proc) == b"end\n"
+
+
+def test_a_command_that_cannot_be_watched_is_killed_and_reaped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_pidfd(pid: int, flags: int = 0) -> int:
+        raise OSError(24, "Too many open files")
+
+    before_fds = len(os.listdir("/proc/self/fd"))
+    before = set(reaper.children())
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    with pytest.raises(OSError, match="Too many open files"):
+        _spawn(tmp_path, "exec sleep 30")
+    monkeypatch.undo()
+    assert set(reaper.children()) == before  # killed, and no zombie left
+    assert len(os.listdir("/proc/self/fd")) == before_fds
+
+
+def test_reaping_a_running_attempt_kills_it_first(tmp_path: Path) -> None:
+    """The pool's way out after an error: whatever still runs is killed, then collected."""
+    proc = _spawn(tmp_path, "exec sleep 30")
+    proc.interrupted = True
+    assert runner.reap(proc, frozenset(), POOL) == (
+        137,
+        Outcome.INTERRUPTED,
+        "interrupted: the worker pool was stopped",
+    )
+    proc.output.close()
 
 
 def test_a_missing_cwd_raises_and_leaves_nothing_open(tmp_path: Path) -> None:
@@ -216,11 +260,14 @@ def test_reaping_drains_the_output_left_in_the_pipe(tmp_path: Path) -> None:
 
 
 def test_keep_children_leaves_the_group_alive(tmp_path: Path) -> None:
-    proc = _spawn(tmp_path, f"sleep 30 & echo $! > {tmp_path / 'pids'}", keep_children=True)
+    gate, alive = tmp_path / "gate", tmp_path / "alive"
+    daemon = f"while [ ! -e {gate} ]; do sleep 0.01; done; echo yes > {alive}; exec sleep 30"
+    proc = _spawn(tmp_path, f"sh -c '{daemon}' & echo $! > {tmp_path / 'pids'}", keep_children=True)
     [child] = _pids(tmp_path / "pids", 1)
     try:
         assert _finish(proc) == (0, Outcome.COMPLETED, None)
-        assert is_running(child)
+        gate.touch()  # only now: a daemon killed by the reaping never gets here
+        wait_for(alive.exists, timeout=10, what="the daemon going on after its run")
     finally:
         os.kill(child, signal.SIGKILL)
 
