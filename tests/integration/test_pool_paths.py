@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from queuectl import runner
+from queuectl import reaper, runner
 from queuectl.model import Attempt, NewRun, Outcome, ProcessInfo, Worker
 from queuectl.store import Store, open_store
 from queuectl.worker import Pool
@@ -122,13 +122,13 @@ def _dead_pool_holding_r1(store: Store, tmp_path: Path, host: str = runner.HOST)
     return claim.attempt
 
 
-def _leftover(tmp_path: Path, attempt: int) -> tuple[subprocess.Popen[bytes], int, str]:
+def _leftover(tmp_path: Path, attempt: int, then: str = "exec sleep 30") -> tuple[subprocess.Popen[bytes], int, str]:
     """What is left of the dead pool's attempt: a group that printed a line, with the run's markers."""
     log = tmp_path / "r1.log"
     env = {"PATH": os.environ["PATH"], runner.RUN_ID_VAR: "r1", runner.ATTEMPT_VAR: str(attempt)}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            ["sh", "-c", "echo last words; exec sleep 30"],
+            ["sh", "-c", f"echo last words; {then}"],
             stdout=out,
             process_group=0,
             env={**env, runner.POOL_VAR: "dead"},
@@ -144,7 +144,7 @@ def _record(store: Store, proc: subprocess.Popen[bytes], start: int, log: str, a
 
 def test_rescue_kills_a_dead_pool_s_leftovers_and_requeues_the_run(tmp_path: Path, store: Store) -> None:
     attempt = _dead_pool_holding_r1(store, tmp_path)
-    proc, start, log = _leftover(tmp_path, attempt)
+    proc, start, log = _leftover(tmp_path, attempt, "exec env -i sleep 30")  # the recorded leader: no markers needed
     _record(store, proc, start, log, attempt)
     lines: list[str] = []
     assert Pool(store, 1, log=lines.append).rescue() == 1
@@ -155,6 +155,27 @@ def test_rescue_kills_a_dead_pool_s_leftovers_and_requeues_the_run(tmp_path: Pat
     assert lost.outcome == Outcome.LOST and "last words" in (lost.output_tail or "")
     assert lines == ["rescued r1 from dead pool dead: now pending"]
     assert [w.id for w in store.list_workers()] == []
+
+
+def test_rescue_of_an_unrecorded_attempt_goes_by_run_attempt_and_pool(tmp_path: Path, store: Store) -> None:
+    """The pool died before recording the attempt's group: the markers alone find what is left of it."""
+    attempt = _dead_pool_holding_r1(store, tmp_path)
+    proc, _, _ = _leftover(tmp_path, attempt)
+    base = {"PATH": os.environ["PATH"], runner.RUN_ID_VAR: "r1"}
+    others = [
+        subprocess.Popen(["sleep", "30"], env={**base, runner.ATTEMPT_VAR: str(attempt), runner.POOL_VAR: "other"}),
+        subprocess.Popen(["sleep", "30"], env={**base, runner.ATTEMPT_VAR: str(attempt + 1), runner.POOL_VAR: "dead"}),
+    ]
+    try:
+        for other in others:
+            wait_for(lambda other=other: reaper.has_markers(other.pid, [b"QUEUECTL_RUN_ID=r1"]), what="exec'd")
+        assert Pool(store, 1, log=None).rescue() == 1
+        assert proc.wait(timeout=5) == -signal.SIGKILL
+        assert all(is_running(other.pid) for other in others)
+    finally:
+        for other in others:
+            other.kill()
+            other.wait()
 
 
 def test_rescue_spares_a_stranger_that_reused_the_recorded_pid(tmp_path: Path, store: Store) -> None:
