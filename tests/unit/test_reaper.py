@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -102,10 +103,10 @@ def test_read_reads_a_proc_file_whole_and_none_when_missing(tmp_path: Path) -> N
 
 
 def test_sweep_kills_the_run_s_adopted_processes_and_spares_others(tmp_path: Path, subreaper: None) -> None:
+    own = subprocess.Popen(["sleep", "30"], env={"QUEUECTL_RUN_ID": "r1", "QUEUECTL_ATTEMPT": "2"})  # listed first
     marked = _orphan(tmp_path, "sleep 30", {"QUEUECTL_RUN_ID": "r1", "QUEUECTL_ATTEMPT": "2"})
     other_attempt = _orphan(tmp_path, "sleep 30", {"QUEUECTL_RUN_ID": "r1", "QUEUECTL_ATTEMPT": "1"})
     plain = _orphan(tmp_path, "sleep 30")
-    own = subprocess.Popen(["sleep", "30"], env={"QUEUECTL_RUN_ID": "r1", "QUEUECTL_ATTEMPT": "2"})
     try:
         wait_for(lambda: reaper.has_markers(own.pid, MARK), what="exec'd")
         assert reaper.sweep(12345678, MARK, {own.pid}) >= 1
@@ -145,6 +146,18 @@ def test_sweep_follows_what_a_killed_orphan_leaves_behind(tmp_path: Path, subrea
         assert all(process_state(pid) is None for pid in [top, *kids])
     finally:
         _kill(top, *kids)
+
+
+def test_state_reads_past_a_name_with_parentheses(tmp_path: Path) -> None:
+    """A command cannot hide from the sweep behind a process name that looks like the end of the name field."""
+    odd = tmp_path / "x) Z 1 2 3"
+    shutil.copy("/bin/sleep", odd)
+    child = subprocess.Popen([str(odd), "30"], process_group=0)
+    try:
+        wait_for(lambda: reaper._state(child.pid) == (b"S", child.pid), timeout=10, what="asleep, in its own group")
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_sweep_reaps_adopted_zombies_but_not_those_of_its_own_group(tmp_path: Path, subreaper: None) -> None:
