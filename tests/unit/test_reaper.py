@@ -109,27 +109,26 @@ def test_sweep_kills_the_run_s_adopted_processes_and_spares_others(tmp_path: Pat
     plain = _orphan(tmp_path, "sleep 30")
     try:
         wait_for(lambda: reaper.has_markers(own.pid, MARK), what="exec'd")
-        assert reaper.sweep(12345678, MARK, {own.pid}) >= 1
+        assert reaper.sweep(MARK, {own.pid}) >= 1
         assert process_state(marked) is None  # killed and reaped
         assert is_running(other_attempt) and is_running(plain) and is_running(own.pid)
-        assert reaper.sweep(12345678, MARK, {own.pid}) == 0
+        assert reaper.sweep(MARK, {own.pid}) == 0
     finally:
         own.kill()
         own.wait()
         _kill(other_attempt, plain)
 
 
-def test_sweep_kills_what_sits_in_the_run_s_group_without_markers(tmp_path: Path, subreaper: None) -> None:
+def test_sweep_goes_by_markers_not_by_a_group_id(tmp_path: Path, subreaper: None) -> None:
+    """After the leader is reaped its group id may be reused: the sweep kills only marked processes."""
     in_group = _orphan(tmp_path, "sleep 30", group=True)
-    elsewhere = _orphan(tmp_path, "sleep 30")
     try:
         pgid = runner.proc_stat(in_group)[0]  # type: ignore[index]
         assert pgid != os.getpgrp()
-        assert reaper.sweep(pgid, MARK, ()) >= 1
-        assert process_state(in_group) is None
-        assert is_running(elsewhere)
+        assert reaper.sweep(MARK, ()) == 0
+        assert is_running(in_group)
     finally:
-        _kill(in_group, elsewhere)
+        _kill(in_group)
 
 
 def test_sweep_follows_what_a_killed_orphan_leaves_behind(tmp_path: Path, subreaper: None) -> None:
@@ -142,7 +141,7 @@ def test_sweep_follows_what_a_killed_orphan_leaves_behind(tmp_path: Path, subrea
         for p in wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2 and pids.read_text()).split()
     ]
     try:
-        assert reaper.sweep(12345678, MARK, ()) >= 3
+        assert reaper.sweep(MARK, ()) >= 3
         assert all(process_state(pid) is None for pid in [top, *kids])
     finally:
         _kill(top, *kids)
@@ -165,7 +164,7 @@ def test_sweep_reaps_adopted_zombies_but_not_those_of_its_own_group(tmp_path: Pa
     mine = subprocess.Popen(["true"])  # in our own group: whoever started it waits for it
     try:
         wait_for(lambda: process_state(dead) == "Z" and process_state(mine.pid) == "Z", what="two zombies")
-        assert reaper.sweep(12345678, MARK, ()) == 0
+        assert reaper.sweep(MARK, ()) == 0
         assert process_state(dead) is None
         assert process_state(mine.pid) == "Z"
     finally:
@@ -180,7 +179,7 @@ def test_sweep_gives_up_on_a_process_it_cannot_kill(
     monkeypatch.setattr(reaper.os, "kill", lambda pid, sig: None)  # the kill never takes, as in D state
     monkeypatch.setattr(reaper, "SWEEP_PATIENCE", 0.2)
     try:
-        assert reaper.sweep(12345678, MARK, ()) > 1
+        assert reaper.sweep(MARK, ()) > 1
         assert is_running(stuck)
     finally:
         monkeypatch.undo()
