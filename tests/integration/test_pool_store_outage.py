@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -44,38 +47,34 @@ def test_a_pool_waits_out_a_failing_store_without_spinning(store: Store) -> None
         pool.close()
 
 
-def test_a_rescue_puts_back_every_run_of_a_dead_pool_however_many(store: Store) -> None:
+def dead_pool_holding(store: Store, run_ids: list[str], pgid: int) -> None:
+    """Runs claimed and recorded as running in group `pgid` by a pool of this machine that has died."""
     now = time.time()
     store.enqueue(
         [
-            NewRun(
-                id=f"r{i:03d}",
-                command="true",
-                priority=5,
-                max_retries=3,
-                backoff_base=2.0,
-                backoff_max=60.0,
-                timeout=None,
-                run_at=now,
-            )
-            for i in range(250)
+            NewRun(id=i, command="true", priority=5, max_retries=3, backoff_base=2.0, backoff_max=60.0, timeout=None)
+            for i in run_ids
         ]
     )
-    claims = store.claim_runs("deadpool", runner.HOST, 250, 600)
-    store.record_processes("deadpool", [ProcessInfo(c.run_id, 4_000_000, 1, None, now, c.attempt) for c in claims])
+    claims = store.claim_runs("deadpool", runner.HOST, len(run_ids), 600)
+    store.record_processes("deadpool", [ProcessInfo(c.run_id, pgid, 1, None, now, c.attempt) for c in claims])
     store.register_worker(
         Worker(
             id="deadpool",
             host=runner.HOST,
-            pid=4_000_001,
+            pid=4_000_001,  # with start time 1: no live process is this pool
             proc_start=1,
-            slots=250,
+            slots=len(run_ids),
             started_at=now,
             heartbeat_at=now,
             stop_requested=False,
             machine=runner.MACHINE,
         )
     )
+
+
+def test_a_rescue_puts_back_every_run_of_a_dead_pool_however_many(store: Store) -> None:
+    dead_pool_holding(store, [f"r{i:03d}" for i in range(250)], 4_000_000)
     assert Pool(store, 1).rescue() == 250
     assert store.counts()[RunState.PENDING.value] == 250
     assert store.list_workers() == []
@@ -83,43 +82,10 @@ def test_a_rescue_puts_back_every_run_of_a_dead_pool_however_many(store: Store) 
 
 def test_a_rescue_spares_another_stores_run_of_the_same_id_in_a_reused_group(store: Store) -> None:
     """The dead attempt's group id now names a run of the same id and attempt in another store's pool."""
-    import os
-    import signal
-    import subprocess
-
     env = dict(os.environ, QUEUECTL_RUN_ID="x", QUEUECTL_ATTEMPT="1", QUEUECTL_POOL="another-stores-pool")
     other = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 300"], process_group=0, env=env)
     try:
-        now = time.time()
-        store.enqueue(
-            [
-                NewRun(
-                    id="x",
-                    command="true",
-                    priority=5,
-                    max_retries=3,
-                    backoff_base=2.0,
-                    backoff_max=60.0,
-                    timeout=None,
-                    run_at=now,
-                )
-            ]
-        )
-        (claim,) = store.claim_runs("deadpool", runner.HOST, 1, 600)
-        store.record_processes("deadpool", [ProcessInfo("x", other.pid, 1, None, now, claim.attempt)])
-        store.register_worker(
-            Worker(
-                id="deadpool",
-                host=runner.HOST,
-                pid=4_000_001,
-                proc_start=1,
-                slots=1,
-                started_at=now,
-                heartbeat_at=now,
-                stop_requested=False,
-                machine=runner.MACHINE,
-            )
-        )
+        dead_pool_holding(store, ["x"], other.pid)
         assert Pool(store, 1).rescue() == 1
         assert other.poll() is None, "the other store's run was killed"
     finally:
