@@ -167,3 +167,37 @@ def test_a_running_attempt_s_process_group_and_log_are_in_the_store(tmp_path: Pa
         assert run is not None and (run.state.value, run.pgid, run.log_path) == ("running", proc.pid, proc.log_path)
     finally:
         pool.close()
+
+
+def test_rescue_of_a_run_that_keeps_its_children_spares_its_daemons(tmp_path: Path, store: Store) -> None:
+    """keep_children: the recorded group is killed, a marked process that left it (a daemon) lives on."""
+    store.enqueue([NewRun("r1", "sleep 60", 0, 3, 2.0, 60.0, None, keep_children=True)])
+    attempt = _claimed_by(store, "dead")
+    markers = {runner.RUN_ID_VAR: "r1", runner.ATTEMPT_VAR: str(attempt), runner.POOL_VAR: "dead"}
+    proc, start, log = _leftover_group(tmp_path, markers)
+    child = int((tmp_path / "pids").read_text())
+    daemon = subprocess.Popen(["sleep", "30"], start_new_session=True, env={"PATH": os.environ["PATH"], **markers})
+    try:
+        wait_for(lambda: runner.proc_start_time(daemon.pid), what="the daemon")
+        store.record_processes("dead", [ProcessInfo("r1", proc.pid, start, log, store.now(), attempt)])
+        assert Pool(store, 1, log=None).rescue() == 1
+        assert proc.wait(timeout=5) == -signal.SIGKILL
+        wait_for(lambda: not is_running(child), timeout=5, what="the group's child killed")
+        assert is_running(daemon.pid)
+    finally:
+        for pid in (proc.pid, child, daemon.pid):
+            if is_running(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        daemon.wait()
+
+
+def test_one_rescue_puts_back_more_runs_than_one_batch(tmp_path: Path, store: Store) -> None:
+    """A dead pool that held 101 runs (batches of 100): all come back at once, and its row goes."""
+    store.enqueue([NewRun(f"r{i}", "sleep 60", 0, 3, 2.0, 60.0, None) for i in range(101)])
+    now = store.now()
+    store.register_worker(Worker("dead", runner.HOST, 2**22 + 7, 1, 1, now, now, False, machine=runner.MACHINE))
+    assert len(store.claim_runs("dead", runner.HOST, 101, 300.0)) == 101
+    assert Pool(store, 1, log=None).rescue() == 101
+    assert store.counts().get("running", 0) == 0 and store.counts()["pending"] == 101
+    assert [w.id for w in store.list_workers()] == []
