@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from queuectl import runner
-from queuectl.model import JobSpec, NewRun, ProcessInfo, Worker
+from queuectl.model import JobSpec, NewRun, ProcessInfo, RunState, Worker
 from queuectl.store import Store, open_store
 from queuectl.worker import Pool
 from tests.conftest import group_members, is_running, wait_for
@@ -66,7 +66,8 @@ def test_a_running_run_held_by_no_pool_on_this_host_has_its_leftovers_killed(tmp
         store.unregister_worker("gone")
         with sqlite3.connect(tmp_path / "q.db") as db:  # the row as an older queuectl left it: no pool id
             db.execute("UPDATE runs SET worker_id = NULL, lease_expires = 1 WHERE id = 'r1'")
-        Pool(store, 1, log=None).rescue()  # (the store does not settle such a run yet: see the README)
+        assert Pool(store, 1, log=None).rescue() == 1
+        assert store.get_run("r1").state == RunState.PENDING  # type: ignore[union-attr]
         assert proc.wait(timeout=5) == -signal.SIGKILL
         wait_for(lambda: not is_running(child), timeout=5, what="the leftover's child killed")
         assert not group_members(proc.pid)

@@ -56,6 +56,7 @@ SELECT id, tries, cancel_requested FROM runs
    FOR UPDATE;  -- a rescuer of these runs waits until this settle has committed
 
 -- name: settle_run
+-- A run held by no pool (worker_id NULL) is settled by the rescue as worker ''.
 -- run_at keeps the time the run was asked for when it ends; a retry or a requeue moves it to when it may start.
 -- A run whose cancellation was asked for (a newer fire replaced it) ends cancelled, not retried.
 UPDATE runs
@@ -66,7 +67,7 @@ UPDATE runs
        error = CASE WHEN cancel_requested AND :state <> 'completed' THEN error ELSE :error END,
        output_tail = :output_tail, log_path = :log_path,
        attempts = attempts - :uncount, worker_id = NULL, lease_expires = NULL
- WHERE id = :run_id AND worker_id = :worker_id AND state = 'running' AND tries = :n;
+ WHERE id = :run_id AND COALESCE(worker_id, '') = :worker_id AND state = 'running' AND tries = :n;
 
 -- name: insert_attempt
 INSERT INTO attempts (run_id, n, worker_id, host, pgid, started_at, finished_at, exit_code,
