@@ -74,8 +74,12 @@ def test_a_killed_pool_s_runs_are_rescued_by_the_others(pq: Queue, tmp_path: Pat
     enqueue_appenders(pq, ids, out, before=command)
     victim = pq.start_pool("--count", "4")
     pq.wait_pool_registered(victim)
-    wait_for(lambda: len(pq.json("list", "--state", "running")) >= 4, what="runs held")
-    held = {r["id"] for r in pq.json("list", "--state", "running")}
+
+    def started() -> set[str] | None:  # recorded as started (a run only claimed ahead comes back uncounted)
+        found = {r["id"] for r in pq.json("list", "--state", "running") if pq.run(r["id"])["pgid"]}
+        return found if len(found) >= 4 else None
+
+    held = wait_for(started, what="four runs started")
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     gate.touch()
