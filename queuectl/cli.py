@@ -490,14 +490,15 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     from rich.text import Text
 
-    from queuectl import render, sync
+    from queuectl import apply as applying
+    from queuectl import render
 
     store = store_of(ctx)
     store.check_integrity()  # a damaged store is said so, not shown as the counts it still reads
     counts = store.counts()
     workers = store.list_workers()
     jobs = store.list_jobs()
-    drifted = {job.name: reason for job in jobs if (reason := sync.drift(job))}
+    drifted = {job.name: reason for job in jobs if (reason := applying.drift(job))}
     broken = {job.name: job.error for job in jobs if job.error}
     lease = _defaults(store)["lease-seconds"]
     if as_json:
@@ -548,11 +549,12 @@ def list_cmd(
         return
     store = store_of(ctx)
     if show_jobs:
-        from queuectl import render, sync
+        from queuectl import apply as applying
+        from queuectl import render
 
         statuses = [s for job in store.list_jobs()[:limit] if (s := store.job_status(job.name)) is not None]
         if as_json:
-            click.echo(render.dumps([render.job_json(s, sync.drift(s.job)) for s in statuses]))
+            click.echo(render.dumps([render.job_json(s, applying.drift(s.job)) for s in statuses]))
             return
         con = render.console()
         con.print(render.jobs_table(con, statuses) if statuses else "no jobs (apply a jobs directory)")
@@ -646,12 +648,13 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 def _show_job(store: Store, name: str, as_json: bool) -> None:
     from rich.text import Text
 
-    from queuectl import render, sync
+    from queuectl import apply as applying
+    from queuectl import render
 
     status = store.job_status(name)
     if status is None:
         raise NotFoundError(f"no run or job named {name!r}")
-    drift = sync.drift(status.job)
+    drift = applying.drift(status.job)
     if as_json:
         click.echo(render.dumps(render.job_json(status, drift)))
         return

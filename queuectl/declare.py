@@ -19,8 +19,8 @@ import click
 from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, QueueError, StoreBusyError, UsageError
 
 if TYPE_CHECKING:
+    from queuectl.apply import Defaults, Plan
     from queuectl.store import Store
-    from queuectl.sync import Defaults, Plan
     from queuectl.watcher import Watcher
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -44,7 +44,7 @@ def _paths(paths: Sequence[str]) -> list[str]:
 
 def defaults_of(store: Store) -> Defaults:
     from queuectl import config
-    from queuectl.sync import Defaults
+    from queuectl.apply import Defaults
 
     values = config.effective(store.config())
     return Defaults(
@@ -57,9 +57,9 @@ def defaults_of(store: Store) -> Defaults:
 
 def apply_and_wake(store: Store, paths: Sequence[str], **options: Any) -> Plan:
     """Apply, then wake this host's idle pools when runs were added."""
-    from queuectl import sync
+    from queuectl import apply as applying
 
-    plan = sync.apply(store, paths, defaults=defaults_of(store), **options)
+    plan = applying.apply(store, paths, defaults=defaults_of(store), **options)
     if not options.get("dry_run") and any(c.kind in ("create", "update", "delete") for c in plan.changes):
         store.wake_pools()
     return plan
@@ -134,10 +134,11 @@ def register(cli: click.Group, db_option: Decorator, json_option: Decorator, sto
         A file that apply would refuse for its owner or mode is a warning here (a
         CI checkout is often owned by another user): its content is still checked.
         """
-        from queuectl import manifest, planview, sync
+        from queuectl import apply as applying
+        from queuectl import manifest, planview
 
-        sources, _ = sync.find(_paths(paths))
-        manifests = sync.read_all(sources, insecure=True)
+        sources, _ = applying.find(_paths(paths))
+        manifests = applying.read_all(sources, insecure=True)
         warnings = []
         directories = {s.directory: None if insecure else manifest.check_directory(s.directory) for s in sources}
         for source in sources:
@@ -226,7 +227,7 @@ def register_schedule(
     @click.pass_context
     def trigger(ctx: click.Context, name: str, as_json: bool) -> None:
         """Run job NAME now, outside its schedule."""
-        from queuectl.sync import new_run
+        from queuectl.apply import new_run
 
         store = store_of(ctx)
         job = _job_named(store, name)
@@ -256,7 +257,7 @@ def register_schedule(
     @click.pass_context
     def resume(ctx: click.Context, name: str) -> None:
         """Restart job NAME's schedule (fires missed while suspended are skipped)."""
-        from queuectl.sync import runs_for
+        from queuectl.apply import runs_for
 
         store = store_of(ctx)
         _job_named(store, name)
@@ -394,10 +395,10 @@ def _just_written(path: str | None) -> bool:
 def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any], *, quiet: bool, burst: bool) -> None:
     """Apply `paths`, then watch them (unless burst) while a pool of `workers` slots runs the jobs."""
     from queuectl import planview
+    from queuectl.apply import Plan
     from queuectl.cli import log_line
     from queuectl.scheduler import Scheduler
     from queuectl.store import open_store
-    from queuectl.sync import Plan
     from queuectl.watcher import Watcher
     from queuectl.worker import Pool
 

@@ -11,8 +11,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from queuectl.apply import Change, Plan
 from queuectl.manifest import Manifest, ManifestError
-from queuectl.sync import Change, Plan
 
 SHOWN = 60  # values longer than this are cut in the plan's text
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 
 from queuectl import schedule
+from queuectl.apply import Defaults, new_run
 from queuectl.durations import LATEST
 from queuectl.errors import StoreBusyError
 from queuectl.model import Job
 from queuectl.store import Store
-from queuectl.sync import Defaults, new_run
 
 BATCH = 50  # cron jobs looked at in one transaction (a savepoint each: PostgreSQL caches 64 per transaction)
 MAX_CATCHUP = 100  # catchup = "all" runs at most this many missed fires

@@ -20,7 +20,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
 
-from queuectl.sync import is_manifest_name
+from queuectl.apply import is_manifest_name
 
 QUIET = 0.03  # apply once the directory has been quiet this long...
 MAX_DELAY = 0.3  # ...or at the latest this long after the first event

@@ -34,7 +34,7 @@ from queuectl.model import AttemptResult, Claim, Expired, Outcome, ProcessInfo, 
 from queuectl.store import Store, logs_dir
 
 if TYPE_CHECKING:
-    from queuectl.results import StatusThread
+    from queuectl.status_files import StatusThread
 
 RECORD_DELAY = 0.05  # a process is recorded (pgid, log) once it has run this long
 FLUSH_DELAY = 0.02  # finished attempts are written within this many seconds...
@@ -454,7 +454,7 @@ class Pool:
 
     def _write_statuses(self, jobs: set[str]) -> None:
         """Status files of declared jobs whose attempts just settled, written by a thread of their own."""
-        from queuectl.results import StatusThread
+        from queuectl.status_files import StatusThread
 
         if self._statuses is None:
             self._statuses = StatusThread(self.store.url, self._say)

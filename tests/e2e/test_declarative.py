@@ -611,9 +611,9 @@ def test_trigger_suspend_resume_plan_and_schedule(q: Queue, jobs: Path) -> None:
 
 def test_replace_stops_the_running_attempt_of_a_real_pool(q: Queue, jobs: Path) -> None:
     from queuectl import wake
+    from queuectl.apply import Defaults
     from queuectl.scheduler import Scheduler
     from queuectl.store.sqlite import SQLiteStore
-    from queuectl.sync import Defaults
 
     write(jobs, "long.toml", 'command = "sleep 300"\ncron = "* * * * *"\ntimezone = "UTC"\nconcurrency = "replace"\n')
     q("apply", str(jobs))

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from queuectl.apply import Defaults, apply
 from queuectl.model import AttemptResult, Outcome, RunState
 from queuectl.scheduler import Scheduler
 from queuectl.store import Store
 from queuectl.store.sqlite import SQLiteStore
-from queuectl.sync import Defaults, apply
 
 DEFAULTS = Defaults(max_retries=0, backoff_base=2.0, backoff_max=60.0, timeout=None)
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC).timestamp()  # a Monday noon, on a 5-minute boundary

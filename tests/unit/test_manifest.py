@@ -267,7 +267,7 @@ def test_concurrent_status_writers_never_show_a_partial_file(tmp_path: Path) -> 
     import json
     import threading
 
-    from queuectl import results
+    from queuectl import status_files
 
     directory = str(tmp_path / ".status")
     stop = threading.Event()
@@ -277,7 +277,7 @@ def test_concurrent_status_writers_never_show_a_partial_file(tmp_path: Path) -> 
     def writer(n: int) -> None:
         try:
             for i in range(300):
-                results.write(directory, "job", {"writer": n, "i": i, "pad": "x" * (n * 500)})
+                status_files.write(directory, "job", {"writer": n, "i": i, "pad": "x" * (n * 500)})
         except BaseException as exc:  # the test reports it
             failed.append(exc)
 

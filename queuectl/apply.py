@@ -325,10 +325,10 @@ def write_statuses(
     store: Store, result: Plan, before: dict[str, Job], status_dir: str | None, directories: Sequence[str] = ()
 ) -> list[str]:
     """Bring the status files of an applied plan up to date (after its commit); what failed, in words."""
-    from queuectl import results
+    from queuectl import status_files
 
     notes: list[str] = []
-    writer = results.StatusWriter(store, say=notes.append)
+    writer = status_files.StatusWriter(store, say=notes.append)
     names: list[str] = []
     alive = set(before)
     documented: dict[str, set[str]] = {}  # status directory -> names given an error document now
@@ -342,20 +342,20 @@ def write_statuses(
             alive.add(change.name)
             # Ready (with its .gitignore) before any status lands there; no stale file speaks for the new job.
             if directory not in present:
-                writer.attempt(directory, results.ensure_dir, directory)
-                present[directory] = results.names_in(directory)
+                writer.attempt(directory, status_files.ensure_dir, directory)
+                present[directory] = status_files.names_in(directory)
             if change.name in present[directory]:
-                writer.attempt(directory, results.remove, directory, change.name)
+                writer.attempt(directory, status_files.remove, directory, change.name)
         elif change.kind == "delete" and change.name in before:
             alive.discard(change.name)
             folder = before[change.name].status_dir or directory
-            writer.attempt(folder, results.remove, folder, change.name)
+            writer.attempt(folder, status_files.remove, folder, change.name)
         elif change.kind == "invalid" and change.name is None and change.path:
             name = manifest.default_name(change.path)
             if NAME_RE.fullmatch(name) and name not in before:
                 documented[directory].add(name)
-                document = results.error_document(change.path, change.errors)
-                writer.attempt(directory, results.write, directory, name, document)
+                document = status_files.error_document(change.path, change.errors)
+                writer.attempt(directory, status_files.write, directory, name, document)
         elif change.name is not None and change.kind != "create" and (change.kind != "unchanged" or change.fields):
             names.append(change.name)  # changed, broken or mended; a new job's file comes with its first attempt
     try:
@@ -365,7 +365,7 @@ def write_statuses(
     for applied in directories:
         documented.setdefault(_status_dir_of(applied + "/", status_dir), set())
     for directory, keep in documented.items():  # error documents of files since fixed or removed
-        writer.attempt(directory, results.prune_errors, directory, alive | keep)
+        writer.attempt(directory, status_files.prune_errors, directory, alive | keep)
     return notes
 
 
