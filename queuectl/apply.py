@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from queuectl import manifest
+from queuectl import manifest, status_files
 from queuectl.errors import StoreError, UsageError
 from queuectl.manifest import Manifest, ManifestError
 from queuectl.model import NAME_RE, Job, JobSource, JobSpec, NewRun
@@ -325,8 +325,6 @@ def write_statuses(
     store: Store, result: Plan, before: dict[str, Job], status_dir: str | None, directories: Sequence[str] = ()
 ) -> list[str]:
     """Bring the status files of an applied plan up to date (after its commit); what failed, in words."""
-    from queuectl import status_files
-
     notes: list[str] = []
     writer = status_files.StatusWriter(store, say=notes.append)
     names: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from queuectl.errors import UsageError
 
@@ -105,3 +105,11 @@ def format_duration(seconds: float | None) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+def zone_time(epoch: float | None, zone: tzinfo) -> str:
+    """A moment in a job's zone, with its offset and abbreviation: 2026-03-29 03:00:00+02:00 CEST."""
+    if epoch is None:
+        return "-"
+    moment = datetime.fromtimestamp(epoch, tz=zone)
+    return f"{moment.isoformat(sep=' ', timespec='seconds')} {moment.tzname() or ''}".rstrip()

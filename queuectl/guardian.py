@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 import signal
 
+from queuectl.runner import kill_leftovers
+
 
 class Guardian:
     def __init__(self, pool_id: str) -> None:
@@ -77,8 +79,6 @@ def _serve(read_end: int, pool_id: str) -> None:
                 groups[int(parts[1])] = (int(parts[2]), parts[3], int(parts[4]), parts[5] == "1")
             elif parts[:1] == ["-"] and len(parts) == 2:
                 groups.pop(int(parts[1]), None)
-    from queuectl.runner import kill_leftovers
-
     for pgid, (proc_start, run_id, attempt, keep_children) in groups.items():
         kill_leftovers(run_id, pgid, proc_start, attempt, pool_id, escaped=not keep_children)
 

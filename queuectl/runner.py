@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
 from queuectl import reaper
@@ -155,6 +155,21 @@ def _posix_spawn(claim: Claim, env: dict[str, str], actions: list[tuple[Any, ...
 
 def log_path(directory: str, claim: Claim) -> str:
     return os.path.join(directory, f"{claim.run_id}.{claim.attempt}.log")
+
+
+def remove_logs(directory: str, run_ids: Iterable[str]) -> None:
+    """Remove the log files (`<id>.<attempt>.log`, see log_path) of deleted runs from `directory`."""
+    gone = set(run_ids)
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.endswith(".log") and entry.name.rsplit(".", 2)[0] in gone:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def reap(proc: Process, known: Container[int], pool_id: str) -> tuple[int | None, Outcome, str | None]:

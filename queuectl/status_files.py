@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from queuectl.durations import iso_utc
+from queuectl.errors import QueueError
 from queuectl.manifest import ManifestError, default_name
 from queuectl.model import NAME_RE, JobStatus
 from queuectl.schedule import next_run
-from queuectl.store import Store
+from queuectl.store import Store, open_store
 
 GITIGNORE = "# written by queuectl: job status, not for commits\n*\n"
 
@@ -262,9 +263,6 @@ class StatusThread:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        from queuectl.errors import QueueError
-        from queuectl.store import open_store
-
         store = None
         try:
             store = open_store(self.location, busy_timeout=5.0)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from queuectl import listing
+from queuectl import json_views, listing
 from queuectl.durations import format_time, iso_utc
 from queuectl.model import NewRun
 from queuectl.store import Store
@@ -68,8 +68,8 @@ def test_json_array_is_written_element_by_element_in_dumps_exact_form() -> None:
     ]
     for items in cases:
         out = io.StringIO()
-        listing.write_json_array(out.write, iter(items))
-        assert out.getvalue() == listing.dumps(items) + "\n"
+        json_views.write_array(out.write, iter(items))
+        assert out.getvalue() == json_views.dumps(items) + "\n"
 
 
 def test_fast_time_formats_say_what_the_slow_ones_say() -> None:
@@ -77,7 +77,7 @@ def test_fast_time_formats_say_what_the_slow_ones_say() -> None:
     moments = [0.0, 0.9995, 0.9999995, 1_800_000_000.0004999, 1_764_430_000.123456, -1.5]
     moments += [rng.uniform(-1e9, 4e9) for _ in range(20_000)]
     for moment in moments:
-        assert listing.utc_ms(moment) == iso_utc(moment)
+        assert json_views.utc_ms(moment) == iso_utc(moment)
         assert listing.local_second(moment) == format_time(moment)
 
 

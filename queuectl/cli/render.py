@@ -1,32 +1,24 @@
-"""Pure rendering: data in, rich tables or JSON-ready dicts out.
-
-JSON shapes here are a contract (see the README): add fields, never rename.
-"""
+"""Rich tables and field lists for a terminal: data in, renderables out (the JSON shapes are in json_views)."""
 
 from __future__ import annotations
 
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from queuectl import runner
-from queuectl.durations import format_duration, format_time, iso_utc
+from queuectl.durations import format_duration, format_time
+from queuectl.json_views import next_of
 from queuectl.listing import RUN_HEADERS, run_cells
-
-# A run's JSON form lives in listing.py (no rich there, for a streamed `list`); front ends find it here too.
-from queuectl.listing import dumps as dumps
-from queuectl.listing import run_json as run_json
-from queuectl.model import Attempt, JobStatus, Run, Worker
+from queuectl.model import Attempt, JobStatus, Run
 
 if TYPE_CHECKING:
-    from queuectl.store import AttemptStats
+    from queuectl.services.pools import PoolView
 
 STATE_STYLE = {
     "pending": "cyan",
@@ -63,93 +55,8 @@ def fields_table(con: Console, lines: Iterable[tuple[str, str]]) -> Table:
     return grid
 
 
-def zone_time(epoch: float | None, zone: tzinfo) -> str:
-    """A moment in a job's zone, with its offset and abbreviation: 2026-03-29 03:00:00+02:00 CEST."""
-    if epoch is None:
-        return "-"
-    moment = datetime.fromtimestamp(epoch, tz=zone)
-    return f"{moment.isoformat(sep=' ', timespec='seconds')} {moment.tzname() or ''}".rstrip()
-
-
 def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
-
-
-# -- JSON shapes ---------------------------------------------------------------
-def attempt_json(a: Attempt) -> dict[str, Any]:
-    duration = None if a.started_at is None or a.finished_at is None else round(a.finished_at - a.started_at, 3)
-    return {
-        "n": a.n,
-        "outcome": a.outcome.value,
-        "exit_code": a.exit_code,
-        "error": a.error,
-        "started_at": iso_utc(a.started_at),
-        "finished_at": iso_utc(a.finished_at),
-        "duration": duration,
-        "worker": a.worker_id,
-        "host": a.host,
-        "log_path": a.log_path,
-    }
-
-
-def show_json(run: Run, attempts: Sequence[Attempt]) -> dict[str, Any]:
-    out = run_json(run)
-    out.update(
-        cwd=run.cwd,
-        env=run.env,
-        lease_expires=iso_utc(run.lease_expires),
-        pgid=run.pgid,
-        log_path=run.log_path,
-        output_tail=run.output_tail,
-        history=[attempt_json(a) for a in attempts],
-    )
-    return out
-
-
-def worker_json(w: Worker, now: float, lease_seconds: float) -> dict[str, Any]:
-    return {
-        "id": w.id,
-        "host": w.host,
-        "pid": w.pid,
-        "slots": w.slots,
-        "running": list(w.running),
-        "started_at": iso_utc(w.started_at),
-        "heartbeat_at": iso_utc(w.heartbeat_at),
-        "state": worker_state(w, now, lease_seconds),
-    }
-
-
-def worker_state(w: Worker, now: float, lease_seconds: float) -> str:
-    """alive, stopping, stale or dead: what every command says of a registered pool.
-
-    A pool on this machine is judged by its process, at once (dead the moment it
-    is killed, alive while it lives however late its heartbeat); a pool elsewhere
-    by its heartbeat, stale once that is older than a lease.
-    """
-    if runner.on_this_machine(w.host, w.machine):
-        if not runner.is_alive(w.pid, w.proc_start):
-            return "dead"
-    elif now - w.heartbeat_at > lease_seconds:
-        return "stale"
-    return "stopping" if w.stop_requested else "alive"
-
-
-def is_running(state: str) -> bool:
-    """Whether a pool in `state` (see worker_state) still runs: it may hold runs and can be asked to stop."""
-    return state in ("alive", "stopping")
-
-
-def metrics_json(counts: dict[str, int], stats: AttemptStats) -> dict[str, Any]:
-    settled = stats.succeeded + stats.failed
-    return {
-        "counts": counts,
-        "attempts": stats.attempts,
-        "success_rate": round(stats.succeeded / settled, 4) if settled else None,
-        "mean_duration": None if stats.mean_duration is None else round(stats.mean_duration, 3),
-        "p95_duration": None if stats.p95_duration is None else round(stats.p95_duration, 3),
-        "completed_last_hour": stats.completed_last_hour,
-        "throughput_per_minute": round(stats.completed_last_hour / 60, 2),
-    }
 
 
 # -- tables --------------------------------------------------------------------
@@ -179,12 +86,13 @@ def attempts_table(con: Console, attempts: Iterable[Attempt]) -> Table:
     return grid
 
 
-def workers_table(con: Console, workers: Iterable[Worker], lease_seconds: float, now: float) -> Table:
+def workers_table(con: Console, pools: Iterable[PoolView], now: float) -> Table:
     grid = table(con, "POOL", "STATE", "HOST", "PID", "SLOTS", "RUNNING", "HEARTBEAT")
-    for w in workers:
+    for view in pools:
+        w = view.worker
         grid.add_row(
             Text(w.id),
-            worker_state(w, now, lease_seconds),
+            view.state,
             Text(w.host),
             str(w.pid),
             str(w.slots),
@@ -228,40 +136,11 @@ def current_log(run: Run, attempts: Sequence[Attempt]) -> str | None:
 
 
 # -- jobs ---------------------------------------------------------------------
-def _next_of(status: JobStatus) -> float | None:
-    from queuectl import schedule
-
-    return schedule.next_run(status, time.time())
-
-
-def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
-    job = status.job
-    return {
-        "suspended": job.suspended,
-        "next_run_at": iso_utc(_next_of(status)),
-        "job": job.name,
-        "spec": job.spec.to_json(),
-        "spec_hash": job.spec_hash,
-        "source": job.source,
-        "file": job.file,
-        "file_hash": job.file_hash,
-        "git_commit": job.git_commit,
-        "git_dirty": job.git_dirty,
-        "status_dir": job.status_dir,
-        "manifest_error": job.error,
-        "drift": drift,
-        "created_at": iso_utc(job.created_at),
-        "updated_at": iso_utc(job.updated_at),
-        "runs": status.counts,
-        "last_run": run_json(status.last_run) if status.last_run else None,
-    }
-
-
 def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
     job, spec, run = status.job, status.job.spec, status.last_run
     when = None
     if spec.cron is not None:
-        from queuectl import schedule
+        from queuectl import schedule  # croniter is slow to import: only for cron jobs
 
         when = schedule.describe(spec.cron, spec.timezone) + f"  [{spec.cron}]"
     elif spec.run_at is not None:
@@ -286,7 +165,7 @@ def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
         ("drift", drift or "none: the store matches the file"),
         ("manifest error", job.error or "-"),
         ("updated", format_time(job.updated_at)),
-        ("next run", format_time(_next_of(status))),
+        ("next run", format_time(next_of(status))),
         ("runs", ", ".join(f"{n} {state}" for state, n in sorted(status.counts.items())) or "none yet"),
     ]
     if run is not None:
@@ -300,7 +179,7 @@ def when_words(status: JobStatus) -> str:
     """A job's schedule in words: cron described, a time, or once."""
     spec = status.job.spec
     if spec.cron is not None:
-        from queuectl import schedule
+        from queuectl import schedule  # croniter is slow to import: only for cron jobs
 
         return schedule.describe(spec.cron, spec.timezone)
     if spec.run_at is not None:
@@ -318,7 +197,7 @@ def jobs_table(con: Console, statuses: Sequence[JobStatus]) -> Table:
         grid.add_row(
             name,
             when_words(status),
-            format_time(_next_of(status)),
+            format_time(next_of(status)),
             run.id if run else "-",
             state_text(run.state.value) if run else Text("-"),
             "-" if run is None or run.exit_code is None else str(run.exit_code),

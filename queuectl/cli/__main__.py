@@ -1,0 +1,3 @@
+from queuectl.cli.app import main
+
+main()

@@ -1,0 +1,269 @@
+"""The `queuectl` group: the store option, what commands share, the one place errors become exit codes.
+
+Commands live in modules by subject (runs, workers, jobs, schedules, store)
+and are imported only when called, so `queuectl --help` loads none of them
+and `queuectl status` only its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from queuectl import __version__
+from queuectl.errors import EXIT_USAGE, QueueError
+
+if TYPE_CHECKING:
+    from queuectl.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+POOL_BUSY_TIMEOUT = 1.0  # a pool retries a locked store rather than block its loop
+HANDOFF = "QUEUECTL_POOL_STORE"  # how `worker start --detach` hands its store to the background pool
+
+# name -> (module in queuectl.cli, attribute, the command's short help as click makes it).
+# --help lists commands from here without importing them; a unit test checks it against the commands.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "apply": ("jobs", "apply", "Make the store's jobs match the manifests under PATHS, in one transaction."),
+    "clear": ("runs", "clear", "Delete runs and their logs (running runs are never deleted)."),
+    "config": ("store", "config_group", "Show and change settings kept in the store."),
+    "db": ("store", "db_group", "The store itself: its schema and where it is."),
+    "diff": ("jobs", "diff", "Print what apply would change."),
+    "dlq": ("runs", "dlq", "The dead-letter queue: runs that used up their retries."),
+    "enqueue": ("runs", "enqueue", "Add a run: from JSON, from flags, or many from a JSON Lines file."),
+    "get": ("runs", "show", "Every field of a run (or of a declared job): attempts, output tail, origin."),
+    "init": ("jobs", "init", "Create a jobs directory with a commented example manifest."),
+    "list": ("runs", "list_cmd", "List runs, oldest first (or declared jobs with --jobs)."),
+    "logs": ("runs", "logs", "Print a run's output (its latest attempt's log)."),
+    "metrics": ("store", "metrics", "Counts, success rate, attempt durations and recent throughput."),
+    "plan": (
+        "schedules",
+        "plan_cmd",
+        "The next fire times of job NAME, in its zone and in UTC, with DST and overlap warnings.",
+    ),
+    "resume": ("schedules", "resume", "Restart job NAME's schedule (fires missed while suspended are skipped)."),
+    "run": ("runs", "run_cmd", "Enqueue COMMAND as a new run and print its id."),
+    "schedule": ("schedules", "schedule_cmd", "Upcoming fires across cron jobs, soonest first."),
+    "schema": (
+        "jobs",
+        "schema",
+        "Print the JSON Schema of a manifest (for taplo, Even Better TOML and other editors).",
+    ),
+    "show": ("runs", "show", "Every field of a run (or of a declared job): attempts, output tail, origin."),
+    "status": (
+        "store",
+        "status",
+        "Counts per state, live pools, declared jobs (drift, manifest errors) and where the store is.",
+    ),
+    "suspend": (
+        "schedules",
+        "suspend",
+        "Stop job NAME's schedule (its runs not yet started are cancelled; a running one finishes).",
+    ),
+    "trigger": ("schedules", "trigger", "Run job NAME now, outside its schedule."),
+    "up": ("jobs", "up", "Apply DIRECTORY, keep applying it as it changes, and run its jobs, in the foreground."),
+    "validate": ("jobs", "validate", "Check manifests without a store (for CI and pre-commit)."),
+    "worker": ("workers", "worker", "Run, stop and list worker pools."),
+}
+
+READERS = {
+    ("status",),
+    ("list",),
+    ("show",),
+    ("get",),
+    ("logs",),
+    ("metrics",),
+    ("dlq", "list"),
+    ("config", "get"),
+    ("config", "show"),
+    ("worker", "status"),
+    ("db", "info"),
+    ("schedule",),
+    ("plan",),
+    ("diff",),
+}
+"""Commands that only read: they never create a store (a mistyped --db must not make an empty one)."""
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when one is called (or its help is asked for)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(f"queuectl.cli.{entry[0]}")
+        command: click.Command = getattr(module, entry[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of --help, from COMMANDS: no command module is imported for it."""
+        if not COMMANDS:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [(name, click.utils.make_default_short_help(COMMANDS[name][2], limit)) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+class Context:
+    """What every command shares: where the store is, opened on first use."""
+
+    def __init__(self, db: str | None) -> None:
+        handoff = os.environ.pop(HANDOFF, None)  # never passed on to what this process starts (a pool's jobs)
+        self.db = handoff or db
+        _hide_store_password()
+        self._store: Store | None = None
+
+    def store(self, busy_timeout: float = 30.0, create: bool | None = None) -> Store:
+        """The store, opened once; created if absent unless the command only reads (or `create` is False)."""
+        if self._store is None:
+            from queuectl.store import open_store  # sqlite3 and the engines: not for --help
+
+            if create is None:
+                words = _command_words()
+                create = not any(words[:n] in READERS for n in (1, 2))  # `dlq list` invokes `list` inside
+            self._store = open_store(self.db, busy_timeout=busy_timeout, create=create)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def _hide_store_password() -> None:
+    """Keep a store password in $QUEUECTL_DB from the processes started from here (a pool's jobs).
+
+    Read already by this process, the variable stays for them without its
+    password: libpq then takes one from their PGPASSWORD or ~/.pgpass, if any.
+    """
+    url = os.environ.get("QUEUECTL_DB")
+    if url:
+        from queuectl.store import without_password  # the store package: not for --help
+
+        os.environ["QUEUECTL_DB"] = without_password(url)
+
+
+def _command_words() -> tuple[str, ...]:
+    """The running subcommand's words, as typed after `queuectl` (say, ("dlq", "list"))."""
+    ctx = click.get_current_context(silent=True)
+    words: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        words.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return tuple(words)
+
+
+def db_option(func: F) -> F:
+    """`--db` on every command, so it may stand before or after the command name."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value:
+            ctx.find_object(Context).db = value  # type: ignore[union-attr]
+
+    return click.option(
+        "--db",
+        metavar="PATH|URL",
+        expose_value=False,
+        callback=remember,
+        help="Store file or postgresql:// URL (default: $QUEUECTL_DB, else the user's state directory).",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON (a stable contract).")(func)
+
+
+def store_of(ctx: click.Context, busy_timeout: float = 30.0) -> Store:
+    return ctx.find_object(Context).store(busy_timeout=busy_timeout)  # type: ignore[union-attr]
+
+
+def echo_json(value: Any) -> None:
+    from queuectl.json_views import dumps  # the model's dataclasses: not for --help
+
+    click.echo(dumps(value))
+
+
+def log_line(message: str) -> None:
+    """One line of a long-running command's log, on stderr, with the time."""
+    err = click.get_text_stream("stderr")
+    err.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+    err.flush()
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--db", metavar="PATH|URL", envvar="QUEUECTL_DB", help="Store file or postgresql:// URL (env: QUEUECTL_DB)."
+)
+@click.version_option(__version__, "-V", "--version", prog_name="queuectl")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """Run shell commands in the background, reliably.
+
+    Enqueue commands, run a worker pool, inspect results. The store is one
+    SQLite file (--db PATH, else $QUEUECTL_DB, else
+    ~/.local/state/queuectl/queue.db) or a PostgreSQL database
+    (--db postgresql://user@host/dbname, with queuectl[postgres] installed).
+    """
+    state = Context(db)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every error ends as one line on stderr and an exit code."""
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run one command line; its exit code. Errors are said in one line on stderr, never a traceback."""
+    try:
+        result = cli.main(args=argv, prog_name="queuectl", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else "")
+        return 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort as exc:
+        interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+        if not interrupted:
+            click.echo("aborted", err=True)
+        return 130 if interrupted else 1
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        return _error(exc.format_message() + hint, EXIT_USAGE)
+    except click.ClickException as exc:
+        return _error(exc.format_message(), exc.exit_code)
+    except QueueError as exc:
+        return _error(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+    except Exception as exc:  # a bug of ours: still one line, but say what it was
+        if os.environ.get("QUEUECTL_DEBUG"):
+            raise
+        return _error(f"internal error: {type(exc).__name__}: {exc}", 1)
+
+
+def _error(message: str, code: int) -> int:
+    click.echo(f"queuectl: error: {' '.join(message.split())}", err=True)
+    return code
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass

@@ -1,0 +1,320 @@
+"""Commands about runs: enqueue, run, list, show, logs, clear and the dead-letter queue."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from typing import Any
+
+import click
+
+from queuectl import enqueue as build
+from queuectl import follow as tail
+from queuectl import json_views, listing
+from queuectl.cli.app import db_option, echo_json, json_option, store_of
+from queuectl.errors import NotFoundError, UsageError
+from queuectl.model import NewRun, RunState, check_name
+from queuectl.runner import HOST
+from queuectl.services import runs
+from queuectl.store import Store
+
+STATE_NAMES = tuple(s.value for s in RunState)
+RETRIES_HELP = "Retries after the first attempt (max_retries=2 means up to 3 attempts); default: config max-retries."
+TERMINAL_PAGE = 50  # runs `list` shows on a terminal without --limit
+TABLE_CHUNK = 500  # runs per rich table when a terminal asked for more
+
+
+def run_options(func: Any) -> Any:
+    options = [
+        click.option("-p", "--priority", metavar="1-10|high|medium|low", help="Higher runs first (default 5)."),
+        click.option(
+            "--timeout", metavar="DURATION", help="Seconds or 90s/5m/1h30m; 0 = none (default: config job-timeout)."
+        ),
+        click.option("--retries", "--max-retries", "retries", metavar="N", help=RETRIES_HELP),
+        click.option(
+            "--backoff-base", metavar="B", help="Retry n waits B ** n seconds (default: config backoff-base)."
+        ),
+        click.option("--run-at", metavar="TIME", help="Not before this ISO 8601 time (e.g. 2026-12-01T02:00:00Z)."),
+        click.option("--delay", metavar="DURATION", help="Not before this long from now (e.g. 30m)."),
+        click.option("--cwd", metavar="DIR", help="Absolute directory to run the command in."),
+        click.option("--env", "env_pairs", metavar="NAME=VALUE", multiple=True, help="Extra environment (repeatable)."),
+        click.option(
+            "--keep-children",
+            is_flag=True,
+            default=None,
+            help="Let what the command starts outlive its run (daemons); by default it is killed with the run.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _flag_fields(**flags: Any) -> dict[str, Any]:
+    """The fields of a run the flags give, named as in the JSON form."""
+    fields: dict[str, Any] = {}
+    for name in ("priority", "timeout", "backoff_base", "run_at", "delay", "cwd", "command", "id"):
+        if flags.get(name) is not None:
+            fields[name] = flags[name]
+    if flags.get("retries") is not None:
+        fields["max_retries"] = flags["retries"]
+    if flags.get("keep_children"):
+        fields["keep_children"] = True
+    if flags.get("env_pairs"):
+        env = {}
+        for pair in flags["env_pairs"]:
+            name, sep, value = pair.partition("=")
+            if not sep or not name:
+                raise UsageError(f"invalid --env {pair!r}: expected NAME=VALUE")
+            env[name] = value
+        fields["env"] = env
+    return fields
+
+
+@click.command()
+@click.argument("spec", required=False, metavar="[JSON]")
+@click.option("--id", "run_id", metavar="ID", help="Run id (letters, digits, . _ -); generated if absent.")
+@click.option("-c", "--command", metavar="CMD", help="Shell command to run (with /bin/sh -c).")
+@click.option("-f", "--file", "file", type=click.File("r"), help="JSON Lines file (- for stdin): all or none.")
+@run_options
+@json_option
+@db_option
+@click.pass_context
+def enqueue(
+    ctx: click.Context, /, spec: str | None, run_id: str | None, file: Any, as_json: bool, **flags: Any
+) -> None:
+    """Add a run: from JSON, from flags, or many from a JSON Lines file.
+
+    \b
+      queuectl enqueue '{"id":"job1","command":"sleep 2","max_retries":3}'
+      queuectl enqueue --id job2 --command "echo hi" --priority 8 --retries 3
+      queuectl enqueue --file jobs.jsonl
+    """
+    fields = _flag_fields(id=run_id, **flags)
+    store = store_of(ctx)
+    if file is not None:
+        if spec is not None:
+            raise UsageError("--file takes the runs from the file: give no JSON or --command beside it")
+        source = _name(file)
+        lines = build.bounded_lines(file, source)  # a huge line is refused before it is read whole
+        _say_enqueued(runs.add_lines(store, lines, source, fields), as_json)
+        return
+    base = build.parse_json(spec) if spec is not None else {}
+    if spec is None and "command" not in fields:
+        raise UsageError("nothing to enqueue: give a JSON object, --command CMD, or --file FILE")
+    _say_enqueued([runs.add_one(store, {**base, **fields})], as_json)
+
+
+def _name(file: Any) -> str:
+    name = getattr(file, "name", "-")
+    return "stdin" if name in ("-", "<stdin>") else str(name)
+
+
+def _say_enqueued(added: list[NewRun], as_json: bool) -> None:
+    if as_json:
+        echo_json({"enqueued": [r.id for r in added]})
+    elif len(added) == 1:
+        click.echo(added[0].id)
+    else:
+        click.echo(f"enqueued {len(added)} runs")
+
+
+@click.command("run")
+@click.argument("command")
+@click.option("--id", "run_id", metavar="ID", help="Run id; generated if absent.")
+@run_options
+@json_option
+@db_option
+@click.pass_context
+def run_cmd(ctx: click.Context, /, command: str, run_id: str | None, as_json: bool, **flags: Any) -> None:
+    """Enqueue COMMAND as a new run and print its id."""
+    run = runs.add_command(store_of(ctx), _flag_fields(id=run_id, command=command, **flags))
+    _say_enqueued([run], as_json)
+
+
+@click.command("list")
+@click.option("-s", "--state", type=click.Choice(STATE_NAMES), help="Only runs in this state.")
+@click.option("-n", "--limit", type=click.IntRange(1, 10**9), help="At most this many (oldest first).")
+@click.option("--jobs", "show_jobs", is_flag=True, help="List declared jobs: schedule in words, next fire, last run.")
+@click.option("--scheduled", is_flag=True, help="Upcoming cron fires across jobs (same as 'queuectl schedule').")
+@json_option
+@db_option
+@click.pass_context
+def list_cmd(
+    ctx: click.Context, state: str | None, limit: int | None, show_jobs: bool, scheduled: bool, as_json: bool
+) -> None:
+    """List runs, oldest first (or declared jobs with --jobs)."""
+    if scheduled:
+        from queuectl.cli.schedules import schedule_cmd  # croniter: only for --scheduled
+
+        ctx.invoke(schedule_cmd, as_json=as_json)
+        return
+    store = store_of(ctx)
+    if show_jobs:
+        _list_jobs(store, limit, as_json)
+        return
+    out = click.get_text_stream("stdout")
+    if as_json:
+        json_views.write_array(out.write, (json_views.run_json(r) for r in store.iter_runs(state, limit)))
+        return
+    if not out.isatty():
+        if not listing.write_run_rows(out.write, store.iter_runs(state, limit)):
+            out.write(f"no {state} runs\n" if state else "no runs\n")
+        return
+    _runs_on_terminal(store, state, limit)
+
+
+def _list_jobs(store: Store, limit: int | None, as_json: bool) -> None:
+    from queuectl.cli import render  # rich: only for a terminal
+    from queuectl.services import jobs  # the manifests' parser: only for declared jobs
+
+    statuses = jobs.statuses(store, limit)
+    if as_json:
+        echo_json([json_views.job_json(s.status, s.drift) for s in statuses])
+        return
+    con = render.console()
+    con.print(render.jobs_table(con, [s.status for s in statuses]) if statuses else "no jobs (apply a jobs directory)")
+
+
+def _runs_on_terminal(store: Store, state: str | None, limit: int | None) -> None:
+    """A rich table: one page and how many more there are, or --limit runs a chunk at a time."""
+    from queuectl.cli import render  # rich: only for a terminal
+
+    con = render.console()
+    found = store.iter_runs(state, limit if limit is not None else TERMINAL_PAGE + 1)
+    page = list(itertools.islice(found, TABLE_CHUNK if limit is not None else TERMINAL_PAGE))
+    if not page:
+        con.print(f"no {state} runs" if state else "no runs")
+        return
+    headers = listing.RUN_HEADERS
+    widths = [max(len(h), *(len(listing.run_cells(r)[i]) for r in page)) for i, h in enumerate(headers)]
+    con.print(render.runs_table(con, page, widths))
+    if limit is not None:
+        while chunk := list(itertools.islice(found, TABLE_CHUNK)):
+            grid = render.runs_table(con, chunk, widths)
+            grid.show_header = False
+            con.print(grid)
+        return
+    if next(found, None) is not None:
+        counts = store.counts()
+        more = (counts.get(state, 0) if state else sum(counts.values())) - len(page)
+        con.print(f"… {more:,} more: use --limit N or pipe the output", style="dim")
+
+
+@click.command()
+@click.argument("run_id", metavar="ID")
+@json_option
+@db_option
+@click.pass_context
+def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Every field of a run (or of a declared job): attempts, output tail, origin."""
+    store = store_of(ctx)
+    run = store.get_run(check_name(run_id))
+    if run is None:
+        if store.get_job(run_id) is None:
+            raise NotFoundError(f"no run or job named {run_id!r} (see 'queuectl list' and 'queuectl status')")
+        _show_job(store, run_id, as_json)
+        return
+    attempts = store.attempts(run_id)
+    if as_json:
+        echo_json(json_views.show_json(run, attempts))
+        return
+    from rich.text import Text  # rich: only for a terminal
+
+    from queuectl.cli import render
+
+    con = render.console()
+    con.print(render.fields_table(con, render.show_lines(run, attempts)))
+    if attempts:
+        con.print("attempts:")
+        con.print(render.attempts_table(con, attempts))
+    if run.output_tail:
+        con.print("output (tail):")
+        con.print(Text(run.output_tail.rstrip("\n")))
+
+
+def _show_job(store: Store, name: str, as_json: bool) -> None:
+    from rich.text import Text
+
+    from queuectl.cli import render  # rich: only for a terminal
+    from queuectl.services import jobs  # the manifests' parser: only for declared jobs
+
+    view = jobs.status(store, name)
+    if as_json:
+        echo_json(json_views.job_json(view.status, view.drift))
+        return
+    con = render.console()
+    con.print(render.fields_table(con, render.job_lines(view.status, view.drift)))
+    run = view.status.last_run
+    if run is not None and run.output_tail:
+        con.print("output of the last run (tail):")
+        con.print(Text(run.output_tail.rstrip("\n")))
+
+
+@click.command()
+@click.argument("run_id", metavar="ID")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing output until the run is over.")
+@click.option("-a", "--attempt", type=click.IntRange(min=1), help="Attempt number (default: the latest).")
+@db_option
+@click.pass_context
+def logs(ctx: click.Context, run_id: str, follow: bool, attempt: int | None) -> None:
+    """Print a run's output (its latest attempt's log)."""
+    store = store_of(ctx)
+    tail.print_logs(store, runs.find(store, run_id), attempt, follow, HOST)
+
+
+@click.group()
+def dlq() -> None:
+    """The dead-letter queue: runs that used up their retries."""
+
+
+@dlq.command("list")
+@click.option("-n", "--limit", type=click.IntRange(1, 10**9), help="At most this many.")
+@json_option
+@db_option
+@click.pass_context
+def dlq_list(ctx: click.Context, limit: int | None, as_json: bool) -> None:
+    """List dead runs."""
+    ctx.invoke(list_cmd, state="dead", limit=limit, as_json=as_json)
+
+
+@dlq.command("retry")
+@click.argument("run_ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "retry_all", is_flag=True, help="Retry every dead run.")
+@click.option("--reset-attempts", is_flag=True, help="Start counting attempts from zero again.")
+@db_option
+@click.pass_context
+def dlq_retry(ctx: click.Context, run_ids: tuple[str, ...], retry_all: bool, reset_attempts: bool) -> None:
+    """Put dead runs back in the queue (one more attempt unless --reset-attempts)."""
+    if bool(run_ids) == retry_all:
+        raise UsageError("give the ids of dead runs to retry, or --all")
+    retried = runs.retry_dead(store_of(ctx), None if retry_all else run_ids, reset_attempts)
+    click.echo(f"retrying {len(retried)} run(s)" + (": " + ", ".join(retried) if len(retried) <= 10 else ""))
+
+
+@dlq.command("clear")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+@click.pass_context
+def dlq_clear(ctx: click.Context, yes: bool) -> None:
+    """Delete every dead run (and its logs)."""
+    ctx.invoke(clear, state="dead", yes=yes)
+
+
+@click.command()
+@click.option(
+    "-s", "--state", type=click.Choice(STATE_NAMES), help="Only runs in this state (default: all but running)."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+@click.pass_context
+def clear(ctx: click.Context, state: str | None, yes: bool) -> None:
+    """Delete runs and their logs (running runs are never deleted)."""
+    if state == "running":
+        raise UsageError("running runs cannot be cleared: stop their pool first")
+    what = f"all {state} runs" if state else "all runs that are not running"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"refusing to delete {what} without --yes")
+        click.confirm(f"Delete {what}?", abort=True)
+    click.echo(f"deleted {len(runs.delete(store_of(ctx), state))} run(s)")

@@ -1,0 +1,86 @@
+"""Commands about a declared job's schedule: trigger, suspend, resume, plan and schedule."""
+
+from __future__ import annotations
+
+import click
+
+from queuectl.cli.app import db_option, echo_json, json_option, store_of
+from queuectl.durations import iso_utc, zone_time
+from queuectl.services import jobs, schedules
+
+
+@click.command()
+@click.argument("name")
+@json_option
+@db_option
+@click.pass_context
+def trigger(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Run job NAME now, outside its schedule."""
+    run = jobs.trigger(store_of(ctx), name)
+    if as_json:
+        echo_json({"triggered": run.id})
+    else:
+        click.echo(f"triggered {name}: run {run.id}")
+
+
+@click.command()
+@click.argument("name")
+@db_option
+@click.pass_context
+def suspend(ctx: click.Context, name: str) -> None:
+    """Stop job NAME's schedule (its runs not yet started are cancelled; a running one finishes)."""
+    cancelled = jobs.suspend(store_of(ctx), name)
+    click.echo(f"suspended {name}" + (f"; {len(cancelled)} run(s) not yet started cancelled" if cancelled else ""))
+
+
+@click.command()
+@click.argument("name")
+@db_option
+@click.pass_context
+def resume(ctx: click.Context, name: str) -> None:
+    """Restart job NAME's schedule (fires missed while suspended are skipped)."""
+    jobs.resume(store_of(ctx), name)
+    click.echo(f"resumed {name}")
+
+
+@click.command("plan")
+@click.argument("name")
+@click.option("-n", "--count", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many fires.")
+@json_option
+@db_option
+@click.pass_context
+def plan_cmd(ctx: click.Context, name: str, count: int, as_json: bool) -> None:
+    """The next fire times of job NAME, in its zone and in UTC, with DST and overlap warnings."""
+    store = store_of(ctx)
+    fires = schedules.plan(store, name, count, store.now())
+    rows = [
+        {"local": zone_time(t, fires.zone), "utc": iso_utc(t), "note": note}
+        for t, note in zip(fires.times, fires.notes, strict=True)
+    ]
+    if as_json:
+        echo_json({"job": name, "schedule": fires.words, "fires": rows, "warnings": fires.warnings})
+        return
+    click.echo(f"{name}: {fires.words}")
+    for row in rows:
+        note = f"   ({row['note']})" if row["note"] else ""
+        click.echo(f"  {row['local']}   {row['utc']}{note}")
+    for warning in fires.warnings:
+        click.echo(f"warning: {warning}")
+
+
+@click.command("schedule")
+@json_option
+@db_option
+@click.pass_context
+def schedule_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Upcoming fires across cron jobs, soonest first."""
+    store = store_of(ctx)
+    rows = schedules.upcoming(store, store.now())
+    if as_json:
+        echo_json([{"job": r.job, "schedule": r.words, "next_fire": iso_utc(r.at)} for r in rows])
+        return
+    if not rows:
+        click.echo("no scheduled jobs")
+    for row in rows:
+        when = zone_time(row.at, row.zone) if row.at is not None else "never"
+        click.echo(f"{when}  {row.job}  ({row.words})")

@@ -1,0 +1,159 @@
+"""Commands about the store as a whole: status, metrics, db and config."""
+
+from __future__ import annotations
+
+import click
+
+from queuectl import config, json_views
+from queuectl.cli.app import db_option, echo_json, json_option, store_of
+from queuectl.durations import format_duration
+from queuectl.services import overview as overviews
+from queuectl.services.pools import PoolView
+
+# `status` on a terminal: the states' colours (plain text otherwise; no rich, so it starts fast)
+STATE_COLOURS = {"pending": "cyan", "running": "yellow", "completed": "green", "failed": "magenta", "dead": "red"}
+
+
+@click.command()
+@json_option
+@db_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Counts per state, live pools, declared jobs (drift, manifest errors) and where the store is."""
+    store = store_of(ctx)
+    seen = overviews.overview(store)
+    if as_json:
+        echo_json(
+            {
+                "counts": seen.counts,
+                "workers": [json_views.worker_json(v.worker, v.state) for v in seen.pools],
+                "store": seen.location,
+                "jobs": {"total": seen.jobs, "drift": seen.drift, "manifest_errors": seen.broken},
+            }
+        )
+        return
+    width = max(len("STATE"), *(len(state) for state in seen.counts))
+    click.echo(f"{'STATE':<{width}}  RUNS")
+    for state, number in seen.counts.items():
+        shown = click.style(f"{state:<{width}}", fg=STATE_COLOURS.get(state), dim=state == "cancelled")
+        click.echo(f"{shown}  {number}")
+    click.echo(_pools_line(seen.pools))
+    if seen.jobs:
+        click.echo(f"jobs: {seen.jobs} declared, {len(seen.drift)} drifted, {len(seen.broken)} with manifest errors")
+    for name, reason in sorted(seen.drift.items()):
+        click.echo(f"  drift: {name}: {reason} (run 'queuectl apply' or 'queuectl diff')")
+    for name, error in sorted(seen.broken.items()):
+        click.echo(f"  error: {name}: {error} (the last good version stays in force)")
+    click.echo(f"store: {seen.location}")
+
+
+def _pools_line(views: list[PoolView]) -> str:
+    """`pools: 2 live (8 slots), 1 stopping, 1 dead`: live pools run and claim; the rest are named by state."""
+    states = [v.state for v in views]
+    slots = sum(v.worker.slots for v in views if v.state == "alive")
+    others = [f"{states.count(state)} {state}" for state in ("stopping", "stale", "dead") if state in states]
+    return ", ".join([f"pools: {states.count('alive')} live ({slots} slots)", *others])
+
+
+@click.command()
+@json_option
+@db_option
+@click.pass_context
+def metrics(ctx: click.Context, as_json: bool) -> None:
+    """Counts, success rate, attempt durations and recent throughput."""
+    store = store_of(ctx)
+    data = json_views.metrics_json(store.counts(), store.attempt_stats())
+    if as_json:
+        echo_json(data)
+        return
+    from queuectl.cli import render  # rich: only for a terminal
+
+    con = render.console()
+    grid = render.table(con, "METRIC", "VALUE")
+    for state, number in data["counts"].items():
+        grid.add_row(f"runs {state}", str(number))
+    rate = data["success_rate"]
+    grid.add_row("attempts", str(data["attempts"]))
+    grid.add_row("success rate", "-" if rate is None else f"{rate * 100:.1f}%")
+    grid.add_row("mean duration", format_duration(data["mean_duration"]))
+    grid.add_row("p95 duration", format_duration(data["p95_duration"]))
+    grid.add_row("completed, last hour", str(data["completed_last_hour"]))
+    grid.add_row("throughput", f"{data['throughput_per_minute']:g} runs/min (last hour)")
+    con.print(grid)
+
+
+@click.group("db")
+def db_group() -> None:
+    """The store itself: its schema and where it is."""
+
+
+@db_group.command("migrate")
+@db_option
+@click.pass_context
+def db_migrate(ctx: click.Context) -> None:
+    """Create the store or bring its schema up to date (also done on first use)."""
+    store = store_of(ctx)  # opening migrates
+    click.echo(f"{store.engine} store at {store.location}: schema version {store.schema_version()}")
+
+
+@db_group.command("info")
+@json_option
+@db_option
+@click.pass_context
+def db_info(ctx: click.Context, as_json: bool) -> None:
+    """The engine, the schema version and the location (password masked)."""
+    store = store_of(ctx)
+    info = {"engine": store.engine, "schema_version": store.schema_version(), "location": store.location}
+    if as_json:
+        echo_json(info)
+        return
+    for key, value in info.items():
+        click.echo(f"{key + ':':16}{value}")
+
+
+@click.group("config")
+def config_group() -> None:
+    """Show and change settings kept in the store."""
+
+
+@config_group.command("show")
+@json_option
+@db_option
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    """Every setting with its value."""
+    stored = store_of(ctx).config()
+    values = config.effective(stored)
+    if as_json:
+        echo_json({k: values[k] for k in config.SETTINGS})
+        return
+    from queuectl.cli import render  # rich: only for a terminal
+
+    con = render.console()
+    grid = render.table(con, "KEY", "VALUE", "", "MEANING")
+    for key, setting in config.SETTINGS.items():
+        grid.add_row(key, config.render_value(values[key]), "" if key in stored else "(default)", setting.help)
+    con.print(grid)
+
+
+@config_group.command("get")
+@click.argument("key")
+@db_option
+@click.pass_context
+def config_get(ctx: click.Context, key: str) -> None:
+    """Print one setting's value."""
+    canonical = config.normalize_key(key)
+    click.echo(config.render_value(config.effective(store_of(ctx).config())[canonical]))
+
+
+@config_group.command("set", context_settings={"ignore_unknown_options": True})
+@click.argument("key")
+@click.argument("value")
+@db_option
+@click.pass_context
+def config_set(ctx: click.Context, key: str, value: str) -> None:
+    """Change a setting (dashes or underscores both work in KEY)."""
+    canonical = config.normalize_key(key)
+    parsed = config.parse_value(canonical, value)
+    store_of(ctx).set_config(canonical, config.render_value(parsed))
+    click.echo(f"{canonical} = {config.render_value(parsed)}")

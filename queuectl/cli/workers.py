@@ -1,0 +1,86 @@
+"""Commands about worker pools: worker start, worker stop, worker status."""
+
+from __future__ import annotations
+
+import click
+
+from queuectl import json_views
+from queuectl.cli.app import POOL_BUSY_TIMEOUT, db_option, echo_json, json_option, log_line, store_of
+from queuectl.services import pools
+
+
+@click.group()
+def worker() -> None:
+    """Run, stop and list worker pools."""
+
+
+@worker.command("start")
+@click.option(
+    "-n", "--count", default=1, show_default=True, type=click.IntRange(1, 1024), help="Slots: commands run at once."
+)
+@click.option("--burst", is_flag=True, help="Drain what is runnable (and its retries), then exit.")
+@click.option("--detach", is_flag=True, help="Run in the background; print its pid and log file.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only start and stop lines.")
+@db_option
+@click.pass_context
+def worker_start(ctx: click.Context, count: int, burst: bool, detach: bool, quiet: bool) -> None:
+    """Run a pool of COUNT slots in the foreground.
+
+    Ctrl-C or SIGTERM stops claiming and lets running commands finish (for at
+    most config stop-grace seconds); a second signal kills them and returns
+    their runs to the queue.
+    """
+    store = store_of(ctx, busy_timeout=POOL_BUSY_TIMEOUT)
+    if detach:
+        started = pools.start_background(store, count, burst)
+        said = "ran in the background and has already finished" if started.finished else "started in the background"
+        click.echo(f"pool {said}: pid {started.pid}, log {started.log_path}")
+        return
+    from queuectl.worker import Pool
+
+    Pool(store, count, burst=burst, log=log_line, verbose=not quiet, owns_process=True).run()
+
+
+@worker.command("stop")
+@click.option("--force", is_flag=True, help="Stop at once: kill running commands, return their runs to the queue.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the pools have exited.")
+@click.option(
+    "--timeout", "wait_for", type=click.FloatRange(min=0, max=86400), help="Seconds to wait (default: stop-grace + 10)."
+)
+@db_option
+@click.pass_context
+def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | None) -> None:
+    """Stop every live pool of this store (gracefully unless --force)."""
+    store = store_of(ctx)
+    stopping = pools.stop(store, force, lambda line: click.echo(line, err=True))  # diagnostics: stderr
+    if not stopping.local and not stopping.remote:
+        stale = f" ({stopping.stale} stale pool(s) elsewhere asked to stop)" if stopping.stale else ""
+        click.echo("no pools are running" + stale)
+        return
+    for w in stopping.remote:
+        click.echo(f"pool {w.id} on {w.host}: asked to stop through the store (it checks at its next heartbeat)")
+    click.echo(f"stopping {len(stopping.local)} pool(s) on this host" + (" at once" if force else ""))
+    if not wait or not stopping.local:
+        return
+    pools.wait_stopped(stopping.local, pools.stop_wait(store) if wait_for is None else wait_for)
+    click.echo("all pools stopped")
+
+
+@worker.command("status")
+@json_option
+@db_option
+@click.pass_context
+def worker_status(ctx: click.Context, as_json: bool) -> None:
+    """List pools with pid, host, slots, current runs and last heartbeat."""
+    store = store_of(ctx)
+    views = pools.pools(store)
+    if as_json:
+        echo_json([json_views.worker_json(v.worker, v.state) for v in views])
+        return
+    from queuectl.cli import render  # rich: only for a terminal
+
+    con = render.console()
+    if not any(pools.is_running(v.state) for v in views):
+        con.print("no pools are running")
+    if views:
+        con.print(render.workers_table(con, views, store.now()))

@@ -1,0 +1,207 @@
+"""The JSON shape of everything queuectl shows, and the one writer of JSON text.
+
+Every `--json` of the CLI (and the web API, which returns the same documents)
+goes through here. The shapes are a contract (see the README): add fields,
+never rename. No rich here: a pipe needs none of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from queuectl.durations import iso_utc
+from queuectl.model import Attempt, JobStatus, Run, Worker
+
+if TYPE_CHECKING:
+    from queuectl.store import AttemptStats
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def utc_ms(epoch: float | None) -> str | None:
+    """What durations.iso_utc says of a time (UTC ISO with milliseconds), at a fraction of its cost.
+
+    A JSON listing formats up to five times per run. The microseconds are rounded as
+    datetime.fromtimestamp rounds them (half to even), then cut to milliseconds as isoformat does.
+    """
+    if epoch is None:
+        return None
+    whole, micro = split_seconds(epoch)
+    return f"{_utc_second(whole)}.{micro // 1000:03d}Z"
+
+
+def split_seconds(epoch: float) -> tuple[int, int]:
+    """(second, microsecond) of a time, rounded as datetime.fromtimestamp rounds (half to even)."""
+    fraction, whole = math.modf(epoch)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    elif micro < 0:
+        whole, micro = whole - 1, micro + 1_000_000
+    return int(whole), micro
+
+
+@functools.lru_cache(maxsize=1024)
+def _utc_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job": run.job,
+        "command": run.command,
+        "state": run.state.value,
+        "attempts": run.attempts,
+        "max_retries": run.max_retries,
+        "exit_code": run.exit_code,
+        "error": run.error,
+        "priority": run.priority,
+        "timeout": run.timeout,
+        "backoff_base": run.backoff_base,
+        "created_at": utc_ms(run.created_at),
+        "updated_at": utc_ms(run.updated_at),
+        "run_at": utc_ms(run.run_at),
+        "started_at": utc_ms(run.started_at),
+        "finished_at": utc_ms(run.finished_at),
+        "worker": run.worker_id,
+        "host": run.host,
+    }
+
+
+def write_array(write: Callable[[str], object], items: Iterable[Any]) -> None:
+    """Write what `dumps(list(items))` and a newline would print, one element at a time (constant memory)."""
+    first = True
+    with batched(write) as put:
+        for item in items:
+            put(("[\n  " if first else ",\n  ") + _element(item))
+            first = False
+        put("[]\n" if first else "\n]\n")
+
+
+@contextlib.contextmanager
+def batched(write: Callable[[str], object], size: int = 256) -> Iterator[Callable[[str], None]]:
+    """A writer that hands `write` `size` pieces at a time: one system call per batch even unbuffered."""
+    pending: list[str] = []
+
+    def put(text: str) -> None:
+        pending.append(text)
+        if len(pending) >= size:
+            write("".join(pending))
+            pending.clear()
+
+    yield put
+    if pending:
+        write("".join(pending))
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+# A flat object encoded by the C encoder with these separators reads exactly as dumps' indent of 2
+# inside a list: strings never hold a raw newline, so the item separator only stands between items.
+_flat = json.JSONEncoder(ensure_ascii=False, separators=(",\n    ", ": ")).encode
+
+
+def _element(item: Any) -> str:
+    """dumps(item) indented as an element of a list: a flat object by the C encoder, the rest by dumps.
+
+    With an indent, json encodes in pure Python, which costs more than the rest of a listing.
+    """
+    if isinstance(item, dict) and item and _SCALARS.issuperset(map(type, item.values())):
+        return "{\n    " + _flat(item)[1:-1] + "\n  }"
+    return dumps(item).replace("\n", "\n  ")
+
+
+def attempt_json(a: Attempt) -> dict[str, Any]:
+    duration = None if a.started_at is None or a.finished_at is None else round(a.finished_at - a.started_at, 3)
+    return {
+        "n": a.n,
+        "outcome": a.outcome.value,
+        "exit_code": a.exit_code,
+        "error": a.error,
+        "started_at": iso_utc(a.started_at),
+        "finished_at": iso_utc(a.finished_at),
+        "duration": duration,
+        "worker": a.worker_id,
+        "host": a.host,
+        "log_path": a.log_path,
+    }
+
+
+def show_json(run: Run, attempts: Sequence[Attempt]) -> dict[str, Any]:
+    out = run_json(run)
+    out.update(
+        cwd=run.cwd,
+        env=run.env,
+        lease_expires=iso_utc(run.lease_expires),
+        pgid=run.pgid,
+        log_path=run.log_path,
+        output_tail=run.output_tail,
+        history=[attempt_json(a) for a in attempts],
+    )
+    return out
+
+
+def worker_json(w: Worker, state: str) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "host": w.host,
+        "pid": w.pid,
+        "slots": w.slots,
+        "running": list(w.running),
+        "started_at": iso_utc(w.started_at),
+        "heartbeat_at": iso_utc(w.heartbeat_at),
+        "state": state,
+    }
+
+
+def metrics_json(counts: dict[str, int], stats: AttemptStats) -> dict[str, Any]:
+    settled = stats.succeeded + stats.failed
+    return {
+        "counts": counts,
+        "attempts": stats.attempts,
+        "success_rate": round(stats.succeeded / settled, 4) if settled else None,
+        "mean_duration": None if stats.mean_duration is None else round(stats.mean_duration, 3),
+        "p95_duration": None if stats.p95_duration is None else round(stats.p95_duration, 3),
+        "completed_last_hour": stats.completed_last_hour,
+        "throughput_per_minute": round(stats.completed_last_hour / 60, 2),
+    }
+
+
+def next_of(status: JobStatus) -> float | None:
+    """When a declared job runs next, if it does."""
+    from queuectl import schedule  # croniter is slow to import: only for commands that show jobs
+
+    return schedule.next_run(status, time.time())
+
+
+def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
+    job = status.job
+    return {
+        "suspended": job.suspended,
+        "next_run_at": iso_utc(next_of(status)),
+        "job": job.name,
+        "spec": job.spec.to_json(),
+        "spec_hash": job.spec_hash,
+        "source": job.source,
+        "file": job.file,
+        "file_hash": job.file_hash,
+        "git_commit": job.git_commit,
+        "git_dirty": job.git_dirty,
+        "status_dir": job.status_dir,
+        "manifest_error": job.error,
+        "drift": drift,
+        "created_at": iso_utc(job.created_at),
+        "updated_at": iso_utc(job.updated_at),
+        "runs": status.counts,
+        "last_run": run_json(status.last_run) if status.last_run else None,
+    }
+
+

@@ -1,0 +1,132 @@
+"""Declared jobs: apply manifests, check them, trigger, suspend and resume a job.
+
+The manifests' one apply path is queuectl.apply; these verbs add what every
+front end needs around it (the defaults from the store's settings, waking the
+pools when runs were added).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from queuectl import apply as applying
+from queuectl import config, manifest, planview
+from queuectl.apply import Defaults, Plan
+from queuectl.errors import NotFoundError, QueueError, UsageError
+from queuectl.manifest import Manifest
+from queuectl.model import Job, JobStatus, NewRun
+from queuectl.store import Store
+
+DEFAULT_DIR = "jobs.d"
+
+
+def job_dirs(paths: Sequence[str]) -> list[str]:
+    """The paths a command was given, or ./jobs.d when none (and it exists)."""
+    if paths:
+        return list(paths)
+    if not os.path.isdir(DEFAULT_DIR):
+        raise UsageError(f"no {DEFAULT_DIR}/ here: give a jobs directory or run 'queuectl init'")
+    return [DEFAULT_DIR]
+
+
+def defaults_of(store: Store) -> Defaults:
+    """What a manifest that leaves a setting out gets: the store's settings."""
+    values = config.effective(store.config())
+    return Defaults(
+        max_retries=int(values["max-retries"]),
+        backoff_base=values["backoff-base"],
+        backoff_max=values["backoff-max"],
+        timeout=values["job-timeout"] or None,
+    )
+
+
+def apply(store: Store, paths: Sequence[str], **options: Any) -> Plan:
+    """Apply the manifests under `paths` (see apply.apply), then wake the pools when runs may have changed."""
+    plan = applying.apply(store, paths, defaults=defaults_of(store), **options)
+    if not options.get("dry_run") and any(c.kind in ("create", "update", "delete") for c in plan.changes):
+        store.wake_pools()
+    return plan
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What `validate` found: every manifest with its errors, and files apply would refuse."""
+
+    manifests: list[Manifest]
+    warnings: list[str]
+
+    @property
+    def errors(self) -> list[manifest.ManifestError]:
+        return [e for m in self.manifests for e in m.errors]
+
+
+def validate(paths: Sequence[str], insecure: bool) -> Checked:
+    """Check manifests without a store; an owner or mode apply would refuse is a warning, not an error."""
+    sources, _ = applying.find(job_dirs(paths))
+    manifests = applying.read_all(sources, insecure=True)
+    warnings = []
+    directories = {s.directory: None if insecure else manifest.check_directory(s.directory) for s in sources}
+    for source in sources:
+        problem = manifest.check_owner(source.info) if source.info is not None and not insecure else None
+        problem = directories[source.directory] or problem
+        if problem:
+            shown = manifest.shown_path(planview.relative(source.path))
+            warnings.append(f"warning: {shown}: apply would refuse it: {problem}")
+    return Checked(manifests, warnings)
+
+
+def find(store: Store, name: str) -> Job:
+    job = store.get_job(name)
+    if job is None:
+        raise NotFoundError(f"no job named {name!r} (see 'queuectl status' or apply its manifest)")
+    return job
+
+
+def trigger(store: Store, name: str) -> NewRun:
+    """A run of job `name` now, outside its schedule."""
+    job = find(store, name)
+    run = applying.new_run(job, defaults_of(store), store.now())
+    if not store.add_job_runs([run]):
+        raise QueueError(f"job {name!r} was already triggered at this instant; try again")
+    store.wake_pools()
+    return run
+
+
+def suspend(store: Store, name: str) -> list[str]:
+    """Stop job `name`'s schedule; its runs not yet started are cancelled (returned), a running one finishes."""
+    find(store, name)
+    with store.batch():
+        store.set_suspended(name, True)
+        return store.cancel_job_runs(name, f"job {name} was suspended")
+
+
+def resume(store: Store, name: str) -> None:
+    """Restart job `name`'s schedule from now (fires missed while suspended are skipped)."""
+    find(store, name)
+    with store.batch():
+        store.set_suspended(name, False)
+        store.add_job_runs(applying.runs_for(find(store, name), defaults_of(store)))
+    store.wake_pools()
+
+
+@dataclass(frozen=True)
+class JobView:
+    status: JobStatus
+    drift: str | None
+
+
+def status(store: Store, name: str) -> JobView:
+    """Job `name` with its runs' counts, last run and drift."""
+    found = store.job_status(name)
+    if found is None:
+        raise NotFoundError(f"no run or job named {name!r}")
+    return JobView(found, applying.drift(found.job))
+
+
+def statuses(store: Store, limit: int | None = None) -> list[JobView]:
+    """Every declared job (at most `limit`), as `status` gives one."""
+    found = (store.job_status(job.name) for job in store.list_jobs()[:limit])
+    return [JobView(s, applying.drift(s.job)) for s in found if s is not None]

@@ -1,0 +1,68 @@
+"""Cron jobs' fires ahead: one job's next fires (`plan`) and every job's next one (`schedule`)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import tzinfo
+
+from queuectl import schedule
+from queuectl.errors import QueueError
+from queuectl.services import jobs
+from queuectl.store import Store
+
+
+@dataclass(frozen=True)
+class Fires:
+    """Job `job`'s next fires (epoch seconds), its schedule in words and what may surprise."""
+
+    job: str
+    words: str
+    zone: tzinfo
+    times: list[float]
+    notes: list[str | None]  # per fire: a DST shift, or None
+    warnings: list[str]
+
+
+def plan(store: Store, name: str, count: int, now: float) -> Fires:
+    """The next `count` fires of job `name` after `now`, with DST notes and an overlap warning."""
+    spec = jobs.find(store, name).spec
+    if spec.cron is None:
+        raise QueueError(f"job {name!r} has no cron schedule (see 'queuectl show {name}')")
+    zone = schedule.zone_of(spec.timezone)
+    times: list[float] = []
+    after = now
+    while len(times) < count and (nxt := schedule.next_fire(spec.cron, zone, after)) is not None:
+        times.append(nxt)
+        after = nxt
+    warnings = []
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    if spec.timeout and gaps and spec.timeout > min(gaps):
+        warnings.append(
+            f"timeout {spec.timeout:g}s is longer than the shortest interval ({min(gaps):g}s): runs may overlap "
+            f"(concurrency = {spec.concurrency})"
+        )
+    notes = [schedule.dst_note(spec.cron, zone, t) for t in times]
+    return Fires(name, schedule.describe(spec.cron, spec.timezone), zone, times, notes, warnings)
+
+
+@dataclass(frozen=True)
+class NextFire:
+    job: str
+    words: str
+    zone: tzinfo
+    at: float | None  # None: the expression never matches again
+
+
+def upcoming(store: Store, now: float) -> list[NextFire]:
+    """Each scheduled (enabled, not suspended) cron job's next fire, soonest first."""
+    rows = []
+    for job in store.list_jobs():
+        spec = job.spec
+        if spec.cron is None or not spec.enabled or job.suspended:
+            continue
+        zone = schedule.zone_of(spec.timezone)
+        rows.append(NextFire(job.name, schedule.describe(spec.cron, spec.timezone), zone,
+                             schedule.next_fire(spec.cron, zone, now)))
+    rows.sort(key=lambda r: (r.at is None, r.at or 0.0, r.job))
+    return rows
