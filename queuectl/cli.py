@@ -17,7 +17,7 @@ from queuectl import __version__
 from queuectl.errors import EXIT_USAGE, NotFoundError, QueueError, StoreError, UsageError
 
 if TYPE_CHECKING:
-    from queuectl.store import Store
+    from queuectl.store.contract import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 POOL_BUSY_TIMEOUT = 1.0  # a pool retries a locked store rather than block its loop
@@ -56,7 +56,7 @@ class Context:
     def store(self, busy_timeout: float = 30.0, create: bool | None = None) -> Store:
         """The store, opened once; created if absent unless the command only reads (or `create` is False)."""
         if self._store is None:
-            from queuectl.store import open_store
+            from queuectl.store.factory import open_store
 
             if create is None:
                 words = _command_words()
@@ -77,7 +77,7 @@ def _hide_store_password() -> None:
     """
     url = os.environ.get("QUEUECTL_DB")
     if url:
-        from queuectl.store import without_password
+        from queuectl.store.urls import without_password
 
         os.environ["QUEUECTL_DB"] = without_password(url)
 
@@ -353,7 +353,7 @@ def _detach(store: Store, count: int, burst: bool) -> None:
     import subprocess
     import time
 
-    from queuectl.store import logs_dir, make_private_dir
+    from queuectl.paths import logs_dir, make_private_dir
 
     log_path = os.path.join(logs_dir(store), f"pool-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
     argv = [sys.executable, "-m", "queuectl", "worker", "start", "--count", str(count)]
@@ -753,7 +753,7 @@ def clear(ctx: click.Context, state: str | None, yes: bool) -> None:
 
 def _remove_logs(store: Store, run_ids: list[str]) -> None:
     """Remove this host's log files of deleted runs (`<id>.<attempt>.log`)."""
-    from queuectl.store import logs_dir
+    from queuectl.paths import logs_dir
 
     gone = set(run_ids)
     try:

@@ -20,7 +20,7 @@ from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, QueueError, StoreBusyError
 
 if TYPE_CHECKING:
     from queuectl.apply import Defaults, Plan
-    from queuectl.store import Store
+    from queuectl.store.contract import Store
     from queuectl.watcher import Watcher
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -398,7 +398,7 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
     from queuectl.apply import Plan
     from queuectl.cli import log_line
     from queuectl.scheduler import Scheduler
-    from queuectl.store import open_store
+    from queuectl.store.factory import open_store
     from queuectl.watcher import Watcher
     from queuectl.worker import Pool
 

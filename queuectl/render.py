@@ -26,7 +26,7 @@ from queuectl.listing import run_json as run_json
 from queuectl.model import Attempt, JobStatus, Run, Worker
 
 if TYPE_CHECKING:
-    from queuectl.store import AttemptStats
+    from queuectl.store.contract import AttemptStats
 
 STATE_STYLE = {
     "pending": "cyan",

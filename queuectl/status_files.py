@@ -22,7 +22,7 @@ from queuectl.durations import iso_utc
 from queuectl.manifest import ManifestError, default_name
 from queuectl.model import NAME_RE, JobStatus
 from queuectl.schedule import next_run
-from queuectl.store import Store
+from queuectl.store.contract import Store
 
 GITIGNORE = "# written by queuectl: job status, not for commits\n*\n"
 
@@ -263,7 +263,7 @@ class StatusThread:
 
     def _run(self) -> None:
         from queuectl.errors import QueueError
-        from queuectl.store import open_store
+        from queuectl.store.factory import open_store
 
         store = None
         try:

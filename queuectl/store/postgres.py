@@ -34,9 +34,10 @@ from queuectl.errors import (
     StoreDiskError,
     StoreError,
 )
-from queuectl.store import Clock, mask_url, scrub
+from queuectl.store.contract import Clock
 from queuectl.store.queries import load, migrations
 from queuectl.store.sqlbase import Row, SQLStore
+from queuectl.store.urls import mask_url, scrub
 
 _SQL_DIR = os.path.join(os.path.dirname(__file__), "sql", "postgres")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

@@ -32,13 +32,18 @@ from queuectl.model import (
     Worker,
     settle,
 )
-from queuectl.store import AttemptStats, Clock, chunks
+from queuectl.store.contract import AttemptStats, Clock
 
 LOST_ERROR = "its worker pool stopped answering (lease expired or process gone)"
 LOST_UNSEEN = "its worker pool died before the attempt was seen running; not counted"
 
 Row = Any  # an engine's row: read by column name and by position
 _T = TypeVar("_T")
+
+
+def chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class SQLStore:

@@ -25,7 +25,8 @@ from queuectl.errors import (
     StoreError,
     StoreGoneError,
 )
-from queuectl.store import Clock
+from queuectl.paths import make_private_dir
+from queuectl.store.contract import Clock
 from queuectl.store.queries import load, migrations
 from queuectl.store.sqlbase import Row, SQLStore
 
@@ -222,8 +223,6 @@ def _open_file(path: str) -> tuple[int, int] | None:
 
 def _make_or_find(path: str, create: bool) -> None:
     """Create an absent store file (0600) and its directories (0700), or say there is none."""
-    from queuectl.store import make_private_dir
-
     if os.path.exists(path):
         _close_to_others(path)
         return
