@@ -4,7 +4,10 @@
   SchedulerState, Settings, each over StoreCore) and `Store`, all of them.
 - factory.py: `open_store`, from a location to an open, migrated store.
 - urls.py: store locations, passwords masked or left out.
-- sqlbase.py: `SQLStore`, the verbs written once for every SQL engine.
+- sql_core.py: what every SQL role stands on (engine hooks, transactions,
+  migrations); sql_runs.py, sql_pools.py, sql_jobs.py, sql_scheduler.py,
+  sql_settings.py: one role each, written once for every SQL engine;
+  sql_rows.py: rows to model values; sqlbase.py: `SQLStore`, all roles.
 - sqlite.py, postgres.py: the engines; queries.py loads sql/<engine>/.
 
 `Store` and `open_store` are re-exported here for callers that want the
