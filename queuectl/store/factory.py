@@ -23,8 +23,7 @@ def open_store(
     location = location or default_location()
     if is_server_url(location):
         try:
-            # deferred: psycopg is an optional dependency, loaded only for a PostgreSQL store
-            from queuectl.store.postgres import PostgresStore
+            from queuectl.store.postgres import PostgresStore  # deferred: psycopg is optional and heavy
         except ImportError as exc:
             raise StoreError(
                 f"cannot use {mask_url(location)}: PostgreSQL support is not installed ({exc}); "
@@ -34,9 +33,7 @@ def open_store(
             close_state_dir()  # this host's logs of the store's runs go there
         return PostgresStore(location, clock=clock, busy_timeout=busy_timeout, create=create)
     check_file_location(location)
-    # deferred: sqlite3 and the engine's queries file load only when a store is opened, so that
-    # importing the contract (or this factory through the package) stays cheap for commands without one
-    from queuectl.store.sqlite import SQLiteStore
+    from queuectl.store.sqlite import SQLiteStore  # deferred: sqlite3 and the queries file, only to open a store
 
     if create and os.path.abspath(os.path.expanduser(location)) == default_location():
         close_state_dir()
