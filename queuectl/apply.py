@@ -21,7 +21,7 @@ from queuectl import manifest, status_files
 from queuectl.errors import StoreError, UsageError
 from queuectl.manifest import Manifest, ManifestError
 from queuectl.model import NAME_RE, Job, JobSource, JobSpec, NewRun
-from queuectl.store import Store
+from queuectl.store.contract import Store
 
 STATUS_DIRNAME = ".status"
 

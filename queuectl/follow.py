@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from queuectl.errors import NotFoundError, QueueError
 from queuectl.model import Run, RunState
-from queuectl.store import Store
+from queuectl.store.contract import Store
 
 FOLLOW_POLL = 0.2
 FINAL = (RunState.COMPLETED, RunState.DEAD, RunState.CANCELLED)

@@ -19,7 +19,7 @@ from queuectl.durations import iso_utc
 from queuectl.model import Attempt, JobStatus, Run, Worker
 
 if TYPE_CHECKING:
-    from queuectl.store import AttemptStats
+    from queuectl.store.contract import AttemptStats
 
 
 def dumps(value: Any) -> str:

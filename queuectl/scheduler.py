@@ -21,7 +21,7 @@ from queuectl.apply import Defaults, new_run
 from queuectl.durations import LATEST
 from queuectl.errors import StoreBusyError
 from queuectl.model import Job
-from queuectl.store import Store
+from queuectl.store.contract import Store
 
 BATCH = 50  # cron jobs looked at in one transaction (a savepoint each: PostgreSQL caches 64 per transaction)
 MAX_CATCHUP = 100  # catchup = "all" runs at most this many missed fires

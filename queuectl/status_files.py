@@ -23,7 +23,8 @@ from queuectl.errors import QueueError
 from queuectl.manifest import ManifestError, default_name
 from queuectl.model import NAME_RE, JobStatus
 from queuectl.schedule import next_run
-from queuectl.store import Store, open_store
+from queuectl.store.contract import Store
+from queuectl.store.factory import open_store
 
 GITIGNORE = "# written by queuectl: job status, not for commits\n*\n"
 

@@ -31,7 +31,8 @@ from queuectl.capture import Output
 from queuectl.errors import QueueError, StoreBrokenError, StoreDiskError, StoreError, StoreGoneError
 from queuectl.guardian import Guardian
 from queuectl.model import AttemptResult, Claim, Expired, Outcome, ProcessInfo, RunState, Worker
-from queuectl.store import Store, logs_dir
+from queuectl.paths import logs_dir
+from queuectl.store.contract import Store
 
 if TYPE_CHECKING:
     from queuectl.status_files import StatusThread

@@ -18,13 +18,13 @@ import click
 
 from queuectl import __version__
 from queuectl.errors import EXIT_USAGE, QueueError
+from queuectl.paths import POOL_STORE_HANDOFF
 
 if TYPE_CHECKING:
     from queuectl.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 POOL_BUSY_TIMEOUT = 1.0  # a pool retries a locked store rather than block its loop
-HANDOFF = "QUEUECTL_POOL_STORE"  # how `worker start --detach` hands its store to the background pool
 
 # name -> (module in queuectl.cli, attribute, the command's short help as click makes it).
 # --help lists commands from here without importing them; a unit test checks it against the commands.
@@ -118,7 +118,7 @@ class Context:
     """What every command shares: where the store is, opened on first use."""
 
     def __init__(self, db: str | None) -> None:
-        handoff = os.environ.pop(HANDOFF, None)  # never passed on to what this process starts (a pool's jobs)
+        handoff = os.environ.pop(POOL_STORE_HANDOFF, None)  # never passed on to what this process starts
         self.db = handoff or db
         _hide_store_password()
         self._store: Store | None = None
@@ -126,7 +126,7 @@ class Context:
     def store(self, busy_timeout: float = 30.0, create: bool | None = None) -> Store:
         """The store, opened once; created if absent unless the command only reads (or `create` is False)."""
         if self._store is None:
-            from queuectl.store import open_store  # sqlite3 and the engines: not for --help
+            from queuectl.store.factory import open_store  # sqlite3 and the engines: not for --help
 
             if create is None:
                 words = _command_words()
@@ -147,7 +147,7 @@ def _hide_store_password() -> None:
     """
     url = os.environ.get("QUEUECTL_DB")
     if url:
-        from queuectl.store import without_password  # the store package: not for --help
+        from queuectl.store.urls import without_password  # the store package: not for --help
 
         os.environ["QUEUECTL_DB"] = without_password(url)
 

@@ -15,7 +15,7 @@ from queuectl.apply import Plan
 from queuectl.cli.app import POOL_BUSY_TIMEOUT, db_option, echo_json, json_option, log_line, store_of
 from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, NotFoundError, QueueError, StoreBusyError, UsageError
 from queuectl.services import jobs
-from queuectl.store import Store
+from queuectl.store.contract import Store
 
 LOOKAHEAD = 2.0  # fires this close become runs already, due at their time (pools start them on the dot)
 SCHEDULER_PAUSE = 0.02  # between the scheduler's batches, so that pools get the store's write lock

@@ -16,7 +16,7 @@ from queuectl.errors import NotFoundError, UsageError
 from queuectl.model import NewRun, RunState, check_name
 from queuectl.runner import HOST
 from queuectl.services import runs
-from queuectl.store import Store
+from queuectl.store.contract import Store
 
 STATE_NAMES = tuple(s.value for s in RunState)
 RETRIES_HELP = "Retries after the first attempt (max_retries=2 means up to 3 attempts); default: config max-retries."

@@ -18,7 +18,7 @@ from queuectl.apply import Defaults, Plan
 from queuectl.errors import NotFoundError, QueueError, UsageError
 from queuectl.manifest import Manifest
 from queuectl.model import Job, JobStatus, NewRun
-from queuectl.store import Store
+from queuectl.store.contract import Store
 
 DEFAULT_DIR = "jobs.d"
 

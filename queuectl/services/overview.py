@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from queuectl.model import Job
 from queuectl.services.pools import PoolView, pools
-from queuectl.store import Store
+from queuectl.store.contract import Store
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from queuectl import config, runner
 from queuectl.errors import QueueError, StoreError
 from queuectl.model import Worker
-from queuectl.store import Store, logs_dir, make_private_dir
+from queuectl.paths import POOL_STORE_HANDOFF, logs_dir, make_private_dir
+from queuectl.store.contract import Store
 
-HANDOFF = "QUEUECTL_POOL_STORE"  # how a background pool gets its store's URL (never on its command line)
 START_WAIT = 10.0  # seconds a background pool has to register
 STOP_POLL = 0.05
 
@@ -82,7 +82,7 @@ def start_background(store: Store, count: int, burst: bool) -> Background:
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
-                env=dict(os.environ, **{HANDOFF: store.url}),
+                env=dict(os.environ, **{POOL_STORE_HANDOFF: store.url}),
             )
     except OSError as exc:
         raise QueueError(f"cannot start a background pool: {exc.strerror or exc} ({log_path})") from None

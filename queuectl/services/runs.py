@@ -10,7 +10,8 @@ from queuectl import config, runner
 from queuectl import enqueue as build
 from queuectl.errors import DuplicateRunError, NotFoundError, QueueError, UsageError
 from queuectl.model import NewRun, Run, RunState, check_name
-from queuectl.store import Store, logs_dir
+from queuectl.paths import logs_dir
+from queuectl.store.contract import Store
 
 GENERATED_ID_TRIES = 3  # a generated id that clashes (vanishingly rare) is drawn again
 

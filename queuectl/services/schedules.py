@@ -9,7 +9,7 @@ from datetime import tzinfo
 from queuectl import schedule
 from queuectl.errors import QueueError
 from queuectl.services import jobs
-from queuectl.store import Store
+from queuectl.store.contract import Store
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The server engine: one PostgreSQL database shared by every host.
 
-The verbs are sqlbase.py's; this module gives them a psycopg 3 connection.
+The verbs are sqlbase.py's (its roles in sql_*.py); this module gives them a psycopg 3 connection.
 Statements live in sql/postgres/queries.sql under the same names as SQLite's,
 the schema in numbered migrations beside it. What differs from SQLite:
 
@@ -34,9 +34,11 @@ from queuectl.errors import (
     StoreDiskError,
     StoreError,
 )
-from queuectl.store import Clock, mask_url, scrub
+from queuectl.store.contract import Clock
 from queuectl.store.queries import load, migrations
-from queuectl.store.sqlbase import Row, SQLStore
+from queuectl.store.sql_core import Row
+from queuectl.store.sqlbase import SQLStore
+from queuectl.store.urls import mask_url, scrub
 
 _SQL_DIR = os.path.join(os.path.dirname(__file__), "sql", "postgres")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

@@ -3,7 +3,7 @@
 Every verb is one `BEGIN IMMEDIATE` transaction (or part of a `batch()`), so
 a crash of any process at any moment leaves the file consistent. Statements
 live in sql/sqlite/queries.sql; the schema in numbered migrations beside it.
-The verbs themselves are in sqlbase.py, shared with PostgreSQL.
+The verbs themselves are in sqlbase.py and its roles (sql_*.py), shared with PostgreSQL.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from queuectl.errors import (
     StoreError,
     StoreGoneError,
 )
-from queuectl.store import Clock
+from queuectl.paths import make_private_dir
+from queuectl.store.contract import Clock
 from queuectl.store.queries import load, migrations
-from queuectl.store.sqlbase import Row, SQLStore
+from queuectl.store.sql_core import Row
+from queuectl.store.sqlbase import SQLStore
 
 _SQL_DIR = os.path.join(os.path.dirname(__file__), "sql", "sqlite")
 Q = load(_SQL_DIR, "queries.sql")
@@ -222,8 +224,6 @@ def _open_file(path: str) -> tuple[int, int] | None:
 
 def _make_or_find(path: str, create: bool) -> None:
     """Create an absent store file (0600) and its directories (0700), or say there is none."""
-    from queuectl.store import make_private_dir
-
     if os.path.exists(path):
         _close_to_others(path)
         return

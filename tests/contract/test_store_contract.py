@@ -13,7 +13,7 @@ import pytest
 
 from queuectl.errors import DuplicateRunError, StoreError
 from queuectl.model import AttemptResult, Claim, JobSpec, NewRun, Outcome, ProcessInfo, RunState, Worker
-from queuectl.store import Store
+from queuectl.store.contract import Store
 from queuectl.store.sqlite import SQLiteStore
 
 T0 = 1_800_000_000.0

@@ -17,7 +17,7 @@ import pytest
 from queuectl import json_views, listing
 from queuectl.durations import format_time, iso_utc
 from queuectl.model import NewRun
-from queuectl.store import Store
+from queuectl.store.contract import Store
 from queuectl.store.sqlite import SQLiteStore
 from tests.conftest import QUEUECTL, Queue
 

@@ -309,7 +309,7 @@ def test_a_pool_killed_with_kill_9_is_dead_at_once_in_every_command(q: Queue) ->
 
 def test_a_pool_elsewhere_is_judged_by_its_heartbeat_alike_in_every_command(q: Queue) -> None:
     from queuectl.model import Worker
-    from queuectl.store import open_store
+    from queuectl.store.factory import open_store
 
     q("db", "migrate")
     store = open_store(str(q.db))

@@ -12,7 +12,7 @@ import pytest
 from queuectl.apply import Defaults, apply
 from queuectl.model import AttemptResult, Outcome, RunState
 from queuectl.scheduler import Scheduler
-from queuectl.store import Store
+from queuectl.store.contract import Store
 from queuectl.store.sqlite import SQLiteStore
 
 DEFAULTS = Defaults(max_retries=0, backoff_base=2.0, backoff_max=60.0, timeout=None)

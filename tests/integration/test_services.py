@@ -16,8 +16,9 @@ import pytest
 from queuectl import runner
 from queuectl.errors import NotFoundError, QueueError, UsageError
 from queuectl.model import AttemptResult, Outcome, RunState, Worker
+from queuectl.paths import logs_dir
 from queuectl.services import jobs, pools, runs, schedules
-from queuectl.store import Store, logs_dir
+from queuectl.store.contract import Store
 from queuectl.store.sqlite import SQLiteStore
 
 

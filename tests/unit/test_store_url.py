@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from queuectl.errors import UsageError
-from queuectl.store import mask_url, open_store, scrub
+from queuectl.store.factory import open_store
+from queuectl.store.urls import mask_url, scrub
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,276 @@
+"""The store contract: everything above the store speaks these verbs, never SQL.
+
+One protocol per role, so that a service asks only for the role it needs:
+
+- `RunQueue`: enqueue, claim, settle, release and rescue runs; list them and their attempts.
+- `PoolRegistry`: worker pools, their heartbeats and stop requests.
+- `JobCatalogue`: jobs declared in manifests, their runs and their status.
+- `SchedulerState`: the scheduler's bookkeeping of cron fires, suspension and leadership.
+- `Settings`: the settings kept in the store (`config`).
+
+Each role extends `StoreCore`, what every role has: where the store is, its
+clock, transactions, schema, health checks and the wake-up transport.
+`Store` is all of them: what `open_store` returns.
+
+Each verb is one transaction. `batch()` groups several verbs into one
+transaction (the worker pool settles finished attempts and claims new runs
+in a single round trip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import NamedTuple, Protocol
+
+from queuectl.model import (
+    Attempt,
+    AttemptResult,
+    Claim,
+    Expired,
+    Job,
+    JobSource,
+    JobSpec,
+    JobStatus,
+    NewRun,
+    ProcessInfo,
+    Run,
+    RunState,
+    Worker,
+)
+from queuectl.wake import Signal
+
+Clock = Callable[[], float]
+
+
+class AttemptStats(NamedTuple):
+    attempts: int
+    succeeded: int
+    failed: int
+    mean_duration: float | None
+    p95_duration: float | None
+    completed_last_hour: int
+
+
+class StoreCore(Protocol):
+    """What every role has: location, clock, transactions, schema, health and wake-ups."""
+
+    location: str
+    """Where the store is, for people (a file path, or a URL with its password masked)."""
+    url: str
+    """What open_store takes to open this store again (may hold a password: never print it)."""
+    engine: str
+    """"sqlite" or "postgresql"."""
+
+    def close(self) -> None: ...
+
+    def now(self) -> float:
+        """The store's time: a server database's clock, so that hosts' clock skew does not matter."""
+        ...
+
+    def schema_version(self) -> int: ...
+
+    def batch(self) -> AbstractContextManager[None]: ...
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Inside a batch: on an error, undo only what was done within (the batch goes on)."""
+        ...
+
+    def check_identity(self) -> None:
+        """Raise StoreBrokenError when the store opened is no longer the one its location names
+        (a file deleted or replaced under a running pool); a server database: never."""
+
+    def check_integrity(self) -> None:
+        """Raise StoreBrokenError when the store is damaged; a server database checks its own pages."""
+
+    def wake_pools(self) -> None:
+        """Tell idle pools that work (or news) has arrived; best effort, they also poll."""
+
+    def work_signal(self, pid: int) -> Signal:
+        """What pool `pid` waits on for wake-ups."""
+        ...
+
+
+class RunQueue(StoreCore, Protocol):
+    """Runs: enqueue, claim, settle, release, rescue; list them and their attempts."""
+
+    def enqueue(self, runs: Sequence[NewRun]) -> None:
+        """Add all runs or none; DuplicateRunError names a taken id."""
+
+    def claim_runs(self, worker_id: str, host: str, limit: int, lease_seconds: float) -> list[Claim]:
+        """Lease up to `limit` runnable runs, highest priority then oldest first."""
+        ...
+
+    def record_processes(self, worker_id: str, infos: Sequence[ProcessInfo]) -> None:
+        """Record where attempts run (only for runs `worker_id` still holds at that attempt)."""
+
+    def finish_attempts(self, host: str, results: Sequence[AttemptResult]) -> list[RunState | None]:
+        """Settle attempts; None for a run this worker no longer holds."""
+        ...
+
+    def release_runs(self, worker_id: str, held: Sequence[tuple[str, int]]) -> None:
+        """Give back claimed runs, as (run id, attempt), that were never started (not counted)."""
+
+    def held_runs(self, worker_id: str) -> list[tuple[str, int]]:
+        """(run id, attempt) of every run the worker holds."""
+        ...
+
+    def cancel_requests(self, worker_id: str) -> list[tuple[str, int]]:
+        """(run id, attempt) this worker holds whose cancellation was asked for."""
+        ...
+
+    def find_expired(self, dead_workers: Sequence[str], limit: int = 100) -> list[Expired]: ...
+
+    def requeue_lost(self, expired: Expired, output_tail: str = "") -> RunState | None:
+        """Put back a run whose pool died (counted as an attempt)."""
+        ...
+
+    def next_due(self) -> float | None:
+        """Seconds until the earliest waiting run is due by the store's clock (<= 0: now); None: none waits."""
+        ...
+
+    def has_work(self) -> bool:
+        """True while a run is runnable now or a retry is waiting."""
+        ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def list_runs(self, state: str | None = None, limit: int | None = None) -> list[Run]:
+        """Runs oldest first (created_at, id), as a list: for callers that want a few."""
+        ...
+
+    def iter_runs(self, state: str | None = None, limit: int | None = None, page: int = 2000) -> Iterator[Run]:
+        """Runs oldest first, read in pages of `page` (keyset on created_at, id): memory stays flat.
+
+        Each page is its own short read, so a slow reader holds no transaction open; a run
+        added meanwhile with a later created_at may still appear, none appears twice.
+        """
+        ...
+
+    def get_run(self, run_id: str) -> Run | None: ...
+
+    def attempts(self, run_id: str) -> list[Attempt]: ...
+
+    def retry_dead(self, run_ids: Sequence[str] | None, reset_attempts: bool) -> list[str]:
+        """Move dead runs (all when run_ids is None) back to pending."""
+        ...
+
+    def delete_runs(self, state: str | None) -> list[str]:
+        """Delete runs (never running ones), in one state or all; their ids."""
+        ...
+
+    def attempt_stats(self) -> AttemptStats: ...
+
+
+class PoolRegistry(StoreCore, Protocol):
+    """Worker pools: who runs where, their heartbeats and stop requests."""
+
+    def register_worker(self, worker: Worker) -> None: ...
+
+    def unregister_worker(self, worker_id: str) -> None: ...
+
+    def list_workers(self) -> list[Worker]: ...
+
+    def heartbeat(self, worker_id: str, lease_seconds: float) -> bool | None:
+        """Renew the worker's leases; True when a stop was requested, None for an unknown worker."""
+        ...
+
+    def request_stop(self, worker_ids: Sequence[str]) -> None: ...
+
+
+class JobCatalogue(StoreCore, Protocol):
+    """Jobs declared in manifests, their runs and their status."""
+
+    def list_jobs(self) -> list[Job]: ...
+
+    def get_job(self, name: str) -> Job | None: ...
+
+    def put_job(
+        self,
+        spec: JobSpec,
+        source: str,
+        file: str,
+        file_hash: str,
+        git_commit: str | None = None,
+        git_dirty: bool = False,
+        status_dir: str | None = None,
+    ) -> Job:
+        """Create or update a job; its error is cleared, version_at moves when what runs changed."""
+        ...
+
+    def put_jobs(self, entries: Sequence[JobSource]) -> list[Job]:
+        """put_job for many, in one transaction; the jobs in the order given."""
+        ...
+
+    def delete_job(self, name: str, reason: str) -> list[str]:
+        """Remove a job (its runs stay as history); cancels its runs not yet started."""
+        ...
+
+    def set_job_error(self, name: str, error: str | None) -> None: ...
+
+    def job_status(self, name: str) -> JobStatus | None: ...
+
+    def data_token(self) -> object:
+        """A value that differs after a change to the jobs was committed to the store (by anyone)."""
+        ...
+
+    def lock_jobs(self) -> None:
+        """Inside a batch: hold off other processes' lock_jobs until the batch ends."""
+
+    def add_job_runs(self, runs: Sequence[NewRun]) -> int:
+        """Add job runs; one whose (job, scheduled_for) has a run already is skipped. How many were added."""
+        ...
+
+    def cancel_job_runs(self, name: str, reason: str) -> list[str]:
+        """Cancel a job's pending and retry-waiting runs; a running one finishes."""
+        ...
+
+    def unfinished_job_runs(self, name: str) -> list[tuple[str, RunState]]: ...
+
+    def cancel_running_job_runs(self, name: str, reason: str) -> list[str]:
+        """Ask the pools running the job's runs to stop them; they end cancelled."""
+        ...
+
+
+class SchedulerState(StoreCore, Protocol):
+    """The scheduler's bookkeeping: which cron jobs are due, their fires, suspension, leadership."""
+
+    def lead_scheduling(self) -> bool:
+        """Become (or stay) the one process that schedules cron fires on this store; False: another is.
+
+        Leadership lasts while this store's connection does; a standing-by
+        process calls again now and then, and takes over when the leader is gone.
+        """
+        ...
+
+    def cron_jobs_due(self, now: float, limit: int = 500) -> list[Job]:
+        """Enabled, unsuspended cron jobs never looked at or whose next fire has come (soonest first)."""
+        ...
+
+    def next_fire(self) -> float | None:
+        """The earliest moment the scheduler must look again."""
+        ...
+
+    def set_fires(
+        self, name: str, last_fire: float | None, next_fire: float | None, schedule_from: float, schedule_hash: str
+    ) -> None: ...
+
+    def set_suspended(self, name: str, suspended: bool) -> bool:
+        """Suspend or resume a job's schedule; False for an unknown job. Resuming skips the fires missed."""
+        ...
+
+    def add_skipped_run(self, run: NewRun, reason: str) -> bool:
+        """Record a fire that was skipped (a cancelled run with the reason)."""
+        ...
+
+
+class Settings(StoreCore, Protocol):
+    """The settings kept in the store (`queuectl config`)."""
+
+    def config(self) -> dict[str, str]: ...
+
+    def set_config(self, key: str, value: str) -> None: ...
+
+
+class Store(RunQueue, PoolRegistry, JobCatalogue, SchedulerState, Settings, Protocol):
+    """Every role: what open_store returns."""

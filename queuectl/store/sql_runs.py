@@ -1,0 +1,230 @@
+"""The run queue, written once for every SQL engine: enqueue, claim, settle, release, rescue, list."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from queuectl.errors import DuplicateRunError
+from queuectl.model import Attempt, AttemptResult, Claim, Expired, NewRun, Outcome, ProcessInfo, Run, RunState, settle
+from queuectl.store.contract import AttemptStats, RunQueue
+from queuectl.store.sql_core import SQLCore, chunks
+from queuectl.store.sql_rows import (
+    attempt_params,
+    claim_from_row,
+    named_from_row,
+    new_run_params,
+    run_from_row,
+    runs_from_rows,
+    settle_params,
+)
+
+LOST_ERROR = "its worker pool stopped answering (lease expired or process gone)"
+LOST_UNSEEN = "its worker pool died before the attempt was seen running; not counted"
+
+
+class SQLRunQueue(SQLCore, RunQueue):
+    """Runs through their life: enqueued, claimed, settled or released, rescued when a pool dies."""
+
+    def enqueue(self, runs: Sequence[NewRun]) -> None:
+        now = self._now()
+        ids = [r.id for r in runs]
+        seen: set[str] = set()
+        for run_id in ids:
+            if run_id in seen:
+                raise DuplicateRunError(f"duplicate id {run_id!r}: given twice in one batch")
+            seen.add(run_id)
+        with self.batch():
+            for part in chunks(ids):
+                taken = self._read("existing_ids", {"ids": json.dumps(list(part))})
+                if taken:
+                    raise DuplicateRunError(f"duplicate id {taken[0][0]!r}: a run with that id exists")
+            self._write_many("insert_run", [new_run_params(r, now) for r in runs], duplicate_is_error=True)
+
+    def claim_runs(self, worker_id: str, host: str, limit: int, lease_seconds: float) -> list[Claim]:
+        if limit <= 0:
+            return []
+        now = self._now()
+        with self.batch():
+            rows = self._write(
+                "claim_runs",
+                {
+                    "worker_id": worker_id,
+                    "host": host,
+                    "lease_expires": now + lease_seconds,
+                    "now": now,
+                    "limit": limit,
+                },
+            )
+        # RETURNING gives no order: restore priority, then age.
+        rows.sort(key=lambda r: (-r["priority"], r["created_at"], r["id"]))
+        return [claim_from_row(r) for r in rows]
+
+    def record_processes(self, worker_id: str, infos: Sequence[ProcessInfo]) -> None:
+        if not infos:
+            return
+        rows = [
+            {
+                "run_id": info.run_id,
+                "pgid": info.pgid,
+                "proc_start": info.proc_start,
+                "log_path": info.log_path,
+                "started_at": info.started_at,
+                "worker_id": worker_id,
+                "n": info.attempt,
+            }
+            for info in infos
+        ]
+        with self.batch():
+            self._write_many("record_process", rows)  # one pipelined round trip on PostgreSQL
+
+    def finish_attempts(self, host: str, results: Sequence[AttemptResult]) -> list[RunState | None]:
+        if not results:
+            return []
+        now = self._now()
+        with self.batch():
+            held = self._held(results)
+            runs: list[dict[str, Any]] = []
+            attempts: list[dict[str, Any]] = []
+            states: list[RunState | None] = []
+            for res in results:
+                key = (res.claim.run_id, res.worker_id, res.claim.attempt)
+                if key not in held:
+                    states.append(None)  # rescued from under us: the rescuer recorded the attempt
+                    continue
+                state, run_at = settle(res.claim, res.outcome, now)
+                states.append(RunState.CANCELLED if held[key] and state != RunState.COMPLETED else state)
+                runs.append(settle_params(res, state, run_at, now))
+                attempts.append(attempt_params(res, host))
+            self._write_many("settle_run", runs)
+            self._write_many("insert_attempt", attempts)
+        return states
+
+    def _held(self, results: Sequence[AttemptResult]) -> dict[tuple[str, str, int], bool]:
+        """Which (run, worker, attempt) of `results` are still running under that worker: cancel asked?"""
+        held: dict[tuple[str, str, int], bool] = {}
+        by_worker: dict[str, list[str]] = {}
+        for res in results:
+            by_worker.setdefault(res.worker_id, []).append(res.claim.run_id)
+        for worker_id, run_ids in by_worker.items():
+            for part in chunks(run_ids):
+                rows = self._read("held_runs", {"worker_id": worker_id, "ids": json.dumps(list(part))})
+                held.update(((row[0], worker_id, row[1]), bool(row[2])) for row in rows)
+        return held
+
+    def release_runs(self, worker_id: str, held: Sequence[tuple[str, int]]) -> None:
+        if not held:
+            return
+        now = self._now()
+        rows = [{"run_id": run_id, "worker_id": worker_id, "now": now, "n": n} for run_id, n in held]
+        with self.batch():
+            self._write_many("release_run", rows)
+
+    def held_runs(self, worker_id: str) -> list[tuple[str, int]]:
+        return [(r[0], r[1]) for r in self._read("held_by_worker", {"worker_id": worker_id})]
+
+    def find_expired(self, dead_workers: Sequence[str], limit: int = 100) -> list[Expired]:
+        rows = self._read(
+            "find_expired",
+            {"now": self._now(), "dead_workers": json.dumps(list(dead_workers)), "limit": limit},
+        )
+        return [
+            Expired(r["id"], r["worker_id"], r["host"], r["pgid"], r["proc_start"], r["lease_expires"], r["tries"])
+            for r in rows
+        ]
+
+    def requeue_lost(self, expired: Expired, output_tail: str = "") -> RunState | None:
+        now = self._now()
+        with self.batch():
+            seen = {"run_id": expired.run_id, "worker_id": expired.worker_id, "lease_expires": expired.lease_expires}
+            rows = self._read("lost_run", seen)
+            if not rows:
+                return None  # finished, rescued or renewed meanwhile
+            row = rows[0]
+            result = AttemptResult(
+                claim=claim_from_row(row),
+                worker_id=expired.worker_id or "",
+                pgid=row["pgid"],
+                started_at=row["started_at"] or now,
+                finished_at=now,
+                exit_code=None,
+                outcome=Outcome.LOST,
+                error=LOST_ERROR,
+                output_tail=output_tail,
+                log_path=row["log_path"],
+            )
+            if row["pgid"] is None:
+                # Never seen running (claimed ahead, or gone before it was recorded):
+                # back to the queue without using up a retry.
+                result = result._replace(outcome=Outcome.INTERRUPTED, error=LOST_UNSEEN)
+            state, run_at = settle(result.claim, result.outcome, now)
+            self._write("settle_run", settle_params(result, state, run_at, now))
+            self._write("insert_attempt", attempt_params(result, row["host"]))
+            return state
+
+    def next_due(self) -> float | None:
+        row = self._read("next_due")[0]
+        return None if row[0] is None else float(row[0]) - self._now()
+
+    def has_work(self) -> bool:
+        return bool(self._read("has_work", {"now": self._now()})[0][0])
+
+    def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in RunState}
+        for state, number in self._read("counts"):
+            counts[state] = number
+        return counts
+
+    def list_runs(self, state: str | None = None, limit: int | None = None) -> list[Run]:
+        return list(self.iter_runs(state, limit))
+
+    def iter_runs(self, state: str | None = None, limit: int | None = None, page: int = 2000) -> Iterator[Run]:
+        query = "list_runs_in_state" if state else "list_runs"
+        after: tuple[float, str] = (float("-inf"), "")
+        left = limit
+        while left is None or left > 0:
+            size = page if left is None else min(page, left)
+            params = {"state": state, "limit": size, "after_created": after[0], "after_id": after[1]}
+            rows = self._read(query, params)
+            yield from runs_from_rows(rows)
+            if len(rows) < size:
+                return
+            after = (rows[-1]["created_at"], rows[-1]["id"])
+            left = None if left is None else left - len(rows)
+
+    def get_run(self, run_id: str) -> Run | None:
+        rows = self._read("get_run", {"id": run_id})
+        return run_from_row(rows[0]) if rows else None
+
+    def attempts(self, run_id: str) -> list[Attempt]:
+        rows = self._read("list_attempts", {"run_id": run_id})
+        return [named_from_row(Attempt, r, outcome=Outcome(r["outcome"])) for r in rows]
+
+    def retry_dead(self, run_ids: Sequence[str] | None, reset_attempts: bool) -> list[str]:
+        params = {
+            "now": self._now(),
+            "reset": reset_attempts,
+            "all": run_ids is None,
+            "ids": json.dumps(list(run_ids or [])),
+        }
+        with self.batch():
+            rows = self._write("retry_dead", params)
+        return sorted(r[0] for r in rows)  # RETURNING has no order
+
+    def delete_runs(self, state: str | None) -> list[str]:
+        with self.batch():
+            return sorted(r[0] for r in self._write("delete_runs", {"state": state}))
+
+    def attempt_stats(self) -> AttemptStats:
+        with self._snapshot():
+            total, mean, ok, bad = self._read("attempt_stats")[0]
+            p95 = None
+            if total:
+                rows = self._read("attempt_duration_at", {"offset": max(0, int(total * 0.95 + 0.5) - 1)})
+                p95 = rows[0][0] if rows else None
+            recent = self._read("completed_since", {"since": self._now() - 3600})[0][0]
+        return AttemptStats(total, ok or 0, bad or 0, mean, p95, recent)
+
+    def cancel_requests(self, worker_id: str) -> list[tuple[str, int]]:
+        return [(r[0], r[1]) for r in self._read("cancel_requested", {"worker_id": worker_id})]

@@ -1,0 +1,45 @@
+"""The scheduler's state, written once for every SQL engine: due cron jobs, fires, suspension, skipped fires.
+
+Leadership (`lead_scheduling`) is the engine's: see sqlite.py and postgres.py.
+"""
+
+from __future__ import annotations
+
+from queuectl.model import Job, NewRun
+from queuectl.store.contract import SchedulerState
+from queuectl.store.sql_core import SQLCore
+from queuectl.store.sql_rows import job_from_row, new_run_params
+
+
+class SQLSchedulerState(SQLCore, SchedulerState):
+    """What the scheduler keeps in the store between fires; leadership is the engine's."""
+
+    def cron_jobs_due(self, now: float, limit: int = 500) -> list[Job]:
+        return [job_from_row(r) for r in self._read("cron_jobs_due", {"now": now, "limit": limit})]
+
+    def next_fire(self) -> float | None:
+        value = self._read("next_fire_min")[0][0]
+        return None if value is None else float(value)
+
+    def set_fires(
+        self, name: str, last_fire: float | None, next_fire: float | None, schedule_from: float, schedule_hash: str
+    ) -> None:
+        params = {
+            "name": name,
+            "last_fire": last_fire,
+            "next_fire": next_fire,
+            "schedule_from": schedule_from,
+            "schedule_hash": schedule_hash,
+        }
+        with self.batch():
+            self._write("set_fires", params)
+
+    def set_suspended(self, name: str, suspended: bool) -> bool:
+        with self.batch():
+            rows = self._write("set_suspended", {"name": name, "suspended": suspended, "now": self._now()})
+            return bool(rows)
+
+    def add_skipped_run(self, run: NewRun, reason: str) -> bool:
+        params = {**new_run_params(run, self._now()), "reason": reason}
+        with self.batch():
+            return bool(self._write("insert_skipped_run", params))
