@@ -43,7 +43,9 @@ SETTLE = 0.5  # a broken file younger than this is looked at again before it is 
 JOIN_PATIENCE = 10.0  # how long the end of `run()` waits for the scheduler's thread
 
 
-def defaults_of(store: Store) -> Defaults:
+# The same verbs as the CLI's (declare.py's defaults_of and apply_and_wake), kept here so that this
+# module imports no front end; both are to call the service layer's one version of them.
+def _defaults_of(store: Store) -> Defaults:
     """What a manifest that leaves a setting out gets: the store's settings."""
     values = config.effective(store.config())
     return Defaults(
@@ -54,15 +56,15 @@ def defaults_of(store: Store) -> Defaults:
     )
 
 
-def apply_and_wake(store: Store, paths: Sequence[str], **options: Any) -> Plan:
+def _apply_and_wake(store: Store, paths: Sequence[str], **options: Any) -> Plan:
     """Apply, then wake this host's idle pools when runs were added."""
-    plan = applying.apply(store, paths, defaults=defaults_of(store), **options)
+    plan = applying.apply(store, paths, defaults=_defaults_of(store), **options)
     if not options.get("dry_run") and plan.changed:
         store.wake_pools()
     return plan
 
 
-def job_directories(paths: Sequence[str]) -> list[str]:
+def _job_directories(paths: Sequence[str]) -> list[str]:
     """`paths` as absolute directories; a path that is not a directory is a usage error."""
     directories = [os.path.abspath(p) for p in paths]
     for directory in directories:
@@ -103,7 +105,7 @@ class Supervisor:
         clock: Callable[[], float] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.directories = job_directories(paths)
+        self.directories = _job_directories(paths)
         self.store = store  # the pool's connection, used from the thread that calls run()
         self.slots = slots
         self.say = say
@@ -121,13 +123,13 @@ class Supervisor:
             raise
         self.scheduler = Scheduler(
             self._scheduling,
-            lambda: defaults_of(self._scheduling),
+            lambda: _defaults_of(self._scheduling),
             pause=lambda: time.sleep(SCHEDULER_PAUSE),
             lookahead=LOOKAHEAD,
         )
         self._apply_lock = threading.Lock()  # one apply at a time: the first one's, then the watcher's
         self._jobs_changed = threading.Event()  # wakes the scheduler's wait
-        self._stopping = threading.Event()
+        self._stopping = threading.Event()  # set by stop() or at the end of run(): the scheduler's loop ends
         self._pool_lock = threading.Lock()  # `stop()` and the pool's start agree on who asks the pool to stop
         self._pool_id: str | None = None  # the pool while it is registered
         self._watcher: Watcher | None = None
@@ -178,7 +180,7 @@ class Supervisor:
     def apply_once(self, first: bool = False) -> Plan:
         """Apply the directories and say what changed (the first time, the whole plan); the plan said."""
         with self._apply_lock:
-            plan = apply_and_wake(self._applying, self.directories, **self._options)
+            plan = _apply_and_wake(self._applying, self.directories, **self._options)
         self._jobs_changed.set()
         # A file written a moment ago may still be being written: look again before calling it broken.
         watcher = self._watcher
