@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 from importlib.resources import files
 from typing import Any
 
@@ -13,16 +11,10 @@ import click
 from queuectl import planview, templates
 from queuectl.apply import Plan
 from queuectl.cli.app import POOL_BUSY_TIMEOUT, db_option, echo_json, json_option, log_line, store_of
-from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, NotFoundError, QueueError, StoreBusyError, UsageError
+from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, NotFoundError, QueueError
 from queuectl.services import jobs
 from queuectl.store.contract import Store
-
-LOOKAHEAD = 2.0  # fires this close become runs already, due at their time (pools start them on the dot)
-SCHEDULER_PAUSE = 0.02  # between the scheduler's batches, so that pools get the store's write lock
-APPLY_RETRY = 1.0  # a passing store failure of up's apply: the wait before trying again
-LEADER_RETRY = 2.0  # how often a standing-by scheduler tries to become the one that schedules
-MAX_SCHEDULER_SLEEP = 60.0  # the scheduler looks at least this often (a clock step, a missed wake)
-SETTLE = 0.5  # up: a broken file younger than this is looked at again before it is reported
+from queuectl.supervisor import Supervisor
 
 insecure_option = click.option(
     "--insecure",
@@ -179,113 +171,9 @@ def up(
     run_up(store, jobs.job_dirs([directory] if directory else []), workers, options, quiet=quiet, burst=burst)
 
 
-def _just_written(path: str | None) -> bool:
-    try:
-        return path is not None and time.time() - os.stat(path).st_mtime < SETTLE
-    except OSError:
-        return False
-
-
 def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any], *, quiet: bool, burst: bool) -> None:
     """Apply `paths`, then watch them (unless burst) while a pool of `workers` slots runs the jobs."""
-    from queuectl.apply import Plan
-    from queuectl.scheduler import Scheduler
-    from queuectl.store import open_store
-    from queuectl.watcher import Watcher
-    from queuectl.worker import Pool
-
-    directories = [os.path.abspath(p) for p in paths]
-    for directory in directories:
-        if not os.path.isdir(directory):
-            raise UsageError(f"not a directory: {directory} (up watches a jobs directory)")
-    applier = open_store(store.url)  # the watcher thread's own connection
-    clock = open_store(store.url)  # the scheduler thread's
-    scheduler = Scheduler(
-        clock, lambda: jobs.defaults_of(clock), pause=lambda: time.sleep(SCHEDULER_PAUSE), lookahead=LOOKAHEAD
-    )
-    lock = threading.Lock()
-    jobs_changed = threading.Event()
-    stopping = threading.Event()
-    watcher: Watcher | None = None
-
-    def apply_now(first: bool = False) -> None:
-        with lock:
-            plan = jobs.apply(applier, directories, **options)
-        jobs_changed.set()
-        # A file written a moment ago may still be being written: look again before calling it broken.
-        settling = [c for c in plan.of("invalid") if watcher is not None and _just_written(c.path)]
-        if settling and watcher is not None:
-            watcher.recheck(SETTLE)
-            plan = Plan([c for c in plan.changes if c not in settling], plan.notes)
-        if first or plan.changed or plan.invalid or plan.notes:
-            for line in planview.plan_lines(plan, applied=True, quiet_unchanged=not first):
-                log_line(line)
-
-    def apply_failed(exc: BaseException) -> None:
-        if isinstance(exc, StoreBusyError) and watcher is not None:
-            log_line(f"apply failed: {exc}; trying again in {APPLY_RETRY:g}s")
-            watcher.recheck(APPLY_RETRY)  # a deadlock or a lost connection passes: the change must not be lost
-        else:
-            log_line(f"apply failed: {exc}")
-
-    role = ""  # "leader" or "standby" once known: changes are logged
-
-    def schedule_now() -> float | None:
-        nonlocal role
-        now = clock.now()
-        tick = scheduler.run_once(now)
-        if not tick.leader:  # several `up` on one store: one schedules, the others stand by
-            if role != "standby":
-                log_line("scheduler: standing by, another `up` on this store schedules the fires")
-                role = "standby"
-            return now + LEADER_RETRY + LOOKAHEAD
-        if role == "standby":
-            log_line("scheduler: taking over the scheduling of fires")
-        role = "leader"
-        for run_id in tick.started:
-            log_line(f"fire      {run_id}")
-        for line in tick.skipped + tick.notes:
-            log_line(f"schedule  {line}")
-        for run_id in tick.replaced:
-            log_line(f"replace   {run_id}: a newer fire replaces it")
-        if tick.started or tick.replaced:
-            clock.wake_pools()
-        return tick.next_at
-
-    def schedule_loop() -> None:
-        while not stopping.is_set():
-            jobs_changed.clear()  # before looking: a change from now on wakes the next wait
-            try:
-                next_at = schedule_now()
-            except Exception as exc:  # a busy store, or a bug: say so and look again; never stop scheduling
-                log_line(f"scheduler: {exc if isinstance(exc, QueueError) else repr(exc)}; looking again in 1s")
-                jobs_changed.wait(1.0)
-                continue
-            until = MAX_SCHEDULER_SLEEP if next_at is None else next_at - LOOKAHEAD - clock.now()
-            wait = min(max(0.0, until), MAX_SCHEDULER_SLEEP)
-            jobs_changed.wait(wait)
-
-    thread = threading.Thread(target=schedule_loop, name="queuectl-scheduler", daemon=True)
-    try:
-        apply_now(first=True)
-        if burst:
-            schedule_now()  # the fires due now; burst does not wait for later ones
-        else:
-            thread.start()
-            watcher = Watcher(directories, apply_now, apply_failed)
-            watcher.start()
-            log_line(f"watching {', '.join(planview.relative_dir(d) for d in directories)} for changes")
-        try:
-            pool = Pool(store, workers, burst=burst, log=log_line, verbose=not quiet, owns_process=True)
-            pool.on_wake = jobs_changed.set  # a wake-up may mean jobs changed elsewhere (apply, resume)
-            pool.run()
-        finally:
-            stopping.set()
-            jobs_changed.set()
-            if watcher is not None:
-                watcher.stop()
-            if thread.is_alive():
-                thread.join(timeout=10)
-    finally:
-        applier.close()
-        clock.close()
+    with Supervisor(
+        store, paths, workers, say=log_line, verbose=not quiet, burst=burst, owns_process=True, **options
+    ) as supervisor:
+        supervisor.run()
