@@ -19,7 +19,8 @@ import click
 from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, QueueError, StoreBusyError, UsageError
 
 if TYPE_CHECKING:
-    from queuectl.apply import Defaults, Plan
+    from queuectl.apply import Plan
+    from queuectl.config import Defaults
     from queuectl.store import Store
     from queuectl.watcher import Watcher
 
@@ -44,7 +45,7 @@ def _paths(paths: Sequence[str]) -> list[str]:
 
 def defaults_of(store: Store) -> Defaults:
     from queuectl import config
-    from queuectl.apply import Defaults
+    from queuectl.config import Defaults
 
     values = config.effective(store.config())
     return Defaults(
