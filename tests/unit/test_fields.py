@@ -217,3 +217,30 @@ def test_the_cli_takes_the_backoff_base_limit_itself(q: Queue) -> None:
     assert q("config", "set", "backoff-base", "1000").stdout.strip() == "backoff-base = 1000"
     run_id = q("enqueue", "--command", "true", "--backoff-base", "1000").stdout.strip()
     assert q.json("show", run_id)["backoff_base"] == 1000
+
+
+def test_a_jobs_defaults_are_the_tables() -> None:
+    import dataclasses
+
+    from queuectl.model import JobSpec
+
+    spec_fields = {f.name: f for f in dataclasses.fields(JobSpec)}
+    for fld in fields.MANIFEST_FIELDS:
+        if fld.default is not None and fld.config is None:
+            assert spec_fields[fld.name].default == fld.default, fld.name
+        if fld.config is not None:  # unset, the run takes the store's configured value
+            assert spec_fields[fld.name].default is None, fld.name
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + "}"
+    return json.dumps(value)
+
+
+@pytest.mark.parametrize("fld", [f for f in fields.MANIFEST_FIELDS if f.examples], ids=lambda f: f.name)
+def test_the_tables_examples_are_valid_manifests(fld: fields.Field) -> None:
+    for example in fld.examples:
+        text = f"{fld.name} = {_toml(example)}\n" + ("" if fld.name == "command" else 'command = "x"\n')
+        found = manifest.parse(text.encode(), "/jobs/job.toml")
+        assert found.errors == (), [str(e) for e in found.errors]
