@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from queuectl import manifest, status_files
+from queuectl.config import Defaults
 from queuectl.errors import StoreError, UsageError
 from queuectl.manifest import Manifest, ManifestError
 from queuectl.model import NAME_RE, Job, JobSource, JobSpec, NewRun
@@ -261,16 +262,6 @@ def env_changes(old: dict[str, str], new: dict[str, str]) -> dict[str, list[str]
 
 
 # -- applying ----------------------------------------------------------------
-@dataclass(frozen=True)
-class Defaults:
-    """The store's settings a job's runs take where the manifest is silent."""
-
-    max_retries: int
-    backoff_base: float
-    backoff_max: float
-    timeout: float | None
-
-
 def apply(
     store: Store,
     paths: Sequence[str],

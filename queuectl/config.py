@@ -1,11 +1,12 @@
-"""Settings kept in the store: their names, defaults and validation."""
+"""Settings kept in the store: their names, defaults and validation, from the table of fields."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
-from queuectl.durations import parse_duration
+from queuectl import fields
 from queuectl.errors import UsageError
 
 
@@ -16,75 +17,12 @@ class Setting(NamedTuple):
     parse: Callable[[str], float]
 
 
-class Bound(NamedTuple):
-    """The one rule of a numeric setting, wherever it is given: manifest, enqueue JSON or flag, config set."""
-
-    low: float
-    high: float
-    whole: bool
-    meaning: str
-
-    @property
-    def rule(self) -> str:
-        kind = "a whole number" if self.whole else "a number"
-        return f"{kind} from {self.low:g} to {self.high:g} ({self.meaning})"
-
-    def check(self, value: object) -> float:
-        """The value as a number within the bound (text is read as one); ValueError saying the rule."""
-        number: float | None = None
-        if isinstance(value, str):
-            try:
-                number = int(value.strip()) if self.whole else float(value)
-            except ValueError:
-                number = None
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            number = value if isinstance(value, int) or not self.whole else None
-        if number is None or not self.low <= number <= self.high:  # NaN fails the comparison too
-            raise ValueError(f"expected {self.rule}")
-        return number
-
-
-MAX_RETRIES = Bound(0, 1000, True, "tries after the first")
-BACKOFF_BASE = Bound(0, 1000, False, "retry n waits backoff-base ** n seconds")
-
-
-def _count(value: str) -> float:
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError("expected a whole number of zero or more") from None
-    if not 0 <= number <= 2**53:
-        raise ValueError("expected a whole number from 0 to 2**53")
-    return number
-
-
-def _seconds(value: str) -> float:
-    try:
-        return parse_duration(value)
-    except UsageError:
-        raise ValueError("expected seconds or a duration like 90s, 5m, 1h30m") from None
-
-
-def _positive_seconds(value: str) -> float:
-    seconds = _seconds(value)
-    if seconds <= 0:
-        raise ValueError("expected a duration above zero")
-    return seconds
+def _parser(fld: fields.Field) -> Callable[[str], float]:
+    return lambda text: fields.setting_from_text(fld, text)
 
 
 SETTINGS: dict[str, Setting] = {
-    s.key: s
-    for s in (
-        Setting("max-retries", 3, "retries after the first attempt, for runs that set none", MAX_RETRIES.check),
-        Setting("backoff-base", 2, "retry n waits backoff-base ** n seconds", BACKOFF_BASE.check),
-        Setting("backoff-max", 3600, "longest wait between retries, in seconds", _seconds),
-        Setting("job-timeout", 3600, "seconds an attempt may run; 0 = no limit", _seconds),
-        Setting("lease-seconds", 30, "how long a claim lasts without a heartbeat", _positive_seconds),
-        Setting("worker-poll-interval", 1, "seconds between store polls of an idle pool", _positive_seconds),
-        Setting("stop-grace", 30, "seconds running commands get to finish on a graceful stop", _seconds),
-        Setting("kill-grace", 5, "seconds between SIGTERM and SIGKILL on a timeout", _seconds),
-        Setting("log-max-bytes", 10 * 1024 * 1024, "cap on one attempt's log file (the tail is kept)", _count),
-    )
+    key: Setting(key, fld.default, fld.setting_help, _parser(fld)) for key, fld in fields.BY_CONFIG.items()
 }
 
 
@@ -118,3 +56,34 @@ def effective(stored: Mapping[str, str]) -> dict[str, float]:
 
 def render_value(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The store's settings a run takes where its job's manifest or its `enqueue` is silent."""
+
+    max_retries: int
+    backoff_base: float
+    backoff_max: float
+    timeout: float | None  # None: no limit (job-timeout 0)
+
+    @classmethod
+    def of(cls, values: Mapping[str, float]) -> Defaults:
+        """From the effective settings (`effective`)."""
+        return cls(
+            max_retries=int(values["max-retries"]),
+            backoff_base=values["backoff-base"],
+            backoff_max=values["backoff-max"],
+            timeout=values["job-timeout"] or None,
+        )
+
+
+class HasSettings(Protocol):
+    """What `defaults` needs of a store: its stored settings."""
+
+    def config(self) -> dict[str, str]: ...
+
+
+def defaults(store: HasSettings) -> Defaults:
+    """The run defaults in force in `store`: the one place they are built from its config."""
+    return Defaults.of(effective(store.config()))

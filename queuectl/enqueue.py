@@ -13,27 +13,16 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any, NamedTuple
 
-from queuectl import config
+from queuectl import fields
+from queuectl.config import Defaults
 from queuectl.durations import parse_duration, parse_time
 from queuectl.errors import DuplicateRunError, UsageError
 from queuectl.model import NewRun, check_name
 
-PRIORITY_WORDS = {"high": 10, "medium": 5, "normal": 5, "low": 1}
-DEFAULT_PRIORITY = 5
-_KNOWN = {
-    "id",
-    "command",
-    "priority",
-    "max_retries",
-    "retries",
-    "timeout",
-    "backoff_base",
-    "run_at",
-    "delay",
-    "cwd",
-    "env",
-    "keep_children",
-}
+DEFAULT_PRIORITY: int = fields.BY_NAME["priority"].default
+_KNOWN = set(fields.JSON_KEYS)
+RETRIES = "max_retries"  # how messages name the retries, under either spelling
+BASE = "backoff_base"
 _IGNORED = {"created_at", "updated_at"}
 
 
@@ -105,62 +94,109 @@ def new_id() -> str:
 
 
 def parse_priority(value: object) -> int:
-    if isinstance(value, str) and value.strip().lower() in PRIORITY_WORDS:
-        return PRIORITY_WORDS[value.strip().lower()]
-    number: int | None = None
-    if isinstance(value, int | str) and not isinstance(value, bool):
-        try:
-            number = int(value)
-        except ValueError:
-            number = None
-    if number is None or not 1 <= number <= 10:
-        raise UsageError(f"invalid priority {value!r}: expected 1-10 (higher runs first) or high/medium/low")
-    return number
+    try:
+        return fields.priority(value)
+    except ValueError as exc:
+        raise UsageError(f"invalid priority {value!r}: {exc}") from None
 
 
-def _bounded(bound: config.Bound, value: object, what: str) -> float:
-    """A number within the setting's one rule (config.py), said as manifests and `config set` say it."""
+def _bounded(bound: fields.Bound, value: object, what: str) -> float:
+    """A number within the setting's one rule (fields.py), said as manifests and `config set` say it."""
     try:
         return bound.check(value)
     except ValueError as exc:
         raise UsageError(f"invalid {what} {value!r}: {exc}") from None
 
 
-def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) -> NewRun:
-    """A NewRun from user fields; defaults are the store's effective config."""
-    unknown = sorted(set(fields) - _KNOWN - _IGNORED - {"state", "attempts"})
+def build(given: Mapping[str, Any], defaults: Defaults | Mapping[str, float], now: float) -> NewRun:
+    """A NewRun from user fields; defaults are the store's (`config.defaults`, or the effective config)."""
+    if not isinstance(defaults, Defaults):
+        defaults = Defaults.of(defaults)
+    _check_known(given)
+    command = _command(given)
+    run_id = given.get("id")
+    run_id = new_id() if run_id is None else check_name(run_id)
+    retries = _retries(given)
+    timeout = defaults.timeout if given.get("timeout") is None else _timeout(given["timeout"])
+    run_at = _run_at(given, now)
+    cwd = _cwd(given.get("cwd"))
+    env = _env(given.get("env") or {})
+    keep_children = given.get("keep_children", False)
+    if not isinstance(keep_children, bool):
+        raise UsageError(f"invalid keep_children {keep_children!r}: expected true or false")
+    _check_size(command, env)
+    base = given.get("backoff_base")
+    return NewRun(
+        id=run_id,
+        command=command,
+        priority=DEFAULT_PRIORITY if given.get("priority") is None else parse_priority(given["priority"]),
+        max_retries=defaults.max_retries if retries is None else int(_bounded(fields.MAX_RETRIES, retries, RETRIES)),
+        backoff_base=defaults.backoff_base if base is None else float(_bounded(fields.BACKOFF_BASE, base, BASE)),
+        backoff_max=defaults.backoff_max,
+        timeout=timeout,
+        run_at=run_at,
+        cwd=cwd,
+        env=dict(env),
+        keep_children=keep_children,
+    )
+
+
+def _check_known(given: Mapping[str, Any]) -> None:
+    """Every key is one of the table's enqueue keys, or bookkeeping a new run may carry."""
+    unknown = sorted(set(given) - _KNOWN - _IGNORED - {"state", "attempts"})
     if unknown:
         raise UsageError(f"unknown field {unknown[0]!r}: expected some of {', '.join(sorted(_KNOWN))}")
-    if fields.get("state", "pending") != "pending":
-        raise UsageError(f"invalid state {fields['state']!r}: a new run can only be 'pending'")
-    if fields.get("attempts", 0) != 0:
-        raise UsageError(f"invalid attempts {fields['attempts']!r}: a new run has 0 attempts")
-    command = fields.get("command")
+    if given.get("state", "pending") != "pending":
+        raise UsageError(f"invalid state {given['state']!r}: a new run can only be 'pending'")
+    if given.get("attempts", 0) != 0:
+        raise UsageError(f"invalid attempts {given['attempts']!r}: a new run has 0 attempts")
+
+
+def _command(given: Mapping[str, Any]) -> str:
+    command = given.get("command")
     if not isinstance(command, str) or not command.strip():
         raise UsageError("missing command: expected a non-empty shell command string")
     _check_size(command, {})  # before anything copies a huge command
     _check_text(command, "command")
-    run_id = fields.get("id")
-    run_id = new_id() if run_id is None else check_name(run_id)
-    if "max_retries" in fields and "retries" in fields and fields["max_retries"] != fields["retries"]:
-        raise UsageError("conflicting max_retries and retries: give one of them")
-    retries = fields.get("max_retries", fields.get("retries"))
-    timeout = defaults["job-timeout"] if fields.get("timeout") is None else parse_duration(fields["timeout"], "timeout")
-    if fields.get("run_at") is not None and fields.get("delay") is not None:
+    return command
+
+
+def _retries(given: Mapping[str, Any]) -> object:
+    """The retries given under either spelling (None: not given); both given must agree."""
+    first, second = fields.BY_NAME["retries"].json
+    if first in given and second in given and given[first] != given[second]:
+        raise UsageError(f"conflicting {first} and {second}: give one of them")
+    return given.get(first, given.get(second))
+
+
+def _timeout(value: object) -> float | None:
+    return parse_duration(value, "timeout") or None  # 0: no limit
+
+
+def _run_at(given: Mapping[str, Any], now: float) -> float | None:
+    """When the run may start: run_at (an ISO time) or now + delay, or None (at once)."""
+    run_at, delay = given.get("run_at"), given.get("delay")
+    if run_at is not None and delay is not None:
         raise UsageError("conflicting run_at and delay: give one of them")
-    run_at = None
-    if fields.get("run_at") is not None:
-        if not isinstance(fields["run_at"], str):
-            raise UsageError(f"invalid run_at {fields['run_at']!r}: expected an ISO 8601 time string")
-        run_at = parse_time(fields["run_at"], "run_at")
-    elif fields.get("delay") is not None:
-        run_at = now + parse_duration(fields["delay"], "delay")
-    cwd = fields.get("cwd")
-    if cwd is not None and (not isinstance(cwd, str) or not cwd.startswith("/")):
+    if run_at is not None:
+        if not isinstance(run_at, str):
+            raise UsageError(f"invalid run_at {run_at!r}: expected an ISO 8601 time string")
+        return parse_time(run_at, "run_at")
+    if delay is not None:
+        return now + parse_duration(delay, "delay")
+    return None
+
+
+def _cwd(cwd: object) -> str | None:
+    if cwd is None:
+        return None
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
         raise UsageError(f"invalid cwd {cwd!r}: expected an absolute directory path")
-    if cwd is not None:
-        _check_text(cwd, "cwd")
-    env = fields.get("env") or {}
+    _check_text(cwd, "cwd")
+    return cwd
+
+
+def _env(env: object) -> dict[str, str]:
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise UsageError("invalid env: expected an object of string names to string values")
     for name, value in env.items():
@@ -168,29 +204,7 @@ def build(fields: Mapping[str, Any], defaults: Mapping[str, float], now: float) 
             raise UsageError(f"invalid env name {name!r}: expected a name without '='")
         _check_text(name, "env name")
         _check_text(value, f"env {name}")
-    keep_children = fields.get("keep_children", False)
-    if not isinstance(keep_children, bool):
-        raise UsageError(f"invalid keep_children {keep_children!r}: expected true or false")
-    _check_size(command, env)
-    return NewRun(
-        id=run_id,
-        command=command,
-        priority=DEFAULT_PRIORITY if fields.get("priority") is None else parse_priority(fields["priority"]),
-        max_retries=int(
-            defaults["max-retries"] if retries is None else _bounded(config.MAX_RETRIES, retries, "max_retries")
-        ),
-        backoff_base=float(
-            defaults["backoff-base"]
-            if fields.get("backoff_base") is None
-            else _bounded(config.BACKOFF_BASE, fields["backoff_base"], "backoff_base")
-        ),
-        backoff_max=defaults["backoff-max"],
-        timeout=timeout or None,
-        run_at=run_at,
-        cwd=cwd,
-        env=dict(env),
-        keep_children=keep_children,
-    )
+    return env
 
 
 def _check_size(command: str, env: Mapping[str, str]) -> None:
@@ -239,7 +253,7 @@ def bounded_lines(file: IO[str], source: str) -> Iterator[str]:
         yield line
 
 
-def from_lines(lines: Iterable[str], source: str, defaults: Mapping[str, float], now: float) -> list[NewRun]:
+def from_lines(lines: Iterable[str], source: str, defaults: Defaults | Mapping[str, float], now: float) -> list[NewRun]:
     """Runs from JSON Lines; the first bad line aborts with its line number."""
     try:
         return _from_lines(lines, source, defaults, now)
@@ -247,7 +261,9 @@ def from_lines(lines: Iterable[str], source: str, defaults: Mapping[str, float],
         raise UsageError(f"{source}: not UTF-8 text; expected JSON Lines") from None
 
 
-def _from_lines(lines: Iterable[str], source: str, defaults: Mapping[str, float], now: float) -> list[NewRun]:
+def _from_lines(
+    lines: Iterable[str], source: str, defaults: Defaults | Mapping[str, float], now: float
+) -> list[NewRun]:
     runs = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, 1):

@@ -17,46 +17,25 @@ import os
 import pwd
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tomli
 
-from queuectl import config
+from queuectl import fields
 from queuectl.durations import LATEST, parse_duration
+from queuectl.enqueue import size_problem
 from queuectl.errors import UsageError
+from queuectl.fields import Field, Kind
 from queuectl.model import NAME_RE, Job, JobSpec
 
 MAX_BYTES = 1 << 20  # a manifest is a few lines; a huge file is a mistake
-CRON_WORDS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-CONCURRENCY = ("allow", "forbid", "replace")
-CATCHUP = ("none", "latest", "all")
-PRIORITY_WORDS = {"high": 10, "medium": 5, "normal": 5, "low": 1}
-KEYS = (
-    "name",
-    "command",
-    "description",
-    "priority",
-    "run_at",
-    "cron",
-    "timezone",
-    "timeout",
-    "retries",
-    "backoff_base",
-    "backoff_max",
-    "concurrency",
-    "catchup",
-    "catchup_window",
-    "jitter",
-    "cwd",
-    "env",
-    "enabled",
-    "keep_children",
-)
-ALIASES = {"max_retries": "retries"}  # the queue CLI's spelling
+KEYS = fields.MANIFEST_KEYS
+ALIASES = fields.MANIFEST_ALIASES  # other spellings (the queue CLI's max_retries) -> the key
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DURATION = "seconds or a duration like 90s, 5m, 1h30m"
+_DURATION = fields.DURATION_RULE
 
 
 @dataclass(frozen=True)
@@ -284,8 +263,9 @@ class _Checker:
             values[canonical] = (key, value)
         out: dict[str, Any] = {}
         for canonical, (key, value) in values.items():
+            fld = fields.BY_NAME[canonical]
             try:
-                out[canonical] = getattr(self, _CHECKS[canonical])(key, value)
+                out[canonical] = _CHECKS[fld.in_manifest](self, fld, key, value)
             except _Bad as bad:
                 self.fail(key, bad.message)
         self._relations(values, out)
@@ -316,8 +296,6 @@ class _Checker:
 
     def _size(self, command: str, env: dict[str, str]) -> None:
         """Refuse a command and env the kernel would never start (the rule of `enqueue`)."""
-        from queuectl.enqueue import size_problem
-
         problem = size_problem(command, env)
         if problem is not None:
             key = {"command": "command", "env": f"env.{problem.name}", "total": "env" if env else "command"}
@@ -325,16 +303,11 @@ class _Checker:
 
     def _resolve_local(self, moment: dt.datetime, zone: str | None) -> float:
         if moment.tzinfo is None:
-            if zone:
-                from zoneinfo import ZoneInfo
-
-                moment = moment.replace(tzinfo=ZoneInfo(zone))
-            else:
-                moment = moment.astimezone()
+            moment = moment.replace(tzinfo=ZoneInfo(zone)) if zone else moment.astimezone()
         return moment.timestamp()
 
     # -- one check per kind of value ------------------------------------------
-    def _name(self, key: str, value: Any) -> str:
+    def _name(self, fld: Field, key: str, value: Any) -> str:
         text = self._text(key, value)
         if not NAME_RE.fullmatch(text) or not text.isascii():
             raise _Bad(
@@ -354,20 +327,24 @@ class _Checker:
             raise _Bad("not valid UTF-8 text") from None
         return value
 
-    def _command(self, key: str, value: Any) -> str:
+    def _description(self, fld: Field, key: str, value: Any) -> str:
+        return self._text(key, value)
+
+    def _command(self, fld: Field, key: str, value: Any) -> str:
         text = self._text(key, value)
         if not text.strip():
             raise _Bad("empty: expected a shell command")
         return text
 
-    def _priority(self, key: str, value: Any) -> int:
-        if isinstance(value, str) and value.strip().lower() in PRIORITY_WORDS:
-            return PRIORITY_WORDS[value.strip().lower()]
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
-            raise _Bad(f"expected a whole number from 1 to 10 (higher runs first) or high/medium/low, got {value!r}")
-        return value
+    def _priority(self, fld: Field, key: str, value: Any) -> int:
+        try:
+            if isinstance(value, str) and value.strip().lower() not in fields.PRIORITY_WORDS:
+                raise ValueError(value)  # TOML gives numbers as numbers: text is a word or a mistake
+            return fields.priority(value)
+        except ValueError:
+            raise _Bad(f"expected {fields.priority_rule()}, got {value!r}") from None
 
-    def _run_at(self, key: str, value: Any) -> dt.datetime | _Relative:
+    def _run_at(self, fld: Field, key: str, value: Any) -> dt.datetime | _Relative:
         if isinstance(value, str) and value.strip().startswith("+"):
             try:
                 return _Relative(parse_duration(value.strip()[1:], key))
@@ -395,11 +372,11 @@ class _Checker:
             raise _Bad(f"expected a date and a time (like 2026-12-01T02:00:00Z), got only {value.isoformat()}")
         raise _Bad(f'expected a TOML date-time, an ISO 8601 time or "+30m", got {_kind(value)}')
 
-    def _cron(self, key: str, value: Any) -> str:
+    def _cron(self, fld: Field, key: str, value: Any) -> str:
         text = " ".join(self._text(key, value).split())
         if text.startswith("@"):
-            if text.lower() not in CRON_WORDS:
-                raise _Bad(f"unknown shorthand {text!r}: expected 5 fields or one of {', '.join(CRON_WORDS)}")
+            if text.lower() not in fld.choices:
+                raise _Bad(f"unknown shorthand {text!r}: expected 5 fields or one of {', '.join(fld.choices)}")
             return text.lower()
         if len(text.split()) != 5:
             raise _Bad(
@@ -410,23 +387,21 @@ class _Checker:
             raise _Bad(f"invalid cron expression {text!r}: {problem}")
         return text
 
-    def _timezone(self, key: str, value: Any) -> str:
+    def _timezone(self, fld: Field, key: str, value: Any) -> str:
         text = self._text(key, value)
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(text)
         except (ZoneInfoNotFoundError, ValueError):
             raise _Bad(f"unknown time zone {text!r}: expected an IANA name like Europe/Berlin or UTC") from None
         return text
 
-    def _duration(self, key: str, value: Any) -> float:
+    def _duration(self, fld: Field, key: str, value: Any) -> float:
         try:
             return parse_duration(value, key)
         except UsageError:
             raise _Bad(f"expected {_DURATION} (zero or more), got {_shown(value)}") from None
 
-    def _positive_duration(self, key: str, value: Any) -> float:
+    def _positive_duration(self, fld: Field, key: str, value: Any) -> float:
         try:
             seconds = parse_duration(value, key)
         except UsageError:
@@ -435,33 +410,24 @@ class _Checker:
             raise _Bad(f"expected a duration above zero ({_DURATION}), got {_shown(value)}")
         return seconds
 
-    def _retries(self, key: str, value: Any) -> int:
-        return int(self._bounded(config.MAX_RETRIES, value))
-
-    def _backoff_base(self, key: str, value: Any) -> float:
-        return float(self._bounded(config.BACKOFF_BASE, value))
-
-    def _bounded(self, bound: config.Bound, value: Any) -> float:
-        """A number within the setting's one rule (config.py), said as `config set` and `enqueue` say it."""
+    def _bounded(self, fld: Field, key: str, value: Any) -> float:
+        """A number within the setting's one rule (fields.py), said as `config set` and `enqueue` say it."""
+        bound = fld.bound
+        assert bound is not None, fld.name  # every COUNT and NUMBER row has one (test_fields checks)
         if isinstance(value, str):  # TOML gives numbers as numbers: a string is a mistake here
             raise _Bad(f"expected {bound.rule}, got {_shown(value)}")
         try:
-            return bound.check(value)
+            number = bound.check(value)
         except ValueError as exc:
             raise _Bad(f"{exc}, got {_shown(value)}") from None
+        return int(number) if bound.whole else float(number)
 
-    def _concurrency(self, key: str, value: Any) -> str:
-        return self._choice(key, value, CONCURRENCY)
-
-    def _catchup(self, key: str, value: Any) -> str:
-        return self._choice(key, value, CATCHUP)
-
-    def _choice(self, key: str, value: Any, choices: tuple[str, ...]) -> str:
-        if not isinstance(value, str) or value not in choices:
-            raise _Bad(f"expected one of {', '.join(choices)}, got {_shown(value)}")
+    def _choice(self, fld: Field, key: str, value: Any) -> str:
+        if not isinstance(value, str) or value not in fld.choices:
+            raise _Bad(f"expected one of {', '.join(fld.choices)}, got {_shown(value)}")
         return value
 
-    def _cwd(self, key: str, value: Any) -> str:
+    def _cwd(self, fld: Field, key: str, value: Any) -> str:
         text = self._text(key, value)
         if not text:
             raise _Bad("empty: expected a directory path")
@@ -470,7 +436,7 @@ class _Checker:
             expanded = os.path.join(os.path.dirname(os.path.abspath(self.path)), expanded)
         return os.path.normpath(expanded)
 
-    def _env(self, key: str, value: Any) -> tuple[tuple[str, str], ...]:
+    def _env(self, fld: Field, key: str, value: Any) -> tuple[tuple[str, str], ...]:
         if not isinstance(value, dict):
             raise _Bad(f'expected a table of NAME = "value" (an [env] section), got {_kind(value)}')
         pairs = []
@@ -492,33 +458,29 @@ class _Checker:
                 self.fail(where, bad.message)
         return tuple(sorted(pairs))
 
-    def _bool(self, key: str, value: Any) -> bool:
+    def _bool(self, fld: Field, key: str, value: Any) -> bool:
         if not isinstance(value, bool):
             raise _Bad(f"expected true or false, got {_shown(value)}")
         return value
 
 
-# The check of each key: a _Checker method taking (key, value) and returning the normalized value.
-_CHECKS = {
-    "name": "_name",
-    "command": "_command",
-    "description": "_text",
-    "priority": "_priority",
-    "run_at": "_run_at",
-    "cron": "_cron",
-    "timezone": "_timezone",
-    "timeout": "_positive_duration",
-    "retries": "_retries",
-    "backoff_base": "_backoff_base",
-    "backoff_max": "_duration",
-    "concurrency": "_concurrency",
-    "catchup": "_catchup",
-    "catchup_window": "_positive_duration",
-    "jitter": "_duration",
-    "cwd": "_cwd",
-    "env": "_env",
-    "enabled": "_bool",
-    "keep_children": "_bool",
+# The check of each kind of value a manifest takes (the kind of each key is in fields.py).
+_CHECKS: dict[Kind, Callable[[_Checker, Field, str, Any], Any]] = {
+    Kind.NAME: _Checker._name,
+    Kind.COMMAND: _Checker._command,
+    Kind.TEXT: _Checker._description,
+    Kind.PRIORITY: _Checker._priority,
+    Kind.MOMENT: _Checker._run_at,
+    Kind.CRON: _Checker._cron,
+    Kind.TIMEZONE: _Checker._timezone,
+    Kind.DURATION: _Checker._duration,
+    Kind.POSITIVE_DURATION: _Checker._positive_duration,
+    Kind.COUNT: _Checker._bounded,
+    Kind.NUMBER: _Checker._bounded,
+    Kind.CHOICE: _Checker._choice,
+    Kind.PATH: _Checker._cwd,
+    Kind.ENV: _Checker._env,
+    Kind.BOOL: _Checker._bool,
 }
 
 
@@ -539,7 +501,7 @@ def _cron_problem(expression: str) -> str | None:
 
     Ours first (a field named, never-firing and misread forms refused), then croniter's.
     """
-    from croniter import croniter
+    from croniter import croniter  # slow to import: only for manifests with a cron schedule
 
     from queuectl.schedule import cron_problem
 

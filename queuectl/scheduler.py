@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 
 from queuectl import schedule
-from queuectl.apply import Defaults, new_run
+from queuectl.apply import new_run
+from queuectl.config import Defaults
 from queuectl.durations import LATEST
 from queuectl.errors import StoreBusyError
 from queuectl.model import Job

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-from queuectl import planview
+from queuectl import config, planview
 from queuectl.apply import Plan
 from queuectl.errors import QueueError, StoreBusyError, StoreError, UsageError
 from queuectl.scheduler import Scheduler, Tick
@@ -103,7 +103,7 @@ class Supervisor:
             raise
         self.scheduler = Scheduler(
             self._scheduling,
-            lambda: jobs.defaults_of(self._scheduling),
+            lambda: config.defaults(self._scheduling),
             pause=lambda: time.sleep(SCHEDULER_PAUSE),
             lookahead=LOOKAHEAD,
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from queuectl import apply as applying
 from queuectl import config, manifest, planview
-from queuectl.apply import Defaults, Plan
+from queuectl.apply import Plan
 from queuectl.errors import NotFoundError, QueueError, UsageError
 from queuectl.manifest import Manifest
 from queuectl.model import Job, JobStatus, NewRun
@@ -32,20 +32,9 @@ def job_dirs(paths: Sequence[str]) -> list[str]:
     return [DEFAULT_DIR]
 
 
-def defaults_of(store: Store) -> Defaults:
-    """What a manifest that leaves a setting out gets: the store's settings."""
-    values = config.effective(store.config())
-    return Defaults(
-        max_retries=int(values["max-retries"]),
-        backoff_base=values["backoff-base"],
-        backoff_max=values["backoff-max"],
-        timeout=values["job-timeout"] or None,
-    )
-
-
 def apply(store: Store, paths: Sequence[str], **options: Any) -> Plan:
     """Apply the manifests under `paths` (see apply.apply), then wake the pools when runs may have changed."""
-    plan = applying.apply(store, paths, defaults=defaults_of(store), **options)
+    plan = applying.apply(store, paths, defaults=config.defaults(store), **options)
     if not options.get("dry_run") and any(c.kind in ("create", "update", "delete") for c in plan.changes):
         store.wake_pools()
     return plan
@@ -88,7 +77,7 @@ def find(store: Store, name: str) -> Job:
 def trigger(store: Store, name: str) -> NewRun:
     """A run of job `name` now, outside its schedule."""
     job = find(store, name)
-    run = applying.new_run(job, defaults_of(store), store.now())
+    run = applying.new_run(job, config.defaults(store), store.now())
     if not store.add_job_runs([run]):
         raise QueueError(f"job {name!r} was already triggered at this instant; try again")
     store.wake_pools()
@@ -108,7 +97,7 @@ def resume(store: Store, name: str) -> None:
     find(store, name)
     with store.batch():
         store.set_suspended(name, False)
-        store.add_job_runs(applying.runs_for(find(store, name), defaults_of(store)))
+        store.add_job_runs(applying.runs_for(find(store, name), config.defaults(store)))
     store.wake_pools()
 
 

@@ -16,11 +16,6 @@ from queuectl.store.contract import Store
 GENERATED_ID_TRIES = 3  # a generated id that clashes (vanishingly rare) is drawn again
 
 
-def defaults(store: Store) -> dict[str, float]:
-    """Every setting's value for this store: stored ones, else the defaults."""
-    return config.effective(store.config())
-
-
 def add(store: Store, runs: list[NewRun]) -> list[NewRun]:
     """Add `runs` in one transaction, all or none, and wake the pools that could take them."""
     store.enqueue(runs)
@@ -30,7 +25,7 @@ def add(store: Store, runs: list[NewRun]) -> list[NewRun]:
 
 def add_one(store: Store, fields: Mapping[str, Any]) -> NewRun:
     """One run from a JSON object's or the flags' fields (see enqueue.build)."""
-    return add(store, [build.build(fields, defaults(store), store.now())])[0]
+    return add(store, [build.build(fields, config.defaults(store), store.now())])[0]
 
 
 def add_command(store: Store, fields: Mapping[str, Any]) -> NewRun:
@@ -49,7 +44,7 @@ def add_lines(store: Store, lines: Iterable[str], source: str, fields: Mapping[s
     if "command" in fields:
         raise UsageError("--file takes the runs from the file: give no JSON or --command beside it")
     merged = _with_fields(lines, fields, source) if fields else lines
-    return add(store, build.from_lines(merged, source, defaults(store), store.now()))
+    return add(store, build.from_lines(merged, source, config.defaults(store), store.now()))
 
 
 def _with_fields(lines: Iterable[str], fields: Mapping[str, Any], source: str) -> Iterator[str]:

@@ -611,7 +611,7 @@ def test_trigger_suspend_resume_plan_and_schedule(q: Queue, jobs: Path) -> None:
 
 def test_replace_stops_the_running_attempt_of_a_real_pool(q: Queue, jobs: Path) -> None:
     from queuectl import wake
-    from queuectl.apply import Defaults
+    from queuectl.config import Defaults
     from queuectl.scheduler import Scheduler
     from queuectl.store.sqlite import SQLiteStore
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from queuectl.apply import Defaults, apply
+from queuectl.apply import apply
+from queuectl.config import Defaults
 from queuectl.model import AttemptResult, Outcome, RunState
 from queuectl.scheduler import Scheduler
 from queuectl.store.contract import Store
