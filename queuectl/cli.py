@@ -338,7 +338,7 @@ def worker_start(ctx: click.Context, count: int, burst: bool, detach: bool, quie
     if detach:
         _detach(store, count, burst)
         return
-    from queuectl.worker import Pool
+    from queuectl.pool import Pool
 
     Pool(store, count, burst=burst, log=log_line, verbose=not quiet, owns_process=True).run()
 

@@ -397,10 +397,10 @@ def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any]
     from queuectl import planview
     from queuectl.apply import Plan
     from queuectl.cli import log_line
+    from queuectl.pool import Pool
     from queuectl.scheduler import Scheduler
     from queuectl.store import open_store
     from queuectl.watcher import Watcher
-    from queuectl.worker import Pool
 
     directories = [os.path.abspath(p) for p in paths]
     for directory in directories:

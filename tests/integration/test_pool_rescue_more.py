@@ -19,8 +19,8 @@ import pytest
 
 from queuectl import runner
 from queuectl.model import JobSpec, NewRun, ProcessInfo, RunState, Worker
+from queuectl.pool import Pool
 from queuectl.store import Store, open_store
-from queuectl.worker import Pool
 from tests.conftest import group_members, is_running, wait_for
 
 

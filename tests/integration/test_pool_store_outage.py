@@ -13,8 +13,8 @@ import pytest
 from queuectl import runner
 from queuectl.errors import StoreBusyError
 from queuectl.model import NewRun, ProcessInfo, RunState, Worker
+from queuectl.pool import Pool
 from queuectl.store import Store, open_store
-from queuectl.worker import Pool
 
 
 @pytest.fixture
