@@ -9,7 +9,7 @@ several runs; a claim not started soon is given back for another pool to run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 RECORD_DELAY = 0.05  # a process is recorded (pgid, log) once it has run this long
 FLUSH_DELAY = 0.02  # finished attempts are written within this many seconds...
@@ -21,9 +21,11 @@ READY_MAX_AGE = 0.5  # a claim not started within this long is given back
 MAX_WAIT = 60.0  # the loop looks around at least this often
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What the policy looks at; moments are on the monotonic clock."""
+class Snapshot(NamedTuple):
+    """What the policy looks at; moments are on the monotonic clock.
+
+    A named tuple: the loop takes a few of these per turn, and a tuple is built fastest.
+    """
 
     slots: int
     running: int = 0  # attempts in flight

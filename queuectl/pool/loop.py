@@ -14,6 +14,7 @@ import selectors
 import signal
 import time
 from collections.abc import Callable
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from queuectl import config, reaper, runner
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 START_PATIENCE = 30.0  # how long a starting pool waits for a store busy with another writer
 WAKE_HEARTBEAT_GAP = 1.0  # a wake-up brings the next heartbeat forward, to no sooner than this after the last
+
+_claimed_at = itemgetter(1)  # of a ready (claim, claimed at) pair
 
 
 class Pool:
@@ -204,9 +207,10 @@ class Pool:
         if mono >= self.procs.next_child_check:
             self.procs.check_children(mono)
         self._fill_slots(mono)
-        due = mono >= self.store_retry.retry_at and batching.sync_due(self._snapshot(mono), mono)
-        if due and self._guarded(self._sync, mono):
-            self._fill_slots(mono)
+        if mono >= self.store_retry.retry_at:
+            state = self._snapshot(mono)
+            if batching.sync_due(state, mono) and self._guarded(lambda m: self._sync(m, state), mono):
+                self._fill_slots(mono)
         if self._finished():
             return False
         now = self.monotonic()
@@ -228,7 +232,7 @@ class Pool:
         return batching.Snapshot(
             slots=self.slots,
             running=len(self.procs.running),
-            ready=tuple(at for _, at in sync.ready),
+            ready=tuple(map(_claimed_at, sync.ready)),
             results=len(sync.results),
             results_since=sync.results_since,
             mean_duration=sync.mean_duration,
@@ -280,8 +284,11 @@ class Pool:
             self.sync.hint = True  # a slot came free: claim without waiting for a poll
 
     # -- store round trips --------------------------------------------------
-    def _sync(self, mono: float) -> None:
-        self.sync.sync(self._snapshot(mono), mono, self.lease_seconds, self.poll_interval)
+    def _sync(self, mono: float, snapshot: batching.Snapshot | None = None) -> None:
+        """The store round trip; `snapshot`: the pool as it is at `mono`, if already taken."""
+        if snapshot is None:
+            snapshot = self._snapshot(mono)
+        self.sync.sync(snapshot, mono, self.lease_seconds, self.poll_interval)
 
     def _heartbeat(self, mono: float) -> None:
         self.store.check_identity()

@@ -7,7 +7,7 @@ claims to give back, whether to go to the store now, and how long to sleep.
 
 from __future__ import annotations
 
-import dataclasses
+from typing import Any
 
 import pytest
 
@@ -38,10 +38,10 @@ class Clock:
         return self.now
 
 
-def pool(**state: object) -> Snapshot:
+def pool(**state: Any) -> Snapshot:
     """A pool of two slots with nothing running, nothing due, no hint: the fields given change that."""
     base = Snapshot(slots=2, next_poll=LATER, moments=(LATER,))
-    return dataclasses.replace(base, **state)  # type: ignore[arg-type]
+    return base._replace(**state)
 
 
 # -- claims and prefetch ----------------------------------------------------------
@@ -148,8 +148,8 @@ def test_the_wait_is_until_the_earliest_pending_moment() -> None:
     )
     # flush at T0 + 0.02; give back at T0 + 0.4; record at T0 + 0.01; heartbeat (a moment) at T0 + 5
     assert batching.wait_time(s, T0) == pytest.approx(RECORD_DELAY - 0.04)
-    assert batching.wait_time(dataclasses.replace(s, first_unrecorded=None), T0) == pytest.approx(FLUSH_DELAY)
-    assert batching.wait_time(dataclasses.replace(s, first_unrecorded=None, results=0), T0) == pytest.approx(
+    assert batching.wait_time(s._replace(first_unrecorded=None), T0) == pytest.approx(FLUSH_DELAY)
+    assert batching.wait_time(s._replace(first_unrecorded=None, results=0), T0) == pytest.approx(
         READY_MAX_AGE - 0.1
     )
     assert batching.wait_time(pool(moments=(T0 + 3,), next_due=T0 + 2), T0) == pytest.approx(2.0)
@@ -172,14 +172,14 @@ def test_a_store_in_backoff_is_waited_for_not_spun_on() -> None:
 def test_the_poll_and_due_runs_wake_the_loop_only_when_a_slot_could_take_a_run() -> None:
     full = pool(slots=1, running=1, next_poll=T0 + 1, next_due=T0 + 0.5, moments=(T0 + 9,))
     assert batching.wait_time(full, T0) == pytest.approx(9.0)
-    free = dataclasses.replace(full, running=0)
+    free = full._replace(running=0)
     assert batching.wait_time(free, T0) == pytest.approx(0.5)
 
 
 def test_a_spawn_retry_wakes_the_loop_only_with_a_ready_claim_and_a_free_slot() -> None:
     s = pool(slots=2, running=1, ready=(T0,), spawn_retry_at=T0 + 0.3, moments=(T0 + 9,))
     assert batching.wait_time(s, T0) == pytest.approx(0.3)
-    assert batching.wait_time(dataclasses.replace(s, running=2), T0) == pytest.approx(READY_MAX_AGE)
+    assert batching.wait_time(s._replace(running=2), T0) == pytest.approx(READY_MAX_AGE)
 
 
 # -- the mean duration -----------------------------------------------------------------
