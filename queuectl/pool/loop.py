@@ -41,6 +41,12 @@ _claimed_at = itemgetter(1)  # of a ready (claim, claimed at) pair
 
 
 class Pool:
+    """A pool of `slots` slots on `store`: `run()` works until stopped (in burst mode, until the queue is empty).
+
+    `start()`, `run_once()` and `close()` are the same loop in steps, for tests and embedding
+    programs; the clocks are injected (`clock` stamps attempts, `monotonic` drives every decision).
+    """
+
     def __init__(
         self,
         store: Store,

@@ -29,6 +29,8 @@ class Pools:
 
 @dataclass(frozen=True)
 class Rescuer:
+    """The rescue as one pool does it, on the heartbeat and at start."""
+
     store: Store
     pool_id: str
     host: str

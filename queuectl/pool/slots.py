@@ -31,6 +31,8 @@ POOL_SHORTAGES = {errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.
 
 
 class Slots:
+    """The attempts in flight, by leader pid; their pidfds and output pipes are in the loop's selector."""
+
     def __init__(
         self,
         count: int,

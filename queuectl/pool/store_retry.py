@@ -17,6 +17,8 @@ FIRST_DELAY = 0.05  # the first retry's delay; it doubles with each failure in a
 
 
 class StoreRetry:
+    """The pool's standing with its store: failures in a row, the next try, and why it gave up (if it did)."""
+
     def __init__(self) -> None:
         self.failures = 0  # in a row
         self.retry_at = 0.0  # monotonic moment before which the store is left alone

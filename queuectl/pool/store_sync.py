@@ -22,6 +22,8 @@ from queuectl.store import Store
 
 
 class StoreSync:
+    """The finished attempts and ready claims that wait for the store, and the round trip that settles them."""
+
     def __init__(
         self,
         store: Store,

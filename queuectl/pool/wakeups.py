@@ -9,6 +9,8 @@ from queuectl import wake
 
 
 class Wakeups:
+    """Registers the store's wake-up descriptor, again after the listener reconnects; tells the pool."""
+
     def __init__(self, selector: selectors.BaseSelector, woken: Callable[[], None]) -> None:
         self.selector = selector
         self.woken = woken  # told of each wake-up, once drained
