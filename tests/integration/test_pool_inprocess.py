@@ -9,7 +9,7 @@ test's choice. Commands that must run for a while wait for a gate file.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,9 +49,10 @@ def _gated(gate: Path) -> str:
     return f"while [ ! -e {gate} ]; do sleep 0.01; done"
 
 
-def _turn_until(pool: Pool, condition: object, what: str, limit: float = 20.0) -> None:
+def _turn_until(pool: Pool, condition: Callable[[], object], what: str, limit: float = 20.0) -> None:
+    """Turn the pool's loop until `condition` holds (a deadline in real time, for a test that went wrong)."""
     deadline = time.monotonic() + limit
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         pool.run_once(max_wait=0.02)
 
