@@ -25,12 +25,12 @@ from typing import Any
 from queuectl import config, planview
 from queuectl.apply import Plan
 from queuectl.errors import QueueError, StoreBusyError, StoreError, UsageError
+from queuectl.pool import Pool
 from queuectl.scheduler import Scheduler, Tick
 from queuectl.services import jobs
 from queuectl.store.contract import Store
 from queuectl.store.factory import open_store
 from queuectl.watcher import Watcher
-from queuectl.worker import Pool
 
 Say = Callable[[str], None]
 

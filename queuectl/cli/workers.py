@@ -6,6 +6,7 @@ import click
 
 from queuectl import json_views
 from queuectl.cli.app import POOL_BUSY_TIMEOUT, db_option, echo_json, json_option, log_line, store_of
+from queuectl.pool import Pool
 from queuectl.services import pools
 
 
@@ -36,8 +37,6 @@ def worker_start(ctx: click.Context, count: int, burst: bool, detach: bool, quie
         said = "ran in the background and has already finished" if started.finished else "started in the background"
         click.echo(f"pool {said}: pid {started.pid}, log {started.log_path}")
         return
-    from queuectl.worker import Pool
-
     Pool(store, count, burst=burst, log=log_line, verbose=not quiet, owns_process=True).run()
 
 

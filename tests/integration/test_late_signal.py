@@ -17,7 +17,7 @@ import pytest
 SCRIPT = """
 import os, signal, sys
 from queuectl.store.factory import open_store
-from queuectl.worker import Pool
+from queuectl.pool import Pool
 Pool(open_store(sys.argv[1]), 1, burst=True, log=None, owns_process=sys.argv[2] == "owns").run()
 os.kill(os.getpid(), signal.SIGTERM)  # the late signal of a stop already taken
 print("exited on its own", flush=True)

@@ -17,9 +17,9 @@ import pytest
 
 from queuectl import reaper, runner
 from queuectl.model import Attempt, NewRun, Outcome, ProcessInfo, Worker
+from queuectl.pool import Pool
 from queuectl.store.contract import Store
 from queuectl.store.factory import open_store
-from queuectl.worker import Pool
 from tests.conftest import group_members, is_running, wait_for
 
 

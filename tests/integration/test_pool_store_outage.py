@@ -13,9 +13,9 @@ import pytest
 from queuectl import runner
 from queuectl.errors import StoreBusyError
 from queuectl.model import NewRun, ProcessInfo, RunState, Worker
+from queuectl.pool import Pool
 from queuectl.store.contract import Store
 from queuectl.store.factory import open_store
-from queuectl.worker import Pool
 
 
 @pytest.fixture

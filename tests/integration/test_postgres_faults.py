@@ -6,8 +6,8 @@ import time
 
 from queuectl.errors import StoreError
 from queuectl.model import NewRun
+from queuectl.pool import Pool
 from queuectl.store.postgres import PostgresStore
-from queuectl.worker import Pool
 
 
 class LosesACommitAnswer(PostgresStore):

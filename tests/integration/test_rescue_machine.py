@@ -8,8 +8,8 @@ import pytest
 
 from queuectl import runner
 from queuectl.model import NewRun, Worker
+from queuectl.pool import Pool
 from queuectl.store.sqlite import SQLiteStore
-from queuectl.worker import Pool
 
 
 @pytest.mark.parametrize(("machine", "rescued"), [("other-boot/4026531836", 0), (runner.MACHINE, 1)])
