@@ -8,7 +8,6 @@ command that was asked for; an *attempt* is one try of a run.
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -283,6 +282,8 @@ class JobSpec:
 
     @cached_property
     def spec_hash(self) -> str:
+        import hashlib  # loads OpenSSL (3 ms): not for the commands that only read runs
+
         return hashlib.sha256(self.canonical.encode()).hexdigest()
 
     @cached_property
@@ -298,6 +299,8 @@ class JobSpec:
             if name not in ("description", "priority", "enabled")
             and (name not in _OMITTED_WHEN_FALSE or values[name])
         )
+        import hashlib  # loads OpenSSL (3 ms): not for the commands that only read runs
+
         return hashlib.sha256(repr(runs).encode()).hexdigest()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from typing import Protocol
 
@@ -73,5 +72,7 @@ def logs_dir(store: StoreLocation) -> str:
     if store.engine == "sqlite":
         base, _ = os.path.splitext(store.location)
         return base + "-logs"
+    import hashlib  # loads OpenSSL (3 ms): only for a server store, not for every command
+
     digest = hashlib.sha256(store.location.encode()).hexdigest()[:12]
     return os.path.join(state_dir(), f"logs-{store.engine}-{digest}")

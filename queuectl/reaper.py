@@ -22,7 +22,6 @@ the group only).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import time
@@ -37,6 +36,8 @@ def become_subreaper(on: bool = True) -> bool:
     """Adopt orphaned descendants (Linux 3.4+); False where the kernel refuses."""
     global _CHILDREN
     _CHILDREN = f"/proc/self/task/{os.getpid()}/children"  # orphans go to the main thread
+    import ctypes  # 2 ms to import: only a pool, which calls this once, needs it
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0)

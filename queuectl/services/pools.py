@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from queuectl import config, runner
 from queuectl.errors import QueueError, StoreError
 from queuectl.model import Worker
 from queuectl.paths import POOL_STORE_HANDOFF, logs_dir, make_private_dir
 from queuectl.store.contract import Store
+
+if TYPE_CHECKING:
+    import subprocess
 
 START_WAIT = 10.0  # seconds a background pool has to register
 STOP_POLL = 0.05
@@ -68,6 +71,8 @@ def start_background(store: Store, count: int, burst: bool) -> Background:
     once: never on its command line (it may hold a password), and never in its
     jobs' environment, which is the same as a foreground pool's.
     """
+    import subprocess  # 3 ms to import (locale, selectors): only for a background pool
+
     log_path = os.path.join(logs_dir(store), f"pool-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
     argv = [sys.executable, "-m", "queuectl", "worker", "start", "--count", str(count)]
     if burst:
