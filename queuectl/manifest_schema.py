@@ -8,13 +8,13 @@ as manifest.schema.json (a unit test holds the two equal); regenerate it with
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 from queuectl import fields
 from queuectl.durations import MAX_SECONDS
 from queuectl.fields import Field, Kind
+from queuectl.json_views import dumps
 from queuectl.model import NAME_RE
 
 SCHEMA_ID = "https://queuectl.dev/schema/manifest.json"
@@ -58,7 +58,7 @@ def schema() -> dict[str, Any]:
 
 def text() -> str:
     """The schema as shipped in manifest.schema.json."""
-    return json.dumps(schema(), indent=2, ensure_ascii=False) + "\n"
+    return dumps(schema()) + "\n"
 
 
 def _property(fld: Field) -> dict[str, Any]:

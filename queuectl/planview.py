@@ -17,10 +17,6 @@ from queuectl.manifest import Manifest, ManifestError
 SHOWN = 60  # values longer than this are cut in the plan's text
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
-
-
 def relative(path: str) -> str:
     """A path as short as it can be said from the current directory."""
     directory, name = os.path.split(path)
