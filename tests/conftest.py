@@ -144,8 +144,34 @@ def group_members(pgid: int) -> list[int]:
     return [pid for pid, _, group in _live_processes() if group == pgid]
 
 
+# Test modules that start processes carrying fixed run markers (QUEUECTL_RUN_ID=r1, ...) or look for such
+# processes machine-wide (`runner.kill_leftovers`, a pool's `rescue`): beside one another on several xdist
+# workers, one test's scan would kill or count another test's processes. They share one worker (`--dist
+# loadgroup`), one after another, as in a serial run.
+RUN_MARKER_MODULES = frozenset(
+    {
+        "tests/unit/test_reaper.py",
+        "tests/unit/test_runner.py",
+        "tests/integration/test_pool_paths.py",
+        "tests/integration/test_pool_rescue_more.py",
+        "tests/integration/test_pool_store_outage.py",
+        "tests/integration/test_rescue_machine.py",
+        "tests/e2e/test_store_open.py",  # a run with the id r1, which the scans above look for
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.split("::", 1)[0] in RUN_MARKER_MODULES:
+            item.add_marker(pytest.mark.xdist_group("run-markers"))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: every test here is mandatory."""
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller, which sees every worker's reports, decides
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
     if os.environ.get("CI") and skipped and exitstatus == 0:
@@ -155,7 +181,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Any]:
-    """One real PostgreSQL server for the whole run (skipped, which fails CI, where none can start)."""
+    """One real PostgreSQL server for the whole run, one per xdist worker (skipped, which fails CI, where none
+    can start). Not shared between workers: tests stop and restart it."""
     from tests import pg
 
     why = pg.available()
