@@ -177,6 +177,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.nodeid not in WAITING_LONGEST)  # stable: the rest keep their order
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject.toml's addopts): two workers a core, as the tests mostly wait on subprocesses."""
+    return 2 * len(os.sched_getaffinity(0))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Each test process (xdist worker) gets its own XDG state directory, not the user's.
 
