@@ -158,6 +158,7 @@ RUN_MARKER_MODULES = frozenset(
         "tests/integration/test_pool_rescue_more.py",
         "tests/integration/test_pool_store_outage.py",
         "tests/integration/test_rescue_machine.py",
+        "tests/integration/test_pool_inprocess.py",  # (on main) an in-process pool runs r1
         "tests/e2e/test_store_open.py",  # a run with the id r1, which the scans above look for
     }
 )
