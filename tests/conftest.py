@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -144,8 +146,64 @@ def group_members(pgid: int) -> list[int]:
     return [pid for pid, _, group in _live_processes() if group == pgid]
 
 
+# Test modules that start processes carrying fixed run markers (QUEUECTL_RUN_ID=r1, ...) or look for such
+# processes machine-wide (`runner.kill_leftovers`, a pool's `rescue`): beside one another on several xdist
+# workers, one test's scan would kill or count another test's processes. They share one worker (`--dist
+# loadgroup`), one after another, as in a serial run.
+RUN_MARKER_MODULES = frozenset(
+    {
+        "tests/unit/test_reaper.py",
+        "tests/unit/test_runner.py",
+        "tests/integration/test_pool_paths.py",
+        "tests/integration/test_pool_rescue_more.py",
+        "tests/integration/test_pool_store_outage.py",
+        "tests/integration/test_rescue_machine.py",
+        "tests/integration/test_pool_inprocess.py",  # (on main) an in-process pool runs r1
+        "tests/e2e/test_store_open.py",  # a run with the id r1, which the scans above look for
+    }
+)
+
+
+# Tests that spend a minute or more waiting (on cron's minutes) go first: beside the others, not after them.
+WAITING_LONGEST = frozenset(
+    {"tests/e2e/test_postgres.py::test_two_up_processes_fire_each_cron_minute_once_and_the_standby_takes_over"}
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.split("::", 1)[0] in RUN_MARKER_MODULES:
+            item.add_marker(pytest.mark.xdist_group("run-markers"))
+    items.sort(key=lambda item: item.nodeid not in WAITING_LONGEST)  # stable: the rest keep their order
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject.toml's addopts): one worker more than cores.
+
+    Measured on the 2-core machine: 3 workers 159-160 s; 4 workers 195-224 s (their polling, pools and
+    servers cost more CPU than the extra overlap of waits gains); 2 workers leave the cores idle.
+    """
+    return len(os.sched_getaffinity(0)) + 1
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each test process (xdist worker) gets its own XDG state directory, not the user's.
+
+    What a test runs without a state directory of its own (an in-process pool's logs, a command
+    given no XDG_STATE_HOME) writes there, apart from the other workers and from the user's queues.
+    """
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="queuectl-tests-state-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ["XDG_STATE_HOME"], ignore_errors=True)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: every test here is mandatory."""
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller, which sees every worker's reports, decides
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
     if os.environ.get("CI") and skipped and exitstatus == 0:
@@ -155,7 +213,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Any]:
-    """One real PostgreSQL server for the whole run (skipped, which fails CI, where none can start)."""
+    """One real PostgreSQL server for the whole run, one per xdist worker (skipped, which fails CI, where none
+    can start). Not shared between workers: tests stop and restart it."""
     from tests import pg
 
     why = pg.available()

@@ -8,6 +8,7 @@ copied where another user can reach them and the server runs as that user.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import pwd
@@ -40,6 +41,25 @@ def available() -> str | None:
     return None
 
 
+def system_user(name: str) -> str:
+    """Make the system user `name` unless it exists (root only); safe from several test processes at once.
+
+    useradd fails when another useradd holds /etc/passwd's lock, so the test processes (xdist workers)
+    take turns through a lock file; "exists already" (9) is success.
+    """
+    with open("/tmp/queuectl-tests-useradd.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            done = subprocess.run(
+                ["useradd", "--system", "--no-create-home", name], capture_output=True, text=True, check=False
+            )
+            if done.returncode not in (0, 9):
+                raise RuntimeError(f"useradd failed: {done.stderr}") from None
+    return name
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -68,11 +88,7 @@ class PgServer:
         self.root.chmod(0o755)
         self.user: str | None = None
         if os.geteuid() == 0:
-            self.user = SERVER_USER
-            try:
-                pwd.getpwnam(SERVER_USER)
-            except KeyError:
-                subprocess.run(["useradd", "--system", "--no-create-home", SERVER_USER], check=True)
+            self.user = system_user(SERVER_USER)
             # the server's user must reach the programs: copy them out of root's home
             bin_dir = _copy_install(bin_dir, self.root)
         self.bin = bin_dir
@@ -80,15 +96,23 @@ class PgServer:
         self.data.mkdir()
         if self.user:
             shutil.chown(self.data, self.user)
-        self.port = _free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync")
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(
-                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
+                "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
             )
-        self.start()
+        for tries_left in reversed(range(3)):
+            # a free port can be taken by another test process (xdist worker) before the server binds it
+            self.port = _free_port()
+            self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+            (self.data / "postgresql.auto.conf").write_text(f"port = {self.port}\n", encoding="utf-8")
+            try:
+                self.start()
+                break
+            except RuntimeError:
+                if not tries_left:
+                    raise
 
     def _run(self, program: str, *args: str) -> None:
         done = subprocess.run(

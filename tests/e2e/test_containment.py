@@ -82,12 +82,13 @@ def test_a_cold_stop_leaves_nothing_of_its_runs(q: Queue, leftovers: list[str]) 
 
 
 def test_keep_children_lets_a_daemon_outlive_its_run_and_its_pool(q: Queue, leftovers: list[str]) -> None:
-    leftovers.append("daemon")
-    q("enqueue", "--id", "daemon", "--keep-children", "--command", "setsid sleep 333 & echo started")
+    # a run id no other test uses: processes_of looks at the whole machine, where other tests run beside this one
+    leftovers.append("kept-daemon")
+    q("enqueue", "--id", "kept-daemon", "--keep-children", "--command", "setsid sleep 333 & echo started")
     q.burst()
-    assert q.state("daemon") == "completed"
-    assert q("logs", "daemon").stdout == "started\n"
-    kept = processes_of("daemon")
+    assert q.state("kept-daemon") == "completed"
+    assert q("logs", "kept-daemon").stdout == "started\n"
+    kept = processes_of("kept-daemon")
     assert len(kept) == 1 and is_running(kept[0])
 
 

@@ -60,7 +60,7 @@ def test_a_file_name_with_a_newline_keeps_its_error_on_one_line(q: Queue) -> Non
 
 
 def test_dlq_retry_grows_the_allowance_so_tries_never_exceed_it(q: Queue) -> None:
-    q("enqueue", "--id", "d", "--command", "exit 3", "--retries", "1")
+    q("enqueue", "--id", "d", "--command", "exit 3", "--retries", "1", "--backoff-base", "0")  # no wait between tries
     q.burst()
     assert q.state("d") == "dead"
     q("dlq", "retry", "d")

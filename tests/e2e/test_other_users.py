@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import pg
 from tests.conftest import QUEUECTL, Queue, wait_for
 
 OTHER_USER = "queuectl_other"
@@ -32,15 +33,7 @@ def other_user() -> str:
         pytest.skip("needs root to act as a second user")
     if shutil.which("runuser") is None or shutil.which("useradd") is None:
         pytest.skip("needs runuser and useradd")
-    try:
-        pwd.getpwnam(OTHER_USER)
-    except KeyError:
-        done = subprocess.run(
-            ["useradd", "--system", "--no-create-home", OTHER_USER], capture_output=True, text=True, check=False
-        )
-        if done.returncode not in (0, 9):  # 9: made meanwhile by another test process
-            raise RuntimeError(f"useradd failed: {done.stderr}") from None
-    return OTHER_USER
+    return pg.system_user(OTHER_USER)  # one useradd at a time across test processes
 
 
 @pytest.fixture

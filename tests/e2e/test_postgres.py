@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,12 @@ def test_four_pools_of_four_slots_run_each_of_1000_runs_exactly_once(pq: Queue, 
     ids = [f"r{i:04d}" for i in range(1000)]
     enqueue_appenders(pq, ids, out)
     pools = [pq.start_pool("--count", "4", "--burst") for _ in range(4)]
-    for pool in pools:
-        pool.wait(timeout=240)
-        assert pool.returncode == 0, pool.stdout.read() if pool.stdout else ""
+    # read every pool's output as it comes: a pool that runs most of the 1000 (as one started
+    # first on a busy machine does) prints more than a pipe holds, and would block on it
+    with ThreadPoolExecutor(len(pools)) as readers:
+        outputs = list(readers.map(lambda pool: pool.communicate(timeout=240)[0], pools))
+    for pool, output in zip(pools, outputs, strict=True):
+        assert pool.returncode == 0, output
     counts = appended(out)
     assert set(counts) == set(ids)
     assert [i for i, n in counts.items() if n != 1] == []
