@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from queuectl import apply as applying
 from queuectl import config, manifest, planview
@@ -40,8 +39,7 @@ def apply(store: Store, paths: Sequence[str], **options: Any) -> Plan:
     return plan
 
 
-@dataclass(frozen=True)
-class Checked:
+class Checked(NamedTuple):
     """What `validate` found: every manifest with its errors, and files apply would refuse."""
 
     manifests: list[Manifest]
@@ -101,8 +99,7 @@ def resume(store: Store, name: str) -> None:
     store.wake_pools()
 
 
-@dataclass(frozen=True)
-class JobView:
+class JobView(NamedTuple):
     status: JobStatus
     drift: str | None
 

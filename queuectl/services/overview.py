@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from queuectl.model import Job
 from queuectl.services.pools import PoolView, pools
 from queuectl.store.contract import Store
 
 
-@dataclass(frozen=True)
-class Overview:
+class Overview(NamedTuple):
     counts: dict[str, int]
     pools: list[PoolView]
     jobs: int

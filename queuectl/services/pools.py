@@ -7,8 +7,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from queuectl import config, runner
 from queuectl.errors import QueueError, StoreError
@@ -45,8 +44,7 @@ def is_running(state: str) -> bool:
     return state in ("alive", "stopping")
 
 
-@dataclass(frozen=True)
-class PoolView:
+class PoolView(NamedTuple):
     worker: Worker
     state: str
 
@@ -57,8 +55,7 @@ def pools(store: Store) -> list[PoolView]:
     return [PoolView(w, pool_state(w, now, lease)) for w in store.list_workers()]
 
 
-@dataclass(frozen=True)
-class Background:
+class Background(NamedTuple):
     pid: int
     log_path: str
     finished: bool  # a short burst that was over before we looked
@@ -109,8 +106,7 @@ def _await_registered(store: Store, child: subprocess.Popen[bytes], log_path: st
     raise QueueError(f"the background pool did not start: {why} (log: {log_path})")
 
 
-@dataclass(frozen=True)
-class Stopping:
+class Stopping(NamedTuple):
     """Which pools a stop reached: this host's were signalled (and can be waited for)."""
 
     local: list[Worker]

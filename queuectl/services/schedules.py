@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from datetime import tzinfo
+from typing import NamedTuple
 
 from queuectl import schedule
 from queuectl.errors import QueueError
@@ -12,8 +12,7 @@ from queuectl.services import jobs
 from queuectl.store.contract import Store
 
 
-@dataclass(frozen=True)
-class Fires:
+class Fires(NamedTuple):
     """Job `job`'s next fires (epoch seconds), its schedule in words and what may surprise."""
 
     job: str
@@ -46,8 +45,7 @@ def plan(store: Store, name: str, count: int, now: float) -> Fires:
     return Fires(name, schedule.describe(spec.cron, spec.timezone), zone, times, notes, warnings)
 
 
-@dataclass(frozen=True)
-class NextFire:
+class NextFire(NamedTuple):
     job: str
     words: str
     zone: tzinfo
