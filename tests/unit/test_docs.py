@@ -1,0 +1,82 @@
+"""The reference docs (docs/, mkdocs.yml): built as CI builds them, with what they generate from the code.
+
+The manifest keys, the settings and the command reference are generated at build
+time (docs/hooks.py, mkdocs-click), so a key, a setting or a command added to the
+code appears in the docs without anyone editing them; these tests read the built
+pages and fail when a generated part is missing (the hook unregistered, a marker
+dropped, a command the lazy group does not list).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from queuectl import config, fields
+from queuectl.cli.app import COMMANDS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT)}
+    build = ["build", "--strict", "--quiet", "-f", str(ROOT / "mkdocs.yml"), "--site-dir", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", *build],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout}{done.stderr}"
+    return out
+
+
+def table_after(page: str, heading_id: str) -> str:
+    """The text of the first table after the heading `heading_id` of a built page."""
+    start = page.index(f'id="{heading_id}"')
+    table = page[page.index("<table", start) : page.index("</table>", start)]
+    return html.unescape(table)
+
+
+def codes(table: str) -> set[str]:
+    return set(re.findall(r"<code>([^<]*)</code>", table))
+
+
+def test_manifest_page_lists_every_manifest_key_and_spelling(site: Path) -> None:
+    page = (site / "manifest" / "index.html").read_text(encoding="utf-8")
+    listed = codes(table_after(page, "every-key"))
+    expected = set(fields.MANIFEST_KEYS) | set(fields.MANIFEST_ALIASES)
+    assert expected <= listed, f"missing from the manifest table: {sorted(expected - listed)}"
+    assert "max_retries" in listed and "keep_children" in listed
+
+
+def test_settings_page_lists_every_setting_with_its_default(site: Path) -> None:
+    page = (site / "settings" / "index.html").read_text(encoding="utf-8")
+    table = table_after(page, "settings")
+    for key, setting in config.SETTINGS.items():
+        row = re.search(rf"<code>{re.escape(key)}</code></td>\s*<td>([^<]*)</td>", table)
+        assert row is not None, f"setting {key} missing from the settings table"
+        assert row.group(1) == config.render_value(setting.default)
+
+
+def test_command_reference_documents_every_command_of_the_lazy_group(site: Path) -> None:
+    page = (site / "commands" / "index.html").read_text(encoding="utf-8")
+    anchors = set(re.findall(r'<h[2-6] id="([^"]+)"', page))
+    for name, (_module, _attr, _help) in COMMANDS.items():
+        if name == "get":  # an alias: said once, beside show
+            assert "<code>get</code> is another name for" in page
+            continue
+        assert f"queuectl-{name}" in anchors, f"command {name} missing from the reference"
+    for sub in ("worker-start", "worker-stop", "worker-status", "dlq-retry", "config-set", "db-migrate"):
+        assert f"queuectl-{sub}" in anchors
+    assert "--reset-attempts" in page  # options are there too, read from the commands
