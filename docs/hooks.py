@@ -12,6 +12,8 @@ tests/unit/test_docs.py builds the site and checks what it generated.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import sys
 from typing import Any
 
@@ -58,6 +60,34 @@ def aliases(group: click.Group = cli) -> dict[str, str]:
     return found
 
 
+def help_markdown(text: str | None) -> str | None:
+    """A command's help as markdown: each `\\b` block (click's unwrapped lines: the examples) as a code block."""
+    if not text:
+        return text
+    out: list[str] = []
+    block: list[str] | None = None
+    for line in [*inspect.cleandoc(text).splitlines(), ""]:
+        if line.strip() == "\b":
+            block = []
+        elif block is not None and line.strip():
+            block.append(line)
+        elif block is not None:
+            out += ["```sh", *inspect.cleandoc("\n".join(block)).splitlines(), "```", ""]
+            block = None
+        else:
+            out.append(line)
+    return "\n".join(out).strip("\n")
+
+
+def for_docs(command: click.Command) -> click.Command:
+    """A copy of `command` (and of its subcommands) whose help is markdown; the command itself is untouched."""
+    shown = copy.copy(command)
+    shown.help = help_markdown(command.help)
+    if isinstance(command, click.Group) and isinstance(shown, click.Group):
+        shown.commands = {name: for_docs(sub) for name, sub in command.commands.items()}
+    return shown
+
+
 class Reference(click.Group):
     """The `queuectl` group as the reference shows it: its options, help and commands, each alias once."""
 
@@ -70,7 +100,8 @@ class Reference(click.Group):
         return [name for name in self.real.list_commands(ctx) if name not in skip]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return self.real.get_command(ctx, cmd_name)
+        command = self.real.get_command(ctx, cmd_name)
+        return None if command is None else for_docs(command)
 
 
 reference = Reference(cli)

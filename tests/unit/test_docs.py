@@ -80,3 +80,4 @@ def test_command_reference_documents_every_command_of_the_lazy_group(site: Path)
     for sub in ("worker-start", "worker-stop", "worker-status", "dlq-retry", "config-set", "db-migrate"):
         assert f"queuectl-{sub}" in anchors
     assert "--reset-attempts" in page  # options are there too, read from the commands
+    assert "\b" not in page  # click's no-rewrap marker: the examples became code blocks
