@@ -15,11 +15,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from queuectl import config, fields
 from queuectl.cli.app import COMMANDS
+from tests.conftest import Queue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,3 +83,47 @@ def test_command_reference_documents_every_command_of_the_lazy_group(site: Path)
         assert f"queuectl-{sub}" in anchors
     assert "--reset-attempts" in page  # options are there too, read from the commands
     assert "\b" not in page  # click's no-rewrap marker: the examples became code blocks
+
+
+def keys_of(value: Any) -> set[str]:
+    """The field names of a JSON output: of the object, or of a list's first element, and one level down."""
+    found: set[str] = set()
+    items = value if isinstance(value, list) else [value]
+    for item in items[:1]:
+        if isinstance(item, dict):
+            found |= set(item)
+            for inner in item.values():
+                if isinstance(inner, list) and inner and isinstance(inner[0], dict):
+                    found |= set(inner[0])
+    return found
+
+
+def test_json_page_names_every_field_the_json_commands_print(q: Queue) -> None:
+    jobs = q.tmp / "jobs.d"
+    jobs.mkdir()
+    for name, text in {"tick": 'command = "true"\ncron = "*/5 * * * *"\n', "once": 'command = "true"\n'}.items():
+        (jobs / f"{name}.toml").write_text(text)
+        (jobs / f"{name}.toml").chmod(0o600)
+    page = (ROOT / "docs" / "json.md").read_text(encoding="utf-8")
+    outputs = {
+        "apply": q.json("apply", str(jobs)),
+        "diff": q.json("diff", str(jobs)),
+        "validate": q.json("validate", str(jobs)),
+        "enqueue": q.json("enqueue", "--command", "true"),
+        "run": q.json("run", "true"),
+        "trigger": q.json("trigger", "tick"),
+        "list": q.json("list"),
+        "list --jobs": q.json("list", "--jobs"),
+        "schedule": q.json("schedule"),
+        "plan": q.json("plan", "tick"),
+        "show": q.json("show", "once"),
+        "status": q.json("status"),
+        "metrics": q.json("metrics"),
+        "db info": q.json("db", "info"),
+    }
+    run_id = outputs["trigger"]["triggered"]
+    outputs["show RUN"] = q.json("show", run_id)
+    for command, value in outputs.items():
+        assert f"`{command.split()[0]}" in page, f"{command} --json is not in docs/json.md"
+        missing = sorted(key for key in keys_of(value) if f'"{key}"' not in page)
+        assert not missing, f"{command} --json prints fields docs/json.md does not name: {missing}"
