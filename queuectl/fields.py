@@ -368,7 +368,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "log_max_bytes",
         Kind.BYTES,
-        "cap on one attempt's log file (the tail is kept)",
+        "cap on one attempt's log file, in bytes: past it the start and the end are kept; 0 = no cap",
         default=10 * 1024 * 1024,
         config="log-max-bytes",
     ),
