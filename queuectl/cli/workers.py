@@ -30,7 +30,7 @@ def worker() -> None:
     default=1,
     show_default=True,
     type=click.IntRange(1, 1024),
-    help="Slots: commands run at once (--count is another name).",
+    help="Slots: commands run at once.",
 )
 @click.option("--burst", is_flag=True, help="Drain what is runnable (and its retries), then exit.")
 @click.option("--detach", is_flag=True, help="Run in the background; print its pid and log file.")
