@@ -8,6 +8,7 @@ from __future__ import annotations
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+LISTS_HINT = "(see 'queuectl list' for runs, 'queuectl list --jobs' for jobs)"  # a not-found error names these
 
 
 class QueueError(Exception):

@@ -205,3 +205,47 @@ def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
     }
 
 
+
+
+# What a command that changes something prints with --json: small documents, one per verb.
+
+
+def suspended_json(job: str, cancelled: Sequence[str], already: bool) -> dict[str, Any]:
+    """`suspend --json`: `already` is true when the job was suspended before (nothing changed)."""
+    return {"job": job, "suspended": True, "already": already, "cancelled": list(cancelled)}
+
+
+def resumed_json(job: str) -> dict[str, Any]:
+    return {"job": job, "suspended": False}
+
+
+def retried_json(run_ids: Sequence[str]) -> dict[str, Any]:
+    return {"retried": list(run_ids)}
+
+
+def deleted_json(run_ids: Sequence[str]) -> dict[str, Any]:
+    """`clear --json` and `dlq clear --json`: how many runs were deleted (ids could be millions)."""
+    return {"deleted": len(run_ids)}
+
+
+def setting_json(key: str, value: Any) -> dict[str, Any]:
+    return {"key": key, "value": value}
+
+
+def store_json(engine: str, schema_version: int, location: str) -> dict[str, Any]:
+    """`db info --json` and `db migrate --json`."""
+    return {"engine": engine, "schema_version": schema_version, "location": location}
+
+
+def stopping_json(local: Sequence[Worker], remote: Sequence[Worker], stale: int, stopped: bool) -> dict[str, Any]:
+    """`worker stop --json`: pools signalled here, pools asked through the store, and whether all here exited."""
+    return {
+        "signalled": [w.id for w in local],
+        "asked": [w.id for w in remote],
+        "stale": stale,
+        "stopped": stopped,
+    }
+
+
+def created_json(path: str) -> dict[str, Any]:
+    return {"created": path}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from queuectl import __version__
-from queuectl.errors import EXIT_USAGE, QueueError
+from queuectl.errors import EXIT_USAGE, QueueError, UsageError
 from queuectl.paths import POOL_STORE_HANDOFF
 
 if TYPE_CHECKING:
@@ -71,6 +71,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "worker": ("workers", "worker", "Run, stop and list worker pools."),
 }
 
+# --help groups the commands by what users do, in this order; an alias is shown beside its command.
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Declare and run", ("up", "init", "validate", "diff", "apply", "trigger", "suspend", "resume")),
+    ("Inspect", ("status", "list", "show", "logs", "plan", "schedule", "metrics")),
+    ("The queue", ("enqueue", "run", "worker", "dlq", "clear")),
+    ("The store", ("db", "config", "schema")),
+)
+ALIASES = {"get": "show"}
+"""Another name of a command: it works, and --help lists it once, beside the command (`show (get)`)."""
+
 READERS = {
     ("status",),
     ("list",),
@@ -105,13 +115,47 @@ class LazyGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The command list of --help, from COMMANDS: no command module is imported for it."""
-        if not COMMANDS:
-            return
-        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
-        rows = [(name, click.utils.make_default_short_help(COMMANDS[name][2], limit)) for name in sorted(COMMANDS)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+        """The command list of --help, from COMMANDS and SECTIONS: no command module is imported for it.
+
+        Descriptions are whole (a long one wraps); an alias stands beside its command.
+        """
+        width = max(len(_listed_name(name)) for _, names in SECTIONS for name in names)
+        for title, names in SECTIONS:
+            rows = [(_listed_name(name).ljust(width), COMMANDS[name][2]) for name in names]  # one column across
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+def _listed_name(name: str) -> str:
+    aliases = [alias for alias, target in ALIASES.items() if target == name]
+    return f"{name} ({', '.join(aliases)})" if aliases else name
+
+
+if TYPE_CHECKING:
+    _SecondsParam = click.ParamType[float]
+else:
+    _SecondsParam = click.ParamType  # generic from click 8.2 on; pyproject allows 8.1
+
+
+class Duration(_SecondsParam):
+    """A duration option: seconds, or 90s / 5m / 1h30m (as everywhere in queuectl); the value is seconds."""
+
+    name = "duration"
+
+    def __init__(self, max_seconds: float | None = None) -> None:
+        self.max_seconds = max_seconds
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from queuectl.durations import parse_duration  # parsed when given, not for --help
+
+        what = param.opts[-1] if param is not None and param.opts else "duration"
+        seconds = parse_duration(value, what)
+        if self.max_seconds is not None and seconds > self.max_seconds:
+            raise UsageError(f"invalid {what} {value!r}: expected at most {self.max_seconds:g} seconds")
+        return seconds
+
+
+DURATION = Duration()
 
 
 class Context:
@@ -180,6 +224,10 @@ def db_option(func: F) -> F:
 
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON (a stable contract).")(func)
+
+
+def yes_option(func: F) -> F:
+    return click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")(func)
 
 
 def store_of(ctx: click.Context, busy_timeout: float = 30.0) -> Store:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from queuectl import planview, templates
+from queuectl import json_views, planview, templates
 from queuectl.apply import Plan
 from queuectl.cli.app import POOL_BUSY_TIMEOUT, db_option, echo_json, json_option, log_line, store_of
 from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, NotFoundError, QueueError
@@ -60,6 +60,11 @@ def apply(
     Prints the plan (created / updated / unchanged / deleted). A job whose
     file left an applied directory is deleted (its history stays). Exit 1
     when some file was invalid: its job keeps its last good version.
+
+    \b
+    Example:
+      queuectl apply jobs.d
+      queuectl apply jobs.d --dry-run --json
     """
     options = {"dry_run": dry_run, "insecure": insecure, "status_dir": _abs(status_dir)}
     plan = jobs.apply(store_of(ctx), jobs.job_dirs(paths), **options)
@@ -75,7 +80,12 @@ def apply(
 @db_option
 @click.pass_context
 def diff(ctx: click.Context, paths: tuple[str, ...], insecure: bool, as_json: bool) -> None:
-    """Print what apply would change. Exit 0: nothing; 1: something; 2: an error (like kubectl diff)."""
+    """Print what apply would change. Exit 0: nothing; 1: something; 2: an error (like kubectl diff).
+
+    \b
+    Example:
+      queuectl diff jobs.d
+    """
     try:
         plan = jobs.apply(_store_or_empty(ctx), jobs.job_dirs(paths), dry_run=True, insecure=insecure)
     except QueueError as exc:
@@ -106,6 +116,10 @@ def validate(ctx: click.Context, paths: tuple[str, ...], insecure: bool, as_json
     Every error of every file is printed: file, line, key and what was expected.
     A file that apply would refuse for its owner or mode is a warning here (a
     CI checkout is often owned by another user): its content is still checked.
+
+    \b
+    Example:
+      queuectl validate jobs.d
     """
     checked = jobs.validate(paths, insecure)
     errors = checked.errors
@@ -124,15 +138,29 @@ def validate(ctx: click.Context, paths: tuple[str, ...], insecure: bool, as_json
 
 @click.command()
 @click.argument("directory", default=jobs.DEFAULT_DIR, type=click.Path())
-def init(directory: str) -> None:
-    """Create a jobs directory with a commented example manifest."""
+@json_option
+def init(directory: str, as_json: bool) -> None:
+    """Create a jobs directory with a commented example manifest.
+
+    \b
+    Example:
+      queuectl init jobs.d
+    """
     path = templates.init(directory)
+    if as_json:
+        echo_json(json_views.created_json(path))
+        return
     click.echo(f"created {path}: edit it, then run 'queuectl apply {directory}' or 'queuectl up {directory}'")
 
 
 @click.command()
 def schema() -> None:
-    """Print the JSON Schema of a manifest (for taplo, Even Better TOML and other editors)."""
+    """Print the JSON Schema of a manifest (for taplo, Even Better TOML and other editors).
+
+    \b
+    Example:
+      queuectl schema > manifest.schema.json
+    """
     click.echo(files("queuectl").joinpath("manifest.schema.json").read_text(encoding="utf-8"), nl=False)
 
 
@@ -165,6 +193,11 @@ def up(
 
     Ctrl-C or SIGTERM stops: no new claims, running commands finish (within
     config stop-grace), then exit; a second signal stops them at once.
+
+    \b
+    Example:
+      queuectl up jobs.d --workers 4
+      queuectl up jobs.d --burst
     """
     store = store_of(ctx, busy_timeout=POOL_BUSY_TIMEOUT)
     options = {"insecure": insecure, "status_dir": _abs(status_dir)}

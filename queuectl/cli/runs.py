@@ -11,8 +11,8 @@ import click
 from queuectl import enqueue as build
 from queuectl import follow as tail
 from queuectl import json_views, listing
-from queuectl.cli.app import db_option, echo_json, json_option, store_of
-from queuectl.errors import NotFoundError, UsageError
+from queuectl.cli.app import DURATION, db_option, echo_json, json_option, store_of, yes_option
+from queuectl.errors import LISTS_HINT, NotFoundError, UsageError
 from queuectl.model import NewRun, RunState, check_name
 from queuectl.runner import HOST
 from queuectl.services import runs
@@ -28,14 +28,17 @@ def run_options(func: Any) -> Any:
     options = [
         click.option("-p", "--priority", metavar="1-10|high|medium|low", help="Higher runs first (default 5)."),
         click.option(
-            "--timeout", metavar="DURATION", help="Seconds or 90s/5m/1h30m; 0 = none (default: config job-timeout)."
+            "--timeout",
+            type=DURATION,
+            metavar="DURATION",
+            help="Seconds or 90s/5m/1h30m; 0 = none (default: config job-timeout).",
         ),
         click.option("--retries", "--max-retries", "retries", metavar="N", help=RETRIES_HELP),
         click.option(
             "--backoff-base", metavar="B", help="Retry n waits B ** n seconds (default: config backoff-base)."
         ),
         click.option("--run-at", metavar="TIME", help="Not before this ISO 8601 time (e.g. 2026-12-01T02:00:00Z)."),
-        click.option("--delay", metavar="DURATION", help="Not before this long from now (e.g. 30m)."),
+        click.option("--delay", type=DURATION, metavar="DURATION", help="Not before this long from now (e.g. 30m)."),
         click.option("--cwd", metavar="DIR", help="Absolute directory to run the command in."),
         click.option("--env", "env_pairs", metavar="NAME=VALUE", multiple=True, help="Extra environment (repeatable)."),
         click.option(
@@ -75,7 +78,7 @@ def _flag_fields(**flags: Any) -> dict[str, Any]:
 @click.argument("spec", required=False, metavar="[JSON]")
 @click.option("--id", "run_id", metavar="ID", help="Run id (letters, digits, . _ -); generated if absent.")
 @click.option("-c", "--command", metavar="CMD", help="Shell command to run (with /bin/sh -c).")
-@click.option("-f", "--file", "file", type=click.File("r"), help="JSON Lines file (- for stdin): all or none.")
+@click.option("--file", "file", type=click.File("r"), help="JSON Lines file (- for stdin): all or none.")
 @run_options
 @json_option
 @db_option
@@ -86,6 +89,7 @@ def enqueue(
     """Add a run: from JSON, from flags, or many from a JSON Lines file.
 
     \b
+    Example:
       queuectl enqueue '{"id":"job1","command":"sleep 2","max_retries":3}'
       queuectl enqueue --id job2 --command "echo hi" --priority 8 --retries 3
       queuectl enqueue --file jobs.jsonl
@@ -127,7 +131,12 @@ def _say_enqueued(added: list[NewRun], as_json: bool) -> None:
 @db_option
 @click.pass_context
 def run_cmd(ctx: click.Context, /, command: str, run_id: str | None, as_json: bool, **flags: Any) -> None:
-    """Enqueue COMMAND as a new run and print its id."""
+    """Enqueue COMMAND as a new run and print its id.
+
+    \b
+    Example:
+      queuectl run "make backup" --retries 3 --timeout 10m
+    """
     run = runs.add_command(store_of(ctx), _flag_fields(id=run_id, command=command, **flags))
     _say_enqueued([run], as_json)
 
@@ -143,7 +152,13 @@ def run_cmd(ctx: click.Context, /, command: str, run_id: str | None, as_json: bo
 def list_cmd(
     ctx: click.Context, state: str | None, limit: int | None, show_jobs: bool, scheduled: bool, as_json: bool
 ) -> None:
-    """List runs, oldest first (or declared jobs with --jobs)."""
+    """List runs, oldest first (or declared jobs with --jobs).
+
+    \b
+    Example:
+      queuectl list --state failed -n 20
+      queuectl list --jobs
+    """
     if scheduled:
         from queuectl.cli.schedules import schedule_cmd  # croniter: only for --scheduled
 
@@ -207,12 +222,17 @@ def _runs_on_terminal(store: Store, state: str | None, limit: int | None) -> Non
 @db_option
 @click.pass_context
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
-    """Every field of a run (or of a declared job): attempts, output tail, origin."""
+    """Every field of a run (or of a declared job): attempts, output tail, origin.
+
+    \b
+    Example:
+      queuectl show job1
+    """
     store = store_of(ctx)
     run = store.get_run(check_name(run_id))
     if run is None:
         if store.get_job(run_id) is None:
-            raise NotFoundError(f"no run or job named {run_id!r} (see 'queuectl list' and 'queuectl status')")
+            raise NotFoundError(f"no run or job named {run_id!r} {LISTS_HINT}")
         _show_job(store, run_id, as_json)
         return
     attempts = store.attempts(run_id)
@@ -258,14 +278,25 @@ def _show_job(store: Store, name: str, as_json: bool) -> None:
 @db_option
 @click.pass_context
 def logs(ctx: click.Context, run_id: str, follow: bool, attempt: int | None) -> None:
-    """Print a run's output (its latest attempt's log)."""
+    """Print a run's output (its latest attempt's log).
+
+    \b
+    Example:
+      queuectl logs job1 -f
+    """
     store = store_of(ctx)
     tail.print_logs(store, runs.find(store, run_id), attempt, follow, HOST)
 
 
 @click.group()
 def dlq() -> None:
-    """The dead-letter queue: runs that used up their retries."""
+    """The dead-letter queue: runs that used up their retries.
+
+    \b
+    Example:
+      queuectl dlq list
+      queuectl dlq retry job1
+    """
 
 
 @dlq.command("list")
@@ -274,7 +305,12 @@ def dlq() -> None:
 @db_option
 @click.pass_context
 def dlq_list(ctx: click.Context, limit: int | None, as_json: bool) -> None:
-    """List dead runs."""
+    """List dead runs.
+
+    \b
+    Example:
+      queuectl dlq list -n 10 --json
+    """
     ctx.invoke(list_cmd, state="dead", limit=limit, as_json=as_json)
 
 
@@ -282,34 +318,58 @@ def dlq_list(ctx: click.Context, limit: int | None, as_json: bool) -> None:
 @click.argument("run_ids", nargs=-1, metavar="[ID]...")
 @click.option("--all", "retry_all", is_flag=True, help="Retry every dead run.")
 @click.option("--reset-attempts", is_flag=True, help="Start counting attempts from zero again.")
+@json_option
 @db_option
 @click.pass_context
-def dlq_retry(ctx: click.Context, run_ids: tuple[str, ...], retry_all: bool, reset_attempts: bool) -> None:
-    """Put dead runs back in the queue (one more attempt unless --reset-attempts)."""
+def dlq_retry(
+    ctx: click.Context, run_ids: tuple[str, ...], retry_all: bool, reset_attempts: bool, as_json: bool
+) -> None:
+    """Put dead runs back in the queue (one more attempt unless --reset-attempts).
+
+    \b
+    Example:
+      queuectl dlq retry job1 job2
+      queuectl dlq retry --all --reset-attempts
+    """
     if bool(run_ids) == retry_all:
         raise UsageError("give the ids of dead runs to retry, or --all")
     retried = runs.retry_dead(store_of(ctx), None if retry_all else run_ids, reset_attempts)
+    if as_json:
+        echo_json(json_views.retried_json(retried))
+        return
     click.echo(f"retrying {len(retried)} run(s)" + (": " + ", ".join(retried) if len(retried) <= 10 else ""))
 
 
 @dlq.command("clear")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
+@json_option
 @db_option
 @click.pass_context
-def dlq_clear(ctx: click.Context, yes: bool) -> None:
-    """Delete every dead run (and its logs)."""
-    ctx.invoke(clear, state="dead", yes=yes)
+def dlq_clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
+    """Delete every dead run (and its logs).
+
+    \b
+    Example:
+      queuectl dlq clear -y
+    """
+    ctx.invoke(clear, state="dead", yes=yes, as_json=as_json)
 
 
 @click.command()
 @click.option(
     "-s", "--state", type=click.Choice(STATE_NAMES), help="Only runs in this state (default: all but running)."
 )
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
+@json_option
 @db_option
 @click.pass_context
-def clear(ctx: click.Context, state: str | None, yes: bool) -> None:
-    """Delete runs and their logs (running runs are never deleted)."""
+def clear(ctx: click.Context, state: str | None, yes: bool, as_json: bool) -> None:
+    """Delete runs and their logs (running runs are never deleted).
+
+    \b
+    Example:
+      queuectl clear --state completed -y
+    """
     if state == "running":
         raise UsageError("running runs cannot be cleared: stop their pool first")
     what = f"all {state} runs" if state else "all runs that are not running"
@@ -317,4 +377,8 @@ def clear(ctx: click.Context, state: str | None, yes: bool) -> None:
         if not sys.stdin.isatty():
             raise UsageError(f"refusing to delete {what} without --yes")
         click.confirm(f"Delete {what}?", abort=True)
-    click.echo(f"deleted {len(runs.delete(store_of(ctx), state))} run(s)")
+    deleted = runs.delete(store_of(ctx), state)
+    if as_json:
+        echo_json(json_views.deleted_json(deleted))
+        return
+    click.echo(f"deleted {len(deleted)} run(s)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from queuectl import json_views
 from queuectl.cli.app import db_option, echo_json, json_option, store_of
 from queuectl.durations import iso_utc, zone_time
 from queuectl.services import jobs, schedules
@@ -15,7 +16,12 @@ from queuectl.services import jobs, schedules
 @db_option
 @click.pass_context
 def trigger(ctx: click.Context, name: str, as_json: bool) -> None:
-    """Run job NAME now, outside its schedule."""
+    """Run job NAME now, outside its schedule.
+
+    \b
+    Example:
+      queuectl trigger nightly-backup
+    """
     run = jobs.trigger(store_of(ctx), name)
     if as_json:
         echo_json({"triggered": run.id})
@@ -25,34 +31,62 @@ def trigger(ctx: click.Context, name: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("name")
+@json_option
 @db_option
 @click.pass_context
-def suspend(ctx: click.Context, name: str) -> None:
-    """Stop job NAME's schedule (its runs not yet started are cancelled; a running one finishes)."""
-    cancelled = jobs.suspend(store_of(ctx), name)
-    click.echo(f"suspended {name}" + (f"; {len(cancelled)} run(s) not yet started cancelled" if cancelled else ""))
+def suspend(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Stop job NAME's schedule (its runs not yet started are cancelled; a running one finishes).
+
+    \b
+    Example:
+      queuectl suspend nightly-backup
+    """
+    done = jobs.suspend(store_of(ctx), name)
+    if as_json:
+        echo_json(json_views.suspended_json(name, done.cancelled, done.already))
+    elif done.already:
+        click.echo(f"{name} is already suspended (see 'queuectl resume {name}')")
+    else:
+        cancelled = done.cancelled
+        click.echo(f"suspended {name}" + (f"; {len(cancelled)} run(s) not yet started cancelled" if cancelled else ""))
 
 
 @click.command()
 @click.argument("name")
+@json_option
 @db_option
 @click.pass_context
-def resume(ctx: click.Context, name: str) -> None:
-    """Restart job NAME's schedule (fires missed while suspended are skipped)."""
+def resume(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Restart job NAME's schedule (fires missed while suspended are skipped).
+
+    \b
+    Example:
+      queuectl resume nightly-backup
+    """
     jobs.resume(store_of(ctx), name)
-    click.echo(f"resumed {name}")
+    if as_json:
+        echo_json(json_views.resumed_json(name))
+    else:
+        click.echo(f"resumed {name}")
 
 
 @click.command("plan")
 @click.argument("name")
-@click.option("-n", "--count", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many fires.")
+@click.option(
+    "-n", "--count", "limit", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many fires."
+)
 @json_option
 @db_option
 @click.pass_context
-def plan_cmd(ctx: click.Context, name: str, count: int, as_json: bool) -> None:
-    """The next fire times of job NAME, in its zone and in UTC, with DST and overlap warnings."""
+def plan_cmd(ctx: click.Context, name: str, limit: int, as_json: bool) -> None:
+    """The next fire times of job NAME, in its zone and in UTC, with DST and overlap warnings.
+
+    \b
+    Example:
+      queuectl plan nightly-backup -n 5
+    """
     store = store_of(ctx)
-    fires = schedules.plan(store, name, count, store.now())
+    fires = schedules.plan(store, name, limit, store.now())
     rows = [
         {"local": zone_time(t, fires.zone), "utc": iso_utc(t), "note": note}
         for t, note in zip(fires.times, fires.notes, strict=True)
@@ -73,7 +107,12 @@ def plan_cmd(ctx: click.Context, name: str, count: int, as_json: bool) -> None:
 @db_option
 @click.pass_context
 def schedule_cmd(ctx: click.Context, as_json: bool) -> None:
-    """Upcoming fires across cron jobs, soonest first."""
+    """Upcoming fires across cron jobs, soonest first.
+
+    \b
+    Example:
+      queuectl schedule --json
+    """
     store = store_of(ctx)
     rows = schedules.upcoming(store, store.now())
     if as_json:

@@ -19,7 +19,12 @@ STATE_COLOURS = {"pending": "cyan", "running": "yellow", "completed": "green", "
 @db_option
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Counts per state, live pools, declared jobs (drift, manifest errors) and where the store is."""
+    """Counts per state, live pools, declared jobs (drift, manifest errors) and where the store is.
+
+    \b
+    Example:
+      queuectl status --json
+    """
     store = store_of(ctx)
     seen = overviews.overview(store)
     if as_json:
@@ -60,7 +65,12 @@ def _pools_line(views: list[PoolView]) -> str:
 @db_option
 @click.pass_context
 def metrics(ctx: click.Context, as_json: bool) -> None:
-    """Counts, success rate, attempt durations and recent throughput."""
+    """Counts, success rate, attempt durations and recent throughput.
+
+    \b
+    Example:
+      queuectl metrics
+    """
     store = store_of(ctx)
     data = json_views.metrics_json(store.counts(), store.attempt_stats())
     if as_json:
@@ -84,15 +94,29 @@ def metrics(ctx: click.Context, as_json: bool) -> None:
 
 @click.group("db")
 def db_group() -> None:
-    """The store itself: its schema and where it is."""
+    """The store itself: its schema and where it is.
+
+    \b
+    Example:
+      queuectl db info
+    """
 
 
 @db_group.command("migrate")
+@json_option
 @db_option
 @click.pass_context
-def db_migrate(ctx: click.Context) -> None:
-    """Create the store or bring its schema up to date (also done on first use)."""
+def db_migrate(ctx: click.Context, as_json: bool) -> None:
+    """Create the store or bring its schema up to date (also done on first use).
+
+    \b
+    Example:
+      queuectl db migrate --db postgresql://queue@db.example/queue
+    """
     store = store_of(ctx)  # opening migrates
+    if as_json:
+        echo_json(json_views.store_json(store.engine, store.schema_version(), store.location))
+        return
     click.echo(f"{store.engine} store at {store.location}: schema version {store.schema_version()}")
 
 
@@ -101,9 +125,14 @@ def db_migrate(ctx: click.Context) -> None:
 @db_option
 @click.pass_context
 def db_info(ctx: click.Context, as_json: bool) -> None:
-    """The engine, the schema version and the location (password masked)."""
+    """The engine, the schema version and the location (password masked).
+
+    \b
+    Example:
+      queuectl db info --json
+    """
     store = store_of(ctx)
-    info = {"engine": store.engine, "schema_version": store.schema_version(), "location": store.location}
+    info = json_views.store_json(store.engine, store.schema_version(), store.location)
     if as_json:
         echo_json(info)
         return
@@ -113,7 +142,13 @@ def db_info(ctx: click.Context, as_json: bool) -> None:
 
 @click.group("config")
 def config_group() -> None:
-    """Show and change settings kept in the store."""
+    """Show and change settings kept in the store.
+
+    \b
+    Example:
+      queuectl config show
+      queuectl config set max-retries 5
+    """
 
 
 @config_group.command("show")
@@ -121,7 +156,12 @@ def config_group() -> None:
 @db_option
 @click.pass_context
 def config_show(ctx: click.Context, as_json: bool) -> None:
-    """Every setting with its value."""
+    """Every setting with its value.
+
+    \b
+    Example:
+      queuectl config show --json
+    """
     stored = store_of(ctx).config()
     values = config.effective(stored)
     if as_json:
@@ -141,7 +181,12 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
 @db_option
 @click.pass_context
 def config_get(ctx: click.Context, key: str) -> None:
-    """Print one setting's value."""
+    """Print one setting's value.
+
+    \b
+    Example:
+      queuectl config get job-timeout
+    """
     canonical = config.normalize_key(key)
     click.echo(config.render_value(config.effective(store_of(ctx).config())[canonical]))
 
@@ -149,11 +194,21 @@ def config_get(ctx: click.Context, key: str) -> None:
 @config_group.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
 @click.argument("value")
+@json_option
 @db_option
 @click.pass_context
-def config_set(ctx: click.Context, key: str, value: str) -> None:
-    """Change a setting (dashes or underscores both work in KEY)."""
+def config_set(ctx: click.Context, key: str, value: str, as_json: bool) -> None:
+    """Change a setting (dashes or underscores both work in KEY).
+
+    \b
+    Example:
+      queuectl config set job-timeout 30m
+    """
     canonical = config.normalize_key(key)
     parsed = config.parse_value(canonical, value)
-    store_of(ctx).set_config(canonical, config.render_value(parsed))
+    store = store_of(ctx)
+    store.set_config(canonical, config.render_value(parsed))
+    if as_json:
+        echo_json(json_views.setting_json(canonical, config.effective(store.config())[canonical]))
+        return
     click.echo(f"{canonical} = {config.render_value(parsed)}")

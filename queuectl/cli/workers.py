@@ -5,53 +5,87 @@ from __future__ import annotations
 import click
 
 from queuectl import json_views
-from queuectl.cli.app import POOL_BUSY_TIMEOUT, db_option, echo_json, json_option, log_line, store_of
+from queuectl.cli.app import POOL_BUSY_TIMEOUT, Duration, db_option, echo_json, json_option, log_line, store_of
 from queuectl.pool import Pool
 from queuectl.services import pools
 
 
 @click.group()
 def worker() -> None:
-    """Run, stop and list worker pools."""
+    """Run, stop and list worker pools.
+
+    \b
+    Example:
+      queuectl worker start -w 4
+      queuectl worker stop
+    """
 
 
 @worker.command("start")
 @click.option(
-    "-n", "--count", default=1, show_default=True, type=click.IntRange(1, 1024), help="Slots: commands run at once."
+    "-w",
+    "--workers",
+    "--count",
+    "workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 1024),
+    help="Slots: commands run at once.",
 )
 @click.option("--burst", is_flag=True, help="Drain what is runnable (and its retries), then exit.")
 @click.option("--detach", is_flag=True, help="Run in the background; print its pid and log file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only start and stop lines.")
 @db_option
 @click.pass_context
-def worker_start(ctx: click.Context, count: int, burst: bool, detach: bool, quiet: bool) -> None:
-    """Run a pool of COUNT slots in the foreground.
+def worker_start(ctx: click.Context, workers: int, burst: bool, detach: bool, quiet: bool) -> None:
+    """Run a pool of --workers slots in the foreground.
 
     Ctrl-C or SIGTERM stops claiming and lets running commands finish (for at
     most config stop-grace seconds); a second signal kills them and returns
     their runs to the queue.
+
+    \b
+    Example:
+      queuectl worker start --workers 4
+      queuectl worker start --burst
     """
     store = store_of(ctx, busy_timeout=POOL_BUSY_TIMEOUT)
     if detach:
-        started = pools.start_background(store, count, burst)
+        started = pools.start_background(store, workers, burst)
         said = "ran in the background and has already finished" if started.finished else "started in the background"
         click.echo(f"pool {said}: pid {started.pid}, log {started.log_path}")
         return
-    Pool(store, count, burst=burst, log=log_line, verbose=not quiet, owns_process=True).run()
+    Pool(store, workers, burst=burst, log=log_line, verbose=not quiet, owns_process=True).run()
 
 
 @worker.command("stop")
 @click.option("--force", is_flag=True, help="Stop at once: kill running commands, return their runs to the queue.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the pools have exited.")
 @click.option(
-    "--timeout", "wait_for", type=click.FloatRange(min=0, max=86400), help="Seconds to wait (default: stop-grace + 10)."
+    "--timeout",
+    "wait_for",
+    type=Duration(max_seconds=86400),
+    metavar="DURATION",
+    help="How long to wait: seconds or 90s/5m/1h30m (default: stop-grace + 10s).",
 )
+@json_option
 @db_option
 @click.pass_context
-def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | None) -> None:
-    """Stop every live pool of this store (gracefully unless --force)."""
+def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | None, as_json: bool) -> None:
+    """Stop every live pool of this store (gracefully unless --force).
+
+    \b
+    Example:
+      queuectl worker stop --timeout 5m
+    """
     store = store_of(ctx)
     stopping = pools.stop(store, force, lambda line: click.echo(line, err=True))  # diagnostics: stderr
+    if as_json:
+        waited = wait and bool(stopping.local)
+        if waited:
+            pools.wait_stopped(stopping.local, pools.stop_wait(store) if wait_for is None else wait_for)
+        echo_json(json_views.stopping_json(stopping.local, stopping.remote, stopping.stale, waited))
+        return
     if not stopping.local and not stopping.remote:
         stale = f" ({stopping.stale} stale pool(s) elsewhere asked to stop)" if stopping.stale else ""
         click.echo("no pools are running" + stale)
@@ -70,7 +104,12 @@ def worker_stop(ctx: click.Context, force: bool, wait: bool, wait_for: float | N
 @db_option
 @click.pass_context
 def worker_status(ctx: click.Context, as_json: bool) -> None:
-    """List pools with pid, host, slots, current runs and last heartbeat."""
+    """List pools with pid, host, slots, current runs and last heartbeat.
+
+    \b
+    Example:
+      queuectl worker status --json
+    """
     store = store_of(ctx)
     views = pools.pools(store)
     if as_json:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from queuectl import apply as applying
 from queuectl import config, manifest, planview
 from queuectl.apply import Plan
-from queuectl.errors import NotFoundError, QueueError, UsageError
+from queuectl.errors import LISTS_HINT, NotFoundError, QueueError, UsageError
 from queuectl.manifest import Manifest
 from queuectl.model import Job, JobStatus, NewRun
 from queuectl.store.contract import Store
@@ -68,7 +68,7 @@ def validate(paths: Sequence[str], insecure: bool) -> Checked:
 def find(store: Store, name: str) -> Job:
     job = store.get_job(name)
     if job is None:
-        raise NotFoundError(f"no job named {name!r} (see 'queuectl status' or apply its manifest)")
+        raise NotFoundError(f"no job named {name!r} (see 'queuectl list --jobs', or apply its manifest)")
     return job
 
 
@@ -82,12 +82,23 @@ def trigger(store: Store, name: str) -> NewRun:
     return run
 
 
-def suspend(store: Store, name: str) -> list[str]:
-    """Stop job `name`'s schedule; its runs not yet started are cancelled (returned), a running one finishes."""
-    find(store, name)
+class Suspended(NamedTuple):
+    """What `suspend` did: the runs it cancelled, and whether the job was suspended already."""
+
+    cancelled: list[str]
+    already: bool
+
+
+def suspend(store: Store, name: str) -> Suspended:
+    """Stop job `name`'s schedule; its runs not yet started are cancelled, a running one finishes.
+
+    Suspending a suspended job changes nothing and says so (`already`).
+    """
+    if find(store, name).suspended:
+        return Suspended([], already=True)
     with store.batch():
         store.set_suspended(name, True)
-        return store.cancel_job_runs(name, f"job {name} was suspended")
+        return Suspended(store.cancel_job_runs(name, f"job {name} was suspended"), already=False)
 
 
 def resume(store: Store, name: str) -> None:
@@ -108,7 +119,7 @@ def status(store: Store, name: str) -> JobView:
     """Job `name` with its runs' counts, last run and drift."""
     found = store.job_status(name)
     if found is None:
-        raise NotFoundError(f"no run or job named {name!r}")
+        raise NotFoundError(f"no run or job named {name!r} {LISTS_HINT}")
     return JobView(found, applying.drift(found.job))
 
 

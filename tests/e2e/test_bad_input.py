@@ -23,7 +23,7 @@ BAD = [
     (["enqueue", '{"command": "true", "max_retries": -1}'], None, 2, ["max_retries"]),
     (["enqueue", '{"command": "true", "timeout": "soon"}'], None, 2, ["invalid timeout", "90s"]),
     (["enqueue", "--command", "true", "--run-at", "tomorrow"], None, 2, ["invalid run_at", "ISO 8601"]),
-    (["enqueue", "--command", "true", "--delay", "5x"], None, 2, ["invalid delay"]),
+    (["enqueue", "--command", "true", "--delay", "5x"], None, 2, ["invalid --delay"]),
     (["enqueue", "--command", "true", "--env", "NOEQUALS"], None, 2, ["NAME=VALUE"]),
     (["enqueue", '{"command": "echo a\\u0000b"}'], None, 2, ["invalid command", "NUL"]),
     (["enqueue", '{"command": "true", "env": {"A=B": "1"}}'], None, 2, ["invalid env name 'A=B'"]),

@@ -119,9 +119,10 @@ def test_trigger_suspend_resume_a_declared_job(store: Store, tmp_path: Path) -> 
         jobs.trigger(store, "nope")
     run = jobs.trigger(store, "tick")
     assert store.get_run(run.id) is not None and store.get_run(run.id).job == "tick"  # type: ignore[union-attr]
-    cancelled = jobs.suspend(store, "tick")
-    assert run.id in cancelled
+    suspended = jobs.suspend(store, "tick")
+    assert run.id in suspended.cancelled and not suspended.already
     assert store.get_run(run.id).state == RunState.CANCELLED  # type: ignore[union-attr]
+    assert jobs.suspend(store, "tick") == jobs.Suspended([], already=True)  # a second suspend changes nothing
     assert schedules.upcoming(store, store.now()) == []  # a suspended job has no next fire
     jobs.resume(store, "tick")
     (upcoming,) = schedules.upcoming(store, store.now())
