@@ -123,6 +123,15 @@ def test_json_page_names_every_field_the_json_commands_print(q: Queue) -> None:
     }
     run_id = outputs["trigger"]["triggered"]
     outputs["show RUN"] = q.json("show", run_id)
+    outputs["suspend"] = q.json("suspend", "tick")
+    outputs["resume"] = q.json("resume", "tick")
+    outputs["config set"] = q.json("config", "set", "max-retries", "2")
+    outputs["db migrate"] = q.json("db", "migrate")
+    outputs["clear"] = q.json("clear", "-s", "completed", "-y")
+    outputs["dlq clear"] = q.json("dlq", "clear", "-y")
+    outputs["dlq retry"] = q.json("dlq", "retry", "--all")
+    outputs["worker stop"] = q.json("worker", "stop")
+    outputs["init"] = q.json("init", str(q.tmp / "fresh.d"))
     for command, value in outputs.items():
         assert f"`{command.split()[0]}" in page, f"{command} --json is not in docs/json.md"
         missing = sorted(key for key in keys_of(value) if f'"{key}"' not in page)
