@@ -26,6 +26,8 @@ from queuectl import config, planview
 from queuectl.apply import Plan
 from queuectl.errors import QueueError, StoreBusyError, StoreError, UsageError
 from queuectl.pool import Pool
+from queuectl.pool.lines import PoolStats
+from queuectl.pool.outcome import BurstOutcome
 from queuectl.scheduler import Scheduler, Tick
 from queuectl.services import jobs
 from queuectl.store.contract import Store
@@ -115,11 +117,14 @@ class Supervisor:
         self._watcher: Watcher | None = None
         self._thread: threading.Thread | None = None
         self._role = ""  # "leader" or "standby" once known: changes are said
+        self._refused: tuple[str, ...] = ()  # the manifests the first apply refused
+        self._stats: PoolStats | None = None  # the pool's, once it ran
 
     # -- life cycle ----------------------------------------------------------
     def run(self) -> None:
         """Apply, then serve until the pool stops (a signal, `stop()`, or the end of a burst)."""
-        self.apply_once(first=True)
+        plan = self.apply_once(first=True)
+        self._refused = tuple(planview.relative(c.path) for c in plan.of("invalid") if c.path)
         try:
             if self.burst:
                 self.schedule_once()  # the fires due now; burst does not wait for later ones
@@ -128,6 +133,11 @@ class Supervisor:
             self._run_pool()
         finally:
             self._stop_watching()
+
+    def outcome(self) -> BurstOutcome:
+        """What `run()` came to: the runs its pool ran and the manifests refused; `exit_code` for a burst."""
+        ran = self._stats.outcome() if self._stats is not None else BurstOutcome()
+        return ran._replace(refused=self._refused)
 
     def stop(self) -> None:
         """Ask `run()` to end, from any thread: no new claims, running commands finish (within stop-grace)."""
@@ -252,6 +262,7 @@ class Supervisor:
             monotonic=self.monotonic,
             owns_process=self.owns_process,
         )
+        self._stats = pool.stats
         pool.on_wake = self._jobs_changed.set  # a wake-up may mean jobs changed elsewhere (apply, resume)
         pool.start()
         try:
