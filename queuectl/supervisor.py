@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-from queuectl import config, planview
+from queuectl import config, planview, up_lines
 from queuectl.apply import Plan
 from queuectl.errors import QueueError, StoreBusyError, StoreError, UsageError
 from queuectl.pool import Pool
@@ -119,6 +119,8 @@ class Supervisor:
         self._role = ""  # "leader" or "standby" once known: changes are said
         self._refused: tuple[str, ...] = ()  # the manifests the first apply refused
         self._stats: PoolStats | None = None  # the pool's, once it ran
+        self._apply_lines = up_lines.ApplyLines()  # what was said of broken files
+        self._suspensions = up_lines.Suspensions(self.directories)
 
     # -- life cycle ----------------------------------------------------------
     def run(self) -> None:
@@ -169,17 +171,16 @@ class Supervisor:
     # -- applying --------------------------------------------------------------
     def apply_once(self, first: bool = False) -> Plan:
         """Apply the directories and say what changed (the first time, the whole plan); the plan said."""
-        with self._apply_lock:
+        with self._apply_lock:  # held while the lines are said too: they depend on what was said before
             plan = jobs.apply(self._applying, self.directories, **self._options)
-        self._jobs_changed.set()
-        # A file written a moment ago may still be being written: look again before calling it broken.
-        watcher = self._watcher
-        settling = [c for c in plan.of("invalid") if watcher is not None and _just_written(c.path)]
-        if settling and watcher is not None:
-            watcher.recheck(SETTLE)
-            plan = Plan([c for c in plan.changes if c not in settling], plan.notes)
-        if first or plan.changed or plan.invalid or plan.notes:
-            for line in planview.plan_lines(plan, applied=True, quiet_unchanged=not first):
+            self._jobs_changed.set()
+            # A file written a moment ago may still be being written: look again before calling it broken.
+            watcher = self._watcher
+            settling = [c for c in plan.of("invalid") if watcher is not None and _just_written(c.path)]
+            if settling and watcher is not None:
+                watcher.recheck(SETTLE)
+                plan = Plan([c for c in plan.changes if c not in settling], plan.notes)
+            for line in self._apply_lines.lines(plan, first, [c.path for c in settling if c.path]):
                 self.say(line)
         return plan
 
@@ -196,6 +197,8 @@ class Supervisor:
     # -- scheduling --------------------------------------------------------------
     def schedule_once(self) -> float | None:
         """Turn the fires due by the clock's now into runs; when to look again (None: no fire ahead)."""
+        for line in self._suspensions.lines(self._scheduling.list_jobs()):
+            self.say(line)
         now = self._now()
         tick = self.scheduler.run_once(now)
         if not tick.leader:  # several `up` on one store: one schedules, the others stand by
@@ -216,7 +219,8 @@ class Supervisor:
 
     def _say_tick(self, tick: Tick) -> None:
         for run_id in tick.started:
-            self.say(f"fire      {run_id}")
+            fire, zone = tick.scheduled[run_id]
+            self.say(f"fire      {run_id} for {up_lines.fire_time(fire, zone)}")
         for line in tick.skipped + tick.notes:
             self.say(f"schedule  {line}")
         for run_id in tick.replaced:

@@ -87,7 +87,9 @@ def suspend(store: Store, name: str) -> list[str]:
     find(store, name)
     with store.batch():
         store.set_suspended(name, True)
-        return store.cancel_job_runs(name, f"job {name} was suspended")
+        cancelled = store.cancel_job_runs(name, f"job {name} was suspended")
+    store.wake_pools()  # `up` says it at once (its scheduler looks on a wake-up)
+    return cancelled
 
 
 def resume(store: Store, name: str) -> None:
