@@ -96,6 +96,12 @@ def _change_line(change: Change, applied: bool) -> str:
     return line
 
 
+def invalid_lines(change: Change) -> list[str]:
+    """The lines of a refused manifest: one per error."""
+    keeps = f" (job {change.name} keeps its last good version)" if change.name else ""
+    return [f"! {relative_error(error)}{keeps}" for error in change.errors]
+
+
 def plan_lines(plan: Plan, applied: bool, quiet_unchanged: bool = False) -> list[str]:
     lines = []
     for change in plan.changes:
@@ -104,9 +110,7 @@ def plan_lines(plan: Plan, applied: bool, quiet_unchanged: bool = False) -> list
         elif change.kind == "unchanged" and change.fields:
             lines.append(f"= {change.name}: manifest valid again")
     for change in plan.of("invalid"):
-        keeps = f" (job {change.name} keeps its last good version)" if change.name else ""
-        for error in change.errors:
-            lines.append(f"! {relative_error(error)}{keeps}")
+        lines.extend(invalid_lines(change))
     counts = plan.counts()
     if applied:
         words = ["created", "updated", "deleted", "unchanged"]

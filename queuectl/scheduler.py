@@ -35,6 +35,7 @@ class Tick:
     """What one look at the schedule did."""
 
     started: list[str] = field(default_factory=list)  # run ids added
+    scheduled: dict[str, tuple[float, tzinfo]] = field(default_factory=dict)  # run id -> its fire, the job's zone
     skipped: list[str] = field(default_factory=list)  # "job@time: reason"
     replaced: list[str] = field(default_factory=list)  # run ids asked to stop
     notes: list[str] = field(default_factory=list)
@@ -148,3 +149,4 @@ class Scheduler:
             tick.replaced.extend(self.store.cancel_running_job_runs(job.name, reason))
         if self.store.add_job_runs([run]):
             tick.started.append(run.id)
+            tick.scheduled[run.id] = (fire, schedule.zone_of(spec.timezone))

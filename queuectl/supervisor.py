@@ -22,10 +22,12 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-from queuectl import config, planview
+from queuectl import config, planview, up_lines
 from queuectl.apply import Plan
 from queuectl.errors import QueueError, StoreBusyError, StoreError, UsageError
 from queuectl.pool import Pool
+from queuectl.pool.lines import PoolStats
+from queuectl.pool.outcome import BurstOutcome
 from queuectl.scheduler import Scheduler, Tick
 from queuectl.services import jobs
 from queuectl.store.contract import Store
@@ -115,11 +117,16 @@ class Supervisor:
         self._watcher: Watcher | None = None
         self._thread: threading.Thread | None = None
         self._role = ""  # "leader" or "standby" once known: changes are said
+        self._refused: tuple[str, ...] = ()  # the manifests the first apply refused
+        self._stats: PoolStats | None = None  # the pool's, once it ran
+        self._apply_lines = up_lines.ApplyLines()  # what was said of broken files
+        self._suspensions = up_lines.Suspensions(self.directories)
 
     # -- life cycle ----------------------------------------------------------
     def run(self) -> None:
         """Apply, then serve until the pool stops (a signal, `stop()`, or the end of a burst)."""
-        self.apply_once(first=True)
+        plan = self.apply_once(first=True)
+        self._refused = tuple(planview.relative(c.path) for c in plan.of("invalid") if c.path)
         try:
             if self.burst:
                 self.schedule_once()  # the fires due now; burst does not wait for later ones
@@ -128,6 +135,11 @@ class Supervisor:
             self._run_pool()
         finally:
             self._stop_watching()
+
+    def outcome(self) -> BurstOutcome:
+        """What `run()` came to: the runs its pool ran and the manifests refused; `exit_code` for a burst."""
+        ran = self._stats.outcome() if self._stats is not None else BurstOutcome()
+        return ran._replace(refused=self._refused)
 
     def stop(self) -> None:
         """Ask `run()` to end, from any thread: no new claims, running commands finish (within stop-grace)."""
@@ -159,17 +171,16 @@ class Supervisor:
     # -- applying --------------------------------------------------------------
     def apply_once(self, first: bool = False) -> Plan:
         """Apply the directories and say what changed (the first time, the whole plan); the plan said."""
-        with self._apply_lock:
+        with self._apply_lock:  # held while the lines are said too: they depend on what was said before
             plan = jobs.apply(self._applying, self.directories, **self._options)
-        self._jobs_changed.set()
-        # A file written a moment ago may still be being written: look again before calling it broken.
-        watcher = self._watcher
-        settling = [c for c in plan.of("invalid") if watcher is not None and _just_written(c.path)]
-        if settling and watcher is not None:
-            watcher.recheck(SETTLE)
-            plan = Plan([c for c in plan.changes if c not in settling], plan.notes)
-        if first or plan.changed or plan.invalid or plan.notes:
-            for line in planview.plan_lines(plan, applied=True, quiet_unchanged=not first):
+            self._jobs_changed.set()
+            # A file written a moment ago may still be being written: look again before calling it broken.
+            watcher = self._watcher
+            settling = [c for c in plan.of("invalid") if watcher is not None and _just_written(c.path)]
+            if settling and watcher is not None:
+                watcher.recheck(SETTLE)
+                plan = Plan([c for c in plan.changes if c not in settling], plan.notes)
+            for line in self._apply_lines.lines(plan, first, [c.path for c in settling if c.path]):
                 self.say(line)
         return plan
 
@@ -186,6 +197,8 @@ class Supervisor:
     # -- scheduling --------------------------------------------------------------
     def schedule_once(self) -> float | None:
         """Turn the fires due by the clock's now into runs; when to look again (None: no fire ahead)."""
+        for line in self._suspensions.lines(self._scheduling.list_jobs()):
+            self.say(line)
         now = self._now()
         tick = self.scheduler.run_once(now)
         if not tick.leader:  # several `up` on one store: one schedules, the others stand by
@@ -206,7 +219,8 @@ class Supervisor:
 
     def _say_tick(self, tick: Tick) -> None:
         for run_id in tick.started:
-            self.say(f"fire      {run_id}")
+            fire, zone = tick.scheduled[run_id]
+            self.say(f"fire      {run_id} for {up_lines.fire_time(fire, zone)}")
         for line in tick.skipped + tick.notes:
             self.say(f"schedule  {line}")
         for run_id in tick.replaced:
@@ -252,6 +266,7 @@ class Supervisor:
             monotonic=self.monotonic,
             owns_process=self.owns_process,
         )
+        self._stats = pool.stats
         pool.on_wake = self._jobs_changed.set  # a wake-up may mean jobs changed elsewhere (apply, resume)
         pool.start()
         try:

@@ -94,8 +94,12 @@ class Queue:
     def state(self, run_id: str) -> str:
         return str(self.run(run_id)["state"])
 
-    def burst(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self("worker", "start", "--burst", *args)
+    def burst(self, *args: str, dead: bool = False) -> subprocess.CompletedProcess[str]:
+        """A burst pool; it must exit 0, or 1 when `dead` (a run ended dead: see test_burst_exit.py)."""
+        done = self("worker", "start", "--burst", *args, check=False)
+        if done.returncode != (1 if dead else 0):
+            raise AssertionError(f"queuectl worker start --burst exited {done.returncode}: {done.stderr}")
+        return done
 
     def cleanup(self) -> None:
         for proc in self.procs:

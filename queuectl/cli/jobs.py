@@ -177,7 +177,11 @@ def schema() -> None:
 @insecure_option
 @status_option
 @click.option("-q", "--quiet", is_flag=True, help="Do not log each attempt's start and end.")
-@click.option("--burst", is_flag=True, help="Apply, run what is due (and its retries), then exit; no watching.")
+@click.option(
+    "--burst",
+    is_flag=True,
+    help="Apply, run what is due (and its retries), then exit: 1 if a run ended dead or a manifest was refused.",
+)
 @db_option
 @click.pass_context
 def up(
@@ -201,12 +205,18 @@ def up(
     """
     store = store_of(ctx, busy_timeout=POOL_BUSY_TIMEOUT)
     options = {"insecure": insecure, "status_dir": _abs(status_dir)}
-    run_up(store, jobs.job_dirs([directory] if directory else []), workers, options, quiet=quiet, burst=burst)
+    code = run_up(store, jobs.job_dirs([directory] if directory else []), workers, options, quiet=quiet, burst=burst)
+    ctx.exit(code)
 
 
-def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any], *, quiet: bool, burst: bool) -> None:
-    """Apply `paths`, then watch them (unless burst) while a pool of `workers` slots runs the jobs."""
+def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any], *, quiet: bool, burst: bool) -> int:
+    """Apply `paths`, then watch them (unless burst) while a pool of `workers` slots runs the jobs; the exit code."""
     with Supervisor(
         store, paths, workers, say=log_line, verbose=not quiet, burst=burst, owns_process=True, **options
     ) as supervisor:
         supervisor.run()
+        if not burst:
+            return 0
+        outcome = supervisor.outcome()
+        log_line(outcome.summary())
+        return outcome.exit_code  # 1: a run ended dead or a manifest was refused (CI relies on it)

@@ -32,7 +32,11 @@ def worker() -> None:
     type=click.IntRange(1, 1024),
     help="Slots: commands run at once.",
 )
-@click.option("--burst", is_flag=True, help="Drain what is runnable (and its retries), then exit.")
+@click.option(
+    "--burst",
+    is_flag=True,
+    help="Drain what is runnable (and its retries), then exit: 1 if a run ended dead, else 0.",
+)
 @click.option("--detach", is_flag=True, help="Run in the background; print its pid and log file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only start and stop lines.")
 @db_option
@@ -55,7 +59,12 @@ def worker_start(ctx: click.Context, workers: int, burst: bool, detach: bool, qu
         said = "ran in the background and has already finished" if started.finished else "started in the background"
         click.echo(f"pool {said}: pid {started.pid}, log {started.log_path}")
         return
-    Pool(store, workers, burst=burst, log=log_line, verbose=not quiet, owns_process=True).run()
+    pool = Pool(store, workers, burst=burst, log=log_line, verbose=not quiet, owns_process=True)
+    pool.run()
+    if burst:
+        outcome = pool.stats.outcome()
+        log_line(outcome.summary())
+        ctx.exit(outcome.exit_code)  # 1: a run ended dead (CI relies on it)
 
 
 @worker.command("stop")

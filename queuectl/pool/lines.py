@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 from queuectl.errors import StoreError, StoreGoneError
 from queuectl.model import AttemptResult, RunState
+from queuectl.pool.outcome import BurstOutcome, outcome_of
 
 SHOW_RUNS = 20  # runs named in a line about what could not be recorded
 
@@ -14,7 +15,12 @@ Log = Callable[[str], None]
 
 class PoolStats:
     def __init__(self) -> None:
-        self.finished: dict[str, int] = {}
+        self.finished: dict[str, int] = {}  # attempts by outcome
+        self.last_states: dict[str, RunState] = {}  # run id -> the state its latest attempt here left it in
+
+    def outcome(self) -> BurstOutcome:
+        """What the runs this pool ran came to, and the exit code of a burst (see pool/outcome.py)."""
+        return outcome_of(self.last_states)
 
 
 class PoolLines:
@@ -49,6 +55,8 @@ class PoolLines:
         """Count a recorded attempt, and write its line (with the lines held behind it)."""
         key = res.outcome.value
         self.stats.finished[key] = self.stats.finished.get(key, 0) + 1
+        if state is not None:  # None: already rescued elsewhere, no longer this pool's to count
+            self.stats.last_states[res.claim.run_id] = state
         if self.verbose:
             took = res.finished_at - res.started_at
             where = f"now {state}" if state is not None else "already rescued elsewhere"

@@ -98,7 +98,9 @@ def suspend(store: Store, name: str) -> Suspended:
         return Suspended([], already=True)
     with store.batch():
         store.set_suspended(name, True)
-        return Suspended(store.cancel_job_runs(name, f"job {name} was suspended"), already=False)
+        cancelled = store.cancel_job_runs(name, f"job {name} was suspended")
+    store.wake_pools()  # `up` says it at once (its scheduler looks on a wake-up)
+    return Suspended(cancelled, already=False)
 
 
 def resume(store: Store, name: str) -> None:

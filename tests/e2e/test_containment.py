@@ -51,7 +51,7 @@ def test_a_background_process_dies_with_its_completed_run(q: Queue, leftovers: l
 def test_a_process_that_left_its_session_dies_with_its_timed_out_run(q: Queue, leftovers: list[str]) -> None:
     leftovers.append("escaped")
     q("enqueue", "--id", "escaped", "--timeout", "1", "--retries", "0", "--command", "setsid sleep 332 & sleep 332")
-    q.burst()
+    q.burst(dead=True)
     run = q.run("escaped")
     assert run["state"] == "dead" and "timed out" in run["error"]
     assert processes_of("escaped") == []
@@ -62,7 +62,7 @@ def test_deep_escapes_die_with_a_failed_run(q: Queue, leftovers: list[str]) -> N
     leftovers.append("deep")
     command = "(setsid sh -c 'sleep 331 & sleep 331' &) ; (sh -c 'set -m; sleep 330 & wait' &) ; sleep 0.3; exit 3"
     q("enqueue", "--id", "deep", "--retries", "0", "--command", command)
-    q.burst()
+    q.burst(dead=True)
     assert q.state("deep") == "dead"
     assert processes_of("deep") == []
 

@@ -61,10 +61,10 @@ def test_a_file_name_with_a_newline_keeps_its_error_on_one_line(q: Queue) -> Non
 
 def test_dlq_retry_grows_the_allowance_so_tries_never_exceed_it(q: Queue) -> None:
     q("enqueue", "--id", "d", "--command", "exit 3", "--retries", "1", "--backoff-base", "0")  # no wait between tries
-    q.burst()
+    q.burst(dead=True)
     assert q.state("d") == "dead"
     q("dlq", "retry", "d")
-    q.burst()
+    q.burst(dead=True)
     run = q.run("d")
     assert run["state"] == "dead" and run["attempts"] == 3  # the retry gave exactly one more attempt
     assert run["attempts"] <= run["max_retries"] + 1
@@ -72,7 +72,7 @@ def test_dlq_retry_grows_the_allowance_so_tries_never_exceed_it(q: Queue) -> Non
     assert "3/3" in row.split(), row
     assert any("3 of 3" in line for line in q("show", "d").stdout.splitlines())
     q("dlq", "retry", "d", "--reset-attempts")
-    q.burst()
+    q.burst(dead=True)
     assert q.run("d")["attempts"] == 3  # a fresh count: the allowance it had
     assert "3/3" in next(line for line in q("list").stdout.splitlines() if line.startswith("d ")).split()
 
@@ -80,7 +80,7 @@ def test_dlq_retry_grows_the_allowance_so_tries_never_exceed_it(q: Queue) -> Non
 def test_a_finished_delayed_run_keeps_the_run_at_it_was_given(q: Queue) -> None:
     q("enqueue", "--id", "late", "--command", "true", "--run-at", "2020-01-02T03:04:05Z")
     q("enqueue", "--id", "dies", "--command", "exit 1", "--retries", "0", "--run-at", "2020-01-02T03:04:05Z")
-    q.burst()
+    q.burst(dead=True)
     for run_id, state in (("late", "completed"), ("dies", "dead")):
         run = q.run(run_id)
         assert run["state"] == state

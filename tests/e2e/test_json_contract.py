@@ -179,7 +179,7 @@ def test_every_documented_json_field_is_there_with_its_type(q: Queue) -> None:
     enqueued = q.json("enqueue", "--id", "a", "--command", "echo hi", "--cwd", str(q.tmp), "--env", "X=1")
     assert enqueued == {"enqueued": ["a"]}
     assert q.json("run", "--id", "d", "--retries", "0", "exit 3") == {"enqueued": ["d"]}
-    q.burst()
+    q.burst(dead=True)
 
     for run in q.json("list"):
         conforms(run, RUN, f"list[{run['id']}]")

@@ -170,7 +170,7 @@ def test_status_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
     jobs = shared_jobs(tmp_path)
     (jobs / "broken.toml").write_text("command = 5\n")
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), QUEUECTL_DB=str(tmp_path / "q.db"))
-    assert run(tmp_path, env, "up", "--burst", str(jobs)).returncode == 0
+    assert run(tmp_path, env, "up", "--burst", str(jobs)).returncode == 1  # broken.toml refused: exit 1
     status = jobs / ".status"
     assert stat.S_IMODE(status.stat().st_mode) == 0o700
     files = sorted(p.name for p in status.iterdir())

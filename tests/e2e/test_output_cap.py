@@ -143,7 +143,7 @@ def test_an_attempt_that_printed_nothing_leaves_no_file_even_when_timed_out(q: Q
     for name in ("quiet1", "quiet2"):
         q("enqueue", "--id", name, "--timeout", "1", "--retries", "0", "--command", "sleep 30")
     q("enqueue", "--id", "silent", "--command", "true")
-    q.burst("--count", "2")
+    q.burst("--count", "2", dead=True)
     assert {q.state(n) for n in ("quiet1", "quiet2")} == {"dead"}
     assert all(q.run(n)["history"][0]["log_path"] is None for n in ("quiet1", "quiet2", "silent"))
     assert sorted(os.listdir(_logs_dir(q))) == ["probe.1.log"]

@@ -36,7 +36,7 @@ def test_timeout_kills_the_whole_process_group(q: Queue, tmp_path: Path) -> None
         "--retries",
         "0",
     )
-    q.burst()
+    q.burst(dead=True)
     run = q.run("slow")
     assert run["state"] == "dead"
     assert run["history"][0]["outcome"] == "timeout"
@@ -49,7 +49,7 @@ def test_timeout_escalates_to_sigkill_for_commands_that_ignore_sigterm(q: Queue)
     q("config", "set", "kill-grace", "0.5")
     command = "trap '' TERM; sleep 300 & sleep 300"  # a group of three, none of which minds SIGTERM
     q("enqueue", "--id", "stubborn", "--command", command, "--timeout", "0.5", "--retries", "0")
-    q.burst()
+    q.burst(dead=True)
     run = q.run("stubborn")
     assert run["history"][0]["outcome"] == "timeout"
     assert run["exit_code"] == 128 + signal.SIGKILL
@@ -223,7 +223,7 @@ def test_commands_get_their_env_and_cwd(q: Queue, tmp_path: Path) -> None:
 
 def test_missing_cwd_fails_the_attempt_clearly(q: Queue, tmp_path: Path) -> None:
     q("enqueue", "--id", "lost", "--cwd", str(tmp_path / "nope"), "--command", "true", "--retries", "0")
-    q.burst()
+    q.burst(dead=True)
     run = q.run("lost")
     assert run["state"] == "dead"
     assert "cannot enter" in run["error"] and "nope" in run["error"]

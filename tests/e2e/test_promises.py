@@ -27,7 +27,7 @@ def test_a_timeout_gives_every_process_of_the_group_sigterm_before_sigkill(q: Qu
     command = f"trap 'wait; exit 143' TERM; {grandchild} & until [ -e {ready} ]; do sleep 0.02; done; sleep 300 & wait"
     q("config", "set", "kill-grace", "30")  # SIGKILL only long after: what happens before it is SIGTERM's doing
     q("enqueue", "--id", "tidy", "--command", command, "--timeout", "3", "--retries", "0")
-    q.burst()
+    q.burst(dead=True)
     run = q.run("tidy")
     assert run["history"][0]["outcome"] == "timeout"
     assert cleaned.read_text() == "cleaned-up\n"  # the grandchild got SIGTERM and its chance to clean up
@@ -44,7 +44,7 @@ def test_a_timeout_gives_grandchildren_kill_grace_even_when_the_leader_ends_at_o
     q("config", "set", "kill-grace", "30")
     command = f"{grandchild} & until [ -e {ready} ]; do sleep 0.02; done; sleep 300"
     q("enqueue", "--id", "hasty", "--command", command, "--timeout", "3", "--retries", "0")
-    q.burst()
+    q.burst(dead=True)
     assert q.run("hasty")["history"][0]["outcome"] == "timeout"
     wait_for(cleaned.exists, timeout=10, what="the grandchild's clean-up")
 
@@ -125,7 +125,7 @@ def test_an_attempt_that_printed_nothing_leaves_no_log_file(q: Queue) -> None:
     q("enqueue", "--id", "quiet", "--command", "true")
     q("enqueue", "--id", "silent-fail", "--command", "exit 3", "--retries", "0")
     q("enqueue", "--id", "loud", "--command", "echo loud")
-    q.burst("--count", "1")
+    q.burst("--count", "1", dead=True)
     logs = Path(str(q.db)).with_name("queue-logs")
     assert sorted(os.listdir(logs)) == ["loud.1.log"]  # nor spare files left behind
     for run_id in ("quiet", "silent-fail"):

@@ -59,7 +59,7 @@ def test_flag_spelling_enqueue(q: Queue) -> None:
 
 def test_failing_job_is_retried_with_backoff_then_dead_then_retried_from_dlq(q: Queue) -> None:
     q("enqueue", "--id", "flaky", "--command", "exit 1", "--retries", "2", "--backoff-base", "1.5")
-    q.burst()
+    q.burst(dead=True)
     run = q.run("flaky")
     assert run["state"] == "dead"
     assert run["exit_code"] == 1
@@ -75,7 +75,7 @@ def test_failing_job_is_retried_with_backoff_then_dead_then_retried_from_dlq(q: 
 
     q("dlq", "retry", "flaky")
     assert q.state("flaky") == "pending"
-    q.burst()
+    q.burst(dead=True)
     run = q.run("flaky")
     assert run["state"] == "dead"  # one more chance, then dead again
     assert len(run["history"]) == 4
@@ -87,7 +87,7 @@ def test_failing_job_is_retried_with_backoff_then_dead_then_retried_from_dlq(q: 
 
 def test_missing_command_fails_cleanly(q: Queue) -> None:
     q("enqueue", "--id", "nope", "--command", "definitely-not-a-command-xyz", "--retries", "0")
-    q.burst()
+    q.burst(dead=True)
     run = q.run("nope")
     assert run["state"] == "dead"
     assert run["exit_code"] == 127
@@ -125,7 +125,7 @@ def test_delayed_runs_wait_for_their_time(q: Queue) -> None:
 def test_list_and_status_json_contract(q: Queue) -> None:
     q("enqueue", "--id", "a", "--command", "true")
     q("enqueue", "--id", "b", "--command", "exit 3", "--retries", "0")
-    q.burst()
+    q.burst(dead=True)
     status = q.json("status")
     assert set(status) >= {"counts", "workers", "store"}
     assert status["counts"]["completed"] == 1 and status["counts"]["dead"] == 1
@@ -155,7 +155,7 @@ def test_clear_deletes_runs_in_a_state(q: Queue) -> None:
     q("enqueue", "--id", "b", "--command", "true", "--delay", "1h")
     q("enqueue", "--id", "d1", "--command", "echo dying; exit 3", "--retries", "0")
     q("enqueue", "--id", "d2", "--command", "echo dying too; exit 4", "--retries", "0")
-    q.burst()
+    q.burst(dead=True)
     states = {r["id"]: r["state"] for r in q.json("list")}
     assert states == {"a": "completed", "b": "pending", "d1": "dead", "d2": "dead"}
     dead_logs = [Path(q.run(run_id)["log_path"]) for run_id in ("d1", "d2")]
