@@ -41,9 +41,9 @@ def test_a_missing_job_or_run_names_the_command_that_lists_them(q: Queue) -> Non
 def test_queue_commands_print_json_and_take_y(q: Queue) -> None:
     q("enqueue", "--id", "bad", "--command", "exit 3", "--retries", "0")
     q("enqueue", "--id", "good", "--command", "true")
-    q.burst()
+    q.burst(dead=True)
     assert q.json("dlq", "retry", "bad") == {"retried": ["bad"]}
-    q.burst()
+    q.burst(dead=True)
     assert q.json("dlq", "clear", "-y") == {"deleted": 1}
     assert q.json("clear", "-y", "--state", "completed") == {"deleted": 1}
     assert q.json("config", "set", "job-timeout", "90") == {"key": "job-timeout", "value": 90}
