@@ -1,4 +1,4 @@
-"""`queuectl up`: the first apply, the watcher, the scheduler and the pool, wired together.
+"""`queuectl up` and `queuectl worker start`: the first apply, the watcher, the scheduler and the pool.
 
 A `Supervisor` serves jobs directories: it applies them, keeps applying them as
 they change (a `Watcher` calls the one apply path), turns cron fires into runs
@@ -8,6 +8,8 @@ stops claiming, the second stops at once). `run()` serves until the pool stops;
 `stop()` asks it to from any thread, as `queuectl worker stop` does, through the
 store; in burst mode `run()` applies, fires what is due now, runs it and returns.
 `apply_once()` and `schedule_once()` are the steps, which tests call directly.
+With no directories (`worker start`) nothing is applied or watched: the pool
+runs beside the scheduler, which the pools on one store elect among themselves.
 
 Lines go to `say`; time comes from `clock` (default: the store's own time).
 No click, no rich: every front end can embed it.
@@ -26,7 +28,7 @@ from queuectl import config, planview
 from queuectl.apply import Plan
 from queuectl.errors import QueueError, StoreBusyError, StoreError, UsageError
 from queuectl.pool import Pool
-from queuectl.scheduler import Scheduler, Tick
+from queuectl.scheduler import LEASE, Scheduler, Tick
 from queuectl.services import jobs
 from queuectl.store.contract import Store
 from queuectl.store.factory import open_store
@@ -38,7 +40,7 @@ LOOKAHEAD = 2.0  # fires this close become runs already, due at their time (pool
 SCHEDULER_PAUSE = 0.02  # between the scheduler's batches, so that pools get the store's write lock
 APPLY_RETRY = 1.0  # a passing store failure of an apply: the wait before trying again
 LEADER_RETRY = 2.0  # how often a standing-by scheduler tries to become the one that schedules
-MAX_SCHEDULER_SLEEP = 60.0  # the scheduler looks at least this often (a clock step, a missed wake)
+MAX_SCHEDULER_SLEEP = LEASE / 3  # the scheduler looks at least this often: it renews its seat (and sees a clock step)
 SCHEDULER_RETRY = 1.0  # after the scheduler failed (a busy store, a bug): the wait before looking again
 SETTLE = 0.5  # a broken file younger than this is looked at again before it is reported
 JOIN_PATIENCE = 10.0  # how long the end of `run()` waits for the scheduler's thread
@@ -84,6 +86,7 @@ class Supervisor:
         owns_process: bool = False,
         clock: Callable[[], float] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        scheduling: bool = True,
     ) -> None:
         self.directories = _job_directories(paths)
         self.store = store  # the pool's connection, used from the thread that calls run()
@@ -94,6 +97,7 @@ class Supervisor:
         self.owns_process = owns_process  # passed to the pool: see Pool
         self.clock = clock
         self.monotonic = monotonic
+        self.scheduling = scheduling  # False: this pool never schedules cron fires (another one does)
         self._options: dict[str, Any] = {"insecure": insecure, "status_dir": status_dir}
         self._applying = open_store(store.url, clock=clock)  # the watcher thread's own connection
         try:
@@ -119,15 +123,18 @@ class Supervisor:
     # -- life cycle ----------------------------------------------------------
     def run(self) -> None:
         """Apply, then serve until the pool stops (a signal, `stop()`, or the end of a burst)."""
-        self.apply_once(first=True)
+        if self.directories:
+            self.apply_once(first=True)
         try:
             if self.burst:
-                self.schedule_once()  # the fires due now; burst does not wait for later ones
+                if self.scheduling:
+                    self.schedule_once()  # the fires due now; burst does not wait for later ones
             else:
                 self._start_watching()
             self._run_pool()
         finally:
             self._stop_watching()
+            self._leave()
 
     def stop(self) -> None:
         """Ask `run()` to end, from any thread: no new claims, running commands finish (within stop-grace)."""
@@ -190,7 +197,7 @@ class Supervisor:
         tick = self.scheduler.run_once(now)
         if not tick.leader:  # several `up` on one store: one schedules, the others stand by
             if self._role != "standby":
-                self.say("scheduler: standing by, another `up` on this store schedules the fires")
+                self.say("scheduler: standing by, another pool on this store schedules the fires")
                 self._role = "standby"
             return now + LEADER_RETRY + LOOKAHEAD
         if self._role == "standby":
@@ -226,9 +233,21 @@ class Supervisor:
             self._jobs_changed.wait(min(max(0.0, until), MAX_SCHEDULER_SLEEP))
 
     # -- watching and the pool ----------------------------------------------------
+    def _leave(self) -> None:
+        """Give the scheduler's seat up, so that another pool takes over at once (best effort)."""
+        if self._role != "leader":
+            return
+        try:
+            self.scheduler.leave()
+        except QueueError as exc:
+            self.say(f"scheduler: {exc}; another pool takes over when its lease ends")
+
     def _start_watching(self) -> None:
-        self._thread = threading.Thread(target=self._schedule_loop, name="queuectl-scheduler", daemon=True)
-        self._thread.start()
+        if self.scheduling:
+            self._thread = threading.Thread(target=self._schedule_loop, name="queuectl-scheduler", daemon=True)
+            self._thread.start()
+        if not self.directories:
+            return
         self._watcher = Watcher(self.directories, self._reapply, self._apply_failed)
         self._watcher.start()
         self.say(f"watching {', '.join(planview.relative_dir(d) for d in self.directories)} for changes")
@@ -254,6 +273,8 @@ class Supervisor:
         )
         pool.on_wake = self._jobs_changed.set  # a wake-up may mean jobs changed elsewhere (apply, resume)
         pool.start()
+        self.scheduler.pool_id = pool.id  # the seat names the pool from its next look, which this asks for
+        self._jobs_changed.set()
         try:
             self._serve(pool)
         finally:

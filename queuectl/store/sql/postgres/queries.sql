@@ -304,3 +304,15 @@ SELECT pg_try_advisory_lock(:key);
 -- The server probes an idle client too: a dead one's session (and its advisory locks) ends in seconds.
 SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;
 SET tcp_user_timeout = 10000;
+
+-- name: seat_take
+-- The advisory lock elects; the row says who holds it and when it last looked (for `status`).
+UPDATE scheduler SET holder = :holder, pool_id = :pool_id, host = :host, pid = :pid,
+                     lease_until = :now + :lease, last_tick_at = :now
+ WHERE id = 1;
+
+-- name: seat_read
+SELECT holder, pool_id, host, pid, lease_until, last_tick_at FROM scheduler WHERE id = 1 AND holder <> '';
+
+-- name: seat_release
+UPDATE scheduler SET lease_until = 0 WHERE id = 1 AND holder = :holder;

@@ -254,3 +254,16 @@ VALUES (:id, :job, :command, 'cancelled', :priority, 0, :max_retries, :backoff_b
         :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for, :reason,
         :keep_children)
 RETURNING id;
+
+-- name: seat_take
+-- The scheduler's seat: kept by its holder, taken by another once the lease has run out.
+UPDATE scheduler SET holder = :holder, pool_id = :pool_id, host = :host, pid = :pid,
+                     lease_until = :now + :lease, last_tick_at = :now
+ WHERE id = 1 AND (holder = :holder OR lease_until < :now)
+RETURNING holder;
+
+-- name: seat_read
+SELECT holder, pool_id, host, pid, lease_until, last_tick_at FROM scheduler WHERE id = 1 AND holder <> '';
+
+-- name: seat_release
+UPDATE scheduler SET lease_until = 0 WHERE id = 1 AND holder = :holder;
