@@ -99,18 +99,10 @@ class Supervisor:
         self.monotonic = monotonic
         self.scheduling = scheduling  # False: this pool never schedules cron fires (another one does)
         self._options: dict[str, Any] = {"insecure": insecure, "status_dir": status_dir}
-        self._applying = open_store(store.url, clock=clock)  # the watcher thread's own connection
-        try:
-            self._scheduling = open_store(store.url, clock=clock)  # the scheduler thread's
-        except BaseException:
-            self._applying.close()
-            raise
-        self.scheduler = Scheduler(
-            self._scheduling,
-            lambda: config.defaults(self._scheduling),
-            pause=lambda: time.sleep(SCHEDULER_PAUSE),
-            lookahead=LOOKAHEAD,
-        )
+        # the watcher thread's own connection (`up`: it applies); the scheduler's is opened at its first use
+        self._applying = open_store(store.url, clock=clock) if self.directories else None
+        self._scheduler: Scheduler | None = None
+        self._seat_pool: str | None = None  # the pool the scheduler runs beside, once started: its seat names it
         self._apply_lock = threading.Lock()  # one apply at a time: the first one's, then the watcher's
         self._jobs_changed = threading.Event()  # wakes the scheduler's wait
         self._stopping = threading.Event()  # set by stop() or at the end of run(): the scheduler's loop ends
@@ -126,10 +118,7 @@ class Supervisor:
         if self.directories:
             self.apply_once(first=True)
         try:
-            if self.burst:
-                if self.scheduling:
-                    self.schedule_once()  # the fires due now; burst does not wait for later ones
-            else:
+            if not self.burst:
                 self._start_watching()
             self._run_pool()
         finally:
@@ -152,8 +141,10 @@ class Supervisor:
 
     def close(self) -> None:
         """Let go of the supervisor's own connections (not of `store`, which the caller opened)."""
-        self._applying.close()
-        self._scheduling.close()
+        if self._applying is not None:
+            self._applying.close()
+        if self._scheduler is not None:
+            self._scheduler.store.close()
 
     def __enter__(self) -> Supervisor:
         return self
@@ -166,6 +157,7 @@ class Supervisor:
     # -- applying --------------------------------------------------------------
     def apply_once(self, first: bool = False) -> Plan:
         """Apply the directories and say what changed (the first time, the whole plan); the plan said."""
+        assert self._applying is not None, "apply_once() without jobs directories"
         with self._apply_lock:
             plan = jobs.apply(self._applying, self.directories, **self._options)
         self._jobs_changed.set()
@@ -191,11 +183,42 @@ class Supervisor:
             self.say(f"apply failed: {exc}")
 
     # -- scheduling --------------------------------------------------------------
+    @property
+    def scheduler(self) -> Scheduler:
+        """The scheduler, on a connection of its own, opened at its first use (after the pool's start
+        in `run()`: a busy or damaged store is the pool's to wait for or report)."""
+        if self._scheduler is None:
+            store = open_store(self.store.url, clock=self.clock)
+            self._scheduler = Scheduler(
+                store,
+                lambda: config.defaults(store),
+                pause=lambda: time.sleep(SCHEDULER_PAUSE),
+                lookahead=LOOKAHEAD,
+            )
+        self._scheduler.pool_id = self._seat_pool
+        return self._scheduler
+
+    def _start_scheduling(self, pool_id: str) -> None:
+        """Once the pool has started: fire what is due now (burst) or start the scheduler's thread."""
+        if not self.scheduling:
+            return
+        self._seat_pool = pool_id
+        if self.burst:
+            try:
+                self.scheduler  # noqa: B018 (its connection: opened here, so that its failure is said)
+            except QueueError as exc:  # a store the pool could open but another connection cannot: the pool says why
+                self.say(f"scheduler: {exc}")
+                return
+            self.schedule_once()  # the fires due now; burst does not wait for later ones
+            return
+        self._thread = threading.Thread(target=self._schedule_loop, name="queuectl-scheduler", daemon=True)
+        self._thread.start()
+
     def schedule_once(self) -> float | None:
         """Turn the fires due by the clock's now into runs; when to look again (None: no fire ahead)."""
         now = self._now()
         tick = self.scheduler.run_once(now)
-        if not tick.leader:  # several `up` on one store: one schedules, the others stand by
+        if not tick.leader:  # several pools on one store: one schedules, the others stand by
             if self._role != "standby":
                 self.say("scheduler: standing by, another pool on this store schedules the fires")
                 self._role = "standby"
@@ -205,11 +228,11 @@ class Supervisor:
         self._role = "leader"
         self._say_tick(tick)
         if tick.started or tick.replaced:
-            self._scheduling.wake_pools()
+            self.scheduler.store.wake_pools()
         return tick.next_at
 
     def _now(self) -> float:
-        return self._scheduling.now()  # the injected clock, else the store's time (a server's: no skew)
+        return self.scheduler.store.now()  # the injected clock, else the store's time (a server's: no skew)
 
     def _say_tick(self, tick: Tick) -> None:
         for run_id in tick.started:
@@ -235,17 +258,14 @@ class Supervisor:
     # -- watching and the pool ----------------------------------------------------
     def _leave(self) -> None:
         """Give the scheduler's seat up, so that another pool takes over at once (best effort)."""
-        if self._role != "leader":
-            return
+        if self._role != "leader" or (self._thread is not None and self._thread.is_alive()):
+            return  # not the scheduler, or its thread still holds the connection: the lease ends by itself
         try:
             self.scheduler.leave()
         except QueueError as exc:
             self.say(f"scheduler: {exc}; another pool takes over when its lease ends")
 
     def _start_watching(self) -> None:
-        if self.scheduling:
-            self._thread = threading.Thread(target=self._schedule_loop, name="queuectl-scheduler", daemon=True)
-            self._thread.start()
         if not self.directories:
             return
         self._watcher = Watcher(self.directories, self._reapply, self._apply_failed)
@@ -273,9 +293,8 @@ class Supervisor:
         )
         pool.on_wake = self._jobs_changed.set  # a wake-up may mean jobs changed elsewhere (apply, resume)
         pool.start()
-        self.scheduler.pool_id = pool.id  # the seat names the pool from its next look, which this asks for
-        self._jobs_changed.set()
         try:
+            self._start_scheduling(pool.id)
             self._serve(pool)
         finally:
             with self._pool_lock:

@@ -6,6 +6,8 @@ says who schedules and when it last looked, is shared.
 
 from __future__ import annotations
 
+import json
+
 from queuectl.model import Job, NewRun, SchedulerSeat
 from queuectl.store.contract import SchedulerState
 from queuectl.store.sql_core import SQLCore
@@ -24,9 +26,16 @@ class SQLSchedulerState(SQLCore, SchedulerState):
         rows = self._read("seat_read")
         if not rows:
             return None
-        holder, pool_id, host, pid, lease_until, last_tick_at = rows[0]
-        last = None if last_tick_at is None else float(last_tick_at)
-        return SchedulerSeat(holder, pool_id, host, int(pid), float(lease_until), last)
+        seat = json.loads(rows[0][0])
+        last = seat["last_tick_at"]
+        return SchedulerSeat(
+            seat["holder"],
+            seat["pool_id"],
+            seat["host"],
+            int(seat["pid"]),
+            float(seat["lease_until"]),
+            None if last is None else float(last),
+        )
 
     def leave_scheduling(self, holder: str) -> None:
         with self.batch():

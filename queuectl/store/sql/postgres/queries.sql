@@ -158,7 +158,7 @@ DELETE FROM runs WHERE state <> 'running' AND (:state::text IS NULL OR state = :
 RETURNING id;
 
 -- name: config_all
-SELECT key, value FROM config;
+SELECT key, value FROM config WHERE key <> 'scheduler-seat';
 
 -- name: config_set
 INSERT INTO config (key, value) VALUES (:key, :value)
@@ -305,14 +305,20 @@ SELECT pg_try_advisory_lock(:key);
 SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;
 SET tcp_user_timeout = 10000;
 
+
 -- name: seat_take
--- The advisory lock elects; the row says who holds it and when it last looked (for `status`).
-UPDATE scheduler SET holder = :holder, pool_id = :pool_id, host = :host, pid = :pid,
-                     lease_until = :now + :lease, last_tick_at = :now
- WHERE id = 1;
+-- The advisory lock elects; this row of the config table (hidden from config_all) says who holds it
+-- and when it last looked, for `status`.
+INSERT INTO config (key, value)
+VALUES ('scheduler-seat', json_build_object('holder', :holder::text, 'pool_id', :pool_id::text, 'host', :host::text,
+                                            'pid', :pid::integer, 'lease_until', :now::float8 + :lease::float8,
+                                            'last_tick_at', :now::float8)::text)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value
+RETURNING key;
 
 -- name: seat_read
-SELECT holder, pool_id, host, pid, lease_until, last_tick_at FROM scheduler WHERE id = 1 AND holder <> '';
+SELECT value FROM config WHERE key = 'scheduler-seat';
 
 -- name: seat_release
-UPDATE scheduler SET lease_until = 0 WHERE id = 1 AND holder = :holder;
+UPDATE config SET value = jsonb_set(value::jsonb, '{lease_until}', '0')::text
+ WHERE key = 'scheduler-seat' AND value::jsonb ->> 'holder' = :holder;
