@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from queuectl.durations import iso_utc
-from queuectl.model import Attempt, JobStatus, Run, Worker
+from queuectl.model import Attempt, JobStatus, Run, SchedulerSeat, Worker
 
 if TYPE_CHECKING:
     from queuectl.store.contract import AttemptStats
@@ -159,6 +159,18 @@ def worker_json(w: Worker, state: str) -> dict[str, Any]:
         "started_at": iso_utc(w.started_at),
         "heartbeat_at": iso_utc(w.heartbeat_at),
         "state": state,
+    }
+
+
+def scheduler_json(seat: SchedulerSeat | None, alive: bool, warning: str | None) -> dict[str, Any]:
+    """Where the cron fires are scheduled (the last holder, if no live one) and when it last looked."""
+    return {
+        "alive": alive,
+        "pool": None if seat is None else seat.pool_id,
+        "host": None if seat is None else seat.host,
+        "pid": None if seat is None else seat.pid,
+        "last_tick_at": None if seat is None else iso_utc(seat.last_tick_at),
+        "warning": warning,
     }
 
 

@@ -173,6 +173,17 @@ class Attempt(NamedTuple):
     output_tail: str | None
 
 
+class SchedulerSeat(NamedTuple):
+    """Who schedules a store's cron fires (the pools elect one) and when it last looked."""
+
+    holder: str  # unique to the scheduling process's connection
+    pool_id: str | None  # the pool it runs beside (None until that pool has started)
+    host: str
+    pid: int
+    lease_until: float = 0.0  # it is the scheduler until then (each look renews it)
+    last_tick_at: float | None = None
+
+
 class Worker(NamedTuple):
     """A live (or lately live) worker pool."""
 

@@ -12,6 +12,9 @@ time twice.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -21,13 +24,14 @@ from queuectl.apply import new_run
 from queuectl.config import Defaults
 from queuectl.durations import LATEST
 from queuectl.errors import StoreBusyError
-from queuectl.model import Job
+from queuectl.model import Job, SchedulerSeat
 from queuectl.store.contract import Store
 
 BATCH = 50  # cron jobs looked at in one transaction (a savepoint each: PostgreSQL caches 64 per transaction)
 MAX_CATCHUP = 100  # catchup = "all" runs at most this many missed fires
 RETRY_BROKEN = 60.0  # a job that cannot be scheduled (say, its zone is unknown here) is tried again after this
 ON_TIME = 60.0  # a fire this late is still on time, not missed (catchup = "none" runs it)
+LEASE = 30.0  # the elected scheduler holds the seat this long from each look (it looks at least thrice as often)
 
 
 @dataclass
@@ -68,6 +72,8 @@ class Scheduler:
         # Fires this close ahead become runs already, due at their time: the pools, which sleep
         # until the next due run, then start them on the dot instead of after the scheduler's pass.
         self.lookahead = lookahead
+        self.seat = SchedulerSeat(uuid.uuid4().hex, None, socket.gethostname(), os.getpid())
+        self.pool_id: str | None = None  # the pool it runs beside, once started: `status` names it
 
     def run_once(self, now: float) -> Tick:
         """Turn every fire due by `now` (+ lookahead) into runs: a transaction per batch of jobs."""
@@ -75,7 +81,8 @@ class Scheduler:
         horizon = now + self.lookahead
         while True:
             with self.store.batch():
-                if not self.store.lead_scheduling():  # checked in the transaction: a lost lock stops us here
+                seat = self.seat._replace(pool_id=self.pool_id)
+                if not self.store.lead_scheduling(seat, LEASE):  # checked in the transaction: a lost lock stops us
                     tick.leader = False
                     return tick
                 jobs = self.store.cron_jobs_due(horizon, BATCH)
@@ -94,6 +101,10 @@ class Scheduler:
                 self.pause()
         tick.next_at = self.store.next_fire()
         return tick
+
+    def leave(self) -> None:
+        """Give the seat up (a clean exit): another pool on the store takes over at its next try."""
+        self.store.leave_scheduling(self.seat.holder)
 
     def _look_at(self, job: Job, now: float, horizon: float, tick: Tick) -> None:
         spec = job.spec

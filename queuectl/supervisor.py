@@ -1,4 +1,4 @@
-"""`queuectl up`: the first apply, the watcher, the scheduler and the pool, wired together.
+"""`queuectl up` and `queuectl worker start`: the first apply, the watcher, the scheduler and the pool.
 
 A `Supervisor` serves jobs directories: it applies them, keeps applying them as
 they change (a `Watcher` calls the one apply path), turns cron fires into runs
@@ -8,6 +8,8 @@ stops claiming, the second stops at once). `run()` serves until the pool stops;
 `stop()` asks it to from any thread, as `queuectl worker stop` does, through the
 store; in burst mode `run()` applies, fires what is due now, runs it and returns.
 `apply_once()` and `schedule_once()` are the steps, which tests call directly.
+With no directories (`worker start`) nothing is applied or watched: the pool
+runs beside the scheduler, which the pools on one store elect among themselves.
 
 Lines go to `say`; time comes from `clock` (default: the store's own time).
 No click, no rich: every front end can embed it.
@@ -28,7 +30,7 @@ from queuectl.errors import QueueError, StoreBusyError, StoreError, UsageError
 from queuectl.pool import Pool
 from queuectl.pool.lines import PoolStats
 from queuectl.pool.outcome import BurstOutcome
-from queuectl.scheduler import Scheduler, Tick
+from queuectl.scheduler import LEASE, Scheduler, Tick
 from queuectl.services import jobs
 from queuectl.store.contract import Store
 from queuectl.store.factory import open_store
@@ -40,7 +42,7 @@ LOOKAHEAD = 2.0  # fires this close become runs already, due at their time (pool
 SCHEDULER_PAUSE = 0.02  # between the scheduler's batches, so that pools get the store's write lock
 APPLY_RETRY = 1.0  # a passing store failure of an apply: the wait before trying again
 LEADER_RETRY = 2.0  # how often a standing-by scheduler tries to become the one that schedules
-MAX_SCHEDULER_SLEEP = 60.0  # the scheduler looks at least this often (a clock step, a missed wake)
+MAX_SCHEDULER_SLEEP = LEASE / 3  # the scheduler looks at least this often: it renews its seat (and sees a clock step)
 SCHEDULER_RETRY = 1.0  # after the scheduler failed (a busy store, a bug): the wait before looking again
 SETTLE = 0.5  # a broken file younger than this is looked at again before it is reported
 JOIN_PATIENCE = 10.0  # how long the end of `run()` waits for the scheduler's thread
@@ -86,6 +88,7 @@ class Supervisor:
         owns_process: bool = False,
         clock: Callable[[], float] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        scheduling: bool = True,
     ) -> None:
         self.directories = _job_directories(paths)
         self.store = store  # the pool's connection, used from the thread that calls run()
@@ -96,19 +99,12 @@ class Supervisor:
         self.owns_process = owns_process  # passed to the pool: see Pool
         self.clock = clock
         self.monotonic = monotonic
+        self.scheduling = scheduling  # False: this pool never schedules cron fires (another one does)
         self._options: dict[str, Any] = {"insecure": insecure, "status_dir": status_dir}
-        self._applying = open_store(store.url, clock=clock)  # the watcher thread's own connection
-        try:
-            self._scheduling = open_store(store.url, clock=clock)  # the scheduler thread's
-        except BaseException:
-            self._applying.close()
-            raise
-        self.scheduler = Scheduler(
-            self._scheduling,
-            lambda: config.defaults(self._scheduling),
-            pause=lambda: time.sleep(SCHEDULER_PAUSE),
-            lookahead=LOOKAHEAD,
-        )
+        # the watcher thread's own connection (`up`: it applies); the scheduler's is opened at its first use
+        self._applying = open_store(store.url, clock=clock) if self.directories else None
+        self._scheduler: Scheduler | None = None
+        self._seat_pool: str | None = None  # the pool the scheduler runs beside, once started: its seat names it
         self._apply_lock = threading.Lock()  # one apply at a time: the first one's, then the watcher's
         self._jobs_changed = threading.Event()  # wakes the scheduler's wait
         self._stopping = threading.Event()  # set by stop() or at the end of run(): the scheduler's loop ends
@@ -125,16 +121,16 @@ class Supervisor:
     # -- life cycle ----------------------------------------------------------
     def run(self) -> None:
         """Apply, then serve until the pool stops (a signal, `stop()`, or the end of a burst)."""
-        plan = self.apply_once(first=True)
-        self._refused = tuple(planview.relative(c.path) for c in plan.of("invalid") if c.path)
+        if self.directories:
+            plan = self.apply_once(first=True)
+            self._refused = tuple(planview.relative(c.path) for c in plan.of("invalid") if c.path)
         try:
-            if self.burst:
-                self.schedule_once()  # the fires due now; burst does not wait for later ones
-            else:
+            if not self.burst:
                 self._start_watching()
             self._run_pool()
         finally:
             self._stop_watching()
+            self._leave()
 
     def outcome(self) -> BurstOutcome:
         """What `run()` came to: the runs its pool ran and the manifests refused; `exit_code` for a burst."""
@@ -157,8 +153,10 @@ class Supervisor:
 
     def close(self) -> None:
         """Let go of the supervisor's own connections (not of `store`, which the caller opened)."""
-        self._applying.close()
-        self._scheduling.close()
+        if self._applying is not None:
+            self._applying.close()
+        if self._scheduler is not None:
+            self._scheduler.store.close()
 
     def __enter__(self) -> Supervisor:
         return self
@@ -171,6 +169,7 @@ class Supervisor:
     # -- applying --------------------------------------------------------------
     def apply_once(self, first: bool = False) -> Plan:
         """Apply the directories and say what changed (the first time, the whole plan); the plan said."""
+        assert self._applying is not None, "apply_once() without jobs directories"
         with self._apply_lock:  # held while the lines are said too: they depend on what was said before
             plan = jobs.apply(self._applying, self.directories, **self._options)
             self._jobs_changed.set()
@@ -195,15 +194,46 @@ class Supervisor:
             self.say(f"apply failed: {exc}")
 
     # -- scheduling --------------------------------------------------------------
+    @property
+    def scheduler(self) -> Scheduler:
+        """The scheduler, on a connection of its own, opened at its first use (after the pool's start
+        in `run()`: a busy or damaged store is the pool's to wait for or report)."""
+        if self._scheduler is None:
+            store = open_store(self.store.url, clock=self.clock)
+            self._scheduler = Scheduler(
+                store,
+                lambda: config.defaults(store),
+                pause=lambda: time.sleep(SCHEDULER_PAUSE),
+                lookahead=LOOKAHEAD,
+            )
+        self._scheduler.pool_id = self._seat_pool
+        return self._scheduler
+
+    def _start_scheduling(self, pool_id: str) -> None:
+        """Once the pool has started: fire what is due now (burst) or start the scheduler's thread."""
+        if not self.scheduling:
+            return
+        self._seat_pool = pool_id
+        if self.burst:
+            try:
+                self.scheduler  # noqa: B018 (its connection: opened here, so that its failure is said)
+            except QueueError as exc:  # a store the pool could open but another connection cannot: the pool says why
+                self.say(f"scheduler: {exc}")
+                return
+            self.schedule_once()  # the fires due now; burst does not wait for later ones
+            return
+        self._thread = threading.Thread(target=self._schedule_loop, name="queuectl-scheduler", daemon=True)
+        self._thread.start()
+
     def schedule_once(self) -> float | None:
         """Turn the fires due by the clock's now into runs; when to look again (None: no fire ahead)."""
-        for line in self._suspensions.lines(self._scheduling.list_jobs()):
+        for line in self._suspensions.lines(self.scheduler.store.list_jobs()):
             self.say(line)
         now = self._now()
         tick = self.scheduler.run_once(now)
-        if not tick.leader:  # several `up` on one store: one schedules, the others stand by
+        if not tick.leader:  # several pools on one store: one schedules, the others stand by
             if self._role != "standby":
-                self.say("scheduler: standing by, another `up` on this store schedules the fires")
+                self.say("scheduler: standing by, another pool on this store schedules the fires")
                 self._role = "standby"
             return now + LEADER_RETRY + LOOKAHEAD
         if self._role == "standby":
@@ -211,11 +241,11 @@ class Supervisor:
         self._role = "leader"
         self._say_tick(tick)
         if tick.started or tick.replaced:
-            self._scheduling.wake_pools()
+            self.scheduler.store.wake_pools()
         return tick.next_at
 
     def _now(self) -> float:
-        return self._scheduling.now()  # the injected clock, else the store's time (a server's: no skew)
+        return self.scheduler.store.now()  # the injected clock, else the store's time (a server's: no skew)
 
     def _say_tick(self, tick: Tick) -> None:
         for run_id in tick.started:
@@ -240,9 +270,18 @@ class Supervisor:
             self._jobs_changed.wait(min(max(0.0, until), MAX_SCHEDULER_SLEEP))
 
     # -- watching and the pool ----------------------------------------------------
+    def _leave(self) -> None:
+        """Give the scheduler's seat up, so that another pool takes over at once (best effort)."""
+        if self._role != "leader" or (self._thread is not None and self._thread.is_alive()):
+            return  # not the scheduler, or its thread still holds the connection: the lease ends by itself
+        try:
+            self.scheduler.leave()
+        except QueueError as exc:
+            self.say(f"scheduler: {exc}; another pool takes over when its lease ends")
+
     def _start_watching(self) -> None:
-        self._thread = threading.Thread(target=self._schedule_loop, name="queuectl-scheduler", daemon=True)
-        self._thread.start()
+        if not self.directories:
+            return
         self._watcher = Watcher(self.directories, self._reapply, self._apply_failed)
         self._watcher.start()
         self.say(f"watching {', '.join(planview.relative_dir(d) for d in self.directories)} for changes")
@@ -270,6 +309,7 @@ class Supervisor:
         pool.on_wake = self._jobs_changed.set  # a wake-up may mean jobs changed elsewhere (apply, resume)
         pool.start()
         try:
+            self._start_scheduling(pool.id)
             self._serve(pool)
         finally:
             with self._pool_lock:

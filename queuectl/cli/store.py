@@ -33,6 +33,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
                 "counts": seen.counts,
                 "workers": [json_views.worker_json(v.worker, v.state) for v in seen.pools],
                 "store": seen.location,
+                "scheduler": json_views.scheduler_json(
+                    seen.scheduler.seat, seen.scheduler.alive, seen.scheduler.warning
+                ),
                 "jobs": {"total": seen.jobs, "drift": seen.drift, "manifest_errors": seen.broken},
             }
         )
@@ -43,6 +46,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         shown = click.style(f"{state:<{width}}", fg=STATE_COLOURS.get(state), dim=state == "cancelled")
         click.echo(f"{shown}  {number}")
     click.echo(_pools_line(seen.pools))
+    click.echo(_scheduler_line(seen.scheduler, store.now()))
+    if seen.scheduler.warning:
+        click.echo(f"  warning: {seen.scheduler.warning}")
     if seen.jobs:
         click.echo(f"jobs: {seen.jobs} declared, {len(seen.drift)} drifted, {len(seen.broken)} with manifest errors")
     for name, reason in sorted(seen.drift.items()):
@@ -58,6 +64,18 @@ def _pools_line(views: list[PoolView]) -> str:
     slots = sum(v.worker.slots for v in views if v.state == "alive")
     others = [f"{states.count(state)} {state}" for state in ("stopping", "stale", "dead") if state in states]
     return ", ".join([f"pools: {states.count('alive')} live ({slots} slots)", *others])
+
+
+def _scheduler_line(view: overviews.SchedulerView, now: float) -> str:
+    """`scheduler: pool ID on HOST, last looked 4s ago`, or who held it last when nobody does now."""
+    seat = view.seat
+    if seat is None:
+        return "scheduler: none running"
+    who = f"pool {seat.pool_id}" if seat.pool_id else f"pid {seat.pid}"
+    looked = "never" if seat.last_tick_at is None else f"{format_duration(max(0.0, now - seat.last_tick_at))} ago"
+    if view.alive:
+        return f"scheduler: {who} on {seat.host}, last looked {looked}"
+    return f"scheduler: none running (the last was {who} on {seat.host}, which looked {looked})"
 
 
 @click.command()

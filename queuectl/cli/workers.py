@@ -6,8 +6,8 @@ import click
 
 from queuectl import json_views
 from queuectl.cli.app import POOL_BUSY_TIMEOUT, Duration, db_option, echo_json, json_option, log_line, store_of
-from queuectl.pool import Pool
 from queuectl.services import pools
+from queuectl.supervisor import Supervisor
 
 
 @click.group()
@@ -39,11 +39,16 @@ def worker() -> None:
 )
 @click.option("--detach", is_flag=True, help="Run in the background; print its pid and log file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only start and stop lines.")
+@click.option(
+    "--no-scheduler", "no_scheduler", is_flag=True, help="Never schedule cron fires here (another pool or up does)."
+)
 @db_option
 @click.pass_context
-def worker_start(ctx: click.Context, workers: int, burst: bool, detach: bool, quiet: bool) -> None:
+def worker_start(ctx: click.Context, workers: int, burst: bool, detach: bool, quiet: bool, no_scheduler: bool) -> None:
     """Run a pool of --workers slots in the foreground.
 
+    The pools on a store elect one among themselves to turn cron fires into
+    runs (as `up` does), so declared cron jobs fire wherever a pool runs.
     Ctrl-C or SIGTERM stops claiming and lets running commands finish (for at
     most config stop-grace seconds); a second signal kills them and returns
     their runs to the queue.
@@ -55,14 +60,16 @@ def worker_start(ctx: click.Context, workers: int, burst: bool, detach: bool, qu
     """
     store = store_of(ctx, busy_timeout=POOL_BUSY_TIMEOUT)
     if detach:
-        started = pools.start_background(store, workers, burst)
+        started = pools.start_background(store, workers, burst, scheduling=not no_scheduler)
         said = "ran in the background and has already finished" if started.finished else "started in the background"
         click.echo(f"pool {said}: pid {started.pid}, log {started.log_path}")
         return
-    pool = Pool(store, workers, burst=burst, log=log_line, verbose=not quiet, owns_process=True)
-    pool.run()
+    with Supervisor(
+        store, [], workers, say=log_line, verbose=not quiet, burst=burst, owns_process=True, scheduling=not no_scheduler
+    ) as supervisor:
+        supervisor.run()
     if burst:
-        outcome = pool.stats.outcome()
+        outcome = supervisor.outcome()
         log_line(outcome.summary())
         ctx.exit(outcome.exit_code)  # 1: a run ended dead (CI relies on it)
 

@@ -1,12 +1,21 @@
-"""What `status` shows (and the web page's overview will): counts, pools, declared jobs' health, the store."""
+"""What `status` shows (and the web page's overview will): counts, pools, the scheduler, declared jobs' health."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from queuectl.model import Job
+from queuectl.model import Job, SchedulerSeat
 from queuectl.services.pools import PoolView, pools
 from queuectl.store.contract import Store
+
+
+class SchedulerView(NamedTuple):
+    """Where the cron fires are scheduled: the elected pool's seat, and whether it is held now."""
+
+    seat: SchedulerSeat | None  # the last holder (None: no pool or `up` ever scheduled here)
+    alive: bool  # its lease is running: a live process schedules
+    cron_jobs: int  # enabled, unsuspended cron jobs declared
+    warning: str | None  # cron jobs declared and nobody schedules them
 
 
 class Overview(NamedTuple):
@@ -16,6 +25,7 @@ class Overview(NamedTuple):
     drift: dict[str, str]  # job -> how its manifest on disk differs from what was applied
     broken: dict[str, str]  # job -> the error of its manifest (its last good version stays in force)
     location: str
+    scheduler: SchedulerView
 
 
 def overview(store: Store) -> Overview:
@@ -31,7 +41,22 @@ def overview(store: Store) -> Overview:
         drift=drift(declared),
         broken={job.name: job.error for job in declared if job.error},
         location=store.location,
+        scheduler=scheduler(store, declared),
     )
+
+
+def scheduler(store: Store, declared: list[Job]) -> SchedulerView:
+    """Who schedules the cron fires, and a warning when cron jobs are declared but nobody does."""
+    seat = store.scheduler_seat()
+    alive = seat is not None and seat.lease_until >= store.now()
+    cron = sum(1 for job in declared if job.spec.cron is not None and job.spec.enabled and not job.suspended)
+    warning = None
+    if cron and not alive:
+        warning = (
+            f"{cron} cron job(s) declared but no scheduler runs: they fire only while a pool runs "
+            "(start one with 'queuectl worker start' or 'queuectl up')"
+        )
+    return SchedulerView(seat, alive, cron, warning)
 
 
 def drift(declared: list[Job]) -> dict[str, str]:

@@ -61,7 +61,7 @@ class Background(NamedTuple):
     finished: bool  # a short burst that was over before we looked
 
 
-def start_background(store: Store, count: int, burst: bool) -> Background:
+def start_background(store: Store, count: int, burst: bool, *, scheduling: bool = True) -> Background:
     """Start `worker start` in the background; return once it registered (or finished its burst well).
 
     The store's URL goes to it in an environment variable that it removes at
@@ -74,6 +74,8 @@ def start_background(store: Store, count: int, burst: bool) -> Background:
     argv = [sys.executable, "-m", "queuectl", "worker", "start", "--count", str(count)]
     if burst:
         argv.append("--burst")
+    if not scheduling:
+        argv.append("--no-scheduler")
     try:
         make_private_dir(logs_dir(store))
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)

@@ -36,6 +36,7 @@ from queuectl.model import (
     ProcessInfo,
     Run,
     RunState,
+    SchedulerSeat,
     Worker,
 )
 from queuectl.wake import Signal
@@ -235,12 +236,21 @@ class JobCatalogue(StoreCore, Protocol):
 class SchedulerState(StoreCore, Protocol):
     """The scheduler's bookkeeping: which cron jobs are due, their fires, suspension, leadership."""
 
-    def lead_scheduling(self) -> bool:
+    def lead_scheduling(self, seat: SchedulerSeat, lease: float) -> bool:
         """Become (or stay) the one process that schedules cron fires on this store; False: another is.
 
-        Leadership lasts while this store's connection does; a standing-by
-        process calls again now and then, and takes over when the leader is gone.
+        Inside a batch. The seat is held for `lease` seconds from the store's now
+        and each call renews it (and records the look); a standing-by process
+        calls again now and then, and takes over when the leader is gone.
         """
+        ...
+
+    def scheduler_seat(self) -> SchedulerSeat | None:
+        """Who last held the scheduling (alive while its lease_until is ahead); None: nobody ever did."""
+        ...
+
+    def leave_scheduling(self, holder: str) -> None:
+        """Give the seat up at once (a clean exit): another process may take it at its next try."""
         ...
 
     def cron_jobs_due(self, now: float, limit: int = 500) -> list[Job]:

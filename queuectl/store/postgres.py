@@ -34,6 +34,7 @@ from queuectl.errors import (
     StoreDiskError,
     StoreError,
 )
+from queuectl.model import SchedulerSeat
 from queuectl.store.contract import Clock
 from queuectl.store.queries import load, migrations
 from queuectl.store.sql_core import Row
@@ -274,11 +275,16 @@ class PostgresStore(SQLStore):
         """Inside a batch: other processes' lock_jobs wait until it ends (apply is one at a time)."""
         self._write("xact_lock", {"key": JOBS_LOCK})
 
-    def lead_scheduling(self) -> bool:
-        """Hold a session advisory lock: released by the server when this connection ends (a dead leader)."""
-        if self._read("leader_held", {"key": LEADER_LOCK})[0][0]:
-            return True
-        return bool(self._read("leader_take", {"key": LEADER_LOCK})[0][0])
+    def lead_scheduling(self, seat: SchedulerSeat, lease: float) -> bool:
+        """Hold a session advisory lock: released by the server when this connection ends (a dead leader).
+
+        The leader also writes the seat's row, so that `status` can say who schedules and when it looked.
+        """
+        held = bool(self._read("leader_held", {"key": LEADER_LOCK})[0][0])
+        if not held and not self._read("leader_take", {"key": LEADER_LOCK})[0][0]:
+            return False
+        self._take_seat(seat, lease)
+        return True
 
     # -- wake-ups ---------------------------------------------------------
     def wake_pools(self) -> None:

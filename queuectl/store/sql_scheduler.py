@@ -1,11 +1,14 @@
 """The scheduler's state, written once for every SQL engine: due cron jobs, fires, suspension, skipped fires.
 
-Leadership (`lead_scheduling`) is the engine's: see sqlite.py and postgres.py.
+Who leads is the engine's (`lead_scheduling`: see sqlite.py and postgres.py); the seat's row, which
+says who schedules and when it last looked, is shared.
 """
 
 from __future__ import annotations
 
-from queuectl.model import Job, NewRun
+import json
+
+from queuectl.model import Job, NewRun, SchedulerSeat
 from queuectl.store.contract import SchedulerState
 from queuectl.store.sql_core import SQLCore
 from queuectl.store.sql_rows import job_from_row, new_run_params
@@ -13,6 +16,30 @@ from queuectl.store.sql_rows import job_from_row, new_run_params
 
 class SQLSchedulerState(SQLCore, SchedulerState):
     """What the scheduler keeps in the store between fires; leadership is the engine's."""
+
+    def _take_seat(self, seat: SchedulerSeat, lease: float) -> bool:
+        """Write the seat for `seat` (renewing its lease, recording the look) unless another holds it."""
+        params = {"holder": seat.holder, "pool_id": seat.pool_id, "host": seat.host, "pid": seat.pid}
+        return bool(self._write("seat_take", {**params, "now": self._now(), "lease": lease}))
+
+    def scheduler_seat(self) -> SchedulerSeat | None:
+        rows = self._read("seat_read")
+        if not rows:
+            return None
+        seat = json.loads(rows[0][0])
+        last = seat["last_tick_at"]
+        return SchedulerSeat(
+            seat["holder"],
+            seat["pool_id"],
+            seat["host"],
+            int(seat["pid"]),
+            float(seat["lease_until"]),
+            None if last is None else float(last),
+        )
+
+    def leave_scheduling(self, holder: str) -> None:
+        with self.batch():
+            self._write("seat_release", {"holder": holder})
 
     def cron_jobs_due(self, now: float, limit: int = 500) -> list[Job]:
         return [job_from_row(r) for r in self._read("cron_jobs_due", {"now": now, "limit": limit})]

@@ -25,6 +25,7 @@ from queuectl.errors import (
     StoreError,
     StoreGoneError,
 )
+from queuectl.model import SchedulerSeat
 from queuectl.paths import make_private_dir
 from queuectl.store.contract import Clock
 from queuectl.store.queries import load, migrations
@@ -149,9 +150,9 @@ class SQLiteStore(SQLStore):
     def lock_jobs(self) -> None:
         """Inside a batch: a no-op here, since the batch holds the file's one write lock."""
 
-    def lead_scheduling(self) -> bool:
-        """Always: on one machine every `up` may schedule; a fire still makes one run (unique per time)."""
-        return True
+    def lead_scheduling(self, seat: SchedulerSeat, lease: float) -> bool:
+        """A lease row: kept by its holder while it renews it, taken by another once it ran out."""
+        return self._take_seat(seat, lease)
 
     # -- health -------------------------------------------------------------
     _identity: tuple[int, int] | None = None  # (device, inode) of the file this connection has open

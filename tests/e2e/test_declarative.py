@@ -617,7 +617,7 @@ def test_replace_stops_the_running_attempt_of_a_real_pool(q: Queue, jobs: Path) 
 
     write(jobs, "long.toml", 'command = "sleep 300"\ncron = "* * * * *"\ntimezone = "UTC"\nconcurrency = "replace"\n')
     q("apply", str(jobs))
-    pool = q.start_pool("--count", "2")
+    pool = q.start_pool("--count", "2", "--no-scheduler")  # the test's scheduler, with its own times, schedules
     q.wait_pool_registered(pool)
     store = SQLiteStore(str(q.db))
     try:

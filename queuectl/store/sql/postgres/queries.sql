@@ -158,7 +158,7 @@ DELETE FROM runs WHERE state <> 'running' AND (:state::text IS NULL OR state = :
 RETURNING id;
 
 -- name: config_all
-SELECT key, value FROM config;
+SELECT key, value FROM config WHERE key <> 'scheduler-seat';
 
 -- name: config_set
 INSERT INTO config (key, value) VALUES (:key, :value)
@@ -304,3 +304,21 @@ SELECT pg_try_advisory_lock(:key);
 -- The server probes an idle client too: a dead one's session (and its advisory locks) ends in seconds.
 SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;
 SET tcp_user_timeout = 10000;
+
+
+-- name: seat_take
+-- The advisory lock elects; this row of the config table (hidden from config_all) says who holds it
+-- and when it last looked, for `status`.
+INSERT INTO config (key, value)
+VALUES ('scheduler-seat', json_build_object('holder', :holder::text, 'pool_id', :pool_id::text, 'host', :host::text,
+                                            'pid', :pid::integer, 'lease_until', :now::float8 + :lease::float8,
+                                            'last_tick_at', :now::float8)::text)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value
+RETURNING key;
+
+-- name: seat_read
+SELECT value FROM config WHERE key = 'scheduler-seat';
+
+-- name: seat_release
+UPDATE config SET value = jsonb_set(value::jsonb, '{lease_until}', '0')::text
+ WHERE key = 'scheduler-seat' AND value::jsonb ->> 'holder' = :holder;

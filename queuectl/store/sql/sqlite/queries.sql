@@ -148,7 +148,7 @@ DELETE FROM runs WHERE state <> 'running' AND (:state IS NULL OR state = :state)
 RETURNING id;
 
 -- name: config_all
-SELECT key, value FROM config;
+SELECT key, value FROM config WHERE key <> 'scheduler-seat';
 
 -- name: config_set
 INSERT INTO config (key, value) VALUES (:key, :value)
@@ -254,3 +254,21 @@ VALUES (:id, :job, :command, 'cancelled', :priority, 0, :max_retries, :backoff_b
         :backoff_max, :timeout, :cwd, :env, :now, :now, :run_at, :scheduled_for, :reason,
         :keep_children)
 RETURNING id;
+
+
+-- name: seat_take
+-- The scheduler's seat, a row of the config table (hidden from config_all): kept by its holder,
+-- which renews its lease at each look, taken by another once the lease has run out.
+INSERT INTO config (key, value)
+VALUES ('scheduler-seat', json_object('holder', :holder, 'pool_id', :pool_id, 'host', :host, 'pid', :pid,
+                                      'lease_until', :now + :lease, 'last_tick_at', :now))
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value
+ WHERE json_extract(config.value, '$.holder') = :holder OR json_extract(config.value, '$.lease_until') < :now
+RETURNING key;
+
+-- name: seat_read
+SELECT value FROM config WHERE key = 'scheduler-seat';
+
+-- name: seat_release
+UPDATE config SET value = json_set(value, '$.lease_until', 0)
+ WHERE key = 'scheduler-seat' AND json_extract(value, '$.holder') = :holder;
