@@ -140,13 +140,13 @@ def test_two_up_processes_fire_each_cron_minute_once_and_the_standby_takes_over(
     leader = 1 - standing[0]
     # the first run recorded as completed (not only executed): a leader killed between the two
     # would rightly have it run again (at least once), which is not what this test is about
-    wait_for(lambda: len(_completed(pq)) >= 1, timeout=80, what="a first fire completed")
+    wait_for(lambda: len(_completed(pq)) >= 1, timeout=80, interval=0.5, what="a first fire completed")
     ups[leader].send_signal(signal.SIGKILL)
     ups[leader].wait()
     started = time.monotonic()
     wait_for(lambda: "taking over" in logs[standing[0]].read_text(), timeout=30, what="takeover")
     took = time.monotonic() - started
-    wait_for(lambda: len(_completed(pq)) >= 2, timeout=80, what="a fire after the takeover completed")
+    wait_for(lambda: len(_completed(pq)) >= 2, timeout=80, interval=0.5, what="a fire after the takeover completed")
     completed = _completed(pq)
     assert [r["attempts"] for r in completed] == [1] * len(completed)
     minutes = [int(t) // 60 for t in out.read_text().split()]
