@@ -15,21 +15,11 @@ from queuectl.errors import DuplicateRunError, StoreError
 from queuectl.model import AttemptResult, Claim, JobSpec, NewRun, Outcome, ProcessInfo, RunState, Worker
 from queuectl.store.contract import Store
 from queuectl.store.sqlite import SQLiteStore
+from tests.clock import Clock as FakeClock
 
 T0 = 1_800_000_000.0
 LEASE = 30.0
 HOST = "host-a"
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 _pg_databases: dict[Path, str] = {}
@@ -59,7 +49,7 @@ Opener = Callable[[], Store]
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -15,17 +15,10 @@ from queuectl.model import AttemptResult, Outcome, RunState
 from queuectl.scheduler import Scheduler
 from queuectl.store.contract import Store
 from queuectl.store.sqlite import SQLiteStore
+from tests.clock import Clock
 
 DEFAULTS = Defaults(max_retries=0, backoff_base=2.0, backoff_max=60.0, timeout=None)
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC).timestamp()  # a Monday noon, on a 5-minute boundary
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class World:
@@ -33,7 +26,7 @@ class World:
         self.tmp = tmp
         self.jobs = tmp / "jobs.d"
         self.jobs.mkdir()
-        self.clock = Clock()
+        self.clock = Clock(T0)
         self.store: Store = SQLiteStore(str(tmp / "q.db"), clock=self.clock)
         self.scheduler = Scheduler(self.store, lambda: DEFAULTS)
 

@@ -17,16 +17,9 @@ from queuectl.scheduler import LEASE
 from queuectl.services import jobs, overview
 from queuectl.store import Store, open_store
 from queuectl.supervisor import Supervisor
+from tests.clock import Clock
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC).timestamp() - 30  # half a minute before a minute's start
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Pools:

@@ -19,19 +19,12 @@ import pytest
 from queuectl.model import RunState
 from queuectl.store import Store, open_store
 from queuectl.supervisor import Supervisor
+from tests.clock import Clock
 from tests.conftest import wait_for
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC).timestamp()  # a minute's start: the cron test's fire
 EVERY_MINUTE = 'cron = "* * * * *"\ntimezone = "UTC"\n'
 LIMIT = 30.0  # run() must end this long after it was asked to (or, in burst mode, after it began)
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class World:

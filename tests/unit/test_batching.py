@@ -22,20 +22,10 @@ from queuectl.pool.batching import (
     SHORT_ATTEMPT,
     Snapshot,
 )
+from tests.clock import Clock
 
 T0 = 1000.0  # the injected monotonic clock's start
 LATER = T0 + 30.0  # the next poll, far off: only what a test sets makes something due
-
-
-class Clock:
-    """A monotonic clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
 
 
 def pool(**state: Any) -> Snapshot:
@@ -71,7 +61,7 @@ def test_claims_held_and_slots_in_use_count_against_the_claim() -> None:
 
 
 def test_without_a_hint_it_claims_at_the_poll_or_when_a_run_falls_due() -> None:
-    clock = Clock()
+    clock = Clock(T0)
     s = pool(next_poll=T0 + 5, next_due=T0 + 2)
     assert batching.to_claim(s, clock.now) == 0
     assert not batching.sync_due(s, clock.now)
@@ -90,7 +80,7 @@ def test_a_stopping_pool_claims_nothing_and_gives_every_ready_claim_back() -> No
 
 # -- giving back -------------------------------------------------------------------
 def test_a_ready_claim_older_than_ready_max_age_is_given_back_and_replaced() -> None:
-    clock = Clock()
+    clock = Clock(T0)
     s = pool(slots=1, running=1, ready=(T0, T0 + 0.2), mean_duration=1.0)
     assert batching.give_back(s, clock.advance(READY_MAX_AGE * 0.98)) == 0
     assert not batching.sync_due(s, clock.now)
@@ -107,7 +97,7 @@ def test_a_claim_given_back_is_replaced_in_the_same_round_trip() -> None:
 
 # -- flushing results ----------------------------------------------------------------
 def test_results_wait_for_flush_delay_while_work_goes_on() -> None:
-    clock = Clock()
+    clock = Clock(T0)
     s = pool(slots=1, running=1, results=1, results_since=T0)
     assert not batching.flush_due(s, clock.advance(FLUSH_DELAY * 0.98))
     assert not batching.sync_due(s, clock.now)
