@@ -170,12 +170,7 @@ RUN_MARKER_MODULES = frozenset(
 
 # Tests that spend a minute or more waiting (on cron's minutes) go first: beside the others, not after them.
 WAITING_LONGEST = frozenset(
-    {
-        "tests/e2e/test_postgres.py::test_two_up_processes_fire_each_cron_minute_once_and_the_standby_takes_over",
-        "tests/e2e/test_scheduler_everywhere.py::test_two_pools_on_one_postgresql_store_fire_each_minute_once",
-        "tests/e2e/test_scheduler_everywhere.py::test_two_pools_on_one_sqlite_store_fire_each_minute_once",
-        "tests/e2e/test_scheduler_everywhere.py::test_apply_then_worker_start_fires_a_cron_job_at_the_next_minute",
-    }
+    {"tests/e2e/test_cron_minutes.py::test_cron_minutes_fire_once_wherever_pools_run_and_a_standby_takes_over"}
 )
 
 

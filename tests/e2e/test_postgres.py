@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import QUEUECTL, Queue, wait_for
+from tests.conftest import Queue, wait_for
 
 
 @pytest.fixture
@@ -123,58 +122,6 @@ def test_the_pool_reconnects_after_the_database_restarts(pq: Queue, tmp_path: Pa
     counts = pq.json("status")["counts"]
     assert counts["completed"] == len(first) + len(second)
     assert counts["pending"] == counts["running"] == counts["failed"] == 0
-
-
-def test_two_up_processes_fire_each_cron_minute_once_and_the_standby_takes_over(
-    pq: Queue, tmp_path: Path
-) -> None:
-    jobs = tmp_path / "jobs.d"
-    jobs.mkdir()
-    out = tmp_path / "fires.txt"
-    (jobs / "tick.toml").write_text(f'command = "date +%s >> {out}"\ncron = "* * * * *"\ntimezone = "UTC"\n')
-    ups = [_start_up(pq, jobs, tmp_path / f"up{i}.log") for i in range(2)]
-    logs = [tmp_path / f"up{i}.log" for i in range(2)]
-    wait_for(lambda: all("watching" in log.read_text() for log in logs if log.exists()) and all(map(Path.exists, logs)))
-    standing = wait_for(lambda: [i for i, log in enumerate(logs) if "standing by" in log.read_text()], what="standby")
-    assert len(standing) == 1
-    leader = 1 - standing[0]
-    # the first run recorded as completed (not only executed): a leader killed between the two
-    # would rightly have it run again (at least once), which is not what this test is about
-    wait_for(lambda: len(_completed(pq)) >= 1, timeout=80, interval=0.5, what="a first fire completed")
-    ups[leader].send_signal(signal.SIGKILL)
-    ups[leader].wait()
-    started = time.monotonic()
-    wait_for(lambda: "taking over" in logs[standing[0]].read_text(), timeout=30, what="takeover")
-    took = time.monotonic() - started
-    wait_for(lambda: len(_completed(pq)) >= 2, timeout=80, interval=0.5, what="a fire after the takeover completed")
-    completed = _completed(pq)
-    assert [r["attempts"] for r in completed] == [1] * len(completed)
-    minutes = [int(t) // 60 for t in out.read_text().split()]
-    assert len(minutes) >= len(completed)
-    assert len(minutes) == len(set(minutes)), f"two executions in one minute: {minutes}"
-    assert took < 10
-    ups[standing[0]].send_signal(signal.SIGTERM)
-    ups[standing[0]].wait(timeout=60)
-
-
-def _completed(q: Queue) -> list[dict[str, Any]]:
-    return [r for r in q.json("list") if r["job"] == "tick" and r["state"] == "completed"]
-
-
-def _start_up(q: Queue, jobs: Path, log: Path) -> subprocess.Popen[str]:
-    with open(log, "w") as sink:
-        proc = subprocess.Popen(
-            [*QUEUECTL, "up", str(jobs), "--workers", "2"],
-            env=q.env,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=q.tmp,
-            start_new_session=True,
-        )
-    q.procs.append(proc)
-    return proc
 
 
 def test_show_says_which_host_keeps_the_full_log(pq: Queue) -> None:

@@ -1,18 +1,14 @@
-"""Cron jobs fire wherever a pool runs: `apply` + `worker start` fires them as `up` does, the pools
-on one store elect one scheduler among themselves (a minute fires once), and `status` says
-where the scheduler runs, or warns that none does.
+"""`status` says where the scheduler runs, or warns that none does, on both engines.
 
-Real `queuectl` processes on a real store; each fire appends the time to a file, so a minute
-fired twice, or never, shows in the file.
+(That cron jobs fire wherever a pool runs, once a minute, is in test_cron_minutes.py: the tests that
+wait for the wall clock's minutes share one.)
 """
 
 from __future__ import annotations
 
 import signal
 import subprocess
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -31,52 +27,11 @@ def declare_tick(q: Queue, tmp: Path) -> Path:
     return out
 
 
-def minutes(out: Path) -> Counter[int]:
-    return Counter(int(t) // 60 for t in out.read_text().split()) if out.exists() else Counter()
-
-
-def completed_fires(q: Queue) -> list[dict[str, Any]]:
-    return [r for r in q.json("list") if r["job"] == "tick" and r["state"] == "completed"]
-
-
 def stop(pool: subprocess.Popen[str]) -> str:
     pool.send_signal(signal.SIGTERM)
     output, _ = pool.communicate(timeout=60)
     assert pool.returncode == 0, output
     return output
-
-
-def test_apply_then_worker_start_fires_a_cron_job_at_the_next_minute(q: Queue, tmp_path: Path) -> None:
-    out = declare_tick(q, tmp_path)
-    pool = q.start_pool()
-    wait_for(lambda: completed_fires(q), timeout=NEXT_MINUTE, interval=0.5, what="the first fire run by the pool")
-    assert sum(minutes(out).values()) == 1
-    output = stop(pool)
-    assert "fire      tick." in output
-
-
-def two_pools_fire_each_minute_once(q: Queue, tmp_path: Path) -> None:
-    out = declare_tick(q, tmp_path)
-    pools = [q.start_pool() for _ in range(2)]
-    # One minute's fire shows it: both pools look at the schedule every 2 s, only one may fire it.
-    wait_for(lambda: completed_fires(q), timeout=NEXT_MINUTE, interval=0.5, what="the minute fired")
-    outputs = [stop(pool) for pool in pools]
-    fired = minutes(out)
-    assert fired and set(fired.values()) == {1}, f"a minute fired twice: {fired}"
-    assert [r["attempts"] for r in completed_fires(q)] == [1] * len(completed_fires(q))
-    assert ["standing by" in output for output in outputs].count(True) == 1, outputs
-
-
-def test_two_pools_on_one_sqlite_store_fire_each_minute_once(q: Queue, tmp_path: Path) -> None:
-    two_pools_fire_each_minute_once(q, tmp_path)
-
-
-def test_two_pools_on_one_postgresql_store_fire_each_minute_once(tmp_path: Path, pg_url: str) -> None:
-    pq = Queue(tmp_path, db=pg_url)
-    try:
-        two_pools_fire_each_minute_once(pq, tmp_path)
-    finally:
-        pq.cleanup()
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
