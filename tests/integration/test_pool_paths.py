@@ -282,7 +282,7 @@ def test_a_command_still_running_after_stop_grace_is_stopped_and_its_run_requeue
     attempt = _stop_gracefully(store, "exec sleep 30", lines)
     assert time.monotonic() - began >= 0.3
     assert attempt.outcome == Outcome.INTERRUPTED
-    assert "stop-grace of 0.3s is over: stopping running commands" in lines
+    assert "stop-grace of 300ms is over: stopping running commands" in lines
     run = store.get_run("r1")
     assert run is not None and run.state.value == "pending"
     assert attempt.pgid is not None and not group_members(attempt.pgid)
