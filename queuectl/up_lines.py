@@ -59,4 +59,3 @@ class Suspensions:
         return [f"suspend   {name}: suspended, its schedule stops" for name in sorted(suspended - before)] + [
             f"resume    {name}: resumed, fires from now on" for name in sorted(before - suspended)
         ]
-
