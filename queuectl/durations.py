@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
-from datetime import UTC, datetime, tzinfo
+import time
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from queuectl.errors import UsageError
 
@@ -12,6 +14,7 @@ MAX_SECONDS = 100 * 365.25 * 86400
 LATEST = 253402214400.0  # 9999-12-31T00:00:00Z: later times do not print
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")  # plain seconds: no signs, exponents or underscores
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # every time a person reads; the zone label follows it
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 
 
@@ -77,11 +80,40 @@ def parse_time(value: str, what: str = "time") -> float:
     return epoch
 
 
+def split_seconds(epoch: float) -> tuple[int, int]:
+    """(second, microsecond) of a time, rounded as datetime.fromtimestamp rounds (half to even)."""
+    fraction, whole = math.modf(epoch)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    elif micro < 0:
+        whole, micro = whole - 1, micro + 1_000_000
+    return int(whole), micro
+
+
 def format_time(epoch: float | None) -> str:
-    """Local ISO time to the second, or '-'."""
+    """A run's time in the machine's zone to the second, labelled: 2026-11-29 22:08:48 CET; or '-'.
+
+    The C library's localtime (cheap: a listing formats one time per run), so the zone is
+    what it says: $TZ, else /etc/localtime. A zone without an abbreviation reads as its offset (-03).
+    """
     if epoch is None:
         return "-"
-    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+    return time.strftime(f"{TIME_FORMAT} %Z", time.localtime(split_seconds(epoch)[0]))
+
+
+def fire_time(epoch: float | None, zone: tzinfo) -> str:
+    """A cron fire in its job's zone, labelled, with UTC beside it when the zone's offset is not zero.
+
+    2026-11-29 22:09:00 CET (2026-11-29 21:09:00 UTC); 2026-11-29 21:09:00 UTC; '-' for none.
+    """
+    if epoch is None:
+        return "-"
+    moment = datetime.fromtimestamp(split_seconds(epoch)[0], tz=zone)
+    local = f"{moment.strftime(TIME_FORMAT)} {moment.tzname() or moment.strftime('%z')}"
+    if moment.utcoffset() == timedelta(0):
+        return local
+    return f"{local} ({moment.astimezone(UTC).strftime(TIME_FORMAT)} UTC)"
 
 
 def iso_utc(epoch: float | None) -> str | None:
@@ -93,22 +125,39 @@ def iso_utc(epoch: float | None) -> str | None:
 
 
 def format_duration(seconds: float | None) -> str:
-    """A short human duration: 850ms, 12.3s, 5m02s, 2h05m."""
+    """One duration style for every line a user reads: 850ms, 3.2s, 30s, 5m, 5m02s, 1h30m, 2d04h; '-' for none.
+
+    Under a second: whole milliseconds. Under a minute: seconds to one decimal, a trailing .0
+    left out. Then two whole units at most, the smaller one rounded and left out when zero:
+    minutes and seconds, hours and minutes, days and hours. What it prints, parse_duration reads.
+    """
     if seconds is None:
         return "-"
+    seconds = max(seconds, 0.0)
     if seconds < 0.9995:
-        return f"{max(seconds, 0) * 1000:.0f}ms"
+        return f"{seconds * 1000:.0f}ms"
     if seconds < 59.95:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+        return f"{seconds:.1f}".removesuffix(".0") + "s"
+    whole = round(seconds)  # in seconds
+    if whole < 3600:
+        return _two(whole, 60, "m", "s")
+    whole = round(seconds / 60)  # in minutes
+    if whole < 1440:
+        return _two(whole, 60, "h", "m")
+    return _two(round(seconds / 3600), 24, "d", "h")
+
+
+def _two(count: int, per: int, big: str, small: str) -> str:
+    """`count` small units as big and small ones (5m02s, 1h30m), the small ones left out when zero."""
+    high, low = divmod(count, per)
+    return f"{high}{big}" + (f"{low:02d}{small}" if low else "")
 
 
 def zone_time(epoch: float | None, zone: tzinfo) -> str:
-    """A moment in a job's zone, with its offset and abbreviation: 2026-03-29 03:00:00+02:00 CEST."""
+    """A moment in a job's zone, with its offset and abbreviation: 2026-03-29 03:00:00+02:00 CEST.
+
+    For JSON (`plan --json`'s `local`, a documented field); people read fire_time.
+    """
     if epoch is None:
         return "-"
     moment = datetime.fromtimestamp(epoch, tz=zone)

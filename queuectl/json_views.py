@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from queuectl.durations import iso_utc
+from queuectl.durations import iso_utc, split_seconds
 from queuectl.model import Attempt, JobStatus, Run, SchedulerSeat, Worker
 
 if TYPE_CHECKING:
@@ -36,17 +35,6 @@ def utc_ms(epoch: float | None) -> str | None:
         return None
     whole, micro = split_seconds(epoch)
     return f"{_utc_second(whole)}.{micro // 1000:03d}Z"
-
-
-def split_seconds(epoch: float) -> tuple[int, int]:
-    """(second, microsecond) of a time, rounded as datetime.fromtimestamp rounds (half to even)."""
-    fraction, whole = math.modf(epoch)
-    micro = round(fraction * 1e6)
-    if micro >= 1_000_000:
-        whole, micro = whole + 1, micro - 1_000_000
-    elif micro < 0:
-        whole, micro = whole - 1, micro + 1_000_000
-    return int(whole), micro
 
 
 @functools.lru_cache(maxsize=1024)
@@ -217,8 +205,6 @@ def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
     }
 
 
-
-
 # What a command that changes something prints with --json: small documents, one per verb.
 
 
@@ -261,3 +247,11 @@ def stopping_json(local: Sequence[Worker], remote: Sequence[Worker], stale: int,
 
 def created_json(path: str) -> dict[str, Any]:
     return {"created": path}
+
+
+def schedule_row_json(job: str, words: str, at: str | None) -> dict[str, str | None]:
+    """A row of `schedule --json`: `next_run_at` as in every shape, and `next_fire`, its first name.
+
+    docs/json.md promised `next_fire` (fields are never renamed), so it stays beside the new name.
+    """
+    return {"job": job, "schedule": words, "next_run_at": at, "next_fire": at}

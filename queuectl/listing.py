@@ -8,11 +8,10 @@ so a listing of any length costs the memory of one batch.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterable
 
 from queuectl.durations import format_time
-from queuectl.json_views import batched, split_seconds
+from queuectl.json_views import batched
 from queuectl.model import Run
 
 RUN_HEADERS = ("ID", "STATE", "PRI", "TRIES", "EXIT", "CREATED", "COMMAND")
@@ -27,22 +26,9 @@ def run_cells(r: Run) -> tuple[str, ...]:
         str(r.priority),
         f"{r.attempts}/{r.max_retries + 1}",
         "-" if r.exit_code is None else str(r.exit_code),
-        local_second(r.created_at),
+        format_time(r.created_at),
         _short(r.command),
     )
-
-
-def local_second(epoch: float) -> str:
-    """What durations.format_time says of a time (local ISO to the second), at a fraction of its cost.
-
-    A listing formats one time per run; datetime's zone conversion costs more than the rest of a row.
-    """
-    moment = time.localtime(split_seconds(epoch)[0])
-    offset = moment.tm_gmtoff
-    if offset % 60:
-        return format_time(epoch)  # an offset with seconds (old local mean times): datetime spells it
-    sign, offset = ("-", -offset) if offset < 0 else ("+", offset)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", moment) + f"{sign}{offset // 3600:02d}:{offset % 3600 // 60:02d}"
 
 
 def write_run_rows(write: Callable[[str], object], runs: Iterable[Run]) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 from queuectl import reaper
 from queuectl.capture import Output
+from queuectl.durations import format_duration
 from queuectl.model import Claim, Outcome
 
 HOST = socket.gethostname()
@@ -193,7 +194,7 @@ def reap(proc: Process, known: Container[int], pool_id: str) -> tuple[int | None
     code = os.waitstatus_to_exitcode(status)
     exit_code = code if code >= 0 else 128 - code
     if proc.timed_out:
-        return exit_code, Outcome.TIMEOUT, f"timed out after {proc.claim.timeout:g}s"
+        return exit_code, Outcome.TIMEOUT, f"timed out after {format_duration(proc.claim.timeout)}"
     if proc.interrupted:
         return exit_code, Outcome.INTERRUPTED, "interrupted: the worker pool was stopped"
     if proc.cancelled:

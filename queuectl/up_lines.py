@@ -9,11 +9,10 @@ again only when they change, and a broken file that is mended is said so
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta, tzinfo
 
 from queuectl import planview
 from queuectl.apply import Plan
-from queuectl.durations import iso_utc, zone_time
+from queuectl.durations import fire_time as fire_time  # the fire lines: the one time policy (durations.py)
 from queuectl.model import Job
 
 MENDED = ("create", "update", "unchanged")  # a broken file's change once it is valid again
@@ -60,11 +59,3 @@ class Suspensions:
         return [f"suspend   {name}: suspended, its schedule stops" for name in sorted(suspended - before)] + [
             f"resume    {name}: resumed, fires from now on" for name in sorted(before - suspended)
         ]
-
-
-def fire_time(fire: float, zone: tzinfo) -> str:
-    """A fire's scheduled time in its job's zone, with UTC beside it when the zone is another."""
-    local = zone_time(fire, zone)
-    if datetime.fromtimestamp(fire, tz=zone).utcoffset() == timedelta(0):
-        return local
-    return f"{local} ({iso_utc(fire)})"

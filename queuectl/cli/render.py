@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from queuectl.durations import format_duration, format_time
+from queuectl.durations import fire_time, format_duration, format_time
 from queuectl.json_views import next_of
 from queuectl.listing import RUN_HEADERS, run_cells
 from queuectl.model import Attempt, JobStatus, Run
@@ -112,8 +112,8 @@ def show_lines(run: Run, attempts: Sequence[Attempt]) -> list[tuple[str, str]]:
         ("command", run.command),
         ("priority", str(run.priority)),
         ("attempts", f"{run.attempts} of {run.max_retries + 1} (max_retries {run.max_retries})"),
-        ("timeout", "none" if not run.timeout else f"{run.timeout:g}s"),
-        ("backoff", f"{run.backoff_base:g} ** n seconds, at most {run.backoff_max:g}s"),
+        ("timeout", "none" if not run.timeout else format_duration(run.timeout)),
+        ("backoff", f"{run.backoff_base:g} ** n seconds, at most {format_duration(run.backoff_max)}"),
         ("exit code", "-" if run.exit_code is None else str(run.exit_code)),
         ("error", run.error or "-"),
         ("created", format_time(run.created_at)),
@@ -165,7 +165,7 @@ def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
         ("drift", drift or "none: the store matches the file"),
         ("manifest error", job.error or "-"),
         ("updated", format_time(job.updated_at)),
-        ("next run", format_time(next_of(status))),
+        ("next run", next_time(status)),
         ("runs", ", ".join(f"{n} {state}" for state, n in sorted(status.counts.items())) or "none yet"),
     ]
     if run is not None:
@@ -189,6 +189,16 @@ def when_words(status: JobStatus) -> str:
     return "once, when applied"
 
 
+def next_time(status: JobStatus) -> str:
+    """A job's next run: a cron fire in the job's zone with UTC beside it, else a run's time (the machine's zone)."""
+    spec = status.job.spec
+    if spec.cron is None:
+        return format_time(next_of(status))
+    from queuectl import schedule  # croniter is slow to import: only for cron jobs
+
+    return fire_time(next_of(status), schedule.zone_of(spec.timezone))
+
+
 def jobs_table(con: Console, statuses: Sequence[JobStatus]) -> Table:
     grid = table(con, "JOB", "SCHEDULE", "NEXT", "LAST RUN", "STATE", "EXIT")
     for status in statuses:
@@ -197,7 +207,7 @@ def jobs_table(con: Console, statuses: Sequence[JobStatus]) -> Table:
         grid.add_row(
             name,
             when_words(status),
-            format_time(next_of(status)),
+            next_time(status),
             run.id if run else "-",
             state_text(run.state.value) if run else Text("-"),
             "-" if run is None or run.exit_code is None else str(run.exit_code),

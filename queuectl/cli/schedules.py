@@ -6,7 +6,7 @@ import click
 
 from queuectl import json_views
 from queuectl.cli.app import db_option, echo_json, json_option, store_of
-from queuectl.durations import iso_utc, zone_time
+from queuectl.durations import fire_time, iso_utc, zone_time
 from queuectl.services import jobs, schedules
 
 
@@ -87,17 +87,14 @@ def plan_cmd(ctx: click.Context, name: str, limit: int, as_json: bool) -> None:
     """
     store = store_of(ctx)
     fires = schedules.plan(store, name, limit, store.now())
-    rows = [
-        {"local": zone_time(t, fires.zone), "utc": iso_utc(t), "note": note}
-        for t, note in zip(fires.times, fires.notes, strict=True)
-    ]
+    pairs = list(zip(fires.times, fires.notes, strict=True))
     if as_json:
+        rows = [{"local": zone_time(t, fires.zone), "utc": iso_utc(t), "note": note} for t, note in pairs]
         echo_json({"job": name, "schedule": fires.words, "fires": rows, "warnings": fires.warnings})
         return
     click.echo(f"{name}: {fires.words}")
-    for row in rows:
-        note = f"   ({row['note']})" if row["note"] else ""
-        click.echo(f"  {row['local']}   {row['utc']}{note}")
+    for t, note in pairs:
+        click.echo(f"  {fire_time(t, fires.zone)}" + (f"   ({note})" if note else ""))
     for warning in fires.warnings:
         click.echo(f"warning: {warning}")
 
@@ -116,10 +113,10 @@ def schedule_cmd(ctx: click.Context, as_json: bool) -> None:
     store = store_of(ctx)
     rows = schedules.upcoming(store, store.now())
     if as_json:
-        echo_json([{"job": r.job, "schedule": r.words, "next_fire": iso_utc(r.at)} for r in rows])
+        echo_json([json_views.schedule_row_json(r.job, r.words, iso_utc(r.at)) for r in rows])
         return
     if not rows:
         click.echo("no scheduled jobs")
     for row in rows:
-        when = zone_time(row.at, row.zone) if row.at is not None else "never"
+        when = fire_time(row.at, row.zone) if row.at is not None else "never"
         click.echo(f"{when}  {row.job}  ({row.words})")

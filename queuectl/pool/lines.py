@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from queuectl.durations import format_duration
 from queuectl.errors import StoreError, StoreGoneError
 from queuectl.model import AttemptResult, RunState
 from queuectl.pool.outcome import BurstOutcome, outcome_of
@@ -61,7 +62,7 @@ class PoolLines:
             took = res.finished_at - res.started_at
             where = f"now {state}" if state is not None else "already rescued elsewhere"
             detail = f" ({res.error})" if res.error else ""
-            line = f"{res.outcome.value:<9} {res.claim.run_id} in {took:.2f}s{detail}: {where}"
+            line = f"{res.outcome.value:<9} {res.claim.run_id} in {format_duration(took)}{detail}: {where}"
             for i, held in enumerate(self._held):
                 if held is res:
                     self._held[i] = line

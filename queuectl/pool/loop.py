@@ -18,6 +18,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from queuectl import config, reaper, runner
+from queuectl.durations import format_duration
 from queuectl.errors import QueueError, StoreBrokenError, StoreError
 from queuectl.model import AttemptResult, Worker
 from queuectl.paths import logs_dir
@@ -152,7 +153,7 @@ class Pool:
             except StoreError as exc:
                 if self.monotonic() + delay > deadline:
                     raise
-                self.lines.say(f"store busy at start, retrying in {delay:.2f}s: {exc}")
+                self.lines.say(f"store busy at start, retrying in {format_duration(delay)}: {exc}")
                 if self.signals.within(delay):  # nothing runs yet: a plain wait, but not deaf
                     raise QueueError(f"stopped by a signal before the pool could start: {exc}") from None
                 delay = min(delay * 2, 1.0)
@@ -278,7 +279,7 @@ class Pool:
 
     def _store_failed(self, exc: StoreError, mono: float) -> None:
         delay = self.store_retry.failed(exc, mono, self.stop.cold_since)  # raises when the store is given up
-        self.lines.say(f"store error, retrying in {delay:.1f}s: {exc}")
+        self.lines.say(f"store error, retrying in {format_duration(delay)}: {exc}")
 
     def _fill_slots(self, mono: float) -> None:
         self.procs.fill(self.sync.ready, self.stop.level > 0, mono, self.log_max_bytes)
@@ -345,7 +346,7 @@ class Pool:
     def _enforce_deadlines(self, mono: float) -> None:
         self.procs.enforce_deadlines(mono, self.kill_grace)
         if self.stop.grace_over(mono):
-            self.lines.say(f"stop-grace of {self.stop_grace:g}s is over: stopping running commands")
+            self.lines.say(f"stop-grace of {format_duration(self.stop_grace)} is over: stopping running commands")
             self._begin_stop(2, mono)
 
     def _woken(self) -> None:

@@ -18,6 +18,7 @@ from functools import partial
 
 from queuectl import reaper, runner
 from queuectl.capture import Output
+from queuectl.durations import format_duration
 from queuectl.guardian import Guardian
 from queuectl.model import AttemptResult, Claim, Outcome, ProcessInfo
 from queuectl.pool.batching import RECORD_DELAY
@@ -203,7 +204,8 @@ class Slots:
                 runner.kill_group(proc.pid, signal.SIGTERM)
                 proc.kill_at = mono + kill_grace
                 self.lines.event(
-                    f"timeout   {proc.claim.run_id} after {proc.claim.timeout:g}s: stopping its process group"
+                    f"timeout   {proc.claim.run_id} after {format_duration(proc.claim.timeout)}: "
+                    "stopping its process group"
                 )
 
     def moments(self, mono: float) -> list[float]:

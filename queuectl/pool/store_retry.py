@@ -7,6 +7,7 @@ What was not recorded then stays claimed, for the next pool's rescue.
 
 from __future__ import annotations
 
+from queuectl.durations import format_duration
 from queuectl.errors import StoreBrokenError, StoreDiskError, StoreError
 
 STORE_RETRY_MAX = 5.0
@@ -40,7 +41,7 @@ class StoreRetry:
         if isinstance(exc, StoreBrokenError):
             self.gave_up = exc
         elif isinstance(exc, StoreDiskError) and lasted >= DISK_PATIENCE:
-            self.gave_up = StoreBrokenError(f"{exc}; still so after {lasted:.0f}s")
+            self.gave_up = StoreBrokenError(f"{exc}; still so after {format_duration(lasted)}")
         elif cold_since is not None and mono - cold_since >= STOP_STORE_PATIENCE:
             self.gave_up = StoreError(f"stopped at once while the store failed: {exc}")
         if self.gave_up is not None:

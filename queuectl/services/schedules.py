@@ -7,6 +7,7 @@ from datetime import tzinfo
 from typing import NamedTuple
 
 from queuectl import schedule
+from queuectl.durations import format_duration
 from queuectl.errors import QueueError
 from queuectl.services import jobs
 from queuectl.store.contract import Store
@@ -38,8 +39,8 @@ def plan(store: Store, name: str, count: int, now: float) -> Fires:
     gaps = [b - a for a, b in itertools.pairwise(times)]
     if spec.timeout and gaps and spec.timeout > min(gaps):
         warnings.append(
-            f"timeout {spec.timeout:g}s is longer than the shortest interval ({min(gaps):g}s): runs may overlap "
-            f"(concurrency = {spec.concurrency})"
+            f"timeout {format_duration(spec.timeout)} is longer than the shortest interval "
+            f"({format_duration(min(gaps))}): runs may overlap (concurrency = {spec.concurrency})"
         )
     notes = [schedule.dst_note(spec.cron, zone, t) for t in times]
     return Fires(name, schedule.describe(spec.cron, spec.timezone), zone, times, notes, warnings)

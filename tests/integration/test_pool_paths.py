@@ -62,11 +62,11 @@ def test_a_timeout_terms_the_whole_group_then_kills_what_stays(tmp_path: Path, s
     began = time.monotonic()
     attempt = _burst(store, lines)
     assert time.monotonic() - began >= 1.3  # the timeout, then the whole kill grace for the leader
-    assert (attempt.outcome, attempt.exit_code, attempt.error) == (Outcome.TIMEOUT, 137, "timed out after 0.3s")
+    assert (attempt.outcome, attempt.exit_code, attempt.error) == (Outcome.TIMEOUT, 137, "timed out after 300ms")
     assert note.read_text() == "grandchild got TERM\n"
     leader = attempt.pgid
     assert leader is not None and not group_members(leader)
-    assert any(line.startswith("timeout   r1 after 0.3s: stopping its process group") for line in lines)
+    assert any(line.startswith("timeout   r1 after 300ms: stopping its process group") for line in lines)
 
 
 def test_a_leader_that_ends_on_term_leaves_its_group_the_kill_grace(tmp_path: Path, store: Store) -> None:
@@ -282,7 +282,7 @@ def test_a_command_still_running_after_stop_grace_is_stopped_and_its_run_requeue
     attempt = _stop_gracefully(store, "exec sleep 30", lines)
     assert time.monotonic() - began >= 0.3
     assert attempt.outcome == Outcome.INTERRUPTED
-    assert "stop-grace of 0.3s is over: stopping running commands" in lines
+    assert "stop-grace of 300ms is over: stopping running commands" in lines
     run = store.get_run("r1")
     assert run is not None and run.state.value == "pending"
     assert attempt.pgid is not None and not group_members(attempt.pgid)
