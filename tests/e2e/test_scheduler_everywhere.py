@@ -6,32 +6,12 @@ wait for the wall clock's minutes share one.)
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Queue, wait_for
-
-NEXT_MINUTE = 75.0  # a `* * * * *` job fires within a minute of the pool's start (and runs in a second)
-
-
-def declare_tick(q: Queue, tmp: Path) -> Path:
-    """Apply a job that appends its fire's minute to a file every minute; the file."""
-    jobs = tmp / "jobs.d"
-    jobs.mkdir()
-    out = tmp / "fires.txt"
-    (jobs / "tick.toml").write_text(f'command = "date +%s >> {out}"\ncron = "* * * * *"\ntimezone = "UTC"\n')
-    q("apply", str(jobs))
-    return out
-
-
-def stop(pool: subprocess.Popen[str]) -> str:
-    pool.send_signal(signal.SIGTERM)
-    output, _ = pool.communicate(timeout=60)
-    assert pool.returncode == 0, output
-    return output
+from tests.e2e.test_cron_minutes import declare_tick, stop
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
@@ -40,7 +20,8 @@ def test_status_says_where_the_scheduler_runs_and_warns_when_none_does(
 ) -> None:
     q = Queue(tmp_path, db=request.getfixturevalue("pg_url") if engine == "postgresql" else None)
     try:
-        declare_tick(q, tmp_path)
+        jobs, _ = declare_tick(q)
+        q("apply", str(jobs))
         warning = "cron job(s) declared but no scheduler runs"
         assert warning in q("status").stdout
         assert q.json("status")["scheduler"]["alive"] is False
