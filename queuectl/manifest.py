@@ -224,6 +224,7 @@ class _Checker:
         self.text = text
         self.errors: list[ManifestError] = []
         self.default_name = default_name(path)
+        self.suggested: set[str] = set()  # keys an unknown key's suggestion names: not also "missing"
 
     def fail(self, key: str | None, message: str) -> None:
         self.errors.append(ManifestError(self.path, message, self.line_of(key), key))
@@ -253,9 +254,7 @@ class _Checker:
         for key, value in doc.items():
             canonical = ALIASES.get(key, key)
             if canonical not in KEYS:
-                hint = difflib.get_close_matches(key, KEYS + tuple(ALIASES), n=1)
-                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-                self.fail(key, f"unknown key{suggestion}; expected one of: {', '.join(KEYS)}")
+                self._unknown(key)
                 continue
             if canonical in values:
                 self.fail(key, f"given twice (as {canonical!r} and {key!r}); give one")
@@ -280,8 +279,16 @@ class _Checker:
             out["name"] = self.default_name
         return JobSpec(**out)
 
+    def _unknown(self, key: str) -> None:
+        """An unknown key, with the key it is likely a typo of (which is then not also reported missing)."""
+        hint = difflib.get_close_matches(key, KEYS + tuple(ALIASES), n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        if hint:
+            self.suggested.add(ALIASES.get(hint[0], hint[0]))
+        self.fail(key, f"unknown key{suggestion}; expected one of: {', '.join(KEYS)}")
+
     def _relations(self, values: Mapping[str, Any], out: dict[str, Any]) -> None:
-        if "command" not in values:
+        if "command" not in values and "command" not in self.suggested:
             self.errors.append(ManifestError(self.path, "missing key: expected a shell command", None, "command"))
         if "run_at" in values and "cron" in values:
             self.fail("cron", "give either run_at (once) or cron (repeatedly), not both")
