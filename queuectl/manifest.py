@@ -385,13 +385,9 @@ class _Checker:
             if text.lower() not in fld.choices:
                 raise _Bad(f"unknown shorthand {text!r}: expected 5 fields or one of {', '.join(fld.choices)}")
             return text.lower()
-        if len(text.split()) != 5:
-            raise _Bad(
-                f"expected 5 fields (minute hour day-of-month month day-of-week) or @hourly/@daily/..., got {text!r}"
-            )
         problem = _cron_problem(text)
         if problem:
-            raise _Bad(f"invalid cron expression {text!r}: {problem}")
+            raise _Bad(problem)
         return text
 
     def _timezone(self, fld: Field, key: str, value: Any) -> str:
@@ -504,22 +500,10 @@ class _Relative:
 
 @functools.lru_cache(maxsize=4096)
 def _cron_problem(expression: str) -> str | None:
-    """What is wrong with a 5-field expression (cached: repos repeat a few schedules).
+    """What is wrong with a 5-field expression, naming its field (cached: repos repeat a few schedules)."""
+    from queuectl.cron_checks import cron_problem  # croniter is slow to import: only for cron manifests
 
-    Ours first (a field named, never-firing and misread forms refused), then croniter's.
-    """
-    from croniter import croniter  # slow to import: only for manifests with a cron schedule
-
-    from queuectl.schedule import cron_problem
-
-    problem = cron_problem(expression)
-    if problem:
-        return problem
-    try:
-        croniter(expression)
-    except (ValueError, KeyError, TypeError) as exc:  # croniter's errors derive from ValueError
-        return str(exc)
-    return None
+    return cron_problem(expression)
 
 
 def _is_date(text: str) -> bool:

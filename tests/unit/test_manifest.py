@@ -49,7 +49,7 @@ INVALID = [
     ),
     ('command = "x"\nrun_at = "+soon"\n', 'run_at: expected a relative time like "+30m"'),
     ('command = "x"\ncron = "* * *"\n', "cron: expected 5 fields (minute hour day-of-month month day-of-week)"),
-    ('command = "x"\ncron = "61 * * * *"\n', "cron: invalid cron expression '61 * * * *'"),
+    ('command = "x"\ncron = "61 * * * *"\n', "/jobs/job.toml:2: cron: minute field '61' is out of range 0-59"),
     ('command = "x"\ncron = "@reboot"\n', "cron: unknown shorthand '@reboot'"),
     ('command = "x"\ncron = "0 2 * * *"\ntimezone = "Mars/Olympus"\n', "timezone: unknown time zone 'Mars/Olympus'"),
     ('command = "x"\nname = "../etc"\n', "/jobs/job.toml:2: name: invalid job name '../etc'"),
