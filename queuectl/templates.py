@@ -25,8 +25,8 @@ _HEAD = """\
 command = "echo hello from queuectl; date"   # run with /bin/sh -c
 description = "Says hello and prints the date"
 
-# When it runs. As written, with neither run_at nor cron: once, as soon as it is
-# applied. Uncomment one run_at line or the cron line to change that.
+# When it runs. With neither run_at nor cron set, a job runs once, as soon as it
+# is applied; uncomment one run_at line or the cron line to change that.
 
 # Once, later:
 # run_at = "+30m"                    # 30 minutes after the job's first apply
