@@ -7,6 +7,7 @@ Accepts the spellings of the classic queuectl tools: `max_retries` or
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -145,7 +146,9 @@ def _check_known(given: Mapping[str, Any]) -> None:
     """Every key is one of the table's enqueue keys, or bookkeeping a new run may carry."""
     unknown = sorted(set(given) - _KNOWN - _IGNORED - {"state", "attempts"})
     if unknown:
-        raise UsageError(f"unknown field {unknown[0]!r}: expected some of {', '.join(sorted(_KNOWN))}")
+        hint = difflib.get_close_matches(unknown[0], sorted(_KNOWN), n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise UsageError(f"unknown field {unknown[0]!r}{suggestion}: expected some of {', '.join(sorted(_KNOWN))}")
     if given.get("state", "pending") != "pending":
         raise UsageError(f"invalid state {given['state']!r}: a new run can only be 'pending'")
     if given.get("attempts", 0) != 0:

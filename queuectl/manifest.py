@@ -224,6 +224,7 @@ class _Checker:
         self.text = text
         self.errors: list[ManifestError] = []
         self.default_name = default_name(path)
+        self.suggested: set[str] = set()  # keys an unknown key's suggestion names: not also "missing"
 
     def fail(self, key: str | None, message: str) -> None:
         self.errors.append(ManifestError(self.path, message, self.line_of(key), key))
@@ -253,9 +254,7 @@ class _Checker:
         for key, value in doc.items():
             canonical = ALIASES.get(key, key)
             if canonical not in KEYS:
-                hint = difflib.get_close_matches(key, KEYS + tuple(ALIASES), n=1)
-                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-                self.fail(key, f"unknown key{suggestion}; expected one of: {', '.join(KEYS)}")
+                self._unknown(key)
                 continue
             if canonical in values:
                 self.fail(key, f"given twice (as {canonical!r} and {key!r}); give one")
@@ -280,8 +279,16 @@ class _Checker:
             out["name"] = self.default_name
         return JobSpec(**out)
 
+    def _unknown(self, key: str) -> None:
+        """An unknown key, with the key it is likely a typo of (which is then not also reported missing)."""
+        hint = difflib.get_close_matches(key, KEYS + tuple(ALIASES), n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        if hint:
+            self.suggested.add(ALIASES.get(hint[0], hint[0]))
+        self.fail(key, f"unknown key{suggestion}; expected one of: {', '.join(KEYS)}")
+
     def _relations(self, values: Mapping[str, Any], out: dict[str, Any]) -> None:
-        if "command" not in values:
+        if "command" not in values and "command" not in self.suggested:
             self.errors.append(ManifestError(self.path, "missing key: expected a shell command", None, "command"))
         if "run_at" in values and "cron" in values:
             self.fail("cron", "give either run_at (once) or cron (repeatedly), not both")
@@ -378,13 +385,9 @@ class _Checker:
             if text.lower() not in fld.choices:
                 raise _Bad(f"unknown shorthand {text!r}: expected 5 fields or one of {', '.join(fld.choices)}")
             return text.lower()
-        if len(text.split()) != 5:
-            raise _Bad(
-                f"expected 5 fields (minute hour day-of-month month day-of-week) or @hourly/@daily/..., got {text!r}"
-            )
         problem = _cron_problem(text)
         if problem:
-            raise _Bad(f"invalid cron expression {text!r}: {problem}")
+            raise _Bad(problem)
         return text
 
     def _timezone(self, fld: Field, key: str, value: Any) -> str:
@@ -497,22 +500,10 @@ class _Relative:
 
 @functools.lru_cache(maxsize=4096)
 def _cron_problem(expression: str) -> str | None:
-    """What is wrong with a 5-field expression (cached: repos repeat a few schedules).
+    """What is wrong with a 5-field expression, naming its field (cached: repos repeat a few schedules)."""
+    from queuectl.cron_checks import cron_problem  # croniter is slow to import: only for cron manifests
 
-    Ours first (a field named, never-firing and misread forms refused), then croniter's.
-    """
-    from croniter import croniter  # slow to import: only for manifests with a cron schedule
-
-    from queuectl.schedule import cron_problem
-
-    problem = cron_problem(expression)
-    if problem:
-        return problem
-    try:
-        croniter(expression)
-    except (ValueError, KeyError, TypeError) as exc:  # croniter's errors derive from ValueError
-        return str(exc)
-    return None
+    return cron_problem(expression)
 
 
 def _is_date(text: str) -> bool:

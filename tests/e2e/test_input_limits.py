@@ -96,10 +96,24 @@ def test_cron_that_never_fires_is_refused_by_validate_and_apply(q: Queue) -> Non
         done = q(verb, str(jobs), check=False)
         assert done.returncode == 1, (verb, done.stdout, done.stderr)
         out = done.stdout + done.stderr
-        assert "feb.toml:2: cron: invalid cron expression '0 0 30 2 *': it never fires" in out
-        assert "wrap.toml:2: cron: invalid cron expression '1-0 * * * *': reversed range" in out
-        assert "step.toml:2: cron: invalid cron expression '*/61 * * * *': step 61" in out
+        assert "feb.toml:2: cron: '0 0 30 2 *' never fires" in out
+        assert "wrap.toml:2: cron: minute field '1-0' is a reversed range" in out
+        assert "step.toml:2: cron: minute field '*/61' has step 61" in out
     assert q.json("list", "--jobs") == []
+
+
+def test_validate_names_the_bad_cron_field_and_its_range_in_one_exact_line(q: Queue) -> None:
+    jobs = q.tmp / "jobs.d"
+    write(jobs, "hour.toml", 'command = "true"\ndescription = "x"\ncron = "* 25 * * *"\n')
+    write(jobs, "count.toml", 'command = "true"\ncron = "0 2 * * * *"\n')
+    done = q("validate", str(jobs), check=False)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.splitlines() == [
+        "jobs.d/count.toml:2: cron: expected 5 fields (minute hour day-of-month month day-of-week) "
+        "or @hourly/@daily/@weekly/@monthly/@yearly, got 6",
+        "jobs.d/hour.toml:3: cron: hour field '25' is out of range 0-23",
+        "0 valid, 2 invalid manifest(s)",
+    ]
 
 
 SAME_RULE = [

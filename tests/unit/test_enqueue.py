@@ -144,6 +144,15 @@ def test_unknown_field_names_the_field() -> None:
         make(colour="red")
 
 
+def test_a_typo_of_command_gives_one_error_with_its_suggestion() -> None:
+    with pytest.raises(UsageError) as caught:
+        build({"id": "a", "comand": "x"}, DEFAULTS, NOW)
+    assert str(caught.value).startswith("unknown field 'comand' (did you mean 'command'?): expected some of")
+    assert "missing" not in str(caught.value)
+    with pytest.raises(UsageError, match=r"^jobs\.jsonl line 1: unknown field 'comand' \(did you mean 'command'\?\)"):
+        lines('{"id": "a", "comand": "x"}')
+
+
 def test_cwd_must_be_absolute() -> None:
     assert make(cwd="/tmp").cwd == "/tmp"
     with pytest.raises(UsageError, match="invalid cwd"):

@@ -49,7 +49,7 @@ INVALID = [
     ),
     ('command = "x"\nrun_at = "+soon"\n', 'run_at: expected a relative time like "+30m"'),
     ('command = "x"\ncron = "* * *"\n', "cron: expected 5 fields (minute hour day-of-month month day-of-week)"),
-    ('command = "x"\ncron = "61 * * * *"\n', "cron: invalid cron expression '61 * * * *'"),
+    ('command = "x"\ncron = "61 * * * *"\n', "/jobs/job.toml:2: cron: minute field '61' is out of range 0-59"),
     ('command = "x"\ncron = "@reboot"\n', "cron: unknown shorthand '@reboot'"),
     ('command = "x"\ncron = "0 2 * * *"\ntimezone = "Mars/Olympus"\n', "timezone: unknown time zone 'Mars/Olympus'"),
     ('command = "x"\nname = "../etc"\n', "/jobs/job.toml:2: name: invalid job name '../etc'"),
@@ -80,8 +80,33 @@ def test_invalid_manifest_names_file_line_key_and_expectation(text: str, expecte
 
 def test_every_error_of_a_file_is_reported() -> None:
     messages = errors('comand = "x"\npriority = 0\ntimeout = "never"\nenabled = 1\n')
-    assert len(messages) == 5  # four bad keys and the missing command
-    assert [m.split(":")[1] for m in messages[:4]] == ["1", "2", "3", "4"]
+    assert len(messages) == 4  # four bad keys (the typo of command is not also "missing key: command")
+    assert [m.split(":")[1] for m in messages] == ["1", "2", "3", "4"]
+
+
+ONE_TYPO_ONE_ERROR = [
+    # (manifest, the one error it gives)
+    ('comand = "echo hi"\n', "/jobs/job.toml:1: comand: unknown key (did you mean 'command'?)"),
+    ('Command = "echo hi"\n', "/jobs/job.toml:1: Command: unknown key (did you mean 'command'?)"),
+    ('commands = "echo hi"\ncron = "* * * * *"\n', "/jobs/job.toml:1: commands: unknown key (did you mean 'command'?)"),
+    ('cmmand = "echo hi"\ndescription = "d"\n', "/jobs/job.toml:1: cmmand: unknown key (did you mean 'command'?)"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ONE_TYPO_ONE_ERROR)
+def test_a_typo_of_a_required_key_gives_one_error(text: str, expected: str) -> None:
+    [message] = errors(text)
+    assert message.startswith(expected), message
+    assert "missing key" not in message
+
+
+def test_an_unknown_key_like_no_required_key_leaves_the_missing_key_error() -> None:
+    messages = errors('zzz = "echo hi"\n')
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("/jobs/job.toml:1: zzz: unknown key; expected one of:")
+    assert messages[1] == "/jobs/job.toml: command: missing key: expected a shell command"
+    [typo_elsewhere] = errors('command = "x"\npriorty = 3\n')
+    assert "priorty: unknown key (did you mean 'priority'?)" in typo_elsewhere
 
 
 def test_invalid_file_name_needs_a_name_key() -> None:
