@@ -108,6 +108,8 @@ class Grid:
         if give is not None and sum(widths) + overhead > room:
             kept = sum(w for i, w in enumerate(widths) if i != give)
             floor = min(widths[give], max(GIVE_MIN, cell_len(self.headers[give])))
+            if self.give_lines is None:  # wrapped only at spaces: as wide as its longest word (a run id)
+                floor = max(floor, *(_longest_word(row[give]) for row in self.rows))
             widths[give] = max(floor, room - overhead - kept)
         if boxed:
             grid = Table(*self.headers, box=box.SIMPLE_HEAD, header_style="bold", show_header=self.show_header)
@@ -122,6 +124,10 @@ class Grid:
 
 def _plain(cell: Cell) -> str:
     return cell.plain if isinstance(cell, Text) else cell
+
+
+def _longest_word(cell: Cell) -> int:
+    return max((cell_len(word) for word in one_line(_plain(cell)).split()), default=0)
 
 
 @dataclass

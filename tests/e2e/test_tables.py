@@ -13,7 +13,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.conftest import QUEUECTL, Queue
+from tests.conftest import QUEUECTL, Queue, wait_for
 
 LONG_ID = "r" * 30 + "-" + "x" * 29  # 60 characters, with a hyphen a wrapping table could break at
 COMMAND = "echo " + " ".join(f"word{n}" for n in range(40))  # about 250 characters
@@ -176,3 +176,34 @@ def test_no_color_turns_off_status_and_list_too(q: Queue) -> None:
         assert code == 0 and not ANSI.search(bare), args
         if args[0] in ("status", "list") and args != ("list", "--jobs"):
             assert ANSI.search(shown), args  # pending is cyan
+
+
+def test_worker_status_keeps_the_pool_and_the_runs_it_runs_whole(q: Queue) -> None:
+    command, gate = q.gate()
+    other = "o" * 59 + "-2"
+    for run_id in (LONG_ID, other):
+        q("enqueue", "--id", run_id, "--command", command)
+    pool = q.start_pool("--workers", "2")
+    wait_for(lambda: {r["state"] for r in q.json("list")} == {"running"}, what="both runs running")
+    [view] = q.json("worker", "status")
+    code, shown = terminal(q, "worker", "status")
+    gate.touch()
+    q("worker", "stop")
+    assert pool.wait(timeout=30) == 0
+    assert code == 0
+    lines = plain(shown).splitlines()
+    assert any(line.startswith(view["id"]) for line in lines)
+    words = [word for line in lines for word in line.replace(",", " ").split()]
+    assert LONG_ID in words and other in words  # each run id whole, on one line
+
+
+def test_schedule_keeps_the_job_name_whole(q: Queue) -> None:
+    name = "s" * 40 + "-" + "t" * 40
+    jobs = q.tmp / "jobs.d"
+    jobs.mkdir()
+    (jobs / f"{name}.toml").write_text('command = "true"\ncron = "0 3 * * *"\n')
+    q("apply", "jobs.d")
+    code, shown = terminal(q, "schedule")
+    assert code == 0
+    assert name in plain(shown).split()
+    assert name in q("schedule").stdout.split()
