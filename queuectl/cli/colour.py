@@ -72,6 +72,9 @@ def log_line(message: str, on: bool) -> str:
         return plan_line(message, on)
     if message.startswith(("apply failed", "store error", "could not")):
         return paint(message, ERROR, on)
+    if message.startswith("burst: "):  # the summary: red when the burst exits 1 (pool/outcome.py)
+        failed = " dead (" in message or " refused (" in message
+        return paint(message, ERROR if failed else GOOD, on)
     word, _, rest = message.partition(" ")
     if word == "no" and rest.startswith("start"):
         return paint(message, ERROR, on)

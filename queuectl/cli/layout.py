@@ -109,7 +109,7 @@ class Grid:
             kept = sum(w for i, w in enumerate(widths) if i != give)
             floor = min(widths[give], max(GIVE_MIN, cell_len(self.headers[give])))
             if self.give_lines is None:  # wrapped only at spaces: as wide as its longest word (a run id)
-                floor = max(floor, *(_longest_word(row[give]) for row in self.rows))
+                floor = max([floor, *(_longest_word(row[give]) for row in self.rows)])
             widths[give] = max(floor, room - overhead - kept)
         if boxed:
             grid = Table(*self.headers, box=box.SIMPLE_HEAD, header_style="bold", show_header=self.show_header)

@@ -25,6 +25,8 @@ LOG = [
     "apply failed: store busy",
     "watching jobs.d for changes",
     "start",
+    "burst: 2 runs completed, 1 dead (run-2)",
+    "burst: 3 runs completed",
 ]
 
 
@@ -38,4 +40,6 @@ def test_colour_keeps_the_text_and_marks_what_it_should() -> None:
     assert colour.plan_line(PLAN[0], True).startswith("\x1b[32m+ hello")
     assert colour.plan_line(PLAN[2], True).startswith("\x1b[31m- old")
     assert colour.log_line(LOG[2], True).endswith(": now \x1b[31m\x1b[1mdead\x1b[0m")
+    assert colour.log_line(LOG[-2], True).startswith("\x1b[31mburst:")
+    assert colour.log_line(LOG[-1], True).startswith("\x1b[32mburst:")
     assert colour.log_line("watching jobs.d for changes", True) == "watching jobs.d for changes"
