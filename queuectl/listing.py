@@ -27,7 +27,7 @@ def run_cells(r: Run) -> tuple[str, ...]:
         f"{r.attempts}/{r.max_retries + 1}",
         "-" if r.exit_code is None else str(r.exit_code),
         format_time(r.created_at),
-        _short(r.command),
+        one_line(r.command),
     )
 
 
@@ -52,9 +52,12 @@ def write_run_rows(write: Callable[[str], object], runs: Iterable[Run]) -> int:
     return count
 
 
-def _short(text: str, limit: int = 60) -> str:
-    """A command on one line: newlines as ⏎, other control characters escaped, cut at `limit`."""
+def one_line(text: str) -> str:
+    """A command (or an error) on one line, whole: newlines as ⏎, other control characters escaped.
+
+    Into a pipe nothing is cut; on a terminal the table cuts it (cli/layout.py).
+    """
     line = text.replace("\n", " ⏎ ")
     if not line.isprintable():
         line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return line

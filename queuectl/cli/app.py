@@ -242,8 +242,10 @@ def echo_json(value: Any) -> None:
 
 def log_line(message: str) -> None:
     """One line of a long-running command's log, on stderr, with the time."""
+    from queuectl.cli import colour  # a command module: --help loads none (test_cli_layout)
+
     err = click.get_text_stream("stderr")
-    err.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+    err.write(f"{time.strftime('%H:%M:%S')} {colour.log_line(message, colour.wanted(err))}\n")
     err.flush()
 
 

@@ -10,6 +10,7 @@ import click
 
 from queuectl import json_views, planview, templates
 from queuectl.apply import Plan
+from queuectl.cli import colour
 from queuectl.cli.app import POOL_BUSY_TIMEOUT, db_option, echo_json, json_option, log_line, store_of
 from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, NotFoundError, QueueError
 from queuectl.services import jobs
@@ -36,7 +37,8 @@ def _print_plan(plan: Plan, as_json: bool, applied: bool) -> None:
     if as_json:
         echo_json(planview.plan_json(plan, applied))
         return
-    click.echo("\n".join(planview.plan_lines(plan, applied)))
+    on = colour.wanted(click.get_text_stream("stdout"))
+    click.echo("\n".join(colour.plan_line(line, on) for line in planview.plan_lines(plan, applied)))
 
 
 @click.command()
@@ -126,14 +128,23 @@ def validate(ctx: click.Context, paths: tuple[str, ...], insecure: bool, as_json
     if as_json:
         echo_json({**planview.validate_json(checked.manifests), "warnings": checked.warnings})
     else:
-        for line in checked.warnings:  # diagnostics go to stderr, like every error line
-            click.echo(line, err=True)
-        for error in errors:
-            click.echo(planview.relative_error(error), err=True)
-        bad = sum(1 for m in checked.manifests if m.errors)
-        click.echo(f"{len(checked.manifests) - bad} valid, {bad} invalid manifest(s)", err=bool(errors))
+        _say_checked(checked)
     if errors:
         ctx.exit(EXIT_FAILURE)
+
+
+def _say_checked(checked: jobs.Checked) -> None:
+    """validate's lines: warnings and errors on stderr, then the count (on stderr when some file is invalid)."""
+    on = colour.wanted(click.get_text_stream("stderr"))
+    for line in checked.warnings:  # diagnostics go to stderr, like every error line
+        click.echo(colour.paint(line, colour.WARNING, on), err=True)
+    for error in checked.errors:
+        click.echo(colour.paint(planview.relative_error(error), colour.ERROR, on), err=True)
+    bad = sum(1 for m in checked.manifests if m.errors)
+    summary = f"{len(checked.manifests) - bad} valid, {bad} invalid manifest(s)"
+    stream = click.get_text_stream("stderr" if checked.errors else "stdout")
+    style = colour.ERROR if checked.errors else colour.GOOD
+    click.echo(colour.paint(summary, style, colour.wanted(stream)), err=bool(checked.errors))
 
 
 @click.command()

@@ -7,15 +7,17 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from queuectl.cli import colour
+from queuectl.cli.layout import GIVE_LINES, Fields, Grid, emit
 from queuectl.durations import fire_time, format_duration, format_time
 from queuectl.json_views import next_of
-from queuectl.listing import RUN_HEADERS, run_cells
+from queuectl.listing import RUN_HEADERS, one_line, run_cells
 from queuectl.model import Attempt, JobStatus, Run
+
+__all__ = ["emit"]  # callers print grids and field lists through it
 
 if TYPE_CHECKING:
     from queuectl.services.pools import PoolView
@@ -28,31 +30,24 @@ STATE_STYLE = {
     "dead": "red",
     "cancelled": "dim",
 }
+PATH_FIELDS = frozenset({"cwd", "log", "manifest"})  # `show` lines never wrapped nor cut
 
 
 def console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty():
-        return Console(file=stream, highlight=False)
+        return Console(file=stream, highlight=False, color_system="auto" if colour.wanted(stream) else None)
     return Console(file=stream, highlight=False, no_color=True, width=100_000, soft_wrap=True)
 
 
-def table(con: Console, *headers: str) -> Table:
-    if con.is_terminal:
-        return Table(*headers, box=box.SIMPLE_HEAD, header_style="bold")
-    grid = Table(*headers, box=None, show_edge=False, pad_edge=False, header_style="")
-    for column in grid.columns:
-        column.no_wrap = True
-    return grid
+def table(con: Console, *headers: str, give: str | None = None, give_lines: int | None = GIVE_LINES) -> Grid:
+    """A table for `layout.emit`: plain aligned columns into a pipe; on a terminal, column `give` gives way."""
+    return Grid(headers, give=give, give_lines=give_lines)
 
 
-def fields_table(con: Console, lines: Iterable[tuple[str, str]]) -> Table:
-    """FIELD / VALUE rows without a header, as `show` prints them."""
-    grid = table(con, "FIELD", "VALUE")
-    grid.show_header = False
-    for key, value in lines:
-        grid.add_row(key, Text(value))
-    return grid
+def fields_table(con: Console, lines: Iterable[tuple[str, str]]) -> Fields:
+    """FIELD  VALUE lines, as `show` prints them: paths never wrap nor are cut."""
+    return Fields(lines, whole=PATH_FIELDS)
 
 
 def state_text(state: str) -> Text:
@@ -60,18 +55,16 @@ def state_text(state: str) -> Text:
 
 
 # -- tables --------------------------------------------------------------------
-def runs_table(con: Console, runs: Iterable[Run], min_widths: Sequence[int] = ()) -> Table:
-    grid = table(con, *RUN_HEADERS)
-    for column, width in zip(grid.columns, min_widths, strict=False):
-        column.min_width = width
+def runs_table(con: Console, runs: Iterable[Run], min_widths: Sequence[int] = ()) -> Grid:
+    grid = Grid(RUN_HEADERS, give="COMMAND", min_widths=min_widths)
     for r in runs:
         cells = run_cells(r)
         grid.add_row(Text(cells[0]), state_text(cells[1]), *cells[2:6], Text(cells[6]))
     return grid
 
 
-def attempts_table(con: Console, attempts: Iterable[Attempt]) -> Table:
-    grid = table(con, "#", "OUTCOME", "EXIT", "STARTED", "DURATION", "HOST", "ERROR")
+def attempts_table(con: Console, attempts: Iterable[Attempt]) -> Grid:
+    grid = table(con, "#", "OUTCOME", "EXIT", "STARTED", "DURATION", "HOST", "ERROR", give="ERROR")
     for a in attempts:
         duration = None if a.started_at is None or a.finished_at is None else a.finished_at - a.started_at
         grid.add_row(
@@ -81,13 +74,14 @@ def attempts_table(con: Console, attempts: Iterable[Attempt]) -> Table:
             format_time(a.started_at),
             format_duration(duration),
             Text(a.host or "-"),
-            Text(a.error or ""),
+            Text(one_line(a.error or "")),
         )
     return grid
 
 
-def workers_table(con: Console, pools: Iterable[PoolView], now: float) -> Table:
-    grid = table(con, "POOL", "STATE", "HOST", "PID", "SLOTS", "RUNNING", "HEARTBEAT")
+def workers_table(con: Console, pools: Iterable[PoolView], now: float) -> Grid:
+    # RUNNING names run ids: it wraps between them, never cutting one
+    grid = table(con, "POOL", "STATE", "HOST", "PID", "SLOTS", "RUNNING", "HEARTBEAT", give="RUNNING", give_lines=None)
     for view in pools:
         w = view.worker
         grid.add_row(
@@ -199,8 +193,8 @@ def next_time(status: JobStatus) -> str:
     return fire_time(next_of(status), schedule.zone_of(spec.timezone))
 
 
-def jobs_table(con: Console, statuses: Sequence[JobStatus]) -> Table:
-    grid = table(con, "JOB", "SCHEDULE", "NEXT", "LAST RUN", "STATE", "EXIT")
+def jobs_table(con: Console, statuses: Sequence[JobStatus]) -> Grid:
+    grid = table(con, "JOB", "SCHEDULE", "NEXT", "LAST RUN", "STATE", "EXIT", give="SCHEDULE")
     for status in statuses:
         job, run = status.job, status.last_run
         name = job.name + (" (suspended)" if job.suspended else "") + ("" if job.spec.enabled else " (disabled)")

@@ -188,7 +188,10 @@ def _list_jobs(store: Store, limit: int | None, as_json: bool) -> None:
         echo_json([json_views.job_json(s.status, s.drift) for s in statuses])
         return
     con = render.console()
-    con.print(render.jobs_table(con, [s.status for s in statuses]) if statuses else "no jobs (apply a jobs directory)")
+    if statuses:
+        render.emit(con, render.jobs_table(con, [s.status for s in statuses]))
+    else:
+        con.print("no jobs (apply a jobs directory)")
 
 
 def _runs_on_terminal(store: Store, state: str | None, limit: int | None) -> None:
@@ -203,12 +206,12 @@ def _runs_on_terminal(store: Store, state: str | None, limit: int | None) -> Non
         return
     headers = listing.RUN_HEADERS
     widths = [max(len(h), *(len(listing.run_cells(r)[i]) for r in page)) for i, h in enumerate(headers)]
-    con.print(render.runs_table(con, page, widths))
+    render.emit(con, render.runs_table(con, page, widths))
     if limit is not None:
         while chunk := list(itertools.islice(found, TABLE_CHUNK)):
             grid = render.runs_table(con, chunk, widths)
             grid.show_header = False
-            con.print(grid)
+            render.emit(con, grid)
         return
     if next(found, None) is not None:
         counts = store.counts()
@@ -244,10 +247,10 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     from queuectl.cli import render
 
     con = render.console()
-    con.print(render.fields_table(con, render.show_lines(run, attempts)))
+    render.emit(con, render.fields_table(con, render.show_lines(run, attempts)))
     if attempts:
         con.print("attempts:")
-        con.print(render.attempts_table(con, attempts))
+        render.emit(con, render.attempts_table(con, attempts))
     if run.output_tail:
         con.print("output (tail):")
         con.print(Text(run.output_tail.rstrip("\n")))
@@ -264,7 +267,7 @@ def _show_job(store: Store, name: str, as_json: bool) -> None:
         echo_json(json_views.job_json(view.status, view.drift))
         return
     con = render.console()
-    con.print(render.fields_table(con, render.job_lines(view.status, view.drift)))
+    render.emit(con, render.fields_table(con, render.job_lines(view.status, view.drift)))
     run = view.status.last_run
     if run is not None and run.output_tail:
         con.print("output of the last run (tail):")

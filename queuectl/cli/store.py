@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from queuectl import config, json_views
+from queuectl.cli import colour
 from queuectl.cli.app import db_option, echo_json, json_option, store_of
 from queuectl.durations import format_duration
 from queuectl.services import overview as overviews
@@ -41,10 +42,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
         )
         return
     width = max(len("STATE"), *(len(state) for state in seen.counts))
+    on = colour.wanted(click.get_text_stream("stdout"))
     click.echo(f"{'STATE':<{width}}  RUNS")
     for state, number in seen.counts.items():
-        shown = click.style(f"{state:<{width}}", fg=STATE_COLOURS.get(state), dim=state == "cancelled")
-        click.echo(f"{shown}  {number}")
+        style = {"fg": STATE_COLOURS.get(state), "dim": state == "cancelled"}
+        click.echo(f"{colour.paint(f'{state:<{width}}', style, on)}  {number}")
     click.echo(_pools_line(seen.pools))
     click.echo(_scheduler_line(seen.scheduler, store.now()))
     if seen.scheduler.warning:
@@ -107,7 +109,7 @@ def metrics(ctx: click.Context, as_json: bool) -> None:
     grid.add_row("p95 duration", format_duration(data["p95_duration"]))
     grid.add_row("completed, last hour", str(data["completed_last_hour"]))
     grid.add_row("throughput", f"{data['throughput_per_minute']:g} runs/min (last hour)")
-    con.print(grid)
+    render.emit(con, grid)
 
 
 @click.group("db")
@@ -188,10 +190,10 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
     from queuectl.cli import render  # rich: only for a terminal
 
     con = render.console()
-    grid = render.table(con, "KEY", "VALUE", "", "MEANING")
+    grid = render.table(con, "KEY", "VALUE", "", "MEANING", give="MEANING", give_lines=None)
     for key, setting in config.SETTINGS.items():
         grid.add_row(key, config.render_value(values[key]), "" if key in stored else "(default)", setting.help)
-    con.print(grid)
+    render.emit(con, grid)
 
 
 @config_group.command("get")

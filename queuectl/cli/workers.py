@@ -137,4 +137,4 @@ def worker_status(ctx: click.Context, as_json: bool) -> None:
     if not any(pools.is_running(v.state) for v in views):
         con.print("no pools are running")
     if views:
-        con.print(render.workers_table(con, views, store.now()))
+        render.emit(con, render.workers_table(con, views, store.now()))
