@@ -214,6 +214,11 @@ RETURNING id;
 -- name: last_job_run
 SELECT * FROM runs WHERE job = :name ORDER BY created_at DESC LIMIT 1;
 
+-- name: last_started_job_run
+-- The run `logs JOB` shows: the one started last (a retry's wait keeps its last attempt's start).
+SELECT * FROM runs WHERE job = :name AND tries > 0 AND started_at IS NOT NULL
+ ORDER BY started_at DESC, created_at DESC LIMIT 1;
+
 -- name: next_job_run
 SELECT min(run_at) FROM runs WHERE job = :name AND state IN ('pending', 'failed');
 
