@@ -19,6 +19,7 @@ from queuectl.durations import iso_utc
 from queuectl.model import Attempt, JobStatus, Run, SchedulerSeat, Worker
 
 if TYPE_CHECKING:
+    from queuectl.config import InForce
     from queuectl.store.contract import AttemptStats
 
 
@@ -194,7 +195,8 @@ def next_of(status: JobStatus) -> float | None:
     return schedule.next_run(status, time.time())
 
 
-def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
+def job_json(status: JobStatus, drift: str | None, settings: Sequence[InForce] = ()) -> dict[str, Any]:
+    """A declared job; `in_force` has the value its runs take of each setting `settings` names, and its source."""
     job = status.job
     return {
         "suspended": job.suspended,
@@ -214,6 +216,7 @@ def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
         "updated_at": iso_utc(job.updated_at),
         "runs": status.counts,
         "last_run": run_json(status.last_run) if status.last_run else None,
+        "in_force": {s.key: {"value": s.value, "source": s.source} for s in settings},
     }
 
 

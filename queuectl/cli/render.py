@@ -18,6 +18,7 @@ from queuectl.listing import RUN_HEADERS, run_cells
 from queuectl.model import Attempt, JobStatus, Run
 
 if TYPE_CHECKING:
+    from queuectl.config import InForce
     from queuectl.services.pools import PoolView
 
 STATE_STYLE = {
@@ -136,7 +137,7 @@ def current_log(run: Run, attempts: Sequence[Attempt]) -> str | None:
 
 
 # -- jobs ---------------------------------------------------------------------
-def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
+def job_lines(status: JobStatus, drift: str | None, settings: Sequence[InForce] = ()) -> list[tuple[str, str]]:
     job, spec, run = status.job, status.job.spec, status.last_run
     when = None
     if spec.cron is not None:
@@ -155,9 +156,7 @@ def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
         ("command", spec.command),
         ("description", spec.description or "-"),
         ("when", when or when_words(status)),
-        ("priority", str(spec.priority)),
-        ("timeout", "default" if spec.timeout is None else f"{spec.timeout:g}s"),
-        ("retries", "default" if spec.retries is None else str(spec.retries)),
+        *(setting_line(s) for s in settings),
         ("manifest", job.file),
         ("file hash", job.file_hash[:16]),
         ("spec hash", job.spec_hash[:16]),
@@ -173,6 +172,24 @@ def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
         code = "-" if run.exit_code is None else str(run.exit_code)
         lines.append(("last run", f"{run.id}: {run.state.value}, exit code {code}, took {took}"))
     return lines
+
+
+SOURCES = {"manifest": " (from the manifest)", "config": " (from config)", "default": " (default)"}
+DURATION_SETTINGS = frozenset({"timeout", "backoff_max", "catchup_window", "jitter"})
+
+
+def setting_line(setting: InForce) -> tuple[str, str]:
+    """`timeout  1h00m (from config)`: a job's setting with the value in force and where it comes from."""
+    value = setting.value
+    if value is None:
+        said = "none"
+    elif setting.key in DURATION_SETTINGS:
+        said = format_duration(value)
+    elif isinstance(value, float):
+        said = f"{value:g}"
+    else:
+        said = str(value)
+    return setting.key.replace("_", " "), said + SOURCES[setting.source]
 
 
 def when_words(status: JobStatus) -> str:

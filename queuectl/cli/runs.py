@@ -185,7 +185,7 @@ def _list_jobs(store: Store, limit: int | None, as_json: bool) -> None:
 
     statuses = jobs.statuses(store, limit)
     if as_json:
-        echo_json([json_views.job_json(s.status, s.drift) for s in statuses])
+        echo_json([json_views.job_json(s.status, s.drift, s.settings) for s in statuses])
         return
     con = render.console()
     con.print(render.jobs_table(con, [s.status for s in statuses]) if statuses else "no jobs (apply a jobs directory)")
@@ -261,10 +261,10 @@ def _show_job(store: Store, name: str, as_json: bool) -> None:
 
     view = jobs.status(store, name)
     if as_json:
-        echo_json(json_views.job_json(view.status, view.drift))
+        echo_json(json_views.job_json(view.status, view.drift, view.settings))
         return
     con = render.console()
-    con.print(render.fields_table(con, render.job_lines(view.status, view.drift)))
+    con.print(render.fields_table(con, render.job_lines(view.status, view.drift, view.settings)))
     run = view.status.last_run
     if run is not None and run.output_tail:
         con.print("output of the last run (tail):")

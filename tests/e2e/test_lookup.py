@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from queuectl.durations import format_duration
 from tests.conftest import QUEUECTL, Queue
 
 
@@ -65,3 +66,34 @@ def test_logs_follow_of_a_job_waits_for_its_next_run(q: Queue) -> None:
     assert follow.stdout.read() == "ended\n"
     assert follow.wait(timeout=30) == 0
     assert pool.wait(timeout=30) == 0
+
+
+# -- show JOB: the values in force -------------------------------------------------
+def _field(text: str, name: str) -> str:
+    for line in text.splitlines():
+        key, _, value = line.strip().partition("  ")
+        if key == name:
+            return value.strip()
+    raise AssertionError(f"no {name!r} line in:\n{text}")
+
+
+def test_show_job_gives_the_values_in_force_and_where_they_come_from(q: Queue) -> None:
+    q("apply", str(_job(q, "hello", 'command = "echo hi"\ncron = "*/5 * * * *"\nretries = 1\n')))
+    shown = q("show", "hello").stdout
+    assert _field(shown, "timeout") == f"{format_duration(3600)} (default)"
+    assert _field(shown, "retries") == "1 (from the manifest)"
+    assert _field(shown, "priority") == "5 (default)"
+    assert _field(shown, "backoff base") == "2 (default)"
+    assert _field(shown, "concurrency") == "forbid (default)"
+    assert "default" not in [_field(shown, k) for k in ("timeout", "retries", "priority")]
+    q("config", "set", "job-timeout", "90s")
+    q("config", "set", "max-retries", "7")
+    shown = q("show", "hello").stdout
+    assert _field(shown, "timeout") == f"{format_duration(90)} (from config)"
+    assert _field(shown, "retries") == "1 (from the manifest)"
+    in_force = q.json("show", "hello")["in_force"]
+    assert in_force["timeout"] == {"value": 90, "source": "config"}
+    assert in_force["retries"] == {"value": 1, "source": "manifest"}
+    assert in_force["backoff_base"] == {"value": 2, "source": "default"}
+    assert in_force["catchup"] == {"value": "latest", "source": "default"}
+    assert q.json("list", "--jobs")[0]["in_force"] == in_force
