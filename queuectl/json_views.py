@@ -146,6 +146,7 @@ def show_json(run: Run, attempts: Sequence[Attempt]) -> dict[str, Any]:
         log_path=run.log_path,
         output_tail=run.output_tail,
         history=[attempt_json(a) for a in attempts],
+        pool=run.pool,
     )
     return out
 

@@ -109,6 +109,7 @@ def show_lines(run: Run, attempts: Sequence[Attempt]) -> list[tuple[str, str]]:
         retry = f" (not before {format_time(run.run_at)})"
     return [
         ("id", run.id),
+        ("job", run.job or "- (enqueued, not declared)"),
         ("state", run.state.value + retry),
         ("command", run.command),
         ("priority", str(run.priority)),
@@ -120,10 +121,18 @@ def show_lines(run: Run, attempts: Sequence[Attempt]) -> list[tuple[str, str]]:
         ("created", format_time(run.created_at)),
         ("started", format_time(run.started_at)),
         ("finished", format_time(run.finished_at)),
-        ("worker", f"{run.worker_id} on {run.host}" if run.worker_id else "-"),
+        ("pool", pool_words(run)),
         ("cwd", run.cwd or "-"),
         ("log", current_log(run, attempts) or "-"),
     ]
+
+
+def pool_words(run: Run) -> str:
+    """The pool that runs it now, or the one that ran its latest attempt (kept once it is over)."""
+    if run.pool is None:
+        return "-"
+    where = f"{run.pool} on {run.host}" if run.host else run.pool
+    return where if run.worker_id else f"{where} (ran attempt {run.tries})"
 
 
 def current_log(run: Run, attempts: Sequence[Attempt]) -> str | None:

@@ -4,8 +4,13 @@ job and pool, `plan` and `schedule` of a suspended job. The real `queuectl` on a
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from queuectl.durations import format_duration
 from tests.conftest import QUEUECTL, Queue
@@ -97,3 +102,60 @@ def test_show_job_gives_the_values_in_force_and_where_they_come_from(q: Queue) -
     assert in_force["backoff_base"] == {"value": 2, "source": "default"}
     assert in_force["catchup"] == {"value": "latest", "source": "default"}
     assert q.json("list", "--jobs")[0]["in_force"] == in_force
+
+
+# -- show RUN: its job, and the pool that ran it ----------------------------------------
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Queue]:
+    """A queue on each engine (PostgreSQL: a fresh database on the test server)."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    queue = Queue(tmp_path, db=url)
+    yield queue
+    queue.cleanup()
+
+
+def _run_of(q: Queue, job: str) -> dict[str, Any]:
+    (run,) = [r for r in q.json("list") if r["job"] == job]
+    return q.json("show", run["id"])  # type: ignore[no-any-return]
+
+
+def test_show_run_names_its_job_and_keeps_the_pool_that_ran_it(store: Queue) -> None:
+    q = store
+    q("apply", str(_job(q, "hello", 'command = "echo hi"\n')))
+    q("enqueue", "--id", "broken", "--command", "exit 3", "--retries", "0")
+    q.burst(dead=True)
+    for run_id, state in ((_run_of(q, "hello")["id"], "completed"), ("broken", "dead")):
+        shown = q.json("show", run_id)
+        ran_by = shown["history"][-1]["worker"]
+        assert shown["state"] == state and ran_by
+        assert shown["pool"] == ran_by and shown["worker"] is None  # no pool holds it now
+        text = q("show", run_id).stdout
+        assert _field(text, "pool").startswith(f"{ran_by} on "), text
+    assert _field(q("show", _run_of(q, "hello")["id"]).stdout, "job") == "hello"
+    assert _field(q("show", "broken").stdout, "job").startswith("- ")
+    assert _run_of(q, "hello")["job"] == "hello"
+
+
+def _back_to_schema_6(q: Queue) -> None:
+    """The store as queuectl before the pool was kept on a run left it: no column, schema version 6."""
+    if isinstance(q.db, Path):
+        with sqlite3.connect(q.db) as db:
+            db.execute("ALTER TABLE runs DROP COLUMN last_pool")
+            db.execute("PRAGMA user_version = 6")
+        return
+    import psycopg  # only for the PostgreSQL case
+
+    with psycopg.connect(q.db, autocommit=True) as db:
+        db.execute("ALTER TABLE runs DROP COLUMN last_pool")
+        db.execute("UPDATE queuectl_schema SET version = 6")
+
+
+def test_the_migration_gives_finished_runs_the_pool_of_their_last_attempt(store: Queue) -> None:
+    q = store
+    q("enqueue", "--id", "old", "--command", "echo old")
+    q.burst()
+    ran_by = q.json("show", "old")["history"][-1]["worker"]
+    _back_to_schema_6(q)
+    assert q.json("db", "migrate")["schema_version"] == 7
+    shown = q.json("show", "old")
+    assert shown["pool"] == ran_by and shown["state"] == "completed"

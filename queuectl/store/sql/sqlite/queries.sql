@@ -59,7 +59,7 @@ UPDATE runs
        exit_code = :exit_code,
        error = CASE WHEN cancel_requested AND :state <> 'completed' THEN error ELSE :error END,
        output_tail = :output_tail, log_path = :log_path,
-       attempts = attempts - :uncount, worker_id = NULL, lease_expires = NULL
+       attempts = attempts - :uncount, last_pool = worker_id, worker_id = NULL, lease_expires = NULL
  WHERE id = :run_id AND COALESCE(worker_id, '') = :worker_id AND state = 'running' AND tries = :n;
 
 -- name: insert_attempt
