@@ -159,3 +159,26 @@ def test_the_migration_gives_finished_runs_the_pool_of_their_last_attempt(store:
     assert q.json("db", "migrate")["schema_version"] == 7
     shown = q.json("show", "old")
     assert shown["pool"] == ran_by and shown["state"] == "completed"
+
+
+# -- plan and schedule of a suspended job --------------------------------------------
+def test_plan_and_schedule_show_a_suspended_job_as_suspended(q: Queue) -> None:
+    jobs = _job(q, "hello", 'command = "echo hi"\ncron = "*/5 * * * *"\n')
+    _job(q, "tick", 'command = "echo tick"\ncron = "* * * * *"\n')
+    q("apply", str(jobs))
+    assert q.json("plan", "hello", "-n", "2")["suspended"] is False
+    assert "suspended" not in q("plan", "hello").stdout
+    q("suspend", "hello")
+    plan = q("plan", "hello", "-n", "2").stdout.splitlines()
+    assert plan[1].startswith("suspended: nothing fires until 'queuectl resume hello'")
+    assert "resumed now, it would fire at:" in plan[1] and len(plan) == 4
+    planned = q.json("plan", "hello", "-n", "2")
+    assert planned["suspended"] is True and len(planned["fires"]) == 2
+    listed = q("schedule").stdout.splitlines()
+    assert len(listed) == 2 and "tick" in listed[0]
+    assert listed[1].startswith("suspended  hello  (")
+    rows = q.json("schedule")
+    assert [(r["job"], r["suspended"]) for r in rows] == [("tick", False), ("hello", True)]
+    assert rows[1]["next_fire"] is None and rows[0]["next_fire"] is not None
+    q("resume", "hello")
+    assert [r["suspended"] for r in q.json("schedule")] == [False, False]
