@@ -136,6 +136,7 @@ class Claim(NamedTuple):
     env: dict[str, str]
     job: str | None = None
     keep_children: bool = False  # leave alive what the command started when its attempt ends
+    scheduled_for: float | None = None  # a cron fire's time: the pool's start line says how late it starts
 
 
 class ProcessInfo(NamedTuple):

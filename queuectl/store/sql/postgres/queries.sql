@@ -35,7 +35,7 @@ UPDATE runs
            FOR UPDATE SKIP LOCKED) AS picked
  WHERE runs.id = picked.id
 RETURNING runs.id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-          priority, created_at, job, keep_children;
+          priority, created_at, job, keep_children, scheduled_for;
 
 -- name: record_process
 UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, started_at = :started_at
@@ -44,7 +44,7 @@ UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, st
 -- name: lost_run
 -- A run found expired, if nothing changed since: same owner, same lease.
 SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-       host, pgid, log_path, started_at, job, keep_children
+       host, pgid, log_path, started_at, job, keep_children, scheduled_for
   FROM runs WHERE id = :run_id AND state = 'running' AND worker_id IS NOT DISTINCT FROM :worker_id::text
    AND lease_expires IS NOT DISTINCT FROM :lease_expires::float8
    FOR UPDATE;  -- the owner's heartbeat or settle waits, or has already moved the lease: then no row

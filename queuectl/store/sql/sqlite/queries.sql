@@ -30,7 +30,7 @@ UPDATE runs
                ORDER BY priority DESC, created_at, id
                LIMIT :limit)
 RETURNING id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-          priority, created_at, job, keep_children;
+          priority, created_at, job, keep_children, scheduled_for;
 
 -- name: record_process
 UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, started_at = :started_at
@@ -39,7 +39,7 @@ UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, st
 -- name: lost_run
 -- A run found expired, if nothing changed since: same owner, same lease.
 SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-       host, pgid, log_path, started_at, job, keep_children
+       host, pgid, log_path, started_at, job, keep_children, scheduled_for
   FROM runs WHERE id = :run_id AND state = 'running' AND worker_id IS :worker_id
    AND lease_expires IS :lease_expires;
 
