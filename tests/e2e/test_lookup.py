@@ -134,6 +134,7 @@ def test_show_run_names_its_job_and_keeps_the_pool_that_ran_it(store: Queue) -> 
     assert _field(q("show", _run_of(q, "hello")["id"]).stdout, "job") == "hello"
     assert _field(q("show", "broken").stdout, "job").startswith("- ")
     assert _run_of(q, "hello")["job"] == "hello"
+    assert q("logs", "hello").stdout == "hi\n"  # the job's latest run, on either engine
 
 
 def _back_to_schema_6(q: Queue) -> None:
