@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from queuectl import fields
 from queuectl.errors import UsageError
+
+if TYPE_CHECKING:
+    from queuectl.model import JobSpec
 
 
 class Setting(NamedTuple):
@@ -87,3 +90,37 @@ class HasSettings(Protocol):
 def defaults(store: HasSettings) -> Defaults:
     """The run defaults in force in `store`: the one place they are built from its config."""
     return Defaults.of(effective(store.config()))
+
+
+# The settings `show JOB` gives with the value in force: every job's, then a cron job's.
+JOB_SETTINGS = ("priority", "timeout", "retries", "backoff_base", "backoff_max")
+CRON_SETTINGS = ("concurrency", "catchup", "catchup_window", "jitter")
+
+
+class InForce(NamedTuple):
+    """A job's setting as its runs take it, and where that value comes from."""
+
+    key: str  # the manifest key
+    value: Any  # None: none (no timeout, no catch-up window, no jitter)
+    source: str  # "manifest", "config" (the store's setting) or "default"
+
+
+def in_force(spec: JobSpec, stored: Mapping[str, str]) -> list[InForce]:
+    """The values job `spec`'s runs take: its manifest's, else the store's settings (`stored`), else the defaults."""
+    values = effective(stored)
+    found = []
+    for key in JOB_SETTINGS + (CRON_SETTINGS if spec.cron is not None else ()):
+        fld = fields.BY_NAME[key]
+        given = getattr(spec, key)
+        if fld.config is None:
+            found.append(InForce(key, given, "default" if given == fld.default else "manifest"))
+        elif given is not None:
+            found.append(InForce(key, given, "manifest"))
+        else:
+            value: Any = values[fld.config]
+            if key == "retries":
+                value = int(value)
+            elif key == "timeout" and not value:
+                value = None  # job-timeout 0: no limit
+            found.append(InForce(key, value, "config" if fld.config in stored else "default"))
+    return found

@@ -76,6 +76,8 @@ def print_logs(store: Store, run: Run, attempt: int | None, follow: bool, host: 
             latest = store.get_run(run.id)
             if latest is None:
                 return  # deleted meanwhile
+            if current is None and latest.state in FINAL and not store.attempts(run.id):
+                return  # over without ever starting (cancelled): there is no output to wait for
             live = latest.state is RunState.RUNNING and latest.tries == current
             n, path, _ = _log_of(store, latest, attempt)
             if not live and current is not None:

@@ -18,6 +18,7 @@ from queuectl.durations import iso_utc, split_seconds
 from queuectl.model import Attempt, JobStatus, Run, SchedulerSeat, Worker
 
 if TYPE_CHECKING:
+    from queuectl.config import InForce
     from queuectl.store.contract import AttemptStats
 
 
@@ -133,6 +134,7 @@ def show_json(run: Run, attempts: Sequence[Attempt]) -> dict[str, Any]:
         log_path=run.log_path,
         output_tail=run.output_tail,
         history=[attempt_json(a) for a in attempts],
+        pool=run.pool,
     )
     return out
 
@@ -182,7 +184,8 @@ def next_of(status: JobStatus) -> float | None:
     return schedule.next_run(status, time.time())
 
 
-def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
+def job_json(status: JobStatus, drift: str | None, settings: Sequence[InForce] = ()) -> dict[str, Any]:
+    """A declared job; `in_force` has the value its runs take of each setting `settings` names, and its source."""
     job = status.job
     return {
         "suspended": job.suspended,
@@ -202,6 +205,7 @@ def job_json(status: JobStatus, drift: str | None) -> dict[str, Any]:
         "updated_at": iso_utc(job.updated_at),
         "runs": status.counts,
         "last_run": run_json(status.last_run) if status.last_run else None,
+        "in_force": {s.key: {"value": s.value, "source": s.source} for s in settings},
     }
 
 
@@ -249,9 +253,9 @@ def created_json(path: str) -> dict[str, Any]:
     return {"created": path}
 
 
-def schedule_row_json(job: str, words: str, at: str | None) -> dict[str, str | None]:
+def schedule_row_json(job: str, words: str, at: str | None, suspended: bool) -> dict[str, str | bool | None]:
     """A row of `schedule --json`: `next_run_at` as in every shape, and `next_fire`, its first name.
 
     docs/json.md promised `next_fire` (fields are never renamed), so it stays beside the new name.
     """
-    return {"job": job, "schedule": words, "next_run_at": at, "next_fire": at}
+    return {"job": job, "schedule": words, "next_run_at": at, "next_fire": at, "suspended": suspended}

@@ -109,6 +109,12 @@ class Run(NamedTuple):
     tries: int = 0  # attempts ever started: the number of the current or last one
     scheduled_for: float | None = None
     keep_children: bool = False
+    last_pool: str | None = None  # the pool that ran its latest attempt, kept after the run settles
+
+    @property
+    def pool(self) -> str | None:
+        """The pool that holds the run now, or the one that ran its latest attempt."""
+        return self.worker_id or self.last_pool
 
 
 class Claim(NamedTuple):
@@ -130,6 +136,7 @@ class Claim(NamedTuple):
     env: dict[str, str]
     job: str | None = None
     keep_children: bool = False  # leave alive what the command started when its attempt ends
+    scheduled_for: float | None = None  # a cron fire's time: the pool's start line says how late it starts
 
 
 class ProcessInfo(NamedTuple):

@@ -20,6 +20,7 @@ from queuectl.model import Attempt, JobStatus, Run
 __all__ = ["emit"]  # callers print grids and field lists through it
 
 if TYPE_CHECKING:
+    from queuectl.config import InForce
     from queuectl.services.pools import PoolView
 
 STATE_STYLE = {
@@ -102,6 +103,7 @@ def show_lines(run: Run, attempts: Sequence[Attempt]) -> list[tuple[str, str]]:
         retry = f" (not before {format_time(run.run_at)})"
     return [
         ("id", run.id),
+        ("job", run.job or "- (enqueued, not declared)"),
         ("state", run.state.value + retry),
         ("command", run.command),
         ("priority", str(run.priority)),
@@ -113,10 +115,18 @@ def show_lines(run: Run, attempts: Sequence[Attempt]) -> list[tuple[str, str]]:
         ("created", format_time(run.created_at)),
         ("started", format_time(run.started_at)),
         ("finished", format_time(run.finished_at)),
-        ("worker", f"{run.worker_id} on {run.host}" if run.worker_id else "-"),
+        ("pool", pool_words(run)),
         ("cwd", run.cwd or "-"),
         ("log", current_log(run, attempts) or "-"),
     ]
+
+
+def pool_words(run: Run) -> str:
+    """The pool that runs it now, or the one that ran its latest attempt (kept once it is over)."""
+    if run.pool is None:
+        return "-"
+    where = f"{run.pool} on {run.host}" if run.host else run.pool
+    return where if run.worker_id else f"{where} (ran attempt {run.tries})"
 
 
 def current_log(run: Run, attempts: Sequence[Attempt]) -> str | None:
@@ -130,7 +140,7 @@ def current_log(run: Run, attempts: Sequence[Attempt]) -> str | None:
 
 
 # -- jobs ---------------------------------------------------------------------
-def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
+def job_lines(status: JobStatus, drift: str | None, settings: Sequence[InForce] = ()) -> list[tuple[str, str]]:
     job, spec, run = status.job, status.job.spec, status.last_run
     when = None
     if spec.cron is not None:
@@ -149,9 +159,7 @@ def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
         ("command", spec.command),
         ("description", spec.description or "-"),
         ("when", when or when_words(status)),
-        ("priority", str(spec.priority)),
-        ("timeout", "default" if spec.timeout is None else f"{spec.timeout:g}s"),
-        ("retries", "default" if spec.retries is None else str(spec.retries)),
+        *(setting_line(s) for s in settings),
         ("manifest", job.file),
         ("file hash", job.file_hash[:16]),
         ("spec hash", job.spec_hash[:16]),
@@ -167,6 +175,24 @@ def job_lines(status: JobStatus, drift: str | None) -> list[tuple[str, str]]:
         code = "-" if run.exit_code is None else str(run.exit_code)
         lines.append(("last run", f"{run.id}: {run.state.value}, exit code {code}, took {took}"))
     return lines
+
+
+SOURCES = {"manifest": " (from the manifest)", "config": " (from config)", "default": " (default)"}
+DURATION_SETTINGS = frozenset({"timeout", "backoff_max", "catchup_window", "jitter"})
+
+
+def setting_line(setting: InForce) -> tuple[str, str]:
+    """`timeout  1h00m (from config)`: a job's setting with the value in force and where it comes from."""
+    value = setting.value
+    if value is None:
+        said = "none"
+    elif setting.key in DURATION_SETTINGS:
+        said = format_duration(value)
+    elif isinstance(value, float):
+        said = f"{value:g}"
+    else:
+        said = str(value)
+    return setting.key.replace("_", " "), said + SOURCES[setting.source]
 
 
 def when_words(status: JobStatus) -> str:

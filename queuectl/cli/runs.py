@@ -185,7 +185,7 @@ def _list_jobs(store: Store, limit: int | None, as_json: bool) -> None:
 
     statuses = jobs.statuses(store, limit)
     if as_json:
-        echo_json([json_views.job_json(s.status, s.drift) for s in statuses])
+        echo_json([json_views.job_json(s.status, s.drift, s.settings) for s in statuses])
         return
     con = render.console()
     if statuses:
@@ -264,10 +264,10 @@ def _show_job(store: Store, name: str, as_json: bool) -> None:
 
     view = jobs.status(store, name)
     if as_json:
-        echo_json(json_views.job_json(view.status, view.drift))
+        echo_json(json_views.job_json(view.status, view.drift, view.settings))
         return
     con = render.console()
-    render.emit(con, render.fields_table(con, render.job_lines(view.status, view.drift)))
+    render.emit(con, render.fields_table(con, render.job_lines(view.status, view.drift, view.settings)))
     run = view.status.last_run
     if run is not None and run.output_tail:
         con.print("output of the last run (tail):")
@@ -275,20 +275,23 @@ def _show_job(store: Store, name: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("run_id", metavar="ID")
+@click.argument("run_id", metavar="ID|JOB")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing output until the run is over.")
 @click.option("-a", "--attempt", type=click.IntRange(min=1), help="Attempt number (default: the latest).")
 @db_option
 @click.pass_context
 def logs(ctx: click.Context, run_id: str, follow: bool, attempt: int | None) -> None:
-    """Print a run's output (its latest attempt's log).
+    """Print a run's output (its latest attempt's log), or the output of a job's latest run.
+
+    A run id wins over a job of the same name.
 
     \b
     Example:
       queuectl logs job1 -f
+      queuectl logs nightly-backup
     """
     store = store_of(ctx)
-    tail.print_logs(store, runs.find(store, run_id), attempt, follow, HOST)
+    tail.print_logs(store, runs.find_for_logs(store, run_id, follow), attempt, follow, HOST)
 
 
 @click.group()

@@ -81,6 +81,8 @@ def resume(ctx: click.Context, name: str, as_json: bool) -> None:
 def plan_cmd(ctx: click.Context, name: str, limit: int, as_json: bool) -> None:
     """The next fire times of job NAME, in its zone and in UTC, with DST and overlap warnings.
 
+    A suspended job fires nothing: plan says so, and lists the fires it would have once resumed.
+
     \b
     Example:
       queuectl plan nightly-backup -n 5
@@ -90,9 +92,12 @@ def plan_cmd(ctx: click.Context, name: str, limit: int, as_json: bool) -> None:
     pairs = list(zip(fires.times, fires.notes, strict=True))
     if as_json:
         rows = [{"local": zone_time(t, fires.zone), "utc": iso_utc(t), "note": note} for t, note in pairs]
-        echo_json({"job": name, "schedule": fires.words, "fires": rows, "warnings": fires.warnings})
+        plan = {"job": name, "schedule": fires.words, "suspended": fires.suspended}
+        echo_json({**plan, "fires": rows, "warnings": fires.warnings})
         return
     click.echo(f"{name}: {fires.words}")
+    if fires.suspended:
+        click.echo(f"suspended: nothing fires until 'queuectl resume {name}'; resumed now, it would fire at:")
     for t, note in pairs:
         click.echo(f"  {fire_time(t, fires.zone)}" + (f"   ({note})" if note else ""))
     for warning in fires.warnings:
@@ -104,7 +109,7 @@ def plan_cmd(ctx: click.Context, name: str, limit: int, as_json: bool) -> None:
 @db_option
 @click.pass_context
 def schedule_cmd(ctx: click.Context, as_json: bool) -> None:
-    """Upcoming fires across cron jobs, soonest first.
+    """Upcoming fires across cron jobs, soonest first; suspended jobs last, marked suspended.
 
     \b
     Example:
@@ -113,10 +118,10 @@ def schedule_cmd(ctx: click.Context, as_json: bool) -> None:
     store = store_of(ctx)
     rows = schedules.upcoming(store, store.now())
     if as_json:
-        echo_json([json_views.schedule_row_json(r.job, r.words, iso_utc(r.at)) for r in rows])
+        echo_json([json_views.schedule_row_json(r.job, r.words, iso_utc(r.at), r.suspended) for r in rows])
         return
     if not rows:
         click.echo("no scheduled jobs")
     for row in rows:
-        when = fire_time(row.at, row.zone) if row.at is not None else "never"
+        when = "suspended" if row.suspended else fire_time(row.at, row.zone) if row.at is not None else "never"
         click.echo(f"{when}  {row.job}  ({row.words})")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from queuectl.durations import format_duration
 from queuectl.errors import StoreError, StoreGoneError
-from queuectl.model import AttemptResult, RunState
+from queuectl.model import AttemptResult, Claim, RunState
 from queuectl.pool.outcome import BurstOutcome, outcome_of
 
 SHOW_RUNS = 20  # runs named in a line about what could not be recorded
@@ -52,6 +53,18 @@ class PoolLines:
         else:
             self.say(line)
 
+    def start(self, claim: Claim, started_at: float) -> None:
+        """An attempt's start. A declared job's first attempt says how long after it was due it started (a cron
+        fire: after the fire's time); a line written behind an earlier result (so later than the attempt
+        started) names the time it really started."""
+        when = [f"attempt {claim.attempt}"]
+        if self._held:
+            when.append(f"started {clock_time(started_at)}")
+        if claim.scheduled_for is not None and claim.attempt == 1:  # a retry waits its backoff: no news
+            lag = max(0.0, started_at - claim.scheduled_for)
+            when.append(f"{format_duration(lag)} after it was due at {clock_time(claim.scheduled_for)}")
+        self.event(f"start     {claim.run_id} ({', '.join(when)}): {claim.command}")
+
     def report(self, res: AttemptResult, state: RunState | None) -> None:
         """Count a recorded attempt, and write its line (with the lines held behind it)."""
         key = res.outcome.value
@@ -77,6 +90,11 @@ class PoolLines:
             held = self._held.pop(0)
             if isinstance(held, str):
                 self.say(held)
+
+
+def clock_time(epoch: float) -> str:
+    """A time of day as the log's lines are prefixed with (this machine's zone)."""
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
 
 
 def unrecorded_line(

@@ -98,7 +98,7 @@ class Slots:
         self.running[proc.pid] = proc
         self.selector.register(proc.pidfd, selectors.EVENT_READ, partial(self._on_exit, proc))
         self.selector.register(proc.output.fd, selectors.EVENT_READ, partial(self._on_output, proc.output))
-        self.lines.event(f"start     {claim.run_id} (attempt {claim.attempt}): {claim.command}")
+        self.lines.start(claim, now)
         return True
 
     # -- recording --------------------------------------------------------

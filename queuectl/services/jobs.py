@@ -115,17 +115,19 @@ def resume(store: Store, name: str) -> None:
 class JobView(NamedTuple):
     status: JobStatus
     drift: str | None
+    settings: list[config.InForce]  # the values its runs take, and where each comes from
 
 
 def status(store: Store, name: str) -> JobView:
-    """Job `name` with its runs' counts, last run and drift."""
+    """Job `name` with its runs' counts, last run, drift and the values in force."""
     found = store.job_status(name)
     if found is None:
         raise NotFoundError(f"no run or job named {name!r} {LISTS_HINT}")
-    return JobView(found, applying.drift(found.job))
+    return JobView(found, applying.drift(found.job), config.in_force(found.job.spec, store.config()))
 
 
 def statuses(store: Store, limit: int | None = None) -> list[JobView]:
     """Every declared job (at most `limit`), as `status` gives one."""
+    stored = store.config()
     found = (store.job_status(job.name) for job in store.list_jobs()[:limit])
-    return [JobView(s, applying.drift(s.job)) for s in found if s is not None]
+    return [JobView(s, applying.drift(s.job), config.in_force(s.job.spec, stored)) for s in found if s is not None]

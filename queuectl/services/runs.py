@@ -8,7 +8,7 @@ from typing import Any
 
 from queuectl import config, runner
 from queuectl import enqueue as build
-from queuectl.errors import DuplicateRunError, NotFoundError, QueueError, UsageError
+from queuectl.errors import LISTS_HINT, DuplicateRunError, NotFoundError, QueueError, UsageError
 from queuectl.model import NewRun, Run, RunState, check_name
 from queuectl.paths import logs_dir
 from queuectl.store.contract import Store
@@ -65,6 +65,28 @@ def find(store: Store, run_id: str) -> Run:
     if run is None:
         raise NotFoundError(f"no run with id {run_id!r} (see 'queuectl list')")
     return run
+
+
+def find_for_logs(store: Store, ref: str, follow: bool = False) -> Run:
+    """The run `logs REF` shows: run `ref`, else the latest run of job `ref`.
+
+    A run id wins over a job of the same name. A job's latest run is the one started last;
+    when none has started yet, following waits for the next one (a pending run), and
+    without following that is an error: there is no output to show.
+    """
+    run = store.get_run(check_name(ref))
+    if run is not None:
+        return run
+    if store.get_job(ref) is None:
+        raise NotFoundError(f"no run or job named {ref!r} {LISTS_HINT}")
+    latest = store.latest_job_run(ref, started=True)
+    if latest is not None:
+        return latest
+    waiting = store.latest_job_run(ref, started=False)
+    if waiting is not None and follow and waiting.state in (RunState.PENDING, RunState.FAILED):
+        return waiting
+    more = f": run {waiting.id} is {waiting.state.value}" if waiting is not None else ""
+    raise NotFoundError(f"job {ref!r} has no runs yet{more} (see 'queuectl show {ref}')")
 
 
 def retry_dead(store: Store, run_ids: Iterable[str] | None, reset_attempts: bool) -> list[str]:

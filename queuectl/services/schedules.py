@@ -22,11 +22,13 @@ class Fires(NamedTuple):
     times: list[float]
     notes: list[str | None]  # per fire: a DST shift, or None
     warnings: list[str]
+    suspended: bool = False  # nothing fires until it is resumed: `times` are the fires once resumed now
 
 
 def plan(store: Store, name: str, count: int, now: float) -> Fires:
     """The next `count` fires of job `name` after `now`, with DST notes and an overlap warning."""
-    spec = jobs.find(store, name).spec
+    job = jobs.find(store, name)
+    spec = job.spec
     if spec.cron is None:
         raise QueueError(f"job {name!r} has no cron schedule (see 'queuectl show {name}')")
     zone = schedule.zone_of(spec.timezone)
@@ -43,25 +45,26 @@ def plan(store: Store, name: str, count: int, now: float) -> Fires:
             f"({format_duration(min(gaps))}): runs may overlap (concurrency = {spec.concurrency})"
         )
     notes = [schedule.dst_note(spec.cron, zone, t) for t in times]
-    return Fires(name, schedule.describe(spec.cron, spec.timezone), zone, times, notes, warnings)
+    return Fires(name, schedule.describe(spec.cron, spec.timezone), zone, times, notes, warnings, job.suspended)
 
 
 class NextFire(NamedTuple):
     job: str
     words: str
     zone: tzinfo
-    at: float | None  # None: the expression never matches again
+    at: float | None  # None: the expression never matches again, or the job is suspended
+    suspended: bool = False
 
 
 def upcoming(store: Store, now: float) -> list[NextFire]:
-    """Each scheduled (enabled, not suspended) cron job's next fire, soonest first."""
+    """Each enabled cron job's next fire, soonest first; suspended ones last, with no next fire."""
     rows = []
     for job in store.list_jobs():
         spec = job.spec
-        if spec.cron is None or not spec.enabled or job.suspended:
+        if spec.cron is None or not spec.enabled:
             continue
         zone = schedule.zone_of(spec.timezone)
-        rows.append(NextFire(job.name, schedule.describe(spec.cron, spec.timezone), zone,
-                             schedule.next_fire(spec.cron, zone, now)))
-    rows.sort(key=lambda r: (r.at is None, r.at or 0.0, r.job))
+        at = None if job.suspended else schedule.next_fire(spec.cron, zone, now)
+        rows.append(NextFire(job.name, schedule.describe(spec.cron, spec.timezone), zone, at, job.suspended))
+    rows.sort(key=lambda r: (r.suspended, r.at is None, r.at or 0.0, r.job))
     return rows

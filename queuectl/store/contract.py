@@ -211,6 +211,10 @@ class JobCatalogue(StoreCore, Protocol):
 
     def job_status(self, name: str) -> JobStatus | None: ...
 
+    def latest_job_run(self, name: str, started: bool) -> Run | None:
+        """Job `name`'s run started last (`started`), or created last (a pending one too); None: no such run."""
+        ...
+
     def data_token(self) -> object:
         """A value that differs after a change to the jobs was committed to the store (by anyone)."""
         ...

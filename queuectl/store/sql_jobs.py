@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from queuectl.model import Job, JobSource, JobSpec, JobStatus, NewRun, RunState
+from queuectl.model import Job, JobSource, JobSpec, JobStatus, NewRun, Run, RunState
 from queuectl.store.contract import JobCatalogue
 from queuectl.store.sql_core import SQLCore, chunks
 from queuectl.store.sql_rows import job_from_row, new_run_params, run_from_row
@@ -122,3 +122,7 @@ class SQLJobCatalogue(SQLCore, JobCatalogue):
             next_at = self._read("next_job_run", {"name": name})[0][0]
             counts = {r[0]: r[1] for r in self._read("job_run_counts", {"name": name})}
         return JobStatus(job, run_from_row(last[0]) if last else None, next_at, counts)
+
+    def latest_job_run(self, name: str, started: bool) -> Run | None:
+        rows = self._read("last_started_job_run" if started else "last_job_run", {"name": name})
+        return run_from_row(rows[0]) if rows else None

@@ -110,6 +110,7 @@ def claim_from_row(r: Row) -> Claim:
         env=json.loads(r["env"]) if r["env"] else {},
         job=r["job"],
         keep_children=bool(r["keep_children"]),
+        scheduled_for=r["scheduled_for"],
     )
 
 

@@ -47,7 +47,7 @@ BAD = [
     (["config", "get", "nope"], None, 2, ["unknown config key"]),
     (["list", "--state", "sleeping"], None, 2, ["sleeping"]),
     (["show", "ghost"], None, 1, ["no run or job named 'ghost'"]),
-    (["logs", "ghost"], None, 1, ["no run with id 'ghost'"]),
+    (["logs", "ghost"], None, 1, ["no run or job named 'ghost'"]),
     (["dlq", "retry"], None, 2, ["--all"]),
     (["dlq", "retry", "existing"], None, 1, ["not dead"]),
     (["worker", "start", "--count", "0"], None, 2, ["--count"]),

@@ -48,6 +48,7 @@ SHOW: Shape = {
     "log_path": ("str", "null"),
     "output_tail": ("str", "null"),
     "history": ("list",),
+    "pool": ("str", "null"),
 }
 ATTEMPT: Shape = {
     "n": ("int",),

@@ -123,10 +123,12 @@ def test_trigger_suspend_resume_a_declared_job(store: Store, tmp_path: Path) -> 
     assert run.id in suspended.cancelled and not suspended.already
     assert store.get_run(run.id).state == RunState.CANCELLED  # type: ignore[union-attr]
     assert jobs.suspend(store, "tick") == jobs.Suspended([], already=True)  # a second suspend changes nothing
-    assert schedules.upcoming(store, store.now()) == []  # a suspended job has no next fire
+    (held,) = schedules.upcoming(store, store.now())  # a suspended job is listed, with no next fire
+    assert held.job == "tick" and held.suspended and held.at is None
     jobs.resume(store, "tick")
     (upcoming,) = schedules.upcoming(store, store.now())
     assert upcoming.job == "tick" and upcoming.at is not None and upcoming.at % 300 == 0
+    assert not upcoming.suspended
 
 
 def test_plan_lists_the_next_fires_and_refuses_a_job_without_cron(store: Store, tmp_path: Path) -> None:

@@ -2,15 +2,19 @@
 directory, an injected clock (see test_supervisor.py for the world these tests share).
 
 A broken file's errors are said once while it stays the same, again when they change, and
-its mending is said; suspend and resume are said; a fire says the scheduled time it is for.
+its mending is said; suspend and resume are said; a fire says the scheduled time it is for,
+and a start how long after its due time the attempt started.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
+from queuectl.durations import format_duration
+from queuectl.model import NewRun
 from queuectl.services import jobs
-from tests.integration.test_supervisor import EVERY_MINUTE, T0, World, world
+from tests.integration.test_supervisor import EVERY_MINUTE, T0, World, serve, world
 
 __all__ = ["world"]  # the fixture, shared
 
@@ -82,3 +86,16 @@ def test_a_fire_says_the_scheduled_time_it_is_for(world: World) -> None:
     [fire] = [line for line in world.lines if line.startswith("fire ")]
     assert datetime.fromtimestamp(T0, tz=UTC).hour == 12  # the fire is for 12:00 UTC, 14:00 in Paris
     assert fire.endswith(" for 2026-06-01 14:00:00 CEST (2026-06-01 12:00:00 UTC)"), fire
+
+
+def test_a_start_says_how_long_after_it_was_due_it_started(world: World) -> None:
+    world.write("tick.toml", f'command = "true"\n{EVERY_MINUTE}')
+    serve(world.supervisor(burst=True), stop=False)  # applies: the cron job fires from now on
+    world.clock.now = T0 + 0.4  # the pool starts the fire of T0 0.4 s after it
+    world.look.enqueue([NewRun("direct", "true", 5, 0, 2, 60, None, T0)])  # not a job's: no due time to say
+    serve(world.supervisor(burst=True), stop=False)
+    [tick] = [line for line in world.lines if line.startswith("start ") and " tick." in line]
+    fire = time.strftime("%H:%M:%S", time.localtime(T0))  # as the log's prefix says times
+    assert f"(attempt 1, {format_duration(0.4)} after it was due at {fire}): true" in tick, tick
+    [direct] = [line for line in world.lines if line.startswith("start ") and " direct " in line]
+    assert "(attempt 1): true" in direct, direct

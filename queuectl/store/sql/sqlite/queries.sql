@@ -30,7 +30,7 @@ UPDATE runs
                ORDER BY priority DESC, created_at, id
                LIMIT :limit)
 RETURNING id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-          priority, created_at, job, keep_children;
+          priority, created_at, job, keep_children, scheduled_for;
 
 -- name: record_process
 UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, started_at = :started_at
@@ -39,7 +39,7 @@ UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, st
 -- name: lost_run
 -- A run found expired, if nothing changed since: same owner, same lease.
 SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-       host, pgid, log_path, started_at, job, keep_children
+       host, pgid, log_path, started_at, job, keep_children, scheduled_for
   FROM runs WHERE id = :run_id AND state = 'running' AND worker_id IS :worker_id
    AND lease_expires IS :lease_expires;
 
@@ -59,7 +59,7 @@ UPDATE runs
        exit_code = :exit_code,
        error = CASE WHEN cancel_requested AND :state <> 'completed' THEN error ELSE :error END,
        output_tail = :output_tail, log_path = :log_path,
-       attempts = attempts - :uncount, worker_id = NULL, lease_expires = NULL
+       attempts = attempts - :uncount, last_pool = worker_id, worker_id = NULL, lease_expires = NULL
  WHERE id = :run_id AND COALESCE(worker_id, '') = :worker_id AND state = 'running' AND tries = :n;
 
 -- name: insert_attempt
@@ -203,6 +203,11 @@ RETURNING id;
 
 -- name: last_job_run
 SELECT * FROM runs INDEXED BY runs_job WHERE job = :name ORDER BY created_at DESC LIMIT 1;
+
+-- name: last_started_job_run
+-- The run `logs JOB` shows: the one started last (a retry's wait keeps its last attempt's start).
+SELECT * FROM runs INDEXED BY runs_job WHERE job = :name AND tries > 0 AND started_at IS NOT NULL
+ ORDER BY started_at DESC, created_at DESC LIMIT 1;
 
 -- name: next_job_run
 SELECT min(run_at) FROM runs INDEXED BY runs_job WHERE job = :name AND state IN ('pending', 'failed');
