@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -101,6 +102,22 @@ class Queue:
             raise AssertionError(f"queuectl worker start --burst exited {done.returncode}: {done.stderr}")
         return done
 
+    def write_job(self, name: str, text: str) -> Path:
+        """Write jobs.d/NAME.toml (mode 0644: not writable by others, as apply demands); the directory."""
+        jobs = self.tmp / "jobs.d"
+        jobs.mkdir(exist_ok=True)
+        path = jobs / f"{name}.toml"
+        path.write_text(text)
+        os.chmod(path, 0o644)
+        return jobs
+
+    def on_terminal(self, *args: str, **env: str | None) -> tuple[int, str]:
+        """Exit code and what `queuectl ARGS` writes (stdout and stderr) on a pseudo-terminal.
+
+        `env` adds to the queue's environment; a None value removes that variable."""
+        merged = {k: v for k, v in {**self.env, **env}.items() if v is not None}
+        return on_terminal([*QUEUECTL, *args], merged, self.tmp)
+
     def cleanup(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -113,6 +130,25 @@ def q(tmp_path: Path) -> Iterator[Queue]:
     queue = Queue(tmp_path)
     yield queue
     queue.cleanup()
+
+
+def on_terminal(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Exit code and all that ARGV writes (stdout and stderr) to a pseudo-terminal, until it exits."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, cwd=cwd)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # EIO: the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    code = proc.wait(timeout=60)
+    return code, b"".join(chunks).decode().replace("\r\n", "\n")
 
 
 def process_state(pid: int) -> str | None:

@@ -3,23 +3,13 @@ durations everywhere, a not-found hint that names the listing command, suspendin
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tests.conftest import Queue
 
 
-def _job(q: Queue, name: str, text: str) -> Path:
-    jobs = q.tmp / "jobs.d"
-    jobs.mkdir(exist_ok=True)
-    path = jobs / f"{name}.toml"
-    path.write_text(text)
-    os.chmod(path, 0o644)
-    return jobs
-
-
 def test_suspend_resume_and_trigger_print_json_and_suspending_twice_says_so(q: Queue) -> None:
-    q("apply", str(_job(q, "later", 'command = "echo later"\nrun_at = "+1h"\n')))
+    q("apply", str(q.write_job("later", 'command = "echo later"\nrun_at = "+1h"\n')))
     first = q.json("suspend", "later")
     assert first["job"] == "later" and first["suspended"] is True and first["already"] is False
     assert len(first["cancelled"]) == 1

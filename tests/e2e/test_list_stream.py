@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import pty
 import random
 import subprocess
 import sys
@@ -135,22 +133,9 @@ def test_many_runs_into_a_pipe_stream_in_flat_memory(q: Queue) -> None:
 
 def read_terminal(q: Queue, *args: str) -> str:
     """What `queuectl ARGS` shows on a terminal (a pseudo-terminal, 120 columns)."""
-    master, slave = pty.openpty()
-    env = dict(q.env, COLUMNS="200", LINES="50", TERM="dumb")
-    proc = subprocess.Popen([*QUEUECTL, *args], env=env, stdout=slave, stderr=subprocess.PIPE, cwd=q.tmp)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 1 << 16)
-        except OSError:  # EIO: the terminal's other end is closed
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    assert proc.wait(timeout=60) == 0
-    return b"".join(chunks).decode()
+    code, text = q.on_terminal(*args, COLUMNS="200", LINES="50", TERM="dumb")
+    assert code == 0, text
+    return text
 
 
 def test_a_terminal_gets_one_page_and_how_many_more(q: Queue) -> None:

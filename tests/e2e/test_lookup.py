@@ -3,7 +3,6 @@ job and pool, `plan` and `schedule` of a suspended job. The real `queuectl` on a
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -16,22 +15,13 @@ from queuectl.durations import format_duration
 from tests.conftest import QUEUECTL, Queue
 
 
-def _job(q: Queue, name: str, text: str) -> Path:
-    jobs = q.tmp / "jobs.d"
-    jobs.mkdir(exist_ok=True)
-    path = jobs / f"{name}.toml"
-    path.write_text(text)
-    os.chmod(path, 0o644)
-    return jobs
-
-
 # -- logs JOB ------------------------------------------------------------------
 def test_logs_of_a_job_shows_its_latest_run(q: Queue) -> None:
-    jobs = _job(q, "hello", 'command = "echo first"\n')
+    jobs = q.write_job("hello", 'command = "echo first"\n')
     q("apply", str(jobs))
     q.burst()
     assert q("logs", "hello").stdout == "first\n"
-    _job(q, "hello", 'command = "echo second"\n')
+    q.write_job("hello", 'command = "echo second"\n')
     q("apply", str(jobs))  # a new version of a one-off: a second run
     q.burst()
     assert q("logs", "hello").stdout == "second\n"
@@ -39,14 +29,14 @@ def test_logs_of_a_job_shows_its_latest_run(q: Queue) -> None:
 
 
 def test_a_run_id_wins_over_a_job_of_the_same_name(q: Queue) -> None:
-    q("apply", str(_job(q, "twin", 'command = "echo from-the-job"\n')))
+    q("apply", str(q.write_job("twin", 'command = "echo from-the-job"\n')))
     q("enqueue", "--id", "twin", "--command", "echo from-the-run")
     q.burst()
     assert q("logs", "twin").stdout == "from-the-run\n"
 
 
 def test_logs_of_a_job_with_no_runs_yet_is_one_line_and_exit_1(q: Queue) -> None:
-    q("apply", str(_job(q, "later", 'command = "echo later"\nrun_at = "+1h"\n')))
+    q("apply", str(q.write_job("later", 'command = "echo later"\nrun_at = "+1h"\n')))
     done = q("logs", "later", check=False)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "job 'later' has no runs yet" in done.stderr, done.stderr
@@ -59,7 +49,7 @@ def test_logs_of_a_job_with_no_runs_yet_is_one_line_and_exit_1(q: Queue) -> None
 
 def test_logs_follow_of_a_job_waits_for_its_next_run(q: Queue) -> None:
     gate, opened = q.gate()
-    q("apply", str(_job(q, "slow", f'command = "echo begun; {gate}; echo ended"\n')))
+    q("apply", str(q.write_job("slow", f'command = "echo begun; {gate}; echo ended"\n')))
     follow = subprocess.Popen(
         [*QUEUECTL, "logs", "slow", "-f"], env=q.env, stdout=subprocess.PIPE, text=True, cwd=q.tmp
     )
@@ -83,7 +73,7 @@ def _field(text: str, name: str) -> str:
 
 
 def test_show_job_gives_the_values_in_force_and_where_they_come_from(q: Queue) -> None:
-    q("apply", str(_job(q, "hello", 'command = "echo hi"\ncron = "*/5 * * * *"\nretries = 1\n')))
+    q("apply", str(q.write_job("hello", 'command = "echo hi"\ncron = "*/5 * * * *"\nretries = 1\n')))
     shown = q("show", "hello").stdout
     assert _field(shown, "timeout") == f"{format_duration(3600)} (default)"
     assert _field(shown, "retries") == "1 (from the manifest)"
@@ -121,7 +111,7 @@ def _run_of(q: Queue, job: str) -> dict[str, Any]:
 
 def test_show_run_names_its_job_and_keeps_the_pool_that_ran_it(store: Queue) -> None:
     q = store
-    q("apply", str(_job(q, "hello", 'command = "echo hi"\n')))
+    q("apply", str(q.write_job("hello", 'command = "echo hi"\n')))
     q("enqueue", "--id", "broken", "--command", "exit 3", "--retries", "0")
     q.burst(dead=True)
     for run_id, state in ((_run_of(q, "hello")["id"], "completed"), ("broken", "dead")):
@@ -164,8 +154,8 @@ def test_the_migration_gives_finished_runs_the_pool_of_their_last_attempt(store:
 
 # -- plan and schedule of a suspended job --------------------------------------------
 def test_plan_and_schedule_show_a_suspended_job_as_suspended(q: Queue) -> None:
-    jobs = _job(q, "hello", 'command = "echo hi"\ncron = "*/5 * * * *"\n')
-    _job(q, "tick", 'command = "echo tick"\ncron = "* * * * *"\n')
+    jobs = q.write_job("hello", 'command = "echo hi"\ncron = "*/5 * * * *"\n')
+    q.write_job("tick", 'command = "echo tick"\ncron = "* * * * *"\n')
     q("apply", str(jobs))
     assert q.json("plan", "hello", "-n", "2")["suspended"] is False
     assert "suspended" not in q("plan", "hello").stdout

@@ -7,13 +7,10 @@ terminal the command column wraps onto at most one more line, then ends in an el
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import subprocess
 from pathlib import Path
 
-from tests.conftest import QUEUECTL, Queue, wait_for
+from tests.conftest import Queue, wait_for
 
 LONG_ID = "r" * 30 + "-" + "x" * 29  # 60 characters, with a hyphen a wrapping table could break at
 COMMAND = "echo " + " ".join(f"word{n}" for n in range(40))  # about 250 characters
@@ -22,24 +19,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def terminal(q: Queue, *args: str, columns: int = 60, **env: str) -> tuple[int, str]:
     """Exit code and what `queuectl ARGS` writes (stdout and stderr) on a terminal `columns` wide."""
-    master, slave = pty.openpty()
-    full_env = dict(q.env, COLUMNS=str(columns), LINES="50", TERM="xterm-256color", **env)
-    if "NO_COLOR" not in env:
-        full_env.pop("NO_COLOR", None)
-    proc = subprocess.Popen([*QUEUECTL, *args], env=full_env, stdout=slave, stderr=slave, cwd=q.tmp)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 1 << 16)
-        except OSError:  # EIO: the terminal's other end is closed
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    code = proc.wait(timeout=60)
-    return code, b"".join(chunks).decode().replace("\r\n", "\n")
+    return q.on_terminal(*args, COLUMNS=str(columns), LINES="50", TERM="xterm-256color", **{"NO_COLOR": None, **env})
 
 
 def plain(text: str) -> str:
