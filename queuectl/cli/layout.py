@@ -74,14 +74,14 @@ class Grid:
         table, total = self._fitted(options.max_width)
         yield from console.render(table, options.update_width(max(total, options.max_width)))
 
-    def _plain(self) -> Table:
-        grid = Table(*self.headers, box=None, show_edge=False, pad_edge=False, header_style="")
-        grid.show_header = self.show_header
-        for column in grid.columns:
-            column.no_wrap = True
-        for row in self.rows:
-            grid.add_row(*row)
-        return grid
+    def _plain(self) -> Segment:
+        """Plain aligned columns, two spaces apart, nothing cut, no space at a line's end."""
+        rows = [[_plain(c) for c in row] for row in self.rows]
+        if self.show_header:
+            rows.insert(0, list(self.headers))
+        widths = [max((cell_len(row[i]) for row in rows), default=0) for i in range(len(self.headers))]
+        lines = ("  ".join(c + " " * (w - cell_len(c)) for c, w in zip(row, widths, strict=True)) for row in rows)
+        return Segment("".join(f"{line.rstrip()}\n" for line in lines))
 
     def natural_widths(self) -> list[int]:
         widths = [max(cell_len(h), m) for h, m in zip(self.headers, self._mins(), strict=True)]

@@ -54,6 +54,16 @@ def test_into_a_pipe_no_column_is_cut(q: Queue) -> None:
     assert lines[2].index("pending") == row.index("pending") == header.index("STATE")  # aligned columns
 
 
+def test_into_a_pipe_no_line_ends_in_padding(q: Queue) -> None:
+    run_id = q("run", "true").stdout.strip()  # its attempt's ERROR column is empty
+    q.burst()
+    jobs = q.write_job("hello", 'command = "true"\n')
+    q("apply", str(jobs))
+    for args in (["show", run_id], ["list", "--jobs"], ["config", "show"], ["dlq", "list"], ["list"]):
+        lines = q(*args).stdout.splitlines()
+        assert lines and all(line == line.rstrip() for line in lines), (args, lines)
+
+
 def test_a_narrow_terminal_keeps_ids_whole_and_wraps_the_command_once(q: Queue) -> None:
     enqueue_long(q)
     for columns in (60, 80, 120):
