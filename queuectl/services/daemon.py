@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from queuectl import runner
-from queuectl.errors import QueueError, UsageError
+from queuectl.errors import QueueError, StoreError, UsageError
 from queuectl.model import Service
 from queuectl.paths import state_dir
 from queuectl.services import pools
@@ -200,10 +200,23 @@ def stop(store: Store, directory: str | None, force: bool) -> Found:
     """Signal the services of `store` (of `directory` only, when given) to stop: gracefully (SIGTERM: running
     commands finish within stop-grace), or at once with `force` (a second signal: their runs go back)."""
     found = find(store, directory)
+    _ask_pools(store, found.running)
     signals = (signal.SIGTERM, signal.SIGINT) if force else (signal.SIGTERM,)
     for s in found.running:
         runner.signal_process(s.pid, s.proc_start, signals)  # never a process that took a gone service's pid
     return found
+
+
+def _ask_pools(store: Store, services: list[Service]) -> None:
+    """Mark the services' pools stopping in the store, as `worker stop` does (what `worker status` shows);
+    best effort: the signal is what stops them."""
+    pids = {s.pid for s in services}
+    try:
+        ids = [w.id for w in store.list_workers() if w.pid in pids and runner.on_this_machine(w.host, w.machine)]
+        if ids:
+            store.request_stop(ids)
+    except StoreError:
+        pass  # a failing store (a full disk): the signal still reaches them
 
 
 def wait_stopped(services: list[Service], seconds: float) -> None:
