@@ -13,7 +13,7 @@ from queuectl.apply import Plan
 from queuectl.cli import colour, service
 from queuectl.cli.app import POOL_BUSY_TIMEOUT, db_option, echo_json, json_option, log_line, store_of
 from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, NotFoundError, QueueError, UsageError
-from queuectl.services import jobs
+from queuectl.services import daemon, jobs
 from queuectl.store.contract import Store
 from queuectl.supervisor import Supervisor
 
@@ -237,7 +237,12 @@ def up(
         raise UsageError("--json goes with --detach or --status (up in the foreground prints a log)")
     store = store_of(ctx, busy_timeout=POOL_BUSY_TIMEOUT)
     options = {"insecure": insecure, "status_dir": _abs(status_dir)}
-    code = run_up(store, jobs.job_dirs([directory] if directory else []), workers, options, quiet=quiet, burst=burst)
+    paths = jobs.job_dirs([directory] if directory else [])
+    try:
+        code = run_up(store, paths, workers, options, quiet=quiet, burst=burst)
+    finally:
+        for path in paths:
+            daemon.release(store, path)  # started by `up --detach`: its pid file goes with it
     ctx.exit(code)
 
 

@@ -102,6 +102,15 @@ def _remove(service: Service) -> None:
         os.unlink(service.pid_path)
 
 
+def release(store: Store, directory: str) -> None:
+    """At the end of `up DIRECTORY`: remove the pid file of (DIRECTORY, store) if it names this process
+    (the background up stopped by `down --no-wait`, or by a signal, leaves none behind)."""
+    path = _base(os.path.realpath(directory), store_key(store)) + ".pid"
+    service = _read(path)
+    if service is not None and service.pid == os.getpid():
+        _remove(service)
+
+
 def find(store: Store, directory: str | None = None) -> Found:
     """The services of `store` (of `directory` only, when given); stale pid files are removed."""
     key = store_key(store)

@@ -141,9 +141,11 @@ def test_up_status_and_service_status_in_text_and_json(q: Queue) -> None:
         assert service["started_at"].endswith("Z") and service["log"].endswith(".log")
         assert [(p["slots"], p["running"]) for p in service["pools"]] == [(3, [run_id])]
     gate.touch()
-    q("down")
+    assert "not waiting" in q("down", "--no-wait").stdout
+    wait_for(lambda: not is_running(pid), what="up exited")
     gone = q("service", "status", "--json", check=False)
-    assert gone.returncode == 1 and json.loads(gone.stdout)["running"] is False
+    assert gone.returncode == 1
+    assert json.loads(gone.stdout) == {"running": False, "services": [], "stale_removed": []}  # up took its pid file
 
 
 def test_scheduler_start_status_logs_stop(q: Queue) -> None:
@@ -156,7 +158,7 @@ def test_scheduler_start_status_logs_stop(q: Queue) -> None:
     assert "applied: 1 created" in logs and "completed hello." in logs
     assert len(q("scheduler", "logs", "-n", "1").stdout.splitlines()) == 1
     follow = subprocess.Popen(
-        [*QUEUECTL, "scheduler", "logs", "-f", "-n", "0"],
+        [*QUEUECTL, "scheduler", "logs", "-f", "-n", "1"],
         env=q.env,
         cwd=q.tmp,
         stdout=subprocess.PIPE,
@@ -164,6 +166,9 @@ def test_scheduler_start_status_logs_stop(q: Queue) -> None:
         text=True,
     )
     try:
+        assert follow.stdout is not None
+        last = follow.stdout.readline()  # the last line so far: it is following the running up
+        assert last.strip(), "scheduler logs -f -n 1 printed no line"
         stopped = q("scheduler", "stop")
         assert "stopped" in stopped.stdout
         out, err = follow.communicate(timeout=30)  # -f ends once up has exited
@@ -171,7 +176,7 @@ def test_scheduler_start_status_logs_stop(q: Queue) -> None:
         if follow.poll() is None:
             follow.kill()
     assert follow.returncode == 0, err
-    assert "stopped after 1 attempt(s)" in out and "applied" not in out  # only what came after -n 0's start
+    assert "stopped after 1 attempt(s)" in out and "applied" not in out  # what came after, not before
     assert not is_running(pid)
     assert q("scheduler", "status", check=False).returncode == 1
 
