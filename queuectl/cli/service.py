@@ -11,7 +11,7 @@ import click
 from queuectl import json_views
 from queuectl.cli.app import Context, Duration, db_option, echo_json, json_option, store_of
 from queuectl.durations import iso_utc
-from queuectl.errors import EXIT_FAILURE, NotFoundError, UsageError
+from queuectl.errors import EXIT_FAILURE, NotFoundError, QueueError
 from queuectl.model import Service
 from queuectl.services import daemon, pools
 from queuectl.services.jobs import job_dirs
@@ -164,9 +164,11 @@ def service_group() -> None:
 @db_option
 @click.pass_context
 def service_status(ctx: click.Context, directory: str | None, as_json: bool) -> None:
-    """Whether a background up runs on this store: since when, its pid, pools and jobs directory (as up --status).
+    """Whether a background up runs: as `up --status`.
 
-    Exit 0 when one runs, 1 when none does.
+    Since when, its pid, its pools (slots, runs in flight) and its jobs
+    directory; of DIRECTORY's up only, when given. Exit 0 when one runs, 1
+    when none does.
 
     \b
     Example:
@@ -195,7 +197,9 @@ def scheduler() -> None:
 @db_option
 @click.pass_context
 def scheduler_start(ctx: click.Context, directory: str | None, workers: int, as_json: bool) -> None:
-    """Start up in the background on DIRECTORY (default: jobs.d): `up DIRECTORY --detach`.
+    """Start up in the background: `up DIRECTORY --detach`.
+
+    DIRECTORY is jobs.d by default, as for up; returns once it serves.
 
     \b
     Example:
@@ -230,7 +234,10 @@ def scheduler_stop(
 @db_option
 @click.pass_context
 def scheduler_status(ctx: click.Context, directory: str | None, as_json: bool) -> None:
-    """Whether the background up runs, since when, its pools and jobs directory: `up --status`.
+    """Whether the background up runs: `up --status`.
+
+    Since when, its pid, its pools and its jobs directory. Exit 0 when one
+    runs, 1 when none does.
 
     \b
     Example:
@@ -246,7 +253,10 @@ def scheduler_status(ctx: click.Context, directory: str | None, as_json: bool) -
 @db_option
 @click.pass_context
 def scheduler_logs(ctx: click.Context, directory: str | None, follow: bool, limit: int | None) -> None:
-    """Print the background up's log (of DIRECTORY, else the one running on this store, else jobs.d's).
+    """Print the background up's log; -f follows it.
+
+    The log of DIRECTORY's up, else of the one running on this store, else of
+    ./jobs.d's (also after it stopped). -f prints what it logs until it exits.
 
     \b
     Example:
@@ -254,7 +264,7 @@ def scheduler_logs(ctx: click.Context, directory: str | None, follow: bool, limi
     """
     store = _store_if_any(ctx)
     if store is None:
-        raise UsageError("no store here, so no background up: see 'queuectl scheduler start --help'")
+        raise QueueError("no store here, so no background up has run on it: see 'queuectl scheduler start --help'")
     path, service = daemon.log_of(store, directory)
     data, end = daemon.tail(path, limit)
     out = sys.stdout.buffer

@@ -121,6 +121,20 @@ def test_down_force_gives_the_run_in_flight_back_to_the_queue(q: Queue) -> None:
     assert [a["outcome"] for a in run["history"]] == ["interrupted"]  # type: ignore[union-attr]
 
 
+def test_a_down_that_times_out_says_so_and_a_second_down_force_stops_at_once(q: Queue) -> None:
+    command, _gate = q.gate()
+    directory = jobs_dir(q, {"slow": command})
+    pid = started_pid(q("up", str(directory), "--detach").stdout)
+    wait_for(lambda: run_of(q, "slow")["state"] == "running", what="slow running")
+    late = q("down", "--timeout", "1", check=False)
+    assert late.returncode == 1 and f"up still running after 1s: pid {pid}" in late.stderr
+    assert is_running(pid) and run_of(q, "slow")["state"] == "running"  # graceful: the command runs on
+    assert "stopped" in q("down", "--force").stdout
+    assert not is_running(pid)
+    run = run_of(q, "slow")
+    assert (run["state"], run["attempts"]) == ("pending", 0)
+
+
 def test_up_status_and_service_status_in_text_and_json(q: Queue) -> None:
     none = q("up", "--status", check=False)
     assert none.returncode == 1 and "no background up runs on this store" in none.stdout
