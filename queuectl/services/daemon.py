@@ -138,6 +138,9 @@ def start(store: Store, directory: str, slots: int, options: list[str], wait: fl
         raise QueueError(_already(s))
     pools.make_private_dir_or_fail(state_dir(), "up in the background")
     base = _base(resolved, store_key(store))
+    if _read(base + ".pid") is None:  # none, or damaged (it is never half-written: see _claim)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(base + ".pid")
     with contextlib.suppress(FileNotFoundError):
         os.replace(base + ".log", base + ".log.1")  # the last service's log, kept once
     args = ["up", resolved, "--workers", str(slots), *options]

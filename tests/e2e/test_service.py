@@ -215,6 +215,7 @@ def test_a_stale_pid_file_is_removed_and_a_reused_pid_never_signalled(q: Queue) 
         assert "no background up runs" in done.stdout
         assert stranger.poll() is None  # alive: no signal reached it
         assert not pid_file.exists()
+        pid_file.write_text("{damaged")  # a pid file that is not one: in nobody's way
         restarted = started_pid(q("up", str(directory), "--detach").stdout)  # the directory is free again
         q("down")
         assert not is_running(restarted)
@@ -236,3 +237,19 @@ def test_a_start_that_fails_says_the_logs_error_line_and_leaves_no_pid_file(
         store.close()
     assert "up did not start: queuectl: error: No such option '--no-such-option'" in failed.value.message
     assert [f.suffix for f in service_files(q)] == [".log"]
+
+
+def test_up_detach_status_and_down_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    q = Queue(tmp_path, db=pg_url)
+    try:
+        directory = jobs_dir(q, {"hello": "true"})
+        pid = started_pid(q("up", str(directory), "--detach").stdout)
+        assert "already running" in q("up", str(directory), "--detach", check=False).stderr
+        shown = q.json("up", "--status")
+        assert [s["pid"] for s in shown["services"]] == [pid]
+        assert shown["services"][0]["store"].startswith("postgresql://")
+        wait_for(lambda: run_of(q, "hello")["state"] == "completed", what="hello ran")
+        q("down")
+        assert not is_running(pid)
+    finally:
+        q.cleanup()
