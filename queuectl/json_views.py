@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from queuectl.durations import iso_utc, split_seconds
-from queuectl.model import Attempt, JobStatus, Run, SchedulerSeat, Worker
+from queuectl.model import Attempt, JobStatus, Run, SchedulerSeat, Service, Worker
 
 if TYPE_CHECKING:
     from queuectl.config import InForce
@@ -259,3 +259,25 @@ def schedule_row_json(job: str, words: str, at: str | None, suspended: bool) -> 
     docs/json.md promised `next_fire` (fields are never renamed), so it stays beside the new name.
     """
     return {"job": job, "schedule": words, "next_run_at": at, "next_fire": at, "suspended": suspended}
+
+
+def service_json(service: Service, pools: Sequence[tuple[Worker, str]] = ()) -> dict[str, Any]:
+    """A background `up` (`up --detach --json`, and each of `up --status --json`'s services)."""
+    return {
+        "pid": service.pid,
+        "started_at": iso_utc(service.started_at),
+        "directory": service.directory,
+        "store": service.store,
+        "log": service.log_path,
+        "pools": [worker_json(w, state) for w, state in pools],
+    }
+
+
+def services_json(services: Sequence[dict[str, Any]], stale: Sequence[Service]) -> dict[str, Any]:
+    """`up --status --json`, `service status --json`, `scheduler status --json`."""
+    return {"running": bool(services), "services": list(services), "stale_removed": [s.pid for s in stale]}
+
+
+def down_json(signalled: Sequence[Service], stale: Sequence[Service], stopped: bool) -> dict[str, Any]:
+    """`down --json`: the background ups signalled, stale pid files removed, and whether all have exited."""
+    return {"signalled": [s.pid for s in signalled], "stale_removed": [s.pid for s in stale], "stopped": stopped}

@@ -206,6 +206,18 @@ class Worker(NamedTuple):
     machine: str = ""  # boot and pid-namespace identity: same host name, other machine, is told apart
 
 
+class Service(NamedTuple):
+    """A background `up` (`up --detach`), as its pid file says."""
+
+    pid: int
+    proc_start: int  # clock ticks since boot: tells the process from a later one with its pid
+    started_at: float
+    directory: str  # the jobs directory, resolved
+    store: str  # a SQLite file's real path, or a server URL without its password
+    log_path: str
+    pid_path: str
+
+
 class Expired(NamedTuple):
     """A running run whose lease has expired or whose pool is known dead."""
 

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("store", "config_group", "Show and change settings kept in the store."),
     "db": ("store", "db_group", "The store itself: its schema and where it is."),
     "diff": ("jobs", "diff", "Print what apply would change."),
+    "down": ("service", "down", "Stop the background up of this store (`up --detach`), gracefully unless --force."),
     "dlq": ("runs", "dlq", "The dead-letter queue: runs that used up their retries."),
     "enqueue": ("runs", "enqueue", "Add a run: from JSON, from flags, or many from a JSON Lines file."),
     "get": ("runs", "show", "Every field of a run (or of a declared job): attempts, output tail, origin."),
@@ -48,11 +49,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "resume": ("schedules", "resume", "Restart job NAME's schedule (fires missed while suspended are skipped)."),
     "run": ("runs", "run_cmd", "Enqueue COMMAND as a new run and print its id."),
+    "scheduler": (
+        "service",
+        "scheduler",
+        "The background up under the other queuectl tool's names: start, stop, status, logs.",
+    ),
     "schedule": ("schedules", "schedule_cmd", "Upcoming fires across cron jobs, soonest first."),
     "schema": (
         "jobs",
         "schema",
         "Print the JSON Schema of a manifest (for taplo, Even Better TOML and other editors).",
+    ),
+    "service": (
+        "service",
+        "service_group",
+        "The background up as a service: `service status` (install and uninstall, for systemd, come later).",
     ),
     "show": ("runs", "show", "Every field of a run (or of a declared job): attempts, output tail, origin."),
     "status": (
@@ -73,7 +84,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 # --help groups the commands by what users do, in this order; an alias is shown beside its command.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Declare and run", ("up", "init", "validate", "diff", "apply", "trigger", "suspend", "resume")),
+    (
+        "Declare and run",
+        ("up", "down", "scheduler", "service", "init", "validate", "diff", "apply", "trigger", "suspend", "resume"),
+    ),
     ("Inspect", ("status", "list", "show", "logs", "plan", "schedule", "metrics")),
     ("The queue", ("enqueue", "run", "worker", "dlq", "clear")),
     ("The store", ("db", "config", "schema")),
@@ -96,6 +110,9 @@ READERS = {
     ("schedule",),
     ("plan",),
     ("diff",),
+    ("service", "status"),
+    ("scheduler", "status"),
+    ("scheduler", "logs"),
 }
 """Commands that only read: they never create a store (a mistyped --db must not make an empty one)."""
 

@@ -10,10 +10,10 @@ import click
 
 from queuectl import json_views, planview, templates
 from queuectl.apply import Plan
-from queuectl.cli import colour
+from queuectl.cli import colour, service
 from queuectl.cli.app import POOL_BUSY_TIMEOUT, db_option, echo_json, json_option, log_line, store_of
-from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, NotFoundError, QueueError
-from queuectl.services import jobs
+from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, NotFoundError, QueueError, UsageError
+from queuectl.services import daemon, jobs
 from queuectl.store.contract import Store
 from queuectl.supervisor import Supervisor
 
@@ -193,6 +193,9 @@ def schema() -> None:
     is_flag=True,
     help="Apply, run what is due (and its retries), then exit: 1 if a run ended dead or a manifest was refused.",
 )
+@click.option("--detach", is_flag=True, help="Run in the background; return once it serves (see 'queuectl down').")
+@click.option("--status", "show_status", is_flag=True, help="Whether a background up runs (exit 1 when none does).")
+@json_option
 @db_option
 @click.pass_context
 def up(
@@ -203,20 +206,43 @@ def up(
     status_dir: str | None,
     quiet: bool,
     burst: bool,
+    detach: bool,
+    show_status: bool,
+    as_json: bool,
 ) -> None:
     """Apply DIRECTORY, keep applying it as it changes, and run its jobs, in the foreground.
 
     Ctrl-C or SIGTERM stops: no new claims, running commands finish (within
     config stop-grace), then exit; a second signal stops them at once.
+    With --detach it runs in the background (pid and log files in the state
+    directory) until 'queuectl down'; --status says whether one runs, since
+    when, its pools and its jobs directory. --json goes with these two.
 
     \b
     Example:
       queuectl up jobs.d --workers 4
       queuectl up jobs.d --burst
+      queuectl up jobs.d --detach
     """
+    if sum((burst, detach, show_status)) > 1:
+        raise UsageError("--burst, --detach and --status go one at a time")
+    if show_status:
+        ctx.exit(service.show_status(ctx, directory, as_json))
+    if detach:
+        forwarded = (["--insecure"] if insecure else []) + (["--quiet"] if quiet else [])
+        forwarded += ["--status-dir", os.path.abspath(status_dir)] if status_dir else []
+        service.detach(ctx, directory, workers, forwarded, as_json)
+        return
+    if as_json:
+        raise UsageError("--json goes with --detach or --status (up in the foreground prints a log)")
     store = store_of(ctx, busy_timeout=POOL_BUSY_TIMEOUT)
     options = {"insecure": insecure, "status_dir": _abs(status_dir)}
-    code = run_up(store, jobs.job_dirs([directory] if directory else []), workers, options, quiet=quiet, burst=burst)
+    paths = jobs.job_dirs([directory] if directory else [])
+    try:
+        code = run_up(store, paths, workers, options, quiet=quiet, burst=burst)
+    finally:
+        for path in paths:
+            daemon.release(store, path)  # started by `up --detach`: its pid file goes with it
     ctx.exit(code)
 
 

@@ -62,7 +62,27 @@ class Background(NamedTuple):
 
 
 def start_background(store: Store, count: int, burst: bool, *, scheduling: bool = True) -> Background:
-    """Start `worker start` in the background; return once it registered (or finished its burst well).
+    """Start `worker start` in the background; return once it registered (or finished its burst well)."""
+    log_path = os.path.join(logs_dir(store), f"pool-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+    argv = ["worker", "start", "--count", str(count)]
+    if burst:
+        argv.append("--burst")
+    if not scheduling:
+        argv.append("--no-scheduler")
+    make_private_dir_or_fail(logs_dir(store), "a background pool")
+    child = spawn(store, argv, log_path, "a background pool")
+    return await_registered(store, child, log_path, "the background pool")
+
+
+def make_private_dir_or_fail(path: str, what: str) -> None:
+    try:
+        make_private_dir(path)
+    except OSError as exc:
+        raise QueueError(f"cannot start {what}: {exc.strerror or exc} ({path})") from None
+
+
+def spawn(store: Store, args: list[str], log_path: str, what: str) -> subprocess.Popen[bytes]:
+    """Start `queuectl ARGS` in a session of its own, its output appended to `log_path` (made 0600).
 
     The store's URL goes to it in an environment variable that it removes at
     once: never on its command line (it may hold a password), and never in its
@@ -70,17 +90,11 @@ def start_background(store: Store, count: int, burst: bool, *, scheduling: bool 
     """
     import subprocess  # 3 ms to import (locale, selectors): only for a background pool
 
-    log_path = os.path.join(logs_dir(store), f"pool-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
-    argv = [sys.executable, "-m", "queuectl", "worker", "start", "--count", str(count)]
-    if burst:
-        argv.append("--burst")
-    if not scheduling:
-        argv.append("--no-scheduler")
+    argv = [sys.executable, "-m", "queuectl", *args]
     try:
-        make_private_dir(logs_dir(store))
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "ab") as out:
-            child = subprocess.Popen(
+            return subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -89,12 +103,14 @@ def start_background(store: Store, count: int, burst: bool, *, scheduling: bool 
                 env=dict(os.environ, **{POOL_STORE_HANDOFF: store.url}),
             )
     except OSError as exc:
-        raise QueueError(f"cannot start a background pool: {exc.strerror or exc} ({log_path})") from None
-    return _await_registered(store, child, log_path)
+        raise QueueError(f"cannot start {what}: {exc.strerror or exc} ({log_path})") from None
 
 
-def _await_registered(store: Store, child: subprocess.Popen[bytes], log_path: str) -> Background:
-    deadline = time.monotonic() + START_WAIT
+def await_registered(
+    store: Store, child: subprocess.Popen[bytes], log_path: str, what: str, wait: float = START_WAIT
+) -> Background:
+    """Return once `child`'s pool registered in `store` (or it exited 0); else an error with its log's last line."""
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if any(w.pid == child.pid and runner.on_this_machine(w.host, w.machine) for w in store.list_workers()):
             return Background(child.pid, log_path, finished=False)
@@ -104,8 +120,8 @@ def _await_registered(store: Store, child: subprocess.Popen[bytes], log_path: st
     if child.poll() == 0:
         return Background(child.pid, log_path, finished=True)
     last = runner.read_tail(log_path, 400).strip().splitlines()
-    why = last[-1] if last else f"exit status {child.returncode}"
-    raise QueueError(f"the background pool did not start: {why} (log: {log_path})")
+    why = last[-1] if last else f"exit status {child.returncode}" if child.returncode is not None else "no answer"
+    raise QueueError(f"{what} did not start: {why} (log: {log_path})")
 
 
 class Stopping(NamedTuple):

@@ -1,0 +1,279 @@
+"""`up` as a background service: `up --detach`, `up --status`, `down`, `service status`, and the other
+tool's names for them, `scheduler start|stop|status|logs`."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from queuectl import json_views
+from queuectl.cli.app import Context, Duration, db_option, echo_json, json_option, store_of
+from queuectl.durations import iso_utc
+from queuectl.errors import EXIT_FAILURE, NotFoundError, QueueError
+from queuectl.model import Service
+from queuectl.services import daemon, pools
+from queuectl.services.jobs import job_dirs
+from queuectl.store.contract import Store
+
+NOTHING_RUNS = "no background up runs on this store"
+
+
+def _store_if_any(ctx: click.Context) -> Store | None:
+    """The store, never created: where there is none, no service can be serving it."""
+    try:
+        return ctx.find_object(Context).store(create=False)  # type: ignore[union-attr]
+    except NotFoundError:
+        return None
+
+
+def _say_stale(stale: list[Service]) -> None:
+    for s in stale:
+        click.echo(f"removed a stale pid file: up (pid {s.pid}) for {s.directory} is no longer running", err=True)
+
+
+def detach(ctx: click.Context, directory: str | None, workers: int, options: list[str], as_json: bool) -> None:
+    """`up DIR --detach`: start it in the background, return once it serves; print one line."""
+    path = job_dirs([directory] if directory else [])[0]
+    store = store_of(ctx)
+    service = daemon.start(store, path, workers, options)
+    if as_json:
+        echo_json(json_views.service_json(service))
+        return
+    click.echo(
+        f"up started in the background: pid {service.pid}, log {service.log_path}, jobs directory {service.directory}"
+    )
+
+
+def show_status(ctx: click.Context, directory: str | None, as_json: bool) -> int:
+    """`up --status`: the background ups of this store (of DIRECTORY only, when given); exit 1 when none runs."""
+    store = _store_if_any(ctx)
+    views, stale = daemon.status(store, directory) if store is not None else ([], [])
+    if as_json:
+        found = [json_views.service_json(v.service, [(p.worker, p.state) for p in v.pools]) for v in views]
+        echo_json(json_views.services_json(found, stale))
+    else:
+        _say_stale(stale)
+        if not views:
+            click.echo(NOTHING_RUNS + (f" for {daemon.resolve(directory)}" if directory else ""))
+        for view in views:
+            _print_view(view)
+    return 0 if views else EXIT_FAILURE
+
+
+def _print_view(view: daemon.ServiceView) -> None:
+    s = view.service
+    since = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(s.started_at))
+    click.echo(f"up is running: pid {s.pid}, since {since} ({iso_utc(s.started_at)})")
+    click.echo(f"  jobs directory  {s.directory}")
+    click.echo(f"  store           {s.store}")
+    click.echo(f"  log             {s.log_path}")
+    for p in view.pools:
+        w = p.worker
+        runs = f": {', '.join(w.running)}" if w.running else ""
+        click.echo(f"  pool            {w.id} ({p.state}): {w.slots} slot(s), {len(w.running)} run(s) in flight{runs}")
+    if not view.pools:
+        click.echo("  pool            none registered (starting or stopping)")
+
+
+def stop_services(
+    ctx: click.Context, directory: str | None, force: bool, wait: bool, wait_for: float | None, as_json: bool
+) -> None:
+    """`down`: stop the background ups of this store (of DIRECTORY only, when given)."""
+    store = _store_if_any(ctx)
+    found = daemon.stop(store, directory, force) if store is not None else daemon.Found([], [])
+    waited = wait and bool(found.running)
+    if waited and store is not None:
+        if not as_json:
+            click.echo(_stopping_line(found.running, force))
+        daemon.wait_stopped(found.running, pools.stop_wait(store) if wait_for is None else wait_for)
+    if as_json:
+        echo_json(json_views.down_json(found.running, found.stale, waited))
+        return
+    _say_stale(found.stale)
+    if not found.running:
+        click.echo(NOTHING_RUNS)  # exit 0: what `down` was asked for holds (nothing runs)
+    elif waited:
+        click.echo("stopped")
+    else:
+        click.echo(_stopping_line(found.running, force) + " (not waiting: 'queuectl up --status' shows when it ends)")
+
+
+def _stopping_line(services: list[Service], force: bool) -> str:
+    pids = ", ".join(str(s.pid) for s in services)
+    how = (
+        "at once: running commands are killed, their runs go back to the queue" if force else "running commands finish"
+    )
+    return f"stopping up (pid {pids}) {how}"
+
+
+force_option = click.option(
+    "--force", is_flag=True, help="Stop at once: kill running commands, return their runs to the queue."
+)
+wait_option = click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until it has exited.")
+timeout_option = click.option(
+    "--timeout",
+    "wait_for",
+    type=Duration(max_seconds=86400),
+    metavar="DURATION",
+    help="How long to wait: seconds or 90s/5m/1h30m (default: stop-grace + 10s).",
+)
+directory_argument = click.argument("directory", required=False, type=click.Path())
+
+
+@click.command()
+@directory_argument
+@force_option
+@wait_option
+@timeout_option
+@json_option
+@db_option
+@click.pass_context
+def down(
+    ctx: click.Context, directory: str | None, force: bool, wait: bool, wait_for: float | None, as_json: bool
+) -> None:
+    """Stop the background up of this store (`up --detach`), gracefully unless --force.
+
+    Running commands finish (within config stop-grace); with --force they are
+    killed and their runs go back to the queue (a `down --force` after a
+    `down` stops at once). With DIRECTORY, only that directory's up. Exit 0
+    when nothing runs (it says so): `down` is safe in a script's teardown.
+
+    \b
+    Example:
+      queuectl down
+      queuectl down --force --no-wait
+    """
+    stop_services(ctx, directory, force, wait, wait_for, as_json)
+
+
+@click.group("service")
+def service_group() -> None:
+    """The background up as a service: `service status` (install and uninstall, for systemd, come later).
+
+    \b
+    Example:
+      queuectl service status --json
+    """
+
+
+@service_group.command("status")
+@directory_argument
+@json_option
+@db_option
+@click.pass_context
+def service_status(ctx: click.Context, directory: str | None, as_json: bool) -> None:
+    """Whether a background up runs: as `up --status`.
+
+    Since when, its pid, its pools (slots, runs in flight) and its jobs
+    directory; of DIRECTORY's up only, when given. Exit 0 when one runs, 1
+    when none does.
+
+    \b
+    Example:
+      queuectl service status
+    """
+    ctx.exit(show_status(ctx, directory, as_json))
+
+
+@click.group()
+def scheduler() -> None:
+    """The background up under the other queuectl tool's names: start, stop, status, logs.
+
+    \b
+    Example:
+      queuectl scheduler start --workers 2
+      queuectl scheduler logs -f
+    """
+
+
+@scheduler.command("start")
+@directory_argument
+@click.option(
+    "-w", "--workers", default=2, show_default=True, type=click.IntRange(1, 1024), help="Slots: commands run at once."
+)
+@json_option
+@db_option
+@click.pass_context
+def scheduler_start(ctx: click.Context, directory: str | None, workers: int, as_json: bool) -> None:
+    """Start up in the background: `up DIRECTORY --detach`.
+
+    DIRECTORY is jobs.d by default, as for up; returns once it serves.
+
+    \b
+    Example:
+      queuectl scheduler start --workers 2 jobs.d
+    """
+    detach(ctx, directory, workers, [], as_json)
+
+
+@scheduler.command("stop")
+@directory_argument
+@force_option
+@wait_option
+@timeout_option
+@json_option
+@db_option
+@click.pass_context
+def scheduler_stop(
+    ctx: click.Context, directory: str | None, force: bool, wait: bool, wait_for: float | None, as_json: bool
+) -> None:
+    """Stop the background up, gracefully unless --force: `down`.
+
+    \b
+    Example:
+      queuectl scheduler stop
+    """
+    stop_services(ctx, directory, force, wait, wait_for, as_json)
+
+
+@scheduler.command("status")
+@directory_argument
+@json_option
+@db_option
+@click.pass_context
+def scheduler_status(ctx: click.Context, directory: str | None, as_json: bool) -> None:
+    """Whether the background up runs: `up --status`.
+
+    Since when, its pid, its pools and its jobs directory. Exit 0 when one
+    runs, 1 when none does.
+
+    \b
+    Example:
+      queuectl scheduler status --json
+    """
+    ctx.exit(show_status(ctx, directory, as_json))
+
+
+@scheduler.command("logs")
+@directory_argument
+@click.option("-f", "--follow", is_flag=True, help="Keep printing what it logs until it exits.")
+@click.option("-n", "--limit", type=click.IntRange(0, 10**9), help="Only the last N lines.")
+@db_option
+@click.pass_context
+def scheduler_logs(ctx: click.Context, directory: str | None, follow: bool, limit: int | None) -> None:
+    """Print the background up's log; -f follows it.
+
+    The log of DIRECTORY's up, else of the one running on this store, else of
+    ./jobs.d's (also after it stopped). -f prints what it logs until it exits.
+
+    \b
+    Example:
+      queuectl scheduler logs -f -n 50
+    """
+    store = _store_if_any(ctx)
+    if store is None:
+        raise QueueError("no store here, so no background up has run on it: see 'queuectl scheduler start --help'")
+    path, service = daemon.log_of(store, directory)
+    data, end = daemon.tail(path, limit)
+    out = sys.stdout.buffer
+    out.write(data)
+    out.flush()
+    if follow:
+
+        def write(chunk: bytes) -> None:
+            out.write(chunk)
+            out.flush()
+
+        daemon.follow(path, service, end, write)
