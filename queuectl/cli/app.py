@@ -40,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "get": ("runs", "show", "Every field of a run (or of a declared job): attempts, output tail, origin."),
     "init": ("jobs", "init", "Create a jobs directory with a commented example manifest."),
     "list": ("runs", "list_cmd", "List runs, oldest first (or declared jobs with --jobs)."),
-    "logs": ("runs", "logs", "Print a run's output (its latest attempt's log)."),
+    "logs": ("runs", "logs", "Print a run's output (its latest attempt's log), or the output of a job's latest run."),
     "metrics": ("store", "metrics", "Counts, success rate, attempt durations and recent throughput."),
     "plan": (
         "schedules",
@@ -54,7 +54,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "scheduler",
         "The background up under the other queuectl tool's names: start, stop, status, logs.",
     ),
-    "schedule": ("schedules", "schedule_cmd", "Upcoming fires across cron jobs, soonest first."),
+    "schedule": (
+        "schedules",
+        "schedule_cmd",
+        "Upcoming fires across cron jobs, soonest first; suspended jobs last, marked suspended.",
+    ),
     "schema": (
         "jobs",
         "schema",
