@@ -133,9 +133,16 @@ class Lookup:
     """Job names and run ids for completion, through the services; read once per prompt and prefix."""
 
     def __init__(self, db: str | None) -> None:
+        self.default = db
         self.db = db
         self._store: Store | None = None
         self._cache: dict[tuple[str, str], list[str]] = {}
+
+    def use(self, db: str | None) -> None:
+        """Read the store a line names with its own --db (else the shell's)."""
+        if (db or self.default) != self.db:
+            self.reset()
+            self.db = db or self.default
 
     def reset(self) -> None:
         """A new prompt: forget what was read (runs come and go between commands) and let the store go."""
@@ -184,6 +191,17 @@ def _words_and_partial(before: str) -> tuple[list[str], str]:
     return words, partial
 
 
+def _db_given(words: list[str]) -> str | None:
+    """The store a line names with --db (the last one, as click takes it), if any."""
+    given = None
+    for word, following in zip(words, [*words[1:], None], strict=True):
+        if word == "--db" and following is not None:
+            given = following
+        elif word.startswith("--db="):
+            given = word.split("=", 1)[1]
+    return given
+
+
 def _option_named(command: click.Command, name: str) -> click.Option | None:
     for param in command.params:
         if isinstance(param, click.Option) and name in (*param.opts, *param.secondary_opts):
@@ -220,6 +238,7 @@ class Completions:
         if partial.startswith("-"):
             return self.options(command)
         found: list[str] = []
+        self.lookup.use(_db_given(words))
         if path in RUN_ID_COMMANDS:
             found += self.lookup.run_ids(partial)
         if path in JOB_NAME_COMMANDS:

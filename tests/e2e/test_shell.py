@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -20,6 +21,10 @@ import pytest
 from tests.conftest import QUEUECTL, Queue, wait_for
 
 PROMPT = "queuectl>"
+# A new prompt, not a redraw of the line being edited (Tab and Enter redraw it too): prompt_toolkit
+# turns bracketed paste on as it starts each prompt, after the terminal is in raw mode. Keys sent
+# before that could be taken by the terminal's line discipline (a Ctrl-D there is lost).
+NEW_PROMPT = re.compile(re.escape("\x1b[?2004h") + "[^\n]*?" + PROMPT)
 UP = "\x1b[A"
 WAIT = 20  # seconds any one thing may take to appear
 
@@ -47,7 +52,8 @@ class Session:
         self.seen += self.child.before + text
 
     def prompt(self) -> None:
-        self.expect(PROMPT)
+        self.child.expect(NEW_PROMPT)
+        self.seen += self.child.before + PROMPT
 
     def command(self, line: str, shows: str) -> None:
         """Type `line` and Enter; wait for `shows` in its output, then for the next prompt."""
@@ -175,6 +181,12 @@ def test_ctrl_c_cancels_the_line_and_ctrl_d_leaves_with_0(q: Queue, shell: Sessi
 
 def test_ctrl_c_stops_a_foreground_command_and_the_next_one_too(q: Queue, shell: Session) -> None:
     """A pool takes Ctrl-C for its graceful stop; afterwards Ctrl-C must still reach `logs -f`."""
+    _declare(q, "nightly")
+    shell.child.send("up jobs.d\r")
+    shell.expect("started with")  # the pool's: it takes Ctrl-C from now on
+    shell.child.sendcontrol("c")
+    shell.expect("stopped after")
+    shell.prompt()
     shell.child.send("worker start\r")
     shell.expect("started with")
     shell.child.sendcontrol("c")
