@@ -31,6 +31,7 @@ RunArgv = Callable[[list[str]], int]
 """The CLI's `run`: one command line (without `queuectl`) to its exit code, errors said in one line."""
 
 PROMPT = "queuectl> "
+PREFIX = "queuectl"  # a line may still start with it
 HISTORY_FILE = "shell-history"
 LOOKUP_LIMIT = 50  # names and ids read per Tab: one indexed read, whatever the store's size
 BUILTINS = ("help", "exit", "quit")
@@ -96,6 +97,10 @@ class Shell:
             click.echo(f"queuectl: error: {exc} in {command.strip()!r}", err=True)
             self.last = EXIT_USAGE
             return
+        if words[0] == PREFIX:  # typed out of habit: the same command
+            words = words[1:]
+            if not words:
+                return
         if words[0] in ("exit", "quit"):
             raise Leave
         if words[0] == "help":
@@ -110,6 +115,7 @@ class Shell:
 
         A pool (`up`, `worker start`) takes Ctrl-C for its graceful stop and leaves it
         ignored when done; here the shell must get it back for the next command.
+        It also made the process a subreaper, which the shell stops being.
         """
         saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         argv = ["--db", self.db, *words] if self.db else words
@@ -122,8 +128,16 @@ class Shell:
         finally:
             for sig, handler in saved.items():
                 signal.signal(sig, handler)
+            _stop_adopting()
             sys.stdout.flush()
             sys.stderr.flush()
+
+
+def _stop_adopting() -> None:
+    """A pool run here (`up`, `worker start`) made this process adopt orphans; the shell, after it, does not."""
+    reaper = sys.modules.get("queuectl.reaper")  # loaded by a pool only: no other line pays for this
+    if reaper is not None:
+        reaper.become_subreaper(False)
 
 
 # -- completion ------------------------------------------------------------------------------------
@@ -223,6 +237,8 @@ class Completions:
     def complete(self, before: str) -> tuple[str, list[str]]:
         """(the partial word to replace, the words that may replace it), each ending with a space."""
         words, partial = _words_and_partial(before)
+        if words[:1] == [PREFIX]:
+            words = words[1:]
         return partial, [f"{word} " for word in self.candidates(words, partial) if word.startswith(partial)]
 
     def candidates(self, words: list[str], partial: str) -> list[str]:

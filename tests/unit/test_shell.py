@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import ctypes
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import pytest
 
-from queuectl import fields
+from queuectl import fields, reaper
 from queuectl.cli.app import cli, run
 from queuectl.model import RunState
 from queuectl.services import runs
 from queuectl.shell import LOOKUP_LIMIT, Completions, Lookup, Shell, split_commands
 from queuectl.store.factory import open_store
+
+PR_GET_CHILD_SUBREAPER = 37  # linux/prctl.h
 
 
 @pytest.mark.parametrize(
@@ -56,6 +60,7 @@ def test_commands_subcommands_and_builtins(tab: Completions) -> None:
     assert sorted(offered(tab, "dlq ")) == ["clear", "list", "retry"]
     assert offered(tab, "help dlq r") == ["retry"]
     assert offered(tab, "status; li") == ["list"]  # the command after the last ;
+    assert offered(tab, "queuectl dlq cl") == ["clear"]  # the prefix, typed out of habit
 
 
 def test_options_and_their_values_from_click_and_fields(tab: Completions) -> None:
@@ -107,6 +112,29 @@ def test_exit_and_errors_in_a_script(db: str, capsys: pytest.CaptureFixture[str]
     shell = Shell(run, cli, db)
     assert shell.script(["show nope", "list; exit", "status"]) == 0  # exit stops; list's code is the last
     assert shell.script(['run "unclosed']) == 2
+    assert shell.script(["queuectl show nope"]) == 1  # the prefix typed out of habit: the same command
+    assert shell.script(["queuectl"]) == 1  # nothing run: the last code stays
     err = capsys.readouterr().err
     assert "queuectl: error: No closing quotation" in err and "Traceback" not in err
     assert isinstance(cli, click.Group)
+
+
+def _adopts_orphans() -> bool:
+    libc = ctypes.CDLL(None, use_errno=True)
+    flag = ctypes.c_int(0)
+    assert libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0
+    return bool(flag.value)
+
+
+def test_after_a_pool_the_shell_gets_ctrl_c_back_and_adopts_no_orphans(db: str) -> None:
+    """What a pool run in the shell leaves behind (SIGINT ignored, a subreaper) is undone after it."""
+
+    def pool_like(argv: list[str]) -> int:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        assert reaper.become_subreaper(True)
+        return 0
+
+    before = signal.getsignal(signal.SIGINT)
+    assert Shell(pool_like, cli, db).script(["worker start"]) == 0
+    assert signal.getsignal(signal.SIGINT) is before
+    assert not _adopts_orphans()
