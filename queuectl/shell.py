@@ -35,6 +35,7 @@ PREFIX = "queuectl"  # a line may still start with it
 HISTORY_FILE = "shell-history"
 LOOKUP_LIMIT = 50  # names and ids read per Tab: one indexed read, whatever the store's size
 BUILTINS = ("help", "exit", "quit")
+INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C (as the CLI's)
 JOB_NAME_COMMANDS = {("trigger",), ("suspend",), ("resume",), ("plan",), ("show",), ("get",), ("logs",)}
 RUN_ID_COMMANDS = {("show",), ("get",), ("logs",), ("dlq", "retry"), ("cancel",)}
 INTRO = "queuectl shell: 'help' lists the commands, 'help COMMAND' explains one; Tab completes; Ctrl-D leaves."
@@ -86,9 +87,11 @@ class Shell:
         return self.last
 
     def line(self, text: str) -> None:
-        """One line typed at the prompt (commands split on `;`); raises Leave on `exit`/`quit`."""
+        """One line (commands split on `;`); raises Leave on `exit`/`quit`. Ctrl-C drops the rest, as in sh."""
         for piece in split_commands(text):
             self.one(piece)
+            if self.last == INTERRUPTED:
+                return
 
     def one(self, command: str) -> None:
         try:
@@ -122,12 +125,13 @@ class Shell:
         try:
             return self.run(argv)
         except KeyboardInterrupt:  # between the command's own handlers: still back to the prompt
-            return 130
+            return INTERRUPTED
         except SystemExit as exc:  # a command that left the click way
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         finally:
             for sig, handler in saved.items():
-                signal.signal(sig, handler)
+                if handler is not None:  # None: a handler not set from Python, which none of ours is
+                    signal.signal(sig, handler)
             _stop_adopting()
             sys.stdout.flush()
             sys.stderr.flush()
@@ -349,6 +353,8 @@ def interact(shell: Shell) -> int:
             shell.line(text)
         except Leave:
             return 0
+        except KeyboardInterrupt:  # between two commands of the line: the rest is dropped
+            click.echo()
 
 
 def _lines(stream: Iterable[str]) -> Iterator[str]:

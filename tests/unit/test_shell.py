@@ -138,3 +138,16 @@ def test_after_a_pool_the_shell_gets_ctrl_c_back_and_adopts_no_orphans(db: str) 
     assert Shell(pool_like, cli, db).script(["worker start"]) == 0
     assert signal.getsignal(signal.SIGINT) is before
     assert not _adopts_orphans()
+
+
+def test_ctrl_c_in_a_command_drops_the_rest_of_the_line(db: str) -> None:
+    ran: list[list[str]] = []
+
+    def interrupted_once(argv: list[str]) -> int:
+        ran.append(argv)
+        return 130 if argv[-1] == "status" else 0
+
+    shell = Shell(interrupted_once, cli, db)
+    shell.line("list; status; list")
+    assert [argv[-1] for argv in ran] == ["list", "status"]
+    assert ran[0] == ["--db", db, "list"]  # the shell's --db before the line's words
