@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from queuectl.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+BANNER_HINT = "type 'queuectl shell' for an interactive shell, 'queuectl --help' for the commands"
 POOL_BUSY_TIMEOUT = 1.0  # a pool retries a locked store rather than block its loop
 
 # name -> (module in queuectl.cli, attribute, the command's short help as click makes it).
@@ -69,6 +70,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "service_group",
         "The background up as a service: `service status` (install and uninstall, for systemd, come later).",
     ),
+    "shell": ("interactive", "shell", "An interactive prompt for every command, with Tab completion and history."),
     "show": ("runs", "show", "Every field of a run (or of a declared job): attempts, output tail, origin."),
     "status": (
         "store",
@@ -92,7 +94,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Declare and run",
         ("up", "down", "scheduler", "service", "init", "validate", "diff", "apply", "trigger", "suspend", "resume"),
     ),
-    ("Inspect", ("status", "list", "show", "logs", "plan", "schedule", "metrics")),
+    ("Inspect", ("status", "list", "show", "logs", "plan", "schedule", "metrics", "shell")),
     ("The queue", ("enqueue", "run", "worker", "dlq", "clear")),
     ("The store", ("db", "config", "schema")),
 )
@@ -127,6 +129,12 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """No arguments: the banner on a terminal (see `cli`), the help elsewhere (as click does)."""
+        if not args and not ctx.resilient_parsing and not _on_terminal():
+            raise click.exceptions.NoArgsIsHelpError(ctx)
+        return super().parse_args(ctx, args)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         entry = COMMANDS.get(cmd_name)
         if entry is None:
@@ -145,6 +153,10 @@ class LazyGroup(click.Group):
             rows = [(_listed_name(name).ljust(width), COMMANDS[name][2]) for name in names]  # one column across
             with formatter.section(title):
                 formatter.write_dl(rows)
+
+
+def _on_terminal() -> bool:
+    return click.get_text_stream("stdout").isatty()
 
 
 def _listed_name(name: str) -> str:
@@ -270,7 +282,11 @@ def log_line(message: str) -> None:
     err.flush()
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,  # alone: the banner on a terminal (the help elsewhere, see LazyGroup.parse_args)
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--db", metavar="PATH|URL", envvar="QUEUECTL_DB", help="Store file or postgresql:// URL (env: QUEUECTL_DB)."
 )
@@ -287,6 +303,26 @@ def cli(ctx: click.Context, db: str | None) -> None:
     state = Context(db)
     ctx.obj = state
     ctx.call_on_close(state.close)
+    if ctx.invoked_subcommand is None:  # `queuectl` alone, or with only --db
+        if not _on_terminal():
+            ctx.fail("Missing command.")
+        _banner(state)
+
+
+def _banner(state: Context) -> None:
+    """What a bare `queuectl` on a terminal says: the version, the store and its counts, the way on."""
+    from queuectl.services import overview  # the store's verbs: only when the banner is shown
+
+    click.echo(f"queuectl {__version__}")
+    try:
+        store = state.store(create=False)
+        click.echo(f"store: {store.location}")
+        counts = overview.counts(store)
+    except QueueError as exc:  # no store yet, or one that cannot be read: said, the hint still given
+        click.echo(f"store: {exc.message}")
+    else:
+        click.echo("runs:  " + ", ".join(f"{number} {name}" for name, number in counts.items()))
+    click.echo(BANNER_HINT)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -112,6 +112,11 @@ def resume(store: Store, name: str) -> None:
     store.wake_pools()
 
 
+def names(store: Store, prefix: str, limit: int) -> list[str]:
+    """At most `limit` declared job names that start with `prefix`, in name order."""
+    return [job.name for job in store.list_jobs() if job.name.startswith(prefix)][:limit]
+
+
 class JobView(NamedTuple):
     status: JobStatus
     drift: str | None

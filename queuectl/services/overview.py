@@ -45,6 +45,11 @@ def overview(store: Store) -> Overview:
     )
 
 
+def counts(store: Store) -> dict[str, int]:
+    """Runs per state, every state named (what the banner of a bare `queuectl` shows)."""
+    return store.counts()
+
+
 def scheduler(store: Store, declared: list[Job]) -> SchedulerView:
     """Who schedules the cron fires, and a warning when cron jobs are declared but nobody does."""
     seat = store.scheduler_seat()

@@ -89,6 +89,11 @@ def find_for_logs(store: Store, ref: str, follow: bool = False) -> Run:
     raise NotFoundError(f"job {ref!r} has no runs yet{more} (see 'queuectl show {ref}')")
 
 
+def ids_starting(store: Store, prefix: str, limit: int) -> list[str]:
+    """At most `limit` run ids that start with `prefix` (the newest runs' when it is empty): one indexed read."""
+    return store.run_ids(prefix, limit)
+
+
 def retry_dead(store: Store, run_ids: Iterable[str] | None, reset_attempts: bool) -> list[str]:
     """Put dead runs back in the queue (all when `run_ids` is None); every id given must be dead."""
     ids = None if run_ids is None else list(run_ids)

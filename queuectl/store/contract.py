@@ -140,6 +140,10 @@ class RunQueue(StoreCore, Protocol):
         """Runs oldest first (created_at, id), as a list: for callers that want a few."""
         ...
 
+    def run_ids(self, prefix: str, limit: int) -> list[str]:
+        """At most `limit` run ids starting with `prefix`, by id; with no prefix, the newest first (an index walk)."""
+        ...
+
     def iter_runs(self, state: str | None = None, limit: int | None = None, page: int = 2000) -> Iterator[Run]:
         """Runs oldest first, read in pages of `page` (keyset on created_at, id): memory stays flat.
 

@@ -193,6 +193,12 @@ class SQLRunQueue(SQLCore, RunQueue):
             after = (rows[-1]["created_at"], rows[-1]["id"])
             left = None if left is None else left - len(rows)
 
+    def run_ids(self, prefix: str, limit: int) -> list[str]:
+        if not prefix:
+            return [row[0] for row in self._read("run_ids_newest", {"limit": limit})]
+        rows = self._read("run_ids_from", {"low": prefix, "high": prefix + "\U0010ffff", "limit": limit})
+        return [row[0] for row in rows if row[0].startswith(prefix)]
+
     def get_run(self, run_id: str) -> Run | None:
         rows = self._read("get_run", {"id": run_id})
         return run_from_row(rows[0]) if rows else None

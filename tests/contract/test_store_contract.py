@@ -540,6 +540,17 @@ def test_list_runs_by_state_and_limit_oldest_first(store: Store, clock: FakeCloc
     assert store.list_runs(state="dead") == []
 
 
+def test_run_ids_by_prefix_and_newest_first_within_a_limit(store: Store, clock: FakeClock) -> None:
+    for run_id in ["ab1", "b", "ab2", "a_c", "abc"]:
+        store.enqueue([new_run(run_id)])
+        clock.advance(1)
+    assert store.run_ids("", 3) == ["abc", "a_c", "ab2"]
+    assert store.run_ids("ab", 10) == ["ab1", "ab2", "abc"]
+    assert store.run_ids("ab", 2) == ["ab1", "ab2"]
+    assert store.run_ids("a_", 10) == ["a_c"]
+    assert store.run_ids("zz", 10) == []
+
+
 # -- config and workers -----------------------------------------------------------
 def test_config_set_and_get(store: Store) -> None:
     assert store.config() == {}

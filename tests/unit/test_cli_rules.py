@@ -19,7 +19,8 @@ from queuectl.cli.app import ALIASES, COMMANDS, READERS, SECTIONS, Duration, cli
 Path = tuple[str, ...]
 
 # Commands that run in the foreground until stopped: they print a log, not a result, so no --json.
-FOREGROUND: set[Path] = {("up",), ("worker", "start")}
+# The shell too: the commands typed in it have their own --json.
+FOREGROUND: set[Path] = {("up",), ("worker", "start"), ("shell",)}
 # Commands that change nothing and open no store (so they are not in READERS): schema prints a file.
 PRINTS_ONLY: set[Path] = {("schema",)}
 DURATION_NAMES = {"--timeout", "--delay", "--grace", "--interval", "--stop-grace"}

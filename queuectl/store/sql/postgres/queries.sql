@@ -141,6 +141,14 @@ SELECT * FROM runs WHERE state = :state AND (created_at, id) > (:after_created, 
 -- name: get_run
 SELECT * FROM runs WHERE id = :id;
 
+-- name: run_ids_newest
+-- The shell's completion, on every Tab: the newest ids, walking the runs_listed index backwards.
+SELECT id FROM runs ORDER BY created_at DESC, id DESC LIMIT :limit;
+
+-- name: run_ids_from
+-- Ids in [:low, :high) by the primary key (the caller keeps those that start with its prefix).
+SELECT id FROM runs WHERE id >= :low AND id < :high ORDER BY id LIMIT :limit;
+
 -- name: list_attempts
 SELECT * FROM attempts WHERE run_id = :run_id ORDER BY n;
 
