@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "The next fire times of job NAME, in its zone and in UTC, with DST and overlap warnings.",
     ),
     "resume": ("schedules", "resume", "Restart job NAME's schedule (fires missed while suspended are skipped)."),
+    "add": ("runs", "run_cmd", "Enqueue COMMAND as a new run and print its id."),
     "run": ("runs", "run_cmd", "Enqueue COMMAND as a new run and print its id."),
     "schedule": ("schedules", "schedule_cmd", "Upcoming fires across cron jobs, soonest first."),
     "schema": (
@@ -78,7 +79,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("The queue", ("enqueue", "run", "worker", "dlq", "clear")),
     ("The store", ("db", "config", "schema")),
 )
-ALIASES = {"get": "show"}
+ALIASES = {"get": "show", "add": "run"}
 """Another name of a command: it works, and --help lists it once, beside the command (`show (get)`)."""
 
 READERS = {
@@ -91,6 +92,7 @@ READERS = {
     ("dlq", "list"),
     ("config", "get"),
     ("config", "show"),
+    ("config", "list"),
     ("worker", "status"),
     ("db", "info"),
     ("schedule",),
@@ -126,9 +128,27 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-def _listed_name(name: str) -> str:
-    aliases = [alias for alias, target in ALIASES.items() if target == name]
+def _listed_name(name: str, table: dict[str, str] = ALIASES) -> str:
+    aliases = [alias for alias, target in table.items() if target == name]
     return f"{name} ({', '.join(aliases)})" if aliases else name
+
+
+class AliasedGroup(click.Group):
+    """A group where some subcommands have another name: it works, and the help lists it beside its command."""
+
+    def __init__(self, *args: Any, aliases: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.aliases = aliases or {}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = [(name, self.commands[name]) for name in self.list_commands(ctx)]
+        rows = [(_listed_name(name, self.aliases), command.get_short_help_str(limit=200)) for name, command in commands]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 if TYPE_CHECKING:

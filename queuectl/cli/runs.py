@@ -13,12 +13,28 @@ from queuectl import follow as tail
 from queuectl import json_views, listing
 from queuectl.cli.app import DURATION, db_option, echo_json, json_option, store_of, yes_option
 from queuectl.errors import LISTS_HINT, NotFoundError, UsageError
-from queuectl.model import NewRun, RunState, check_name
+from queuectl.model import STATE_ALIASES, STATES, NewRun, check_name, parse_state
 from queuectl.runner import HOST
 from queuectl.services import runs
 from queuectl.store.contract import Store
 
-STATE_NAMES = tuple(s.value for s in RunState)
+
+class StateName(click.Choice):  # type: ignore[type-arg]  # generic from click 8.2 on; pyproject allows 8.1
+    """A state option: any case, `processing` for running (model.parse_state); the value is the state's name."""
+
+    name = "state"
+
+    def __init__(self) -> None:
+        super().__init__(STATES, case_sensitive=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return parse_state(value).value if isinstance(value, str) else str(super().convert(value, param, ctx))
+
+    def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str:
+        return "[" + "|".join((*STATES, *STATE_ALIASES)) + "]"
+
+
+STATE = StateName()
 RETRIES_HELP = "Retries after the first attempt (max_retries=2 means up to 3 attempts); default: config max-retries."
 TERMINAL_PAGE = 50  # runs `list` shows on a terminal without --limit
 TABLE_CHUNK = 500  # runs per rich table when a terminal asked for more
@@ -142,7 +158,7 @@ def run_cmd(ctx: click.Context, /, command: str, run_id: str | None, as_json: bo
 
 
 @click.command("list")
-@click.option("-s", "--state", type=click.Choice(STATE_NAMES), help="Only runs in this state.")
+@click.option("-s", "--state", type=STATE, help="Only runs in this state.")
 @click.option("-n", "--limit", type=click.IntRange(1, 10**9), help="At most this many (oldest first).")
 @click.option("--jobs", "show_jobs", is_flag=True, help="List declared jobs: schedule in words, next fire, last run.")
 @click.option("--scheduled", is_flag=True, help="Upcoming cron fires across jobs (same as 'queuectl schedule').")
@@ -362,9 +378,7 @@ def dlq_clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
 
 
 @click.command()
-@click.option(
-    "-s", "--state", type=click.Choice(STATE_NAMES), help="Only runs in this state (default: all but running)."
-)
+@click.option("-s", "--state", type=STATE, help="Only runs in this state (default: all but running).")
 @yes_option
 @json_option
 @db_option

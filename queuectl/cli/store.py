@@ -6,7 +6,7 @@ import click
 
 from queuectl import config, json_views
 from queuectl.cli import colour
-from queuectl.cli.app import db_option, echo_json, json_option, store_of
+from queuectl.cli.app import AliasedGroup, db_option, echo_json, json_option, store_of
 from queuectl.durations import format_duration
 from queuectl.services import overview as overviews
 from queuectl.services.pools import PoolView
@@ -160,13 +160,14 @@ def db_info(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{key + ':':16}{value}")
 
 
-@click.group("config")
+@click.group("config", cls=AliasedGroup, aliases={"list": "show"})
 def config_group() -> None:
     """Show and change settings kept in the store.
 
     \b
     Example:
       queuectl config show
+      queuectl config get job-timeout
       queuectl config set max-retries 5
     """
 
@@ -197,16 +198,19 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
 
 
 @config_group.command("get")
-@click.argument("key")
+@click.argument("key", required=False)
 @db_option
 @click.pass_context
-def config_get(ctx: click.Context, key: str) -> None:
-    """Print one setting's value.
+def config_get(ctx: click.Context, key: str | None) -> None:
+    """Print one setting's value (every setting without KEY, as config show).
 
     \b
     Example:
       queuectl config get job-timeout
     """
+    if key is None:
+        ctx.invoke(config_show, as_json=False)
+        return
     canonical = config.normalize_key(key)
     click.echo(config.render_value(config.effective(store_of(ctx).config())[canonical]))
 
