@@ -11,7 +11,7 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from queuectl.durations import iso_utc, split_seconds
@@ -223,6 +223,11 @@ def resumed_json(job: str) -> dict[str, Any]:
 
 def retried_json(run_ids: Sequence[str]) -> dict[str, Any]:
     return {"retried": list(run_ids)}
+
+
+def cancelled_json(cancelled: Sequence[str], stopping: Sequence[str], finished: Mapping[str, str]) -> dict[str, Any]:
+    """`cancel --json`: runs cancelled at once, running runs being stopped, finished ones (id -> state) left alone."""
+    return {"cancelled": list(cancelled), "stopping": list(stopping), "finished": dict(finished)}
 
 
 def deleted_json(run_ids: Sequence[str]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ POOL_BUSY_TIMEOUT = 1.0  # a pool retries a locked store rather than block its l
 # --help lists commands from here without importing them; a unit test checks it against the commands.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "apply": ("jobs", "apply", "Make the store's jobs match the manifests under PATHS, in one transaction."),
+    "cancel": ("runs", "cancel", "Cancel runs: a waiting one is not run, a running one is stopped."),
     "clear": ("runs", "clear", "Delete runs and their logs (running runs are never deleted)."),
     "config": ("store", "config_group", "Show and change settings kept in the store."),
     "db": ("store", "db_group", "The store itself: its schema and where it is."),
@@ -76,7 +77,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Declare and run", ("up", "init", "validate", "diff", "apply", "trigger", "suspend", "resume")),
     ("Inspect", ("status", "list", "show", "logs", "plan", "schedule", "metrics")),
-    ("The queue", ("enqueue", "run", "worker", "dlq", "clear")),
+    ("The queue", ("enqueue", "run", "cancel", "worker", "dlq", "clear")),
     ("The store", ("db", "config", "schema")),
 )
 ALIASES = {"get": "show", "add": "run"}

@@ -378,6 +378,34 @@ def dlq_clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
 
 
 @click.command()
+@click.argument("run_ids", nargs=-1, required=True, metavar="ID...")
+@json_option
+@db_option
+@click.pass_context
+def cancel(ctx: click.Context, run_ids: tuple[str, ...], as_json: bool) -> None:
+    """Cancel runs: a waiting one is not run, a running one is stopped.
+
+    A running run's pool, on whatever host, stops its process group (SIGTERM,
+    then SIGKILL after config kill-grace) and records it cancelled. A finished
+    run is left alone.
+
+    \b
+    Example:
+      queuectl cancel run-0a1b2c3d4e5f
+    """
+    done = runs.cancel(store_of(ctx), run_ids)
+    if as_json:
+        echo_json(json_views.cancelled_json(done.cancelled, done.stopping, done.finished))
+        return
+    for run_id in done.cancelled:
+        click.echo(f"cancelled {run_id}")
+    for run_id in done.stopping:
+        click.echo(f"stopping {run_id}: its pool stops its process group; it ends cancelled")
+    for run_id, state in done.finished.items():
+        click.echo(f"{run_id} is {state} already: left alone")
+
+
+@click.command()
 @click.option("-s", "--state", type=STATE, help="Only runs in this state (default: all but running).")
 @yes_option
 @json_option

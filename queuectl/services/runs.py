@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from queuectl import config, runner
 from queuectl import enqueue as build
@@ -100,6 +100,35 @@ def retry_dead(store: Store, run_ids: Iterable[str] | None, reset_attempts: bool
     if retried:
         store.wake_pools()
     return retried
+
+
+class Cancelled(NamedTuple):
+    """What `cancel` did: runs cancelled at once, running runs being stopped, finished ones left alone."""
+
+    cancelled: list[str]
+    stopping: list[str]  # their pools kill the process group (SIGTERM, SIGKILL after kill-grace): they end cancelled
+    finished: dict[str, str]  # run id -> the state it had already ended in
+
+
+def cancel(store: Store, run_ids: Iterable[str]) -> Cancelled:
+    """Cancel runs: a waiting one is not run, a running one is stopped by its pool, a finished one is left alone.
+
+    Every id must name a run (else nothing changes). A running run is stopped by the pool that holds
+    it, on whatever host, through the store (as a newer fire that replaces a run is).
+    """
+    ids = list(dict.fromkeys(run_ids))
+    for run_id in ids:
+        find(store, run_id)
+    cancelled, stopping = store.cancel_runs(ids, "cancelled by the user")
+    done = set(cancelled) | set(stopping)
+    finished = {}
+    for run_id in ids:
+        run = store.get_run(run_id) if run_id not in done else None
+        if run is not None:
+            finished[run_id] = run.state.value
+    if stopping:
+        store.wake_pools()  # the pools look at their cancellations at once
+    return Cancelled(cancelled, stopping, finished)
 
 
 def delete(store: Store, state: str | None) -> list[str]:

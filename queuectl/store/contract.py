@@ -160,6 +160,14 @@ class RunQueue(StoreCore, Protocol):
         """Delete runs (never running ones), in one state or all; their ids."""
         ...
 
+    def cancel_runs(self, run_ids: Sequence[str], reason: str) -> tuple[list[str], list[str]]:
+        """Cancel runs by id: the waiting ones at once, the running ones by asking their pools to stop them.
+
+        Returns (cancelled, stopping): the pool holding a run in `stopping` kills its process group
+        and records it cancelled. Finished runs (and unknown ids) are in neither.
+        """
+        ...
+
     def attempt_stats(self) -> AttemptStats: ...
 
 

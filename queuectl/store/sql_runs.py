@@ -212,6 +212,13 @@ class SQLRunQueue(SQLCore, RunQueue):
             rows = self._write("retry_dead", params)
         return sorted(r[0] for r in rows)  # RETURNING has no order
 
+    def cancel_runs(self, run_ids: Sequence[str], reason: str) -> tuple[list[str], list[str]]:
+        params = {"now": self._now(), "reason": reason, "ids": json.dumps(list(run_ids))}
+        with self.batch():
+            cancelled = self._write("cancel_waiting_runs", params)
+            stopping = self._write("cancel_running_runs", params)
+        return sorted(r[0] for r in cancelled), sorted(r[0] for r in stopping)
+
     def delete_runs(self, state: str | None) -> list[str]:
         with self.batch():
             return sorted(r[0] for r in self._write("delete_runs", {"state": state}))

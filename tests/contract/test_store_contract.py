@@ -727,3 +727,25 @@ def test_a_pool_s_machine_is_kept_so_that_same_named_hosts_are_told_apart(store:
     store.register_worker(Worker("w2", HOST, 100, 1, 2, T0, T0, False))
     machines = {w.id: w.machine for w in store.list_workers()}
     assert machines == {"w1": "boot-a/4026531836", "w2": ""}
+
+
+def test_cancel_runs_cancels_waiting_asks_the_pool_to_stop_running_and_leaves_finished(
+    store: Store, clock: FakeClock
+) -> None:
+    store.enqueue([new_run("busy"), new_run("done")])
+    running = claim_started(store, clock)
+    assert finish(store, clock, claim_started(store, clock), Outcome.COMPLETED) is RunState.COMPLETED
+    store.enqueue([new_run("waits"), new_run("later", run_at=clock.now + 3600)])
+    make_dead(store, clock, "dead")
+    cancelled, stopping = store.cancel_runs(["waits", "later", running.run_id, "done", "dead", "ghost"], "by hand")
+    assert (cancelled, stopping) == (["later", "waits"], [running.run_id])
+    assert [state_of(store, r) for r in ("waits", "later", "done", "dead")] == [
+        RunState.CANCELLED,
+        RunState.CANCELLED,
+        RunState.COMPLETED,
+        RunState.DEAD,
+    ]
+    assert state_of(store, running.run_id) is RunState.RUNNING
+    assert store.cancel_requests("w1") == [(running.run_id, running.attempt)]
+    assert finish(store, clock, running, Outcome.FAILED) is RunState.CANCELLED  # its pool killed it
+    assert store.claim_runs("w1", HOST, 10, LEASE) == []

@@ -143,6 +143,18 @@ UPDATE runs
  WHERE state = 'dead' AND (:all OR id IN (SELECT value FROM json_each(:ids)))
 RETURNING id;
 
+-- name: cancel_waiting_runs
+-- `cancel ID...`: a run that waits (any state but running and the finished ones) is cancelled at once.
+UPDATE runs SET state = 'cancelled', updated_at = :now, error = :reason
+ WHERE state NOT IN ('running', 'completed', 'dead', 'cancelled') AND id IN (SELECT value FROM json_each(:ids))
+RETURNING id;
+
+-- name: cancel_running_runs
+-- A running one: its pool (on any host) sees cancel_requested, stops its process group, settles it cancelled.
+UPDATE runs SET cancel_requested = 1, updated_at = :now, error = :reason
+ WHERE state = 'running' AND id IN (SELECT value FROM json_each(:ids))
+RETURNING id;
+
 -- name: delete_runs
 DELETE FROM runs WHERE state <> 'running' AND (:state IS NULL OR state = :state)
 RETURNING id;
