@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
+from queuectl import listing
 from queuectl.cli import colour
 from queuectl.cli.layout import GIVE_LINES, Fields, Grid, emit
 from queuectl.durations import fire_time, format_duration, format_time
@@ -61,6 +62,15 @@ def runs_table(con: Console, runs: Iterable[Run], min_widths: Sequence[int] = ()
     for r in runs:
         cells = run_cells(r)
         grid.add_row(Text(cells[0]), state_text(cells[1]), *cells[2:6], Text(cells[6]))
+    return grid
+
+
+def dead_table(con: Console, runs: Iterable[Run]) -> Grid:
+    """`dlq list`: ids whole, each run's last error giving way on a narrow terminal."""
+    grid = Grid(listing.DEAD_HEADERS, give="ERROR")
+    for r in runs:
+        cells = listing.dead_cells(r)
+        grid.add_row(Text(cells[0]), *cells[1:4], Text(cells[4]))
     return grid
 
 

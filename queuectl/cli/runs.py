@@ -13,7 +13,8 @@ from queuectl import follow as tail
 from queuectl import json_views, listing
 from queuectl.cli.app import DURATION, db_option, echo_json, json_option, store_of, yes_option
 from queuectl.errors import LISTS_HINT, NotFoundError, UsageError
-from queuectl.model import STATE_ALIASES, STATES, NewRun, check_name, parse_state
+from queuectl.fields import MAX_RETRIES
+from queuectl.model import STATE_ALIASES, STATES, NewRun, RunState, check_name, parse_state
 from queuectl.runner import HOST
 from queuectl.services import runs
 from queuectl.store.contract import Store
@@ -327,35 +328,68 @@ def dlq() -> None:
 @db_option
 @click.pass_context
 def dlq_list(ctx: click.Context, limit: int | None, as_json: bool) -> None:
-    """List dead runs.
+    """List dead runs, each with its last error.
 
     \b
     Example:
       queuectl dlq list -n 10 --json
     """
-    ctx.invoke(list_cmd, state="dead", limit=limit, as_json=as_json)
+    if as_json:
+        ctx.invoke(list_cmd, state="dead", limit=limit, as_json=as_json)
+        return
+    dead = store_of(ctx).iter_runs(RunState.DEAD.value, limit)
+    out = click.get_text_stream("stdout")
+    if not out.isatty():
+        if not listing.write_rows(out.write, (listing.dead_cells(r) for r in dead), listing.DEAD_HEADERS):
+            out.write("no dead runs\n")
+        return
+    from queuectl.cli import render  # rich: only for a terminal
+
+    con = render.console()
+    page = list(itertools.islice(dead, TABLE_CHUNK if limit is not None else TERMINAL_PAGE))
+    if not page:
+        con.print("no dead runs")
+        return
+    render.emit(con, render.dead_table(con, page))
 
 
 @dlq.command("retry")
 @click.argument("run_ids", nargs=-1, metavar="[ID]...")
 @click.option("--all", "retry_all", is_flag=True, help="Retry every dead run.")
 @click.option("--reset-attempts", is_flag=True, help="Start counting attempts from zero again.")
+@click.option(
+    "--retries",
+    "--max-retries",
+    "retries",
+    type=click.IntRange(int(MAX_RETRIES.low), int(MAX_RETRIES.high)),
+    metavar="N",
+    help="Retry up to N times if the next attempt fails (default: that attempt only).",
+)
+@click.option("--timeout", type=DURATION, metavar="DURATION", help="A new timeout for the retried runs; 0 = none.")
 @json_option
 @db_option
 @click.pass_context
 def dlq_retry(
-    ctx: click.Context, run_ids: tuple[str, ...], retry_all: bool, reset_attempts: bool, as_json: bool
+    ctx: click.Context,
+    run_ids: tuple[str, ...],
+    retry_all: bool,
+    reset_attempts: bool,
+    retries: int | None,
+    timeout: float | None,
+    as_json: bool,
 ) -> None:
-    """Put dead runs back in the queue (one more attempt unless --reset-attempts).
+    """Put dead runs back in the queue (one more attempt unless --retries or --reset-attempts).
 
     \b
     Example:
       queuectl dlq retry job1 job2
+      queuectl dlq retry job1 --timeout 5m --retries 2
       queuectl dlq retry --all --reset-attempts
     """
     if bool(run_ids) == retry_all:
         raise UsageError("give the ids of dead runs to retry, or --all")
-    retried = runs.retry_dead(store_of(ctx), None if retry_all else run_ids, reset_attempts)
+    ids = None if retry_all else run_ids
+    retried = runs.retry_dead(store_of(ctx), ids, reset_attempts, retries, timeout)
     if as_json:
         echo_json(json_views.retried_json(retried))
         return

@@ -89,14 +89,23 @@ def find_for_logs(store: Store, ref: str, follow: bool = False) -> Run:
     raise NotFoundError(f"job {ref!r} has no runs yet{more} (see 'queuectl show {ref}')")
 
 
-def retry_dead(store: Store, run_ids: Iterable[str] | None, reset_attempts: bool) -> list[str]:
-    """Put dead runs back in the queue (all when `run_ids` is None); every id given must be dead."""
+def retry_dead(
+    store: Store,
+    run_ids: Iterable[str] | None,
+    reset_attempts: bool,
+    retries: int | None = None,
+    timeout: float | None = None,
+) -> list[str]:
+    """Put dead runs back in the queue (all when `run_ids` is None); every id given must be dead.
+
+    `retries` and `timeout` (seconds, 0 for none) replace the runs' own for what follows.
+    """
     ids = None if run_ids is None else list(run_ids)
     for run_id in ids or ():
         run = find(store, run_id)
         if run.state != RunState.DEAD:
             raise QueueError(f"run {run_id!r} is {run.state.value}, not dead: only dead runs can be retried")
-    retried = store.retry_dead(ids, reset_attempts)
+    retried = store.retry_dead(ids, reset_attempts, retries, timeout)
     if retried:
         store.wake_pools()
     return retried

@@ -152,8 +152,18 @@ class RunQueue(StoreCore, Protocol):
 
     def attempts(self, run_id: str) -> list[Attempt]: ...
 
-    def retry_dead(self, run_ids: Sequence[str] | None, reset_attempts: bool) -> list[str]:
-        """Move dead runs (all when run_ids is None) back to pending."""
+    def retry_dead(
+        self,
+        run_ids: Sequence[str] | None,
+        reset_attempts: bool,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> list[str]:
+        """Move dead runs (all when run_ids is None) back to pending.
+
+        `retries`: that many retries after the next attempt (else one attempt more);
+        `timeout`: the runs' new timeout in seconds, 0 for none (else theirs stays).
+        """
         ...
 
     def delete_runs(self, state: str | None) -> list[str]:

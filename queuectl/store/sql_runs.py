@@ -201,10 +201,19 @@ class SQLRunQueue(SQLCore, RunQueue):
         rows = self._read("list_attempts", {"run_id": run_id})
         return [named_from_row(Attempt, r, outcome=Outcome(r["outcome"])) for r in rows]
 
-    def retry_dead(self, run_ids: Sequence[str] | None, reset_attempts: bool) -> list[str]:
+    def retry_dead(
+        self,
+        run_ids: Sequence[str] | None,
+        reset_attempts: bool,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> list[str]:
         params = {
             "now": self._now(),
             "reset": reset_attempts,
+            "retries": retries,
+            "set_timeout": timeout is not None,
+            "timeout": timeout or None,  # 0: no timeout
             "all": run_ids is None,
             "ids": json.dumps(list(run_ids or [])),
         }

@@ -749,3 +749,17 @@ def test_cancel_runs_cancels_waiting_asks_the_pool_to_stop_running_and_leaves_fi
     assert store.cancel_requests("w1") == [(running.run_id, running.attempt)]
     assert finish(store, clock, running, Outcome.FAILED) is RunState.CANCELLED  # its pool killed it
     assert store.claim_runs("w1", HOST, 10, LEASE) == []
+
+
+def test_retry_dead_overrides_retries_and_timeout_of_the_retried_runs(store: Store, clock: FakeClock) -> None:
+    make_dead(store, clock, "d1")
+    make_dead(store, clock, "d2")
+    make_dead(store, clock, "d3")
+    assert store.retry_dead(["d1"], False, retries=2, timeout=60) == ["d1"]
+    assert store.retry_dead(["d2"], True, retries=1, timeout=0) == ["d2"]
+    assert store.retry_dead(["d3"], False) == ["d3"]
+    d1, d2, d3 = (store.get_run(r) for r in ("d1", "d2", "d3"))
+    assert d1 is not None and d2 is not None and d3 is not None
+    assert (d1.attempts, d1.max_retries, d1.timeout) == (1, 3, 60)  # the next attempt and 2 retries
+    assert (d2.attempts, d2.max_retries, d2.timeout) == (0, 1, None)
+    assert (d3.attempts, d3.max_retries, d3.timeout) == (1, 1, None)  # one attempt more; its own timeout

@@ -146,10 +146,14 @@ SELECT * FROM attempts WHERE run_id = :run_id ORDER BY n;
 
 -- name: retry_dead
 -- Without reset, the retry grants one attempt more than those made: the allowance grows with it.
+-- :retries (when not NULL) grants that many retries after the next attempt; :set_timeout replaces the timeout.
 UPDATE runs
    SET state = 'pending', run_at = :now, updated_at = :now, error = NULL,
        attempts = CASE WHEN :reset THEN 0 ELSE attempts END,
-       max_retries = CASE WHEN :reset THEN max_retries ELSE GREATEST(max_retries, attempts) END
+       max_retries = CASE WHEN :retries::integer IS NOT NULL
+                          THEN (CASE WHEN :reset THEN 0 ELSE attempts END) + :retries::integer
+                          WHEN :reset THEN max_retries ELSE GREATEST(max_retries, attempts) END,
+       timeout = CASE WHEN :set_timeout THEN :timeout::double precision ELSE timeout END
  WHERE state = 'dead' AND (:all OR id IN (SELECT jsonb_array_elements_text(:ids::jsonb)))
 RETURNING id;
 
