@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from queuectl.durations import iso_utc, split_seconds
+from queuectl.metrics import HOUR, Detailed, Figures, Spread
 from queuectl.model import Attempt, JobStatus, Run, SchedulerSeat, Worker
 
 if TYPE_CHECKING:
@@ -175,6 +176,41 @@ def metrics_json(counts: dict[str, int], stats: AttemptStats) -> dict[str, Any]:
         "completed_last_hour": stats.completed_last_hour,
         "throughput_per_minute": round(stats.completed_last_hour / 60, 2),
     }
+
+
+def figures_json(figures: Figures) -> dict[str, Any]:
+    """One job's (or every run's) figures in `metrics --detailed --json`: seconds, rates from 0 to 1."""
+    return {
+        "counts": figures.counts,
+        "attempts": figures.attempts,
+        "success_rate": _rounded(figures.success_rate, 4),
+        "success_rate_24h": _rounded(figures.success_rate_24h, 4),
+        "duration": _spread_json(figures.duration),
+        "queue_wait": _spread_json(figures.wait),
+        "runs_per_minute": figures.runs_per_minute,
+    }
+
+
+def detailed_metrics_json(detailed: Detailed) -> dict[str, Any]:
+    """`metrics --detailed --json`: overall, per job (`job` null: runs of no job), and the pools' utilisation."""
+    return {
+        "overall": figures_json(detailed.overall),
+        "jobs": [{"job": job, **figures_json(f)} for job, f in detailed.jobs.items()],
+        "utilisation": {
+            "busy_slot_seconds": round(detailed.busy_slot_seconds, 3),
+            "available_slot_seconds": round(detailed.available_slot_seconds, 3),
+            "ratio": _rounded(detailed.utilisation, 4),
+            "window_seconds": HOUR,
+        },
+    }
+
+
+def _spread_json(spread: Spread | None) -> dict[str, float] | None:
+    return None if spread is None else {name: round(value, 3) for name, value in spread._asdict().items()}
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def next_of(status: JobStatus) -> float | None:

@@ -129,6 +129,17 @@ class Run(NamedTuple):
         return self.worker_id or self.last_pool
 
 
+class AttemptFigures(NamedTuple):
+    """What `metrics --detailed` reads of one attempt (outcome "running" for one running now)."""
+
+    job: str | None
+    outcome: str
+    started_at: float | None
+    finished_at: float | None
+    worker_id: str | None
+    wait: float | None  # a run's first attempt: seconds from its run_at (else its creation) to its start
+
+
 class Claim(NamedTuple):
     """What a worker needs to start one attempt of a run it has claimed.
 

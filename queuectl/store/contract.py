@@ -25,6 +25,7 @@ from typing import NamedTuple, Protocol
 
 from queuectl.model import (
     Attempt,
+    AttemptFigures,
     AttemptResult,
     Claim,
     Expired,
@@ -179,6 +180,14 @@ class RunQueue(StoreCore, Protocol):
         ...
 
     def attempt_stats(self) -> AttemptStats: ...
+
+    def metric_attempts(self) -> list[AttemptFigures]:
+        """Every attempt, and each attempt running now (outcome "running", no finish), for `metrics --detailed`."""
+        ...
+
+    def job_counts(self) -> dict[str | None, dict[str, int]]:
+        """Runs per job (None: runs of no job) and state."""
+        ...
 
 
 class PoolRegistry(StoreCore, Protocol):

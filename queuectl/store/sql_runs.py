@@ -7,7 +7,19 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from queuectl.errors import DuplicateRunError
-from queuectl.model import Attempt, AttemptResult, Claim, Expired, NewRun, Outcome, ProcessInfo, Run, RunState, settle
+from queuectl.model import (
+    Attempt,
+    AttemptFigures,
+    AttemptResult,
+    Claim,
+    Expired,
+    NewRun,
+    Outcome,
+    ProcessInfo,
+    Run,
+    RunState,
+    settle,
+)
 from queuectl.store.contract import AttemptStats, RunQueue
 from queuectl.store.sql_core import SQLCore, chunks
 from queuectl.store.sql_rows import (
@@ -241,6 +253,15 @@ class SQLRunQueue(SQLCore, RunQueue):
                 p95 = rows[0][0] if rows else None
             recent = self._read("completed_since", {"since": self._now() - 3600})[0][0]
         return AttemptStats(total, ok or 0, bad or 0, mean, p95, recent)
+
+    def metric_attempts(self) -> list[AttemptFigures]:
+        return [AttemptFigures(*r) for r in self._read("metric_attempts")]
+
+    def job_counts(self) -> dict[str | None, dict[str, int]]:
+        counts: dict[str | None, dict[str, int]] = {}
+        for job, state, number in self._read("job_counts"):
+            counts.setdefault(job, {})[state] = number
+        return counts
 
     def cancel_requests(self, worker_id: str) -> list[tuple[str, int]]:
         return [(r[0], r[1]) for r in self._read("cancel_requested", {"worker_id": worker_id})]

@@ -763,3 +763,56 @@ def test_retry_dead_overrides_retries_and_timeout_of_the_retried_runs(store: Sto
     assert (d1.attempts, d1.max_retries, d1.timeout) == (1, 3, 60)  # the next attempt and 2 retries
     assert (d2.attempts, d2.max_retries, d2.timeout) == (0, 1, None)
     assert (d3.attempts, d3.max_retries, d3.timeout) == (1, 1, None)  # one attempt more; its own timeout
+
+
+def _attempt(
+    store: Store, clock: FakeClock, run_id: str, job: str | None, wait: float, seconds: float, ok: bool
+) -> None:
+    """A run enqueued now, claimed `wait` seconds later by w1, ending `seconds` after that."""
+    store.enqueue([new_run(run_id, job=job, max_retries=0)])
+    clock.advance(wait)
+    claim = claim_one(store)
+    started = clock.now
+    clock.advance(seconds)
+    outcome = Outcome.COMPLETED if ok else Outcome.FAILED
+    result = AttemptResult(claim, "w1", 4242, started, clock.now, 0 if ok else 1, outcome, None, "")
+    store.finish_attempts(HOST, [result])
+
+
+def test_detailed_metrics_figures_from_attempts_with_known_times(store: Store, clock: FakeClock) -> None:
+    from queuectl.services import overview
+
+    store.register_worker(worker("w1")._replace(slots=2))
+    _attempt(store, clock, "old", "a", wait=0, seconds=7, ok=False)  # two days ago: all time only
+    clock.advance(2 * 86400)
+    for run_id, job, wait, seconds, ok in [
+        ("a1", "a", 5, 1, True),
+        ("a2", "a", 5, 2, True),
+        ("a3", "a", 5, 3, True),
+        ("a4", "a", 1, 10, False),
+        ("b1", None, 0, 4, True),
+    ]:
+        store.heartbeat("w1", LEASE)
+        _attempt(store, clock, run_id, job, wait, seconds, ok)
+    store.enqueue([new_run("busy")])
+    claim_one(store)  # runs for the 30 seconds that follow, waited 0
+    clock.advance(30)
+    store.heartbeat("w1", LEASE)
+    found = overview.detailed_metrics(store)
+    every = found.overall
+    assert (every.counts["completed"], every.counts["dead"], every.counts["running"], every.attempts) == (4, 2, 1, 6)
+    assert (every.success_rate, every.success_rate_24h) == (pytest.approx(4 / 6), pytest.approx(4 / 5))
+    assert every.duration == pytest.approx((1, 4.5, 3, 10, 10))  # min, mean, p50, p95, max of 1 2 3 4 7 10
+    assert every.wait == pytest.approx((0, 16 / 7, 1, 5, 5))  # 0 0 0 1 5 5 5
+    assert every.runs_per_minute == pytest.approx(4 / 60, abs=1e-4)
+    assert list(found.jobs) == ["a", None]
+    a = found.jobs["a"]
+    assert (a.counts["completed"], a.counts["dead"], a.attempts) == (3, 2, 5)
+    assert (a.success_rate, a.success_rate_24h) == (pytest.approx(3 / 5), pytest.approx(3 / 4))
+    assert a.duration == pytest.approx((1, 4.6, 3, 10, 10))
+    b = found.jobs[None]
+    assert (b.counts["completed"], b.counts["running"], b.duration) == (1, 1, (4, 4, 4, 4, 4))
+    # w1's 2 slots were there all the last hour (7200 slot-seconds); its attempts in it took 20 seconds,
+    # and the one running now 30 so far
+    assert (found.busy_slot_seconds, found.available_slot_seconds) == pytest.approx((50, 7200))
+    assert found.utilisation == pytest.approx(50 / 7200)

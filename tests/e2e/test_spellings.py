@@ -57,3 +57,21 @@ def test_worker_start_foreground_and_c_for_count(q: Queue) -> None:
     q("enqueue", '{"id":"one","command":"true"}')
     assert q("worker", "start", "--foreground", "--burst", "--count", "2").returncode == 0
     assert q.state("one") == "completed"
+
+
+def test_metrics_detailed_per_job_and_overall(q: Queue) -> None:
+    q("enqueue", '{"id":"ok","command":"sleep 0.3"}')
+    q("enqueue", '{"id":"bad","command":"exit 1","max_retries":0}')
+    q.burst(dead=True)
+    found = q.json("metrics", "--detailed")
+    every = found["overall"]
+    assert (every["counts"]["completed"], every["counts"]["dead"], every["attempts"]) == (1, 1, 2)
+    assert every["success_rate"] == every["success_rate_24h"] == 0.5
+    assert 0.3 <= every["duration"]["max"] < 5 and every["duration"]["min"] < 0.3
+    assert every["queue_wait"]["min"] >= 0 and every["runs_per_minute"] == round(1 / 60, 4)
+    assert [j["job"] for j in found["jobs"]] == [None]
+    assert found["utilisation"]["ratio"] is None  # the burst pool has gone: no slots registered now
+    shown = q("metrics", "--detailed").stdout
+    assert "worker utilisation, last hour: -" in shown
+    row = next(line for line in shown.splitlines() if line.startswith("(all)"))
+    assert "1 completed, 1 dead" in row and "50.0%" in row

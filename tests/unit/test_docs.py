@@ -119,6 +119,7 @@ def test_json_page_names_every_field_the_json_commands_print(q: Queue) -> None:
         "show": q.json("show", "once"),
         "status": q.json("status"),
         "metrics": q.json("metrics"),
+        "metrics --detailed": q.json("metrics", "--detailed"),
         "db info": q.json("db", "info"),
     }
     run_id = outputs["trigger"]["triggered"]
@@ -130,6 +131,7 @@ def test_json_page_names_every_field_the_json_commands_print(q: Queue) -> None:
     outputs["clear"] = q.json("clear", "-s", "completed", "-y")
     outputs["dlq clear"] = q.json("dlq", "clear", "-y")
     outputs["dlq retry"] = q.json("dlq", "retry", "--all")
+    outputs["cancel"] = q.json("cancel", outputs["enqueue"]["enqueued"][0])
     outputs["worker stop"] = q.json("worker", "stop")
     outputs["init"] = q.json("init", str(q.tmp / "fresh.d"))
     for command, value in outputs.items():

@@ -178,6 +178,21 @@ SELECT count(*), avg(finished_at - started_at),
 SELECT finished_at - started_at AS d FROM attempts WHERE outcome <> 'interrupted'
  ORDER BY d LIMIT 1 OFFSET :offset;
 
+-- name: metric_attempts
+-- `metrics --detailed`: every attempt, and the attempts running now (outcome 'running'), with the run's job;
+-- `wait`, for a run's first attempt: how long it waited to start (from its run_at, else its creation).
+SELECT r.job, a.outcome, a.started_at, a.finished_at, a.worker_id,
+       CASE WHEN a.n = 1 THEN a.started_at - CASE WHEN r.run_at <= a.started_at THEN r.run_at ELSE r.created_at END
+       END AS wait
+  FROM attempts a JOIN runs r ON r.id = a.run_id
+UNION ALL
+SELECT job, 'running', started_at, NULL, worker_id,
+       CASE WHEN tries = 1 THEN started_at - CASE WHEN run_at <= started_at THEN run_at ELSE created_at END END
+  FROM runs WHERE state = 'running';
+
+-- name: job_counts
+SELECT job, state, count(*) FROM runs GROUP BY job, state;
+
 -- name: completed_since
 SELECT count(*) FROM runs WHERE state = 'completed' AND finished_at >= :since;
 
