@@ -99,8 +99,14 @@ class RunQueue(StoreCore, Protocol):
     def enqueue(self, runs: Sequence[NewRun]) -> None:
         """Add all runs or none; DuplicateRunError names a taken id."""
 
-    def claim_runs(self, worker_id: str, host: str, limit: int, lease_seconds: float) -> list[Claim]:
-        """Lease up to `limit` runnable runs, highest priority then oldest first."""
+    def claim_runs(
+        self, worker_id: str, host: str, limit: int, lease_seconds: float, aging: float = 0.0
+    ) -> list[Claim]:
+        """Lease up to `limit` runnable runs, highest priority then oldest first.
+
+        `aging` (seconds, 0: off): a waiting run counts one priority level higher per `aging` seconds
+        it has waited since it was due, up to 10 (config priority-aging); its claim carries that level.
+        """
         ...
 
     def record_processes(self, worker_id: str, infos: Sequence[ProcessInfo]) -> None:

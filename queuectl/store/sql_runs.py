@@ -54,21 +54,18 @@ class SQLRunQueue(SQLCore, RunQueue):
                     raise DuplicateRunError(f"duplicate id {taken[0][0]!r}: a run with that id exists")
             self._write_many("insert_run", [new_run_params(r, now) for r in runs], duplicate_is_error=True)
 
-    def claim_runs(self, worker_id: str, host: str, limit: int, lease_seconds: float) -> list[Claim]:
+    def claim_runs(
+        self, worker_id: str, host: str, limit: int, lease_seconds: float, aging: float = 0.0
+    ) -> list[Claim]:
         if limit <= 0:
             return []
         now = self._now()
+        params = {"worker_id": worker_id, "host": host, "lease_expires": now + lease_seconds, "now": now}
         with self.batch():
-            rows = self._write(
-                "claim_runs",
-                {
-                    "worker_id": worker_id,
-                    "host": host,
-                    "lease_expires": now + lease_seconds,
-                    "now": now,
-                    "limit": limit,
-                },
-            )
+            if aging > 0:
+                rows = self._write("claim_runs_aged", {**params, "limit": limit, "aging": aging})
+            else:
+                rows = self._write("claim_runs", {**params, "limit": limit})
         # RETURNING gives no order: restore priority, then age.
         rows.sort(key=lambda r: (-r["priority"], r["created_at"], r["id"]))
         return [claim_from_row(r) for r in rows]

@@ -816,3 +816,29 @@ def test_detailed_metrics_figures_from_attempts_with_known_times(store: Store, c
     # and the one running now 30 so far
     assert (found.busy_slot_seconds, found.available_slot_seconds) == pytest.approx((50, 7200))
     assert found.utilisation == pytest.approx(50 / 7200)
+
+
+def test_priority_aging_claims_an_old_low_run_before_a_newer_high_one_once_aged(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("old-low", priority=1)])
+    clock.advance(240)
+    store.enqueue([new_run("new-high", priority=9)])
+    # not yet: after 4 minutes at 1 level per minute old-low counts as 5 (1 + 4), below 9
+    assert [c.run_id for c in store.claim_runs("w1", HOST, 1, LEASE, aging=60)] == ["new-high"]
+    store.enqueue([new_run("newer-high", priority=9)])
+    clock.advance(600)  # 14 minutes: old-low counts as 10 (capped), newer-high as 9 + 10 = 10, and is newer
+    claims = store.claim_runs("w1", HOST, 2, LEASE, aging=60)
+    assert [c.run_id for c in claims] == ["old-low", "newer-high"]
+
+
+def test_priority_aging_off_keeps_priority_order_and_ages_from_when_a_run_is_due(
+    store: Store, clock: FakeClock
+) -> None:
+    store.enqueue([new_run("old-low", priority=1), new_run("later-low", priority=1, run_at=clock.now + 3600)])
+    clock.advance(3600)
+    store.enqueue([new_run("new-mid", priority=5)])
+    assert [c.run_id for c in store.claim_runs("w1", HOST, 1, LEASE)] == ["new-mid"]  # off by default
+    store.enqueue([new_run("mid2", priority=5)])
+    clock.advance(60)
+    # later-low was due only a minute ago: 1 + 1 = 2 < mid2's 5 + 1 = 6 < old-low's 1 + 61 (10)
+    got = store.claim_runs("w1", HOST, 3, LEASE, aging=60)
+    assert [c.run_id for c in got] == ["old-low", "mid2", "later-low"]

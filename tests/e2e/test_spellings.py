@@ -75,3 +75,14 @@ def test_metrics_detailed_per_job_and_overall(q: Queue) -> None:
     assert "worker utilisation, last hour: -" in shown
     row = next(line for line in shown.splitlines() if line.startswith("(all)"))
     assert "1 completed, 1 dead" in row and "50.0%" in row
+
+
+def test_a_pool_claims_with_priority_aging_on(q: Queue) -> None:
+    q("enqueue", '{"id":"low","command":"true","priority":"low"}')
+    q("enqueue", '{"id":"high","command":"true","priority":"high"}')
+    assert q("config", "get", "priority-aging").stdout == "0\n"  # off by default
+    assert q.json("config", "set", "priority-aging", "5m")["value"] == 300
+    q.burst("--workers", "1")
+    assert [q.state(r) for r in ("low", "high")] == ["completed", "completed"]
+    order = sorted(("low", "high"), key=lambda r: q.run(r)["started_at"])
+    assert order == ["high", "low"]  # neither has waited 5 minutes: priority decides

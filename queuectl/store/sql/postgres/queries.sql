@@ -37,6 +37,29 @@ UPDATE runs
 RETURNING runs.id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
           priority, created_at, job, keep_children, scheduled_for;
 
+-- name: claim_runs_aged
+-- As claim_runs, with priority aging: a waiting run gains a level per :aging seconds waited since it was
+-- due (created, or its run_at), up to 10. Still indexed: the oldest :limit runs of each of the ten levels
+-- are found through runs_ready (within a level the oldest has aged most), and only those are ranked.
+UPDATE runs
+   SET state = 'running', attempts = attempts + 1, tries = tries + 1, worker_id = :worker_id, host = :host,
+       lease_expires = :lease_expires, started_at = :now, updated_at = :now,
+       finished_at = NULL, pgid = NULL, proc_start = NULL, log_path = NULL
+  FROM (SELECT c.id, c.aged FROM generate_series(1, 10) AS levels (level)
+        CROSS JOIN LATERAL (
+            SELECT id, created_at,
+                   LEAST(10, priority + floor((:now - GREATEST(created_at, run_at)) / :aging)::integer) AS aged
+              FROM runs
+             WHERE state IN ('pending', 'failed') AND priority = levels.level AND run_at <= :now
+             ORDER BY priority DESC, created_at, id
+             LIMIT :limit
+               FOR UPDATE SKIP LOCKED) AS c
+         ORDER BY c.aged DESC, c.created_at, c.id
+         LIMIT :limit) AS picked
+ WHERE runs.id = picked.id
+RETURNING runs.id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
+          picked.aged AS priority, created_at, job, keep_children, scheduled_for;
+
 -- name: record_process
 UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, started_at = :started_at
  WHERE id = :run_id AND state = 'running' AND worker_id = :worker_id AND tries = :n;

@@ -32,6 +32,29 @@ UPDATE runs
 RETURNING id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
           priority, created_at, job, keep_children, scheduled_for;
 
+-- name: claim_runs_aged
+-- As claim_runs, with priority aging: a waiting run gains a level per :aging seconds waited since it was
+-- due (created, or its run_at), up to 10. Still indexed: the oldest :limit runs of each of the ten levels
+-- are found through runs_ready (within a level the oldest has aged most), and only those are ranked.
+WITH levels (level) AS (VALUES (10), (9), (8), (7), (6), (5), (4), (3), (2), (1)),
+picked AS (
+    SELECT r.id FROM levels, runs r
+     WHERE r.id IN (SELECT id FROM runs INDEXED BY runs_ready
+                     WHERE state IN ('pending', 'failed') AND priority = levels.level AND run_at <= :now
+                     ORDER BY priority DESC, created_at, id
+                     LIMIT :limit)
+     ORDER BY min(10, r.priority + CAST((:now - max(r.created_at, r.run_at)) / :aging AS INTEGER)) DESC,
+              r.created_at, r.id
+     LIMIT :limit)
+UPDATE runs
+   SET state = 'running', attempts = attempts + 1, tries = tries + 1, worker_id = :worker_id, host = :host,
+       lease_expires = :lease_expires, started_at = :now, updated_at = :now,
+       finished_at = NULL, pgid = NULL, proc_start = NULL, log_path = NULL
+ WHERE id IN (SELECT id FROM picked)
+RETURNING id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
+          min(10, priority + CAST((:now - max(created_at, run_at)) / :aging AS INTEGER)) AS priority,
+          created_at, job, keep_children, scheduled_for;
+
 -- name: record_process
 UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, started_at = :started_at
  WHERE id = :run_id AND state = 'running' AND worker_id = :worker_id AND tries = :n;
