@@ -18,7 +18,7 @@ from queuectl import fields
 from queuectl.config import Defaults
 from queuectl.durations import parse_duration, parse_time
 from queuectl.errors import DuplicateRunError, UsageError
-from queuectl.model import NewRun, check_name
+from queuectl.model import NewRun, RunState, check_name, parse_state
 
 DEFAULT_PRIORITY: int = fields.BY_NAME["priority"].default
 _KNOWN = set(fields.JSON_KEYS)
@@ -149,8 +149,9 @@ def _check_known(given: Mapping[str, Any]) -> None:
         hint = difflib.get_close_matches(unknown[0], sorted(_KNOWN), n=1)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise UsageError(f"unknown field {unknown[0]!r}{suggestion}: expected some of {', '.join(sorted(_KNOWN))}")
-    if given.get("state", "pending") != "pending":
-        raise UsageError(f"invalid state {given['state']!r}: a new run can only be 'pending'")
+    state = given.get("state", "pending")
+    if not isinstance(state, str) or parse_state(state) is not RunState.PENDING:  # any case, as everywhere
+        raise UsageError(f"invalid state {state!r}: a new run can only be 'pending'")
     if given.get("attempts", 0) != 0:
         raise UsageError(f"invalid attempts {given['attempts']!r}: a new run has 0 attempts")
 

@@ -368,6 +368,13 @@ FIELDS: tuple[Field, ...] = (
         config="kill-grace",
     ),
     Field(
+        "priority_aging",
+        Kind.DURATION,
+        "a waiting run gains one priority level per this long waited, up to 10 (low ones cannot starve); 0 = off",
+        default=0,
+        config="priority-aging",
+    ),
+    Field(
         "log_max_bytes",
         Kind.BYTES,
         "cap on one attempt's log file, in bytes: past it the start and the end are kept; 0 = no cap",
@@ -387,6 +394,7 @@ CONFIG_ORDER = (
     "worker-poll-interval",
     "stop-grace",
     "kill-grace",
+    "priority-aging",
     "log-max-bytes",
 )
 BY_CONFIG: dict[str, Field] = {key: next(f for f in FIELDS if f.config == key) for key in CONFIG_ORDER}

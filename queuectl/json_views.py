@@ -11,10 +11,11 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from queuectl.durations import iso_utc, split_seconds
+from queuectl.metrics import HOUR, Detailed, Figures, Spread
 from queuectl.model import Attempt, JobStatus, Run, SchedulerSeat, Service, Worker
 
 if TYPE_CHECKING:
@@ -177,6 +178,41 @@ def metrics_json(counts: dict[str, int], stats: AttemptStats) -> dict[str, Any]:
     }
 
 
+def figures_json(figures: Figures) -> dict[str, Any]:
+    """One job's (or every run's) figures in `metrics --detailed --json`: seconds, rates from 0 to 1."""
+    return {
+        "counts": figures.counts,
+        "attempts": figures.attempts,
+        "success_rate": _rounded(figures.success_rate, 4),
+        "success_rate_24h": _rounded(figures.success_rate_24h, 4),
+        "duration": _spread_json(figures.duration),
+        "queue_wait": _spread_json(figures.wait),
+        "runs_per_minute": figures.runs_per_minute,
+    }
+
+
+def detailed_metrics_json(detailed: Detailed) -> dict[str, Any]:
+    """`metrics --detailed --json`: overall, per job (`job` null: runs of no job), and the pools' utilisation."""
+    return {
+        "overall": figures_json(detailed.overall),
+        "jobs": [{"job": job, **figures_json(f)} for job, f in detailed.jobs.items()],
+        "utilisation": {
+            "busy_slot_seconds": round(detailed.busy_slot_seconds, 3),
+            "available_slot_seconds": round(detailed.available_slot_seconds, 3),
+            "ratio": _rounded(detailed.utilisation, 4),
+            "window_seconds": HOUR,
+        },
+    }
+
+
+def _spread_json(spread: Spread | None) -> dict[str, float] | None:
+    return None if spread is None else {name: round(value, 3) for name, value in spread._asdict().items()}
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def next_of(status: JobStatus) -> float | None:
     """When a declared job runs next, if it does."""
     from queuectl import schedule  # croniter is slow to import: only for commands that show jobs
@@ -223,6 +259,11 @@ def resumed_json(job: str) -> dict[str, Any]:
 
 def retried_json(run_ids: Sequence[str]) -> dict[str, Any]:
     return {"retried": list(run_ids)}
+
+
+def cancelled_json(cancelled: Sequence[str], stopping: Sequence[str], finished: Mapping[str, str]) -> dict[str, Any]:
+    """`cancel --json`: runs cancelled at once, running runs being stopped, finished ones (id -> state) left alone."""
+    return {"cancelled": list(cancelled), "stopping": list(stopping), "finished": dict(finished)}
 
 
 def deleted_json(run_ids: Sequence[str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from queuectl.json_views import batched
 from queuectl.model import Run
 
 RUN_HEADERS = ("ID", "STATE", "PRI", "TRIES", "EXIT", "CREATED", "COMMAND")
+DEAD_HEADERS = ("ID", "TRIES", "EXIT", "FINISHED", "ERROR")  # `dlq list`: each dead run's last error
 RUN_ROWS_MEASURED = 500  # plain rows take their column widths from this many first runs
 
 
@@ -31,22 +32,46 @@ def run_cells(r: Run) -> tuple[str, ...]:
     )
 
 
+def dead_cells(r: Run) -> tuple[str, ...]:
+    """A dead run's row as `dlq list` shows it: its last error (with its output's last line) at the end."""
+    return (
+        r.id,
+        f"{r.attempts}/{r.max_retries + 1}",
+        "-" if r.exit_code is None else str(r.exit_code),
+        format_time(r.finished_at),
+        one_line(last_error(r)),
+    )
+
+
+def last_error(r: Run) -> str:
+    """What ended a run's last attempt: its error (`exit 3`, `timeout after 30s`) and its output's last line."""
+    said = next((line.strip() for line in reversed((r.output_tail or "").splitlines()) if line.strip()), "")
+    error = r.error or ""
+    return f"{error}: {said}" if error and said else error or said or "-"
+
+
 def write_run_rows(write: Callable[[str], object], runs: Iterable[Run]) -> int:
+    """Plain aligned rows for pipes, streamed; how many were written (no header when none)."""
+    return write_rows(write, (run_cells(r) for r in runs), RUN_HEADERS)
+
+
+def write_rows(write: Callable[[str], object], rows: Iterable[tuple[str, ...]], headers: tuple[str, ...]) -> int:
     """Plain aligned rows for pipes, streamed; how many were written (no header when none).
 
-    Column widths come from the first RUN_ROWS_MEASURED runs and are kept: a wider
-    value later pushes the rest of its own row only. Two spaces part the columns.
+    Column widths come from the first RUN_ROWS_MEASURED rows and are kept: a wider
+    value later pushes the rest of its own row only. Two spaces part the columns;
+    the last one (a command, an error) is never padded.
     """
-    stream = iter(runs)
-    first = [run_cells(r) for r in itertools.islice(stream, RUN_ROWS_MEASURED)]
+    stream = iter(rows)
+    first = list(itertools.islice(stream, RUN_ROWS_MEASURED))
     if not first:
         return 0
-    widths = [max(len(h), *(len(cells[i]) for cells in first)) for i, h in enumerate(RUN_HEADERS[:-1])]
+    widths = [max(len(h), *(len(cells[i]) for cells in first)) for i, h in enumerate(headers[:-1])]
     line = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}\n"
     count = 0
     with batched(write) as put:
-        put(line.format(*RUN_HEADERS))
-        for cells in itertools.chain(first, (run_cells(r) for r in stream)):
+        put(line.format(*headers))
+        for cells in itertools.chain(first, stream):
             put(line.format(*cells))
             count += 1
     return count

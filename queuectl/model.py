@@ -33,6 +33,8 @@ class RunState(enum.StrEnum):
 
 
 STATES = tuple(s.value for s in RunState)
+# Other names users of other queue tools type for a state (`list --state processing`).
+STATE_ALIASES = {"processing": RunState.RUNNING.value}
 # States a run can be claimed from (when run_at has come).
 RUNNABLE = (RunState.PENDING.value, RunState.FAILED.value)
 
@@ -48,6 +50,16 @@ class Outcome(enum.StrEnum):
 
     def __str__(self) -> str:
         return self.value
+
+
+def parse_state(name: str) -> RunState:
+    """The state `name` names: any case, or another name of it (STATE_ALIASES); else UsageError."""
+    key = name.strip().lower() if isinstance(name, str) else ""
+    key = STATE_ALIASES.get(key, key)
+    if key not in STATES:
+        names = ", ".join(STATES)
+        raise UsageError(f"invalid state {name!r}: expected one of {names} (or {', '.join(STATE_ALIASES)})")
+    return RunState(key)
 
 
 def check_name(name: str, what: str = "id") -> str:
@@ -115,6 +127,17 @@ class Run(NamedTuple):
     def pool(self) -> str | None:
         """The pool that holds the run now, or the one that ran its latest attempt."""
         return self.worker_id or self.last_pool
+
+
+class AttemptFigures(NamedTuple):
+    """What `metrics --detailed` reads of one attempt (outcome "running" for one running now)."""
+
+    job: str | None
+    outcome: str
+    started_at: float | None
+    finished_at: float | None
+    worker_id: str | None
+    wait: float | None  # a run's first attempt: seconds from its run_at (else its creation) to its start
 
 
 class Claim(NamedTuple):
@@ -326,8 +349,7 @@ class JobSpec:
         runs = tuple(
             values[name]
             for name in _SPEC_FIELDS
-            if name not in ("description", "priority", "enabled")
-            and (name not in _OMITTED_WHEN_FALSE or values[name])
+            if name not in ("description", "priority", "enabled") and (name not in _OMITTED_WHEN_FALSE or values[name])
         )
         import hashlib  # loads OpenSSL (3 ms): not for the commands that only read runs
 

@@ -31,6 +31,7 @@ POOL_BUSY_TIMEOUT = 1.0  # a pool retries a locked store rather than block its l
 # --help lists commands from here without importing them; a unit test checks it against the commands.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "apply": ("jobs", "apply", "Make the store's jobs match the manifests under PATHS, in one transaction."),
+    "cancel": ("runs", "cancel", "Cancel runs: a waiting one is not run, a running one is stopped."),
     "clear": ("runs", "clear", "Delete runs and their logs (running runs are never deleted)."),
     "config": ("store", "config_group", "Show and change settings kept in the store."),
     "db": ("store", "db_group", "The store itself: its schema and where it is."),
@@ -49,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "The next fire times of job NAME, in its zone and in UTC, with DST and overlap warnings.",
     ),
     "resume": ("schedules", "resume", "Restart job NAME's schedule (fires missed while suspended are skipped)."),
+    "add": ("runs", "run_cmd", "Enqueue COMMAND as a new run and print its id."),
     "run": ("runs", "run_cmd", "Enqueue COMMAND as a new run and print its id."),
     "scheduler": (
         "service",
@@ -95,10 +97,10 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("up", "down", "scheduler", "service", "init", "validate", "diff", "apply", "trigger", "suspend", "resume"),
     ),
     ("Inspect", ("status", "list", "show", "logs", "plan", "schedule", "metrics", "shell")),
-    ("The queue", ("enqueue", "run", "worker", "dlq", "clear")),
+    ("The queue", ("enqueue", "run", "cancel", "worker", "dlq", "clear")),
     ("The store", ("db", "config", "schema")),
 )
-ALIASES = {"get": "show"}
+ALIASES = {"get": "show", "add": "run"}
 """Another name of a command: it works, and --help lists it once, beside the command (`show (get)`)."""
 
 READERS = {
@@ -111,6 +113,7 @@ READERS = {
     ("dlq", "list"),
     ("config", "get"),
     ("config", "show"),
+    ("config", "list"),
     ("worker", "status"),
     ("db", "info"),
     ("schedule",),
@@ -159,9 +162,27 @@ def _on_terminal() -> bool:
     return click.get_text_stream("stdout").isatty()
 
 
-def _listed_name(name: str) -> str:
-    aliases = [alias for alias, target in ALIASES.items() if target == name]
+def _listed_name(name: str, table: dict[str, str] = ALIASES) -> str:
+    aliases = [alias for alias, target in table.items() if target == name]
     return f"{name} ({', '.join(aliases)})" if aliases else name
+
+
+class AliasedGroup(click.Group):
+    """A group where some subcommands have another name: it works, and the help lists it beside its command."""
+
+    def __init__(self, *args: Any, aliases: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.aliases = aliases or {}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = [(name, self.commands[name]) for name in self.list_commands(ctx)]
+        rows = [(_listed_name(name, self.aliases), command.get_short_help_str(limit=200)) for name, command in commands]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 if TYPE_CHECKING:

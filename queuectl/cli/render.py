@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
+from queuectl import listing
 from queuectl.cli import colour
 from queuectl.cli.layout import GIVE_LINES, Fields, Grid, emit
 from queuectl.durations import fire_time, format_duration, format_time
@@ -21,6 +22,7 @@ __all__ = ["emit"]  # callers print grids and field lists through it
 
 if TYPE_CHECKING:
     from queuectl.config import InForce
+    from queuectl.metrics import Detailed
     from queuectl.services.pools import PoolView
 
 STATE_STYLE = {
@@ -61,6 +63,42 @@ def runs_table(con: Console, runs: Iterable[Run], min_widths: Sequence[int] = ()
     for r in runs:
         cells = run_cells(r)
         grid.add_row(Text(cells[0]), state_text(cells[1]), *cells[2:6], Text(cells[6]))
+    return grid
+
+
+def figures_table(con: Console, found: Detailed) -> Grid:
+    """`metrics --detailed`: a row per job and one for all runs; durations and waits as min/p50/p95/max."""
+    headers = ("JOB", "RUNS", "OK 24H", "OK ALL", "DURATION MIN/MEAN/P50/P95/MAX", "WAIT P50/P95/MAX", "PER MIN")
+    grid = Grid(headers, give="RUNS", give_lines=None)
+    rows = [("(all)", found.overall), *(("(no job)" if job is None else job, f) for job, f in found.jobs.items())]
+    for name, figures in rows:
+        runs = ", ".join(f"{number} {state}" for state, number in figures.counts.items() if number) or "-"
+        duration = figures.duration
+        spread = "-" if duration is None else "/".join(format_duration(v) for v in duration)
+        wait = figures.wait
+        waits = "-" if wait is None else "/".join(format_duration(v) for v in (wait.p50, wait.p95, wait.max))
+        grid.add_row(
+            Text(name),
+            runs,
+            _percent(figures.success_rate_24h),
+            _percent(figures.success_rate),
+            spread,
+            waits,
+            f"{figures.runs_per_minute:g}",
+        )
+    return grid
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
+def dead_table(con: Console, runs: Iterable[Run]) -> Grid:
+    """`dlq list`: ids whole, each run's last error giving way on a narrow terminal."""
+    grid = Grid(listing.DEAD_HEADERS, give="ERROR")
+    for r in runs:
+        cells = listing.dead_cells(r)
+        grid.add_row(Text(cells[0]), *cells[1:4], Text(cells[4]))
     return grid
 
 

@@ -13,12 +13,29 @@ from queuectl import follow as tail
 from queuectl import json_views, listing
 from queuectl.cli.app import DURATION, db_option, echo_json, json_option, store_of, yes_option
 from queuectl.errors import LISTS_HINT, NotFoundError, UsageError
-from queuectl.model import NewRun, RunState, check_name
+from queuectl.fields import MAX_RETRIES
+from queuectl.model import STATE_ALIASES, STATES, NewRun, RunState, check_name, parse_state
 from queuectl.runner import HOST
 from queuectl.services import runs
 from queuectl.store.contract import Store
 
-STATE_NAMES = tuple(s.value for s in RunState)
+
+class StateName(click.Choice):  # type: ignore[type-arg]  # generic from click 8.2 on; pyproject allows 8.1
+    """A state option: any case, `processing` for running (model.parse_state); the value is the state's name."""
+
+    name = "state"
+
+    def __init__(self) -> None:
+        super().__init__(STATES, case_sensitive=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return parse_state(value).value if isinstance(value, str) else str(super().convert(value, param, ctx))
+
+    def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str:
+        return "[" + "|".join((*STATES, *STATE_ALIASES)) + "]"
+
+
+STATE = StateName()
 RETRIES_HELP = "Retries after the first attempt (max_retries=2 means up to 3 attempts); default: config max-retries."
 TERMINAL_PAGE = 50  # runs `list` shows on a terminal without --limit
 TABLE_CHUNK = 500  # runs per rich table when a terminal asked for more
@@ -142,7 +159,7 @@ def run_cmd(ctx: click.Context, /, command: str, run_id: str | None, as_json: bo
 
 
 @click.command("list")
-@click.option("-s", "--state", type=click.Choice(STATE_NAMES), help="Only runs in this state.")
+@click.option("-s", "--state", type=STATE, help="Only runs in this state.")
 @click.option("-n", "--limit", type=click.IntRange(1, 10**9), help="At most this many (oldest first).")
 @click.option("--jobs", "show_jobs", is_flag=True, help="List declared jobs: schedule in words, next fire, last run.")
 @click.option("--scheduled", is_flag=True, help="Upcoming cron fires across jobs (same as 'queuectl schedule').")
@@ -311,35 +328,68 @@ def dlq() -> None:
 @db_option
 @click.pass_context
 def dlq_list(ctx: click.Context, limit: int | None, as_json: bool) -> None:
-    """List dead runs.
+    """List dead runs, each with its last error.
 
     \b
     Example:
       queuectl dlq list -n 10 --json
     """
-    ctx.invoke(list_cmd, state="dead", limit=limit, as_json=as_json)
+    if as_json:
+        ctx.invoke(list_cmd, state="dead", limit=limit, as_json=as_json)
+        return
+    dead = store_of(ctx).iter_runs(RunState.DEAD.value, limit)
+    out = click.get_text_stream("stdout")
+    if not out.isatty():
+        if not listing.write_rows(out.write, (listing.dead_cells(r) for r in dead), listing.DEAD_HEADERS):
+            out.write("no dead runs\n")
+        return
+    from queuectl.cli import render  # rich: only for a terminal
+
+    con = render.console()
+    page = list(itertools.islice(dead, TABLE_CHUNK if limit is not None else TERMINAL_PAGE))
+    if not page:
+        con.print("no dead runs")
+        return
+    render.emit(con, render.dead_table(con, page))
 
 
 @dlq.command("retry")
 @click.argument("run_ids", nargs=-1, metavar="[ID]...")
 @click.option("--all", "retry_all", is_flag=True, help="Retry every dead run.")
 @click.option("--reset-attempts", is_flag=True, help="Start counting attempts from zero again.")
+@click.option(
+    "--retries",
+    "--max-retries",
+    "retries",
+    type=click.IntRange(int(MAX_RETRIES.low), int(MAX_RETRIES.high)),
+    metavar="N",
+    help="Retry up to N times if the next attempt fails (default: that attempt only).",
+)
+@click.option("--timeout", type=DURATION, metavar="DURATION", help="A new timeout for the retried runs; 0 = none.")
 @json_option
 @db_option
 @click.pass_context
 def dlq_retry(
-    ctx: click.Context, run_ids: tuple[str, ...], retry_all: bool, reset_attempts: bool, as_json: bool
+    ctx: click.Context,
+    run_ids: tuple[str, ...],
+    retry_all: bool,
+    reset_attempts: bool,
+    retries: int | None,
+    timeout: float | None,
+    as_json: bool,
 ) -> None:
-    """Put dead runs back in the queue (one more attempt unless --reset-attempts).
+    """Put dead runs back in the queue (one more attempt unless --retries or --reset-attempts).
 
     \b
     Example:
       queuectl dlq retry job1 job2
+      queuectl dlq retry job1 --timeout 5m --retries 2
       queuectl dlq retry --all --reset-attempts
     """
     if bool(run_ids) == retry_all:
         raise UsageError("give the ids of dead runs to retry, or --all")
-    retried = runs.retry_dead(store_of(ctx), None if retry_all else run_ids, reset_attempts)
+    ids = None if retry_all else run_ids
+    retried = runs.retry_dead(store_of(ctx), ids, reset_attempts, retries, timeout)
     if as_json:
         echo_json(json_views.retried_json(retried))
         return
@@ -362,9 +412,35 @@ def dlq_clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
 
 
 @click.command()
-@click.option(
-    "-s", "--state", type=click.Choice(STATE_NAMES), help="Only runs in this state (default: all but running)."
-)
+@click.argument("run_ids", nargs=-1, required=True, metavar="ID...")
+@json_option
+@db_option
+@click.pass_context
+def cancel(ctx: click.Context, run_ids: tuple[str, ...], as_json: bool) -> None:
+    """Cancel runs: a waiting one is not run, a running one is stopped.
+
+    A running run's pool, on whatever host, stops its process group (SIGTERM,
+    then SIGKILL after config kill-grace) and records it cancelled. A finished
+    run is left alone.
+
+    \b
+    Example:
+      queuectl cancel run-0a1b2c3d4e5f
+    """
+    done = runs.cancel(store_of(ctx), run_ids)
+    if as_json:
+        echo_json(json_views.cancelled_json(done.cancelled, done.stopping, done.finished))
+        return
+    for run_id in done.cancelled:
+        click.echo(f"cancelled {run_id}")
+    for run_id in done.stopping:
+        click.echo(f"stopping {run_id}: its pool stops its process group; it ends cancelled")
+    for run_id, state in done.finished.items():
+        click.echo(f"{run_id} is {state} already: left alone")
+
+
+@click.command()
+@click.option("-s", "--state", type=STATE, help="Only runs in this state (default: all but running).")
 @yes_option
 @json_option
 @db_option

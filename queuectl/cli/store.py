@@ -6,8 +6,9 @@ import click
 
 from queuectl import config, json_views
 from queuectl.cli import colour
-from queuectl.cli.app import db_option, echo_json, json_option, store_of
+from queuectl.cli.app import AliasedGroup, db_option, echo_json, json_option, store_of
 from queuectl.durations import format_duration
+from queuectl.metrics import Detailed
 from queuectl.services import overview as overviews
 from queuectl.services.pools import PoolView
 
@@ -81,17 +82,22 @@ def _scheduler_line(view: overviews.SchedulerView, now: float) -> str:
 
 
 @click.command()
+@click.option("--detailed", is_flag=True, help="Per job and overall: rates, duration spread, queue wait, utilisation.")
 @json_option
 @db_option
 @click.pass_context
-def metrics(ctx: click.Context, as_json: bool) -> None:
+def metrics(ctx: click.Context, detailed: bool, as_json: bool) -> None:
     """Counts, success rate, attempt durations and recent throughput.
 
     \b
     Example:
       queuectl metrics
+      queuectl metrics --detailed --json
     """
     store = store_of(ctx)
+    if detailed:
+        _detailed_metrics(overviews.detailed_metrics(store), as_json)
+        return
     data = json_views.metrics_json(store.counts(), store.attempt_stats())
     if as_json:
         echo_json(data)
@@ -110,6 +116,19 @@ def metrics(ctx: click.Context, as_json: bool) -> None:
     grid.add_row("completed, last hour", str(data["completed_last_hour"]))
     grid.add_row("throughput", f"{data['throughput_per_minute']:g} runs/min (last hour)")
     render.emit(con, grid)
+
+
+def _detailed_metrics(found: Detailed, as_json: bool) -> None:
+    if as_json:
+        echo_json(json_views.detailed_metrics_json(found))
+        return
+    from queuectl.cli import render  # rich: only for a terminal
+
+    con = render.console()
+    ratio = found.utilisation
+    busy = f"{format_duration(found.busy_slot_seconds)} busy of {format_duration(found.available_slot_seconds)}"
+    con.print(f"worker utilisation, last hour: {'-' if ratio is None else f'{ratio * 100:.1f}%'} ({busy} slot time)")
+    render.emit(con, render.figures_table(con, found))
 
 
 @click.group("db")
@@ -160,13 +179,14 @@ def db_info(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{key + ':':16}{value}")
 
 
-@click.group("config")
+@click.group("config", cls=AliasedGroup, aliases={"list": "show"})
 def config_group() -> None:
     """Show and change settings kept in the store.
 
     \b
     Example:
       queuectl config show
+      queuectl config get job-timeout
       queuectl config set max-retries 5
     """
 
@@ -197,16 +217,19 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
 
 
 @config_group.command("get")
-@click.argument("key")
+@click.argument("key", required=False)
 @db_option
 @click.pass_context
-def config_get(ctx: click.Context, key: str) -> None:
-    """Print one setting's value.
+def config_get(ctx: click.Context, key: str | None) -> None:
+    """Print one setting's value (every setting without KEY, as config show).
 
     \b
     Example:
       queuectl config get job-timeout
     """
+    if key is None:
+        ctx.invoke(config_show, as_json=False)
+        return
     canonical = config.normalize_key(key)
     click.echo(config.render_value(config.effective(store_of(ctx).config())[canonical]))
 

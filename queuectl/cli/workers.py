@@ -6,6 +6,7 @@ import click
 
 from queuectl import json_views
 from queuectl.cli.app import POOL_BUSY_TIMEOUT, Duration, db_option, echo_json, json_option, log_line, store_of
+from queuectl.errors import UsageError
 from queuectl.services import pools
 from queuectl.supervisor import Supervisor
 
@@ -26,6 +27,7 @@ def worker() -> None:
     "-w",
     "--workers",
     "--count",
+    "-c",
     "workers",
     default=1,
     show_default=True,
@@ -38,13 +40,16 @@ def worker() -> None:
     help="Drain what is runnable (and its retries), then exit: 1 if a run ended dead, else 0.",
 )
 @click.option("--detach", is_flag=True, help="Run in the background; print its pid and log file.")
+@click.option("--foreground", is_flag=True, help="Run in the foreground (the default; for scripts of other tools).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only start and stop lines.")
 @click.option(
     "--no-scheduler", "no_scheduler", is_flag=True, help="Never schedule cron fires here (another pool or up does)."
 )
 @db_option
 @click.pass_context
-def worker_start(ctx: click.Context, workers: int, burst: bool, detach: bool, quiet: bool, no_scheduler: bool) -> None:
+def worker_start(
+    ctx: click.Context, workers: int, burst: bool, detach: bool, foreground: bool, quiet: bool, no_scheduler: bool
+) -> None:
     """Run a pool of --workers slots in the foreground.
 
     The pools on a store elect one among themselves to turn cron fires into
@@ -58,6 +63,8 @@ def worker_start(ctx: click.Context, workers: int, burst: bool, detach: bool, qu
       queuectl worker start --workers 4
       queuectl worker start --burst
     """
+    if detach and foreground:
+        raise UsageError("give --detach or --foreground, not both")
     store = store_of(ctx, busy_timeout=POOL_BUSY_TIMEOUT)
     if detach:
         started = pools.start_background(store, workers, burst, scheduling=not no_scheduler)

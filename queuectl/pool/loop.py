@@ -328,6 +328,7 @@ class Pool:
         self.stop_grace = values["stop-grace"]
         self.kill_grace = values["kill-grace"]
         self.log_max_bytes = values["log-max-bytes"]
+        self.sync.aging = values["priority-aging"]
 
     # -- signals, stopping and wake-ups ---------------------------------------
     def _take_signals(self, mono: float) -> None:

@@ -46,6 +46,7 @@ class StoreSync:
         self.mean_duration: float | None = None  # of the attempts so far
         self.ready: deque[tuple[Claim, float]] = deque()  # claimed (at that monotonic moment), not yet started
         self.hint = True  # work may be waiting: claim without waiting for a poll
+        self.aging = 0.0  # config priority-aging: seconds a waiting run takes to gain a level (0: off)
         self.next_poll = 0.0
         self.next_due: float | None = None  # monotonic moment the earliest waiting run is due
         self.unsure = False  # a store transaction failed: it may still have committed
@@ -97,7 +98,7 @@ class StoreSync:
                 self.store.record_processes(self.pool_id, records)
                 states = self.store.finish_attempts(self.host, results)
                 self.store.release_runs(self.pool_id, [(c.run_id, c.attempt) for c in stale])
-                claims = self.store.claim_runs(self.pool_id, self.host, want, lease_seconds)
+                claims = self.store.claim_runs(self.pool_id, self.host, want, lease_seconds, self.aging)
         except StoreError:
             self.unsure = True  # the commit may have happened all the same (its answer was lost)
             raise

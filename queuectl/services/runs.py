@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from queuectl import config, runner
 from queuectl import enqueue as build
@@ -94,17 +94,55 @@ def ids_starting(store: Store, prefix: str, limit: int) -> list[str]:
     return store.run_ids(prefix, limit)
 
 
-def retry_dead(store: Store, run_ids: Iterable[str] | None, reset_attempts: bool) -> list[str]:
-    """Put dead runs back in the queue (all when `run_ids` is None); every id given must be dead."""
+def retry_dead(
+    store: Store,
+    run_ids: Iterable[str] | None,
+    reset_attempts: bool,
+    retries: int | None = None,
+    timeout: float | None = None,
+) -> list[str]:
+    """Put dead runs back in the queue (all when `run_ids` is None); every id given must be dead.
+
+    `retries` and `timeout` (seconds, 0 for none) replace the runs' own for what follows.
+    """
     ids = None if run_ids is None else list(run_ids)
     for run_id in ids or ():
         run = find(store, run_id)
         if run.state != RunState.DEAD:
             raise QueueError(f"run {run_id!r} is {run.state.value}, not dead: only dead runs can be retried")
-    retried = store.retry_dead(ids, reset_attempts)
+    retried = store.retry_dead(ids, reset_attempts, retries, timeout)
     if retried:
         store.wake_pools()
     return retried
+
+
+class Cancelled(NamedTuple):
+    """What `cancel` did: runs cancelled at once, running runs being stopped, finished ones left alone."""
+
+    cancelled: list[str]
+    stopping: list[str]  # their pools kill the process group (SIGTERM, SIGKILL after kill-grace): they end cancelled
+    finished: dict[str, str]  # run id -> the state it had already ended in
+
+
+def cancel(store: Store, run_ids: Iterable[str]) -> Cancelled:
+    """Cancel runs: a waiting one is not run, a running one is stopped by its pool, a finished one is left alone.
+
+    Every id must name a run (else nothing changes). A running run is stopped by the pool that holds
+    it, on whatever host, through the store (as a newer fire that replaces a run is).
+    """
+    ids = list(dict.fromkeys(run_ids))
+    for run_id in ids:
+        find(store, run_id)
+    cancelled, stopping = store.cancel_runs(ids, "cancelled by the user")
+    done = set(cancelled) | set(stopping)
+    finished = {}
+    for run_id in ids:
+        run = store.get_run(run_id) if run_id not in done else None
+        if run is not None:
+            finished[run_id] = run.state.value
+    if stopping:
+        store.wake_pools()  # the pools look at their cancellations at once
+    return Cancelled(cancelled, stopping, finished)
 
 
 def delete(store: Store, state: str | None) -> list[str]:

@@ -25,6 +25,7 @@ from typing import NamedTuple, Protocol
 
 from queuectl.model import (
     Attempt,
+    AttemptFigures,
     AttemptResult,
     Claim,
     Expired,
@@ -98,8 +99,14 @@ class RunQueue(StoreCore, Protocol):
     def enqueue(self, runs: Sequence[NewRun]) -> None:
         """Add all runs or none; DuplicateRunError names a taken id."""
 
-    def claim_runs(self, worker_id: str, host: str, limit: int, lease_seconds: float) -> list[Claim]:
-        """Lease up to `limit` runnable runs, highest priority then oldest first."""
+    def claim_runs(
+        self, worker_id: str, host: str, limit: int, lease_seconds: float, aging: float = 0.0
+    ) -> list[Claim]:
+        """Lease up to `limit` runnable runs, highest priority then oldest first.
+
+        `aging` (seconds, 0: off): a waiting run counts one priority level higher per `aging` seconds
+        it has waited since it was due, up to 10 (config priority-aging); its claim carries that level.
+        """
         ...
 
     def record_processes(self, worker_id: str, infos: Sequence[ProcessInfo]) -> None:
@@ -156,15 +163,41 @@ class RunQueue(StoreCore, Protocol):
 
     def attempts(self, run_id: str) -> list[Attempt]: ...
 
-    def retry_dead(self, run_ids: Sequence[str] | None, reset_attempts: bool) -> list[str]:
-        """Move dead runs (all when run_ids is None) back to pending."""
+    def retry_dead(
+        self,
+        run_ids: Sequence[str] | None,
+        reset_attempts: bool,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> list[str]:
+        """Move dead runs (all when run_ids is None) back to pending.
+
+        `retries`: that many retries after the next attempt (else one attempt more);
+        `timeout`: the runs' new timeout in seconds, 0 for none (else theirs stays).
+        """
         ...
 
     def delete_runs(self, state: str | None) -> list[str]:
         """Delete runs (never running ones), in one state or all; their ids."""
         ...
 
+    def cancel_runs(self, run_ids: Sequence[str], reason: str) -> tuple[list[str], list[str]]:
+        """Cancel runs by id: the waiting ones at once, the running ones by asking their pools to stop them.
+
+        Returns (cancelled, stopping): the pool holding a run in `stopping` kills its process group
+        and records it cancelled. Finished runs (and unknown ids) are in neither.
+        """
+        ...
+
     def attempt_stats(self) -> AttemptStats: ...
+
+    def metric_attempts(self) -> list[AttemptFigures]:
+        """Every attempt, and each attempt running now (outcome "running", no finish), for `metrics --detailed`."""
+        ...
+
+    def job_counts(self) -> dict[str | None, dict[str, int]]:
+        """Runs per job (None: runs of no job) and state."""
+        ...
 
 
 class PoolRegistry(StoreCore, Protocol):

@@ -7,7 +7,19 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from queuectl.errors import DuplicateRunError
-from queuectl.model import Attempt, AttemptResult, Claim, Expired, NewRun, Outcome, ProcessInfo, Run, RunState, settle
+from queuectl.model import (
+    Attempt,
+    AttemptFigures,
+    AttemptResult,
+    Claim,
+    Expired,
+    NewRun,
+    Outcome,
+    ProcessInfo,
+    Run,
+    RunState,
+    settle,
+)
 from queuectl.store.contract import AttemptStats, RunQueue
 from queuectl.store.sql_core import SQLCore, chunks
 from queuectl.store.sql_rows import (
@@ -42,21 +54,18 @@ class SQLRunQueue(SQLCore, RunQueue):
                     raise DuplicateRunError(f"duplicate id {taken[0][0]!r}: a run with that id exists")
             self._write_many("insert_run", [new_run_params(r, now) for r in runs], duplicate_is_error=True)
 
-    def claim_runs(self, worker_id: str, host: str, limit: int, lease_seconds: float) -> list[Claim]:
+    def claim_runs(
+        self, worker_id: str, host: str, limit: int, lease_seconds: float, aging: float = 0.0
+    ) -> list[Claim]:
         if limit <= 0:
             return []
         now = self._now()
+        params = {"worker_id": worker_id, "host": host, "lease_expires": now + lease_seconds, "now": now}
         with self.batch():
-            rows = self._write(
-                "claim_runs",
-                {
-                    "worker_id": worker_id,
-                    "host": host,
-                    "lease_expires": now + lease_seconds,
-                    "now": now,
-                    "limit": limit,
-                },
-            )
+            if aging > 0:
+                rows = self._write("claim_runs_aged", {**params, "limit": limit, "aging": aging})
+            else:
+                rows = self._write("claim_runs", {**params, "limit": limit})
         # RETURNING gives no order: restore priority, then age.
         rows.sort(key=lambda r: (-r["priority"], r["created_at"], r["id"]))
         return [claim_from_row(r) for r in rows]
@@ -207,16 +216,32 @@ class SQLRunQueue(SQLCore, RunQueue):
         rows = self._read("list_attempts", {"run_id": run_id})
         return [named_from_row(Attempt, r, outcome=Outcome(r["outcome"])) for r in rows]
 
-    def retry_dead(self, run_ids: Sequence[str] | None, reset_attempts: bool) -> list[str]:
+    def retry_dead(
+        self,
+        run_ids: Sequence[str] | None,
+        reset_attempts: bool,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> list[str]:
         params = {
             "now": self._now(),
             "reset": reset_attempts,
+            "retries": retries,
+            "set_timeout": timeout is not None,
+            "timeout": timeout or None,  # 0: no timeout
             "all": run_ids is None,
             "ids": json.dumps(list(run_ids or [])),
         }
         with self.batch():
             rows = self._write("retry_dead", params)
         return sorted(r[0] for r in rows)  # RETURNING has no order
+
+    def cancel_runs(self, run_ids: Sequence[str], reason: str) -> tuple[list[str], list[str]]:
+        params = {"now": self._now(), "reason": reason, "ids": json.dumps(list(run_ids))}
+        with self.batch():
+            cancelled = self._write("cancel_waiting_runs", params)
+            stopping = self._write("cancel_running_runs", params)
+        return sorted(r[0] for r in cancelled), sorted(r[0] for r in stopping)
 
     def delete_runs(self, state: str | None) -> list[str]:
         with self.batch():
@@ -231,6 +256,15 @@ class SQLRunQueue(SQLCore, RunQueue):
                 p95 = rows[0][0] if rows else None
             recent = self._read("completed_since", {"since": self._now() - 3600})[0][0]
         return AttemptStats(total, ok or 0, bad or 0, mean, p95, recent)
+
+    def metric_attempts(self) -> list[AttemptFigures]:
+        return [AttemptFigures(*r) for r in self._read("metric_attempts")]
+
+    def job_counts(self) -> dict[str | None, dict[str, int]]:
+        counts: dict[str | None, dict[str, int]] = {}
+        for job, state, number in self._read("job_counts"):
+            counts.setdefault(job, {})[state] = number
+        return counts
 
     def cancel_requests(self, worker_id: str) -> list[tuple[str, int]]:
         return [(r[0], r[1]) for r in self._read("cancel_requested", {"worker_id": worker_id})]

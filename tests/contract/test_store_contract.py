@@ -738,3 +738,118 @@ def test_a_pool_s_machine_is_kept_so_that_same_named_hosts_are_told_apart(store:
     store.register_worker(Worker("w2", HOST, 100, 1, 2, T0, T0, False))
     machines = {w.id: w.machine for w in store.list_workers()}
     assert machines == {"w1": "boot-a/4026531836", "w2": ""}
+
+
+def test_cancel_runs_cancels_waiting_asks_the_pool_to_stop_running_and_leaves_finished(
+    store: Store, clock: FakeClock
+) -> None:
+    store.enqueue([new_run("busy"), new_run("done")])
+    running = claim_started(store, clock)
+    assert finish(store, clock, claim_started(store, clock), Outcome.COMPLETED) is RunState.COMPLETED
+    store.enqueue([new_run("waits"), new_run("later", run_at=clock.now + 3600)])
+    make_dead(store, clock, "dead")
+    cancelled, stopping = store.cancel_runs(["waits", "later", running.run_id, "done", "dead", "ghost"], "by hand")
+    assert (cancelled, stopping) == (["later", "waits"], [running.run_id])
+    assert [state_of(store, r) for r in ("waits", "later", "done", "dead")] == [
+        RunState.CANCELLED,
+        RunState.CANCELLED,
+        RunState.COMPLETED,
+        RunState.DEAD,
+    ]
+    assert state_of(store, running.run_id) is RunState.RUNNING
+    assert store.cancel_requests("w1") == [(running.run_id, running.attempt)]
+    assert finish(store, clock, running, Outcome.FAILED) is RunState.CANCELLED  # its pool killed it
+    assert store.claim_runs("w1", HOST, 10, LEASE) == []
+
+
+def test_retry_dead_overrides_retries_and_timeout_of_the_retried_runs(store: Store, clock: FakeClock) -> None:
+    make_dead(store, clock, "d1")
+    make_dead(store, clock, "d2")
+    make_dead(store, clock, "d3")
+    assert store.retry_dead(["d1"], False, retries=2, timeout=60) == ["d1"]
+    assert store.retry_dead(["d2"], True, retries=1, timeout=0) == ["d2"]
+    assert store.retry_dead(["d3"], False) == ["d3"]
+    d1, d2, d3 = (store.get_run(r) for r in ("d1", "d2", "d3"))
+    assert d1 is not None and d2 is not None and d3 is not None
+    assert (d1.attempts, d1.max_retries, d1.timeout) == (1, 3, 60)  # the next attempt and 2 retries
+    assert (d2.attempts, d2.max_retries, d2.timeout) == (0, 1, None)
+    assert (d3.attempts, d3.max_retries, d3.timeout) == (1, 1, None)  # one attempt more; its own timeout
+
+
+def _attempt(
+    store: Store, clock: FakeClock, run_id: str, job: str | None, wait: float, seconds: float, ok: bool
+) -> None:
+    """A run enqueued now, claimed `wait` seconds later by w1, ending `seconds` after that."""
+    store.enqueue([new_run(run_id, job=job, max_retries=0)])
+    clock.advance(wait)
+    claim = claim_one(store)
+    started = clock.now
+    clock.advance(seconds)
+    outcome = Outcome.COMPLETED if ok else Outcome.FAILED
+    result = AttemptResult(claim, "w1", 4242, started, clock.now, 0 if ok else 1, outcome, None, "")
+    store.finish_attempts(HOST, [result])
+
+
+def test_detailed_metrics_figures_from_attempts_with_known_times(store: Store, clock: FakeClock) -> None:
+    from queuectl.services import overview
+
+    store.register_worker(worker("w1")._replace(slots=2))
+    _attempt(store, clock, "old", "a", wait=0, seconds=7, ok=False)  # two days ago: all time only
+    clock.advance(2 * 86400)
+    for run_id, job, wait, seconds, ok in [
+        ("a1", "a", 5, 1, True),
+        ("a2", "a", 5, 2, True),
+        ("a3", "a", 5, 3, True),
+        ("a4", "a", 1, 10, False),
+        ("b1", None, 0, 4, True),
+    ]:
+        store.heartbeat("w1", LEASE)
+        _attempt(store, clock, run_id, job, wait, seconds, ok)
+    store.enqueue([new_run("busy")])
+    claim_one(store)  # runs for the 30 seconds that follow, waited 0
+    clock.advance(30)
+    store.heartbeat("w1", LEASE)
+    found = overview.detailed_metrics(store)
+    every = found.overall
+    assert (every.counts["completed"], every.counts["dead"], every.counts["running"], every.attempts) == (4, 2, 1, 6)
+    assert (every.success_rate, every.success_rate_24h) == (pytest.approx(4 / 6), pytest.approx(4 / 5))
+    assert every.duration == pytest.approx((1, 4.5, 3, 10, 10))  # min, mean, p50, p95, max of 1 2 3 4 7 10
+    assert every.wait == pytest.approx((0, 16 / 7, 1, 5, 5))  # 0 0 0 1 5 5 5
+    assert every.runs_per_minute == pytest.approx(4 / 60, abs=1e-4)
+    assert list(found.jobs) == ["a", None]
+    a = found.jobs["a"]
+    assert (a.counts["completed"], a.counts["dead"], a.attempts) == (3, 2, 5)
+    assert (a.success_rate, a.success_rate_24h) == (pytest.approx(3 / 5), pytest.approx(3 / 4))
+    assert a.duration == pytest.approx((1, 4.6, 3, 10, 10))
+    b = found.jobs[None]
+    assert (b.counts["completed"], b.counts["running"], b.duration) == (1, 1, (4, 4, 4, 4, 4))
+    # w1's 2 slots were there all the last hour (7200 slot-seconds); its attempts in it took 20 seconds,
+    # and the one running now 30 so far
+    assert (found.busy_slot_seconds, found.available_slot_seconds) == pytest.approx((50, 7200))
+    assert found.utilisation == pytest.approx(50 / 7200)
+
+
+def test_priority_aging_claims_an_old_low_run_before_a_newer_high_one_once_aged(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("old-low", priority=1)])
+    clock.advance(240)
+    store.enqueue([new_run("new-high", priority=9)])
+    # not yet: after 4 minutes at 1 level per minute old-low counts as 5 (1 + 4), below 9
+    assert [c.run_id for c in store.claim_runs("w1", HOST, 1, LEASE, aging=60)] == ["new-high"]
+    store.enqueue([new_run("newer-high", priority=9)])
+    clock.advance(600)  # 14 minutes: old-low counts as 10 (capped), newer-high as 9 + 10 = 10, and is newer
+    claims = store.claim_runs("w1", HOST, 2, LEASE, aging=60)
+    assert [c.run_id for c in claims] == ["old-low", "newer-high"]
+
+
+def test_priority_aging_off_keeps_priority_order_and_ages_from_when_a_run_is_due(
+    store: Store, clock: FakeClock
+) -> None:
+    store.enqueue([new_run("old-low", priority=1), new_run("later-low", priority=1, run_at=clock.now + 3600)])
+    clock.advance(3600)
+    store.enqueue([new_run("new-mid", priority=5)])
+    assert [c.run_id for c in store.claim_runs("w1", HOST, 1, LEASE)] == ["new-mid"]  # off by default
+    store.enqueue([new_run("mid2", priority=5)])
+    clock.advance(60)
+    # later-low was due only a minute ago: 1 + 1 = 2 < mid2's 5 + 1 = 6 < old-low's 1 + 61 (10)
+    got = store.claim_runs("w1", HOST, 3, LEASE, aging=60)
+    assert [c.run_id for c in got] == ["old-low", "mid2", "later-low"]

@@ -93,7 +93,7 @@ def test_dlq_and_show_s_attempts_keep_ids_and_paths_whole(q: Queue) -> None:
     code, shown = terminal(q, "dlq", "list")
     assert code == 0
     [row, *more] = rows_of(shown, LONG_ID)
-    assert row.startswith(LONG_ID) and "dead" in row and len(more) <= 1
+    assert row.startswith(LONG_ID) and "exit" in row and len(more) <= 1  # its last error, not its state
     code, shown = terminal(q, "show", LONG_ID)
     assert code == 0
     lines = plain(shown).splitlines()

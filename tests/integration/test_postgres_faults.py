@@ -16,8 +16,10 @@ class LosesACommitAnswer(PostgresStore):
     armed = True
     lose_next_commit = False
 
-    def claim_runs(self, worker_id: str, host: str, limit: int, lease_seconds: float) -> list:  # type: ignore[type-arg]
-        claims = super().claim_runs(worker_id, host, limit, lease_seconds)
+    def claim_runs(  # type: ignore[override]
+        self, worker_id: str, host: str, limit: int, lease_seconds: float, aging: float = 0.0
+    ) -> list:  # type: ignore[type-arg]
+        claims = super().claim_runs(worker_id, host, limit, lease_seconds, aging)
         if self.armed and claims:
             self.armed, self.lose_next_commit = False, True
         return claims

@@ -9,7 +9,7 @@ from queuectl.errors import UsageError
 
 COUNTS = ["max-retries", "log-max-bytes"]
 NUMBERS = ["backoff-base"]
-DURATIONS = ["backoff-max", "job-timeout", "stop-grace", "kill-grace"]
+DURATIONS = ["backoff-max", "job-timeout", "stop-grace", "kill-grace", "priority-aging"]
 POSITIVE_DURATIONS = ["lease-seconds", "worker-poll-interval"]
 
 

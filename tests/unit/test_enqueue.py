@@ -168,9 +168,20 @@ def test_env_must_map_strings_to_strings() -> None:
 def test_compatibility_fields_of_a_new_run_are_accepted() -> None:
     run = make(id="a", state="pending", attempts=0, created_at="2020-01-01", updated_at="2020-01-01")
     assert run.id == "a"
+    assert make(id="b", state="PENDING").id == "b"  # state names in any case, as everywhere
 
 
-@pytest.mark.parametrize(("field", "value"), [("state", "completed"), ("state", "dead"), ("attempts", 2)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("state", "completed"),
+        ("state", "dead"),
+        ("state", "processing"),
+        ("state", "bogus"),
+        ("state", 3),
+        ("attempts", 2),
+    ],
+)
 def test_compatibility_fields_of_a_used_run_are_rejected(field: str, value: object) -> None:
     with pytest.raises(UsageError, match=f"invalid {field}"):
         make(**{field: value})

@@ -32,6 +32,29 @@ UPDATE runs
 RETURNING id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
           priority, created_at, job, keep_children, scheduled_for;
 
+-- name: claim_runs_aged
+-- As claim_runs, with priority aging: a waiting run gains a level per :aging seconds waited since it was
+-- due (created, or its run_at), up to 10. Still indexed: the oldest :limit runs of each of the ten levels
+-- are found through runs_ready (within a level the oldest has aged most), and only those are ranked.
+WITH levels (level) AS (VALUES (10), (9), (8), (7), (6), (5), (4), (3), (2), (1)),
+picked AS (
+    SELECT r.id FROM levels, runs r
+     WHERE r.id IN (SELECT id FROM runs INDEXED BY runs_ready
+                     WHERE state IN ('pending', 'failed') AND priority = levels.level AND run_at <= :now
+                     ORDER BY priority DESC, created_at, id
+                     LIMIT :limit)
+     ORDER BY min(10, r.priority + CAST((:now - max(r.created_at, r.run_at)) / :aging AS INTEGER)) DESC,
+              r.created_at, r.id
+     LIMIT :limit)
+UPDATE runs
+   SET state = 'running', attempts = attempts + 1, tries = tries + 1, worker_id = :worker_id, host = :host,
+       lease_expires = :lease_expires, started_at = :now, updated_at = :now,
+       finished_at = NULL, pgid = NULL, proc_start = NULL, log_path = NULL
+ WHERE id IN (SELECT id FROM picked)
+RETURNING id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
+          min(10, priority + CAST((:now - max(created_at, run_at)) / :aging AS INTEGER)) AS priority,
+          created_at, job, keep_children, scheduled_for;
+
 -- name: record_process
 UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, started_at = :started_at
  WHERE id = :run_id AND state = 'running' AND worker_id = :worker_id AND tries = :n;
@@ -144,11 +167,26 @@ SELECT * FROM attempts WHERE run_id = :run_id ORDER BY n;
 
 -- name: retry_dead
 -- Without reset, the retry grants one attempt more than those made: the allowance grows with it.
+-- :retries (when not NULL) grants that many retries after the next attempt; :set_timeout replaces the timeout.
 UPDATE runs
    SET state = 'pending', run_at = :now, updated_at = :now, error = NULL,
        attempts = CASE WHEN :reset THEN 0 ELSE attempts END,
-       max_retries = CASE WHEN :reset THEN max_retries ELSE max(max_retries, attempts) END
+       max_retries = CASE WHEN :retries IS NOT NULL THEN (CASE WHEN :reset THEN 0 ELSE attempts END) + :retries
+                          WHEN :reset THEN max_retries ELSE max(max_retries, attempts) END,
+       timeout = CASE WHEN :set_timeout THEN :timeout ELSE timeout END
  WHERE state = 'dead' AND (:all OR id IN (SELECT value FROM json_each(:ids)))
+RETURNING id;
+
+-- name: cancel_waiting_runs
+-- `cancel ID...`: a run that waits (any state but running and the finished ones) is cancelled at once.
+UPDATE runs SET state = 'cancelled', updated_at = :now, error = :reason
+ WHERE state NOT IN ('running', 'completed', 'dead', 'cancelled') AND id IN (SELECT value FROM json_each(:ids))
+RETURNING id;
+
+-- name: cancel_running_runs
+-- A running one: its pool (on any host) sees cancel_requested, stops its process group, settles it cancelled.
+UPDATE runs SET cancel_requested = 1, updated_at = :now, error = :reason
+ WHERE state = 'running' AND id IN (SELECT value FROM json_each(:ids))
 RETURNING id;
 
 -- name: delete_runs
@@ -170,6 +208,21 @@ SELECT count(*), avg(finished_at - started_at),
 -- name: attempt_duration_at
 SELECT finished_at - started_at AS d FROM attempts WHERE outcome <> 'interrupted'
  ORDER BY d LIMIT 1 OFFSET :offset;
+
+-- name: metric_attempts
+-- `metrics --detailed`: every attempt, and the attempts running now (outcome 'running'), with the run's job;
+-- `wait`, for a run's first attempt: how long it waited to start (from its run_at, else its creation).
+SELECT r.job, a.outcome, a.started_at, a.finished_at, a.worker_id,
+       CASE WHEN a.n = 1 THEN a.started_at - CASE WHEN r.run_at <= a.started_at THEN r.run_at ELSE r.created_at END
+       END AS wait
+  FROM attempts a JOIN runs r ON r.id = a.run_id
+UNION ALL
+SELECT job, 'running', started_at, NULL, worker_id,
+       CASE WHEN tries = 1 THEN started_at - CASE WHEN run_at <= started_at THEN run_at ELSE created_at END END
+  FROM runs WHERE state = 'running';
+
+-- name: job_counts
+SELECT job, state, count(*) FROM runs GROUP BY job, state;
 
 -- name: completed_since
 SELECT count(*) FROM runs WHERE state = 'completed' AND finished_at >= :since;

@@ -1,0 +1,46 @@
+"""`cancel ID...`: waiting runs are cancelled, running ones stopped by their pool, finished ones left alone."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Queue, group_members, wait_for
+
+
+def test_cancel_stops_a_running_run_s_process_group_and_records_it_cancelled(q: Queue) -> None:
+    gate, _never = q.gate()
+    # deaf to SIGTERM, with a child in its group: only the SIGKILL after kill-grace ends them
+    q("enqueue", json.dumps({"id": "busy", "command": f"trap '' TERM; sleep 300 & {gate}"}))
+    q("config", "set", "kill-grace", "1s")
+    pool = q.start_pool()
+    run = wait_for(lambda: (r := q.run("busy"))["state"] == "running" and r["pgid"] and r, what="busy running")
+    wait_for(lambda: len(group_members(run["pgid"])) >= 2, what="its child started")
+    said = q("cancel", "busy").stdout
+    assert said.startswith("stopping busy")
+    wait_for(lambda: q.state("busy") == "cancelled", what="busy cancelled")
+    assert group_members(run["pgid"]) == []
+    shown = q.run("busy")
+    assert shown["error"] == "cancelled by the user"
+    assert pool.poll() is None  # the pool goes on
+    pool.terminate()
+    pool.wait(timeout=30)
+
+
+def test_cancel_a_waiting_run_a_finished_one_and_an_unknown_id(q: Queue) -> None:
+    q("enqueue", '{"id":"done","command":"true"}')
+    q.burst()
+    q("enqueue", '{"id":"soon","command":"true"}')
+    q("enqueue", '{"id":"later","command":"true","delay":3600}')
+    unknown = q("cancel", "soon", "ghost", check=False)
+    assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1 and "ghost" in unknown.stderr
+    assert q.state("soon") == "pending"  # nothing changed
+    said = q("cancel", "soon", "later", "done").stdout.splitlines()
+    assert said == ["cancelled later", "cancelled soon", "done is completed already: left alone"]
+    assert [q.state(r) for r in ("soon", "later", "done")] == ["cancelled", "cancelled", "completed"]
+    assert q.json("cancel", "done", "soon") == {
+        "cancelled": [],
+        "stopping": [],
+        "finished": {"done": "completed", "soon": "cancelled"},
+    }
+    q.burst()
+    assert q.state("soon") == "cancelled"
