@@ -12,41 +12,61 @@ from collections.abc import Callable, Iterable
 
 from queuectl.durations import format_time
 from queuectl.json_views import batched
-from queuectl.model import Run
+from queuectl.model import Run, RunState
 
 RUN_HEADERS = ("ID", "STATE", "PRI", "TRIES", "EXIT", "CREATED", "COMMAND")
+DUE_HEADERS = (*RUN_HEADERS[:-1], "DUE", RUN_HEADERS[-1])  # when a listed run is due later
 RUN_ROWS_MEASURED = 500  # plain rows take their column widths from this many first runs
+_WAITING = (RunState.SCHEDULED, RunState.PENDING, RunState.FAILED)  # runs whose run_at says when they may start
 
 
-def run_cells(r: Run) -> tuple[str, ...]:
-    """A run's row as `list` shows it. TRIES is attempts made / attempts allowed (max_retries + 1)."""
-    return (
+def run_headers(due: bool) -> tuple[str, ...]:
+    return DUE_HEADERS if due else RUN_HEADERS
+
+
+def shows_due(runs: Iterable[Run], now: float) -> bool:
+    """Whether `list` needs its DUE column: a run waits for a time still ahead (a delay or a retry)."""
+    return any(r.state in _WAITING and r.run_at > now for r in runs)
+
+
+def run_cells(r: Run, due: bool = False) -> tuple[str, ...]:
+    """A run's row as `list` shows it. TRIES is attempts made / attempts allowed (max_retries + 1).
+
+    With `due`, DUE before COMMAND: when a waiting run may start (its run_at); '-' for the others.
+    """
+    cells: tuple[str, ...] = (
         r.id,
         r.state.value,
         str(r.priority),
         f"{r.attempts}/{r.max_retries + 1}",
         "-" if r.exit_code is None else str(r.exit_code),
         format_time(r.created_at),
-        one_line(r.command),
     )
+    if due:
+        cells += (format_time(r.run_at) if r.state in _WAITING else "-",)
+    return (*cells, one_line(r.command))
 
 
-def write_run_rows(write: Callable[[str], object], runs: Iterable[Run]) -> int:
+def write_run_rows(write: Callable[[str], object], runs: Iterable[Run], now: float) -> int:
     """Plain aligned rows for pipes, streamed; how many were written (no header when none).
 
     Column widths come from the first RUN_ROWS_MEASURED runs and are kept: a wider
     value later pushes the rest of its own row only. Two spaces part the columns.
+    Those runs also decide whether a DUE column is shown (one waits for a time ahead).
     """
     stream = iter(runs)
-    first = [run_cells(r) for r in itertools.islice(stream, RUN_ROWS_MEASURED)]
-    if not first:
+    measured = list(itertools.islice(stream, RUN_ROWS_MEASURED))
+    if not measured:
         return 0
-    widths = [max(len(h), *(len(cells[i]) for cells in first)) for i, h in enumerate(RUN_HEADERS[:-1])]
+    due = shows_due(measured, now)
+    headers = run_headers(due)
+    first = [run_cells(r, due) for r in measured]
+    widths = [max(len(h), *(len(cells[i]) for cells in first)) for i, h in enumerate(headers[:-1])]
     line = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}\n"
     count = 0
     with batched(write) as put:
-        put(line.format(*RUN_HEADERS))
-        for cells in itertools.chain(first, (run_cells(r) for r in stream)):
+        put(line.format(*headers))
+        for cells in itertools.chain(first, (run_cells(r, due) for r in stream)):
             put(line.format(*cells))
             count += 1
     return count

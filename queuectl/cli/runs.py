@@ -173,7 +173,7 @@ def list_cmd(
         json_views.write_array(out.write, (json_views.run_json(r) for r in store.iter_runs(state, limit)))
         return
     if not out.isatty():
-        if not listing.write_run_rows(out.write, store.iter_runs(state, limit)):
+        if not listing.write_run_rows(out.write, store.iter_runs(state, limit), store.now()):
             out.write(f"no {state} runs\n" if state else "no runs\n")
         return
     _runs_on_terminal(store, state, limit)
@@ -204,12 +204,13 @@ def _runs_on_terminal(store: Store, state: str | None, limit: int | None) -> Non
     if not page:
         con.print(f"no {state} runs" if state else "no runs")
         return
-    headers = listing.RUN_HEADERS
-    widths = [max(len(h), *(len(listing.run_cells(r)[i]) for r in page)) for i, h in enumerate(headers)]
-    render.emit(con, render.runs_table(con, page, widths))
+    due = listing.shows_due(page, store.now())
+    headers = listing.run_headers(due)
+    widths = [max(len(h), *(len(listing.run_cells(r, due)[i]) for r in page)) for i, h in enumerate(headers)]
+    render.emit(con, render.runs_table(con, page, widths, due))
     if limit is not None:
         while chunk := list(itertools.islice(found, TABLE_CHUNK)):
-            grid = render.runs_table(con, chunk, widths)
+            grid = render.runs_table(con, chunk, widths, due)
             grid.show_header = False
             render.emit(con, grid)
         return

@@ -7,7 +7,19 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from queuectl.errors import DuplicateRunError
-from queuectl.model import Attempt, AttemptResult, Claim, Expired, NewRun, Outcome, ProcessInfo, Run, RunState, settle
+from queuectl.model import (
+    Attempt,
+    AttemptResult,
+    Claim,
+    Expired,
+    NewRun,
+    Outcome,
+    ProcessInfo,
+    Run,
+    RunState,
+    settle,
+    stored_filter,
+)
 from queuectl.store.contract import AttemptStats, RunQueue
 from queuectl.store.sql_core import SQLCore, chunks
 from queuectl.store.sql_rows import (
@@ -172,8 +184,14 @@ class SQLRunQueue(SQLCore, RunQueue):
 
     def counts(self) -> dict[str, int]:
         counts = {s.value: 0 for s in RunState}
-        for state, number in self._read("counts"):
+        with self._snapshot():
+            rows = self._read("counts")
+            scheduled = self._read("scheduled_count", {"now": self._now()})[0][0]
+        for state, number in rows:
             counts[state] = number
+        # pending runs not yet due are shown as scheduled (model.shown_state)
+        counts[RunState.SCHEDULED.value] = scheduled
+        counts[RunState.PENDING.value] -= scheduled
         return counts
 
     def list_runs(self, state: str | None = None, limit: int | None = None) -> list[Run]:
@@ -181,13 +199,17 @@ class SQLRunQueue(SQLCore, RunQueue):
 
     def iter_runs(self, state: str | None = None, limit: int | None = None, page: int = 2000) -> Iterator[Run]:
         query = "list_runs_in_state" if state else "list_runs"
+        now = self._now()
+        stored, due_after, due_until = stored_filter(state, now)
         after: tuple[float, str] = (float("-inf"), "")
         left = limit
         while left is None or left > 0:
             size = page if left is None else min(page, left)
-            params = {"state": state, "limit": size, "after_created": after[0], "after_id": after[1]}
+            params = {"state": stored, "limit": size, "after_created": after[0], "after_id": after[1]}
+            if state:
+                params.update(due_after=due_after, due_until=due_until)
             rows = self._read(query, params)
-            yield from runs_from_rows(rows)
+            yield from runs_from_rows(rows, now)
             if len(rows) < size:
                 return
             after = (rows[-1]["created_at"], rows[-1]["id"])
@@ -195,7 +217,7 @@ class SQLRunQueue(SQLCore, RunQueue):
 
     def get_run(self, run_id: str) -> Run | None:
         rows = self._read("get_run", {"id": run_id})
-        return run_from_row(rows[0]) if rows else None
+        return run_from_row(rows[0], self._now()) if rows else None
 
     def attempts(self, run_id: str) -> list[Attempt]:
         rows = self._read("list_attempts", {"run_id": run_id})
@@ -213,8 +235,10 @@ class SQLRunQueue(SQLCore, RunQueue):
         return sorted(r[0] for r in rows)  # RETURNING has no order
 
     def delete_runs(self, state: str | None) -> list[str]:
+        stored, due_after, due_until = stored_filter(state, self._now())
+        params = {"state": stored, "due_after": due_after, "due_until": due_until}
         with self.batch():
-            return sorted(r[0] for r in self._write("delete_runs", {"state": state}))
+            return sorted(r[0] for r in self._write("delete_runs", params))
 
     def attempt_stats(self) -> AttemptStats:
         with self._snapshot():

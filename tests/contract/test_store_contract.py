@@ -540,6 +540,36 @@ def test_list_runs_by_state_and_limit_oldest_first(store: Store, clock: FakeCloc
     assert store.list_runs(state="dead") == []
 
 
+def test_a_run_not_yet_due_is_scheduled_until_its_time(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("now"), new_run("later", run_at=T0 + 60)])
+    assert store.get_run("later").state is RunState.SCHEDULED  # type: ignore[union-attr]
+    assert {r.id: r.state for r in store.list_runs()} == {"now": RunState.PENDING, "later": RunState.SCHEDULED}
+    assert (store.counts()["scheduled"], store.counts()["pending"]) == (1, 1)
+    assert [r.id for r in store.list_runs(state="scheduled")] == ["later"]
+    assert [r.id for r in store.list_runs(state="pending")] == ["now"]
+    clock.advance(60)  # due now: pending, with nothing run to move it
+    assert store.get_run("later").state is RunState.PENDING  # type: ignore[union-attr]
+    assert (store.counts()["scheduled"], store.counts()["pending"]) == (0, 2)
+    assert sorted(r.id for r in store.list_runs(state="pending")) == ["later", "now"]
+    assert store.list_runs(state="scheduled") == []
+
+
+def test_a_failed_run_waiting_for_its_retry_stays_failed(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("a", backoff_base=7.0)])
+    finish(store, clock, claim_one(store), Outcome.FAILED)
+    run = store.get_run("a")
+    assert run is not None and run.run_at > clock.now and run.state is RunState.FAILED
+    assert store.counts()["scheduled"] == 0 and store.list_runs(state="scheduled") == []
+
+
+def test_clearing_scheduled_or_pending_runs_parts_them_by_due_time(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("now"), new_run("later", run_at=T0 + 60), new_run("later2", run_at=T0 + 90)])
+    assert store.delete_runs("scheduled") == ["later", "later2"]
+    store.enqueue([new_run("later", run_at=T0 + 60)])
+    assert store.delete_runs("pending") == ["now"]
+    assert [r.id for r in store.list_runs()] == ["later"]
+
+
 # -- config and workers -----------------------------------------------------------
 def test_config_set_and_get(store: Store) -> None:
     assert store.config() == {}
@@ -712,14 +742,14 @@ def test_job_status_reports_last_and_next_runs(store: Store, clock: FakeClock) -
     store.put_job(spec(), "/jobs", "/jobs/nightly.toml", "h1", status_dir="/jobs/.status")
     store.add_job_runs([job_run("nightly", T0, "now"), job_run("nightly", T0 + 3600, "later")])
     status = store.job_status("nightly")
-    assert status is not None and status.next_at == T0 and status.counts == {"pending": 2}
+    assert status is not None and status.next_at == T0 and status.counts == {"pending": 1, "scheduled": 1}
     assert status.last_run is not None and status.last_run.job == "nightly"
     clock.advance(1)
     (claim,) = store.claim_runs("w1", HOST, 1, LEASE)
     store.finish_attempts(HOST, [AttemptResult(claim, "w1", 123, T0 + 1, T0 + 2, 0, Outcome.COMPLETED, None, "ok\n")])
     status = store.job_status("nightly")
     assert status is not None and status.next_at == T0 + 3600
-    assert status.counts == {"completed": 1, "pending": 1}
+    assert status.counts == {"completed": 1, "scheduled": 1}
 
 
 def test_a_pool_s_machine_is_kept_so_that_same_named_hosts_are_told_apart(store: Store) -> None:
