@@ -48,7 +48,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "resume": ("schedules", "resume", "Restart job NAME's schedule (fires missed while suspended are skipped)."),
     "run": ("runs", "run_cmd", "Enqueue COMMAND as a new run and print its id."),
-    "schedule": ("schedules", "schedule_cmd", "Upcoming fires across cron jobs, soonest first."),
+    "schedule": ("schedules", "schedule_cmd", "Cron fires and delayed runs ahead, soonest first."),
     "schema": (
         "jobs",
         "schema",

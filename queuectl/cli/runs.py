@@ -145,7 +145,9 @@ def run_cmd(ctx: click.Context, /, command: str, run_id: str | None, as_json: bo
 @click.option("-s", "--state", type=click.Choice(STATE_NAMES), help="Only runs in this state.")
 @click.option("-n", "--limit", type=click.IntRange(1, 10**9), help="At most this many (oldest first).")
 @click.option("--jobs", "show_jobs", is_flag=True, help="List declared jobs: schedule in words, next fire, last run.")
-@click.option("--scheduled", is_flag=True, help="Upcoming cron fires across jobs (same as 'queuectl schedule').")
+@click.option(
+    "--scheduled", is_flag=True, help="Cron fires and delayed runs ahead (same as 'queuectl schedule')."
+)
 @json_option
 @db_option
 @click.pass_context
@@ -162,7 +164,7 @@ def list_cmd(
     if scheduled:
         from queuectl.cli.schedules import schedule_cmd  # croniter: only for --scheduled
 
-        ctx.invoke(schedule_cmd, as_json=as_json)
+        ctx.invoke(schedule_cmd, as_json=as_json, limit=limit)
         return
     store = store_of(ctx)
     if show_jobs:

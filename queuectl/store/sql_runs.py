@@ -219,6 +219,11 @@ class SQLRunQueue(SQLCore, RunQueue):
         rows = self._read("get_run", {"id": run_id})
         return run_from_row(rows[0], self._now()) if rows else None
 
+    def scheduled_runs(self, limit: int | None = None) -> list[Run]:
+        now = self._now()
+        rows = self._read("scheduled_runs", {"now": now, "limit": limit})
+        return list(runs_from_rows(rows, now))
+
     def attempts(self, run_id: str) -> list[Attempt]:
         rows = self._read("list_attempts", {"run_id": run_id})
         return [named_from_row(Attempt, r, outcome=Outcome(r["outcome"])) for r in rows]

@@ -554,6 +554,15 @@ def test_a_run_not_yet_due_is_scheduled_until_its_time(store: Store, clock: Fake
     assert store.list_runs(state="scheduled") == []
 
 
+def test_scheduled_runs_soonest_first(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("late", run_at=T0 + 90), new_run("now"), new_run("soon", run_at=T0 + 30)])
+    assert [r.id for r in store.scheduled_runs()] == ["soon", "late"]
+    assert [r.id for r in store.scheduled_runs(limit=1)] == ["soon"]
+    assert {r.state for r in store.scheduled_runs()} == {RunState.SCHEDULED}
+    clock.advance(30)
+    assert [r.id for r in store.scheduled_runs()] == ["late"]
+
+
 def test_a_failed_run_waiting_for_its_retry_stays_failed(store: Store, clock: FakeClock) -> None:
     store.enqueue([new_run("a", backoff_base=7.0)])
     finish(store, clock, claim_one(store), Outcome.FAILED)

@@ -609,7 +609,7 @@ def test_trigger_suspend_resume_plan_and_schedule(q: Queue, jobs: Path) -> None:
     plan = q.json("plan", "nightly", "--count", "3")
     assert plan["schedule"].endswith("(Europe/Berlin)") and len(plan["fires"]) == 3
     assert all(f["local"].endswith(("CET", "CEST")) and " 02:30:00" in f["local"] for f in plan["fires"])
-    assert [s["job"] for s in q.json("schedule")] == ["nightly"]
+    assert sorted((s["kind"], s["job"]) for s in q.json("schedule")) == [("cron", "nightly"), ("run", "later")]
     assert "1 run(s) not yet started cancelled" in q("suspend", "later").stdout
     assert q.json("show", "later")["suspended"] is True
     assert [r["state"] for r in runs_of(q, "later")] == ["cancelled"]

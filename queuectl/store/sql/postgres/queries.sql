@@ -143,6 +143,11 @@ SELECT * FROM runs WHERE state = :state AND run_at > :due_after AND run_at <= :d
   AND (created_at, id) > (:after_created, :after_id)
  ORDER BY created_at, id LIMIT :limit;
 
+-- name: scheduled_runs
+-- Runs not yet due, soonest first: what `schedule` lists beside cron fires (a NULL limit: all).
+SELECT * FROM runs WHERE state = 'pending' AND run_at > :now
+ ORDER BY run_at, created_at, id LIMIT :limit;
+
 -- name: get_run
 SELECT * FROM runs WHERE id = :id;
 

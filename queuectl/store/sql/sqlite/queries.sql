@@ -134,6 +134,11 @@ SELECT * FROM runs INDEXED BY runs_listed WHERE state = :state AND run_at > :due
   AND (created_at, id) > (:after_created, :after_id)
  ORDER BY created_at, id LIMIT :limit;
 
+-- name: scheduled_runs
+-- Runs not yet due, soonest first: what `schedule` lists beside cron fires (a NULL limit: all).
+SELECT * FROM runs INDEXED BY runs_due WHERE state IN ('pending', 'failed') AND state = 'pending' AND run_at > :now
+ ORDER BY run_at, created_at, id LIMIT coalesce(:limit, -1);
+
 -- name: get_run
 SELECT * FROM runs WHERE id = :id;
 
