@@ -177,17 +177,27 @@ def _timeout(value: object) -> float | None:
 
 
 def _run_at(given: Mapping[str, Any], now: float) -> float | None:
-    """When the run may start: run_at (an ISO time) or now + delay, or None (at once)."""
+    """When the run may start: run_at (an ISO time, or "+5m" from now) or now + delay, or None (at once)."""
     run_at, delay = given.get("run_at"), given.get("delay")
     if run_at is not None and delay is not None:
         raise UsageError("conflicting run_at and delay: give one of them")
     if run_at is not None:
         if not isinstance(run_at, str):
-            raise UsageError(f"invalid run_at {run_at!r}: expected an ISO 8601 time string")
+            raise UsageError(f'invalid run_at {run_at!r}: expected an ISO 8601 time string or "+30m" (from now)')
+        if run_at.strip().startswith("+"):
+            return now + _relative(run_at)
         return parse_time(run_at, "run_at")
     if delay is not None:
         return now + parse_duration(delay, "delay")
     return None
+
+
+def _relative(run_at: str) -> float:
+    """The seconds of a relative run_at ("+30m", "+1h30m", "+90"), as the manifests' run_at reads it."""
+    try:
+        return parse_duration(run_at.strip()[1:], "run_at")
+    except UsageError:
+        raise UsageError(f'invalid run_at {run_at!r}: expected a relative time like "+30m" or "+1h30m"') from None
 
 
 def _cwd(cwd: object) -> str | None:
