@@ -149,8 +149,8 @@ def _check_known(given: Mapping[str, Any]) -> None:
         hint = difflib.get_close_matches(unknown[0], sorted(_KNOWN), n=1)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise UsageError(f"unknown field {unknown[0]!r}{suggestion}: expected some of {', '.join(sorted(_KNOWN))}")
-    if given.get("state", "pending") != "pending":
-        raise UsageError(f"invalid state {given['state']!r}: a new run can only be 'pending'")
+    if given.get("state", "pending") not in ("pending", "scheduled"):  # as `list --json` writes a waiting run
+        raise UsageError(f"invalid state {given['state']!r}: a new run can only be 'pending' (or 'scheduled')")
     if given.get("attempts", 0) != 0:
         raise UsageError(f"invalid attempts {given['attempts']!r}: a new run has 0 attempts")
 

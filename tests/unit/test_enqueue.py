@@ -181,6 +181,11 @@ def test_compatibility_fields_of_a_new_run_are_accepted() -> None:
     assert run.id == "a"
 
 
+def test_a_waiting_run_as_list_json_writes_it_is_accepted() -> None:
+    run = make(id="a", state="scheduled", run_at="+5m", created_at="2020-01-01")
+    assert run.run_at == NOW + 300
+
+
 @pytest.mark.parametrize(("field", "value"), [("state", "completed"), ("state", "dead"), ("attempts", 2)])
 def test_compatibility_fields_of_a_used_run_are_rejected(field: str, value: object) -> None:
     with pytest.raises(UsageError, match=f"invalid {field}"):
