@@ -150,8 +150,8 @@ def _check_known(given: Mapping[str, Any]) -> None:
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise UsageError(f"unknown field {unknown[0]!r}{suggestion}: expected some of {', '.join(sorted(_KNOWN))}")
     state = given.get("state", "pending")
-    if not isinstance(state, str) or parse_state(state) is not RunState.PENDING:  # any case, as everywhere
-        raise UsageError(f"invalid state {state!r}: a new run can only be 'pending'")
+    if not isinstance(state, str) or parse_state(state) not in (RunState.PENDING, RunState.SCHEDULED):
+        raise UsageError(f"invalid state {state!r}: a new run can only be 'pending' (or 'scheduled')")
     if given.get("attempts", 0) != 0:
         raise UsageError(f"invalid attempts {given['attempts']!r}: a new run has 0 attempts")
 
@@ -178,17 +178,27 @@ def _timeout(value: object) -> float | None:
 
 
 def _run_at(given: Mapping[str, Any], now: float) -> float | None:
-    """When the run may start: run_at (an ISO time) or now + delay, or None (at once)."""
+    """When the run may start: run_at (an ISO time, or "+5m" from now) or now + delay, or None (at once)."""
     run_at, delay = given.get("run_at"), given.get("delay")
     if run_at is not None and delay is not None:
         raise UsageError("conflicting run_at and delay: give one of them")
     if run_at is not None:
         if not isinstance(run_at, str):
-            raise UsageError(f"invalid run_at {run_at!r}: expected an ISO 8601 time string")
+            raise UsageError(f'invalid run_at {run_at!r}: expected an ISO 8601 time string or "+30m" (from now)')
+        if run_at.strip().startswith("+"):
+            return now + _relative(run_at)
         return parse_time(run_at, "run_at")
     if delay is not None:
         return now + parse_duration(delay, "delay")
     return None
+
+
+def _relative(run_at: str) -> float:
+    """The seconds of a relative run_at ("+30m", "+1h30m", "+90"), as the manifests' run_at reads it."""
+    try:
+        return parse_duration(run_at.strip()[1:], "run_at")
+    except UsageError:
+        raise UsageError(f'invalid run_at {run_at!r}: expected a relative time like "+30m" or "+1h30m"') from None
 
 
 def _cwd(cwd: object) -> str | None:

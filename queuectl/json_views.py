@@ -299,7 +299,7 @@ def schedule_row_json(job: str, words: str, at: str | None, suspended: bool) -> 
 
     docs/json.md promised `next_fire` (fields are never renamed), so it stays beside the new name.
     """
-    return {"job": job, "schedule": words, "next_run_at": at, "next_fire": at, "suspended": suspended}
+    return {"kind": "cron", "job": job, "schedule": words, "next_run_at": at, "next_fire": at, "suspended": suspended}
 
 
 def service_json(service: Service, pools: Sequence[tuple[Worker, str]] = ()) -> dict[str, Any]:
@@ -322,3 +322,9 @@ def services_json(services: Sequence[dict[str, Any]], stale: Sequence[Service]) 
 def down_json(signalled: Sequence[Service], stale: Sequence[Service], stopped: bool) -> dict[str, Any]:
     """`down --json`: the background ups signalled, stale pid files removed, and whether all have exited."""
     return {"signalled": [s.pid for s in signalled], "stale_removed": [s.pid for s in stale], "stopped": stopped}
+
+
+def scheduled_run_json(run: Run) -> dict[str, Any]:
+    """A delayed run's row of `schedule --json`: due at `next_run_at` (its run_at), like a cron row's next fire."""
+    due = iso_utc(run.run_at)
+    return {"kind": "run", "id": run.id, "job": run.job, "command": run.command, "next_run_at": due, "run_at": due}

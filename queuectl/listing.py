@@ -12,24 +12,40 @@ from collections.abc import Callable, Iterable
 
 from queuectl.durations import format_time
 from queuectl.json_views import batched
-from queuectl.model import Run
+from queuectl.model import Run, RunState
 
 RUN_HEADERS = ("ID", "STATE", "PRI", "TRIES", "EXIT", "CREATED", "COMMAND")
 DEAD_HEADERS = ("ID", "TRIES", "EXIT", "FINISHED", "ERROR")  # `dlq list`: each dead run's last error
+DUE_HEADERS = (*RUN_HEADERS[:-1], "DUE", RUN_HEADERS[-1])  # when a listed run is due later
 RUN_ROWS_MEASURED = 500  # plain rows take their column widths from this many first runs
+_WAITING = (RunState.SCHEDULED, RunState.PENDING, RunState.FAILED)  # runs whose run_at says when they may start
 
 
-def run_cells(r: Run) -> tuple[str, ...]:
-    """A run's row as `list` shows it. TRIES is attempts made / attempts allowed (max_retries + 1)."""
-    return (
+def run_headers(due: bool) -> tuple[str, ...]:
+    return DUE_HEADERS if due else RUN_HEADERS
+
+
+def shows_due(runs: Iterable[Run], now: float) -> bool:
+    """Whether `list` needs its DUE column: a run waits for a time still ahead (a delay or a retry)."""
+    return any(r.state in _WAITING and r.run_at > now for r in runs)
+
+
+def run_cells(r: Run, due: bool = False) -> tuple[str, ...]:
+    """A run's row as `list` shows it. TRIES is attempts made / attempts allowed (max_retries + 1).
+
+    With `due`, DUE before COMMAND: when a waiting run may start (its run_at); '-' for the others.
+    """
+    cells: tuple[str, ...] = (
         r.id,
         r.state.value,
         str(r.priority),
         f"{r.attempts}/{r.max_retries + 1}",
         "-" if r.exit_code is None else str(r.exit_code),
         format_time(r.created_at),
-        one_line(r.command),
     )
+    if due:
+        cells += (format_time(r.run_at) if r.state in _WAITING else "-",)
+    return (*cells, one_line(r.command))
 
 
 def dead_cells(r: Run) -> tuple[str, ...]:
@@ -50,9 +66,16 @@ def last_error(r: Run) -> str:
     return f"{error}: {said}" if error and said else error or said or "-"
 
 
-def write_run_rows(write: Callable[[str], object], runs: Iterable[Run]) -> int:
-    """Plain aligned rows for pipes, streamed; how many were written (no header when none)."""
-    return write_rows(write, (run_cells(r) for r in runs), RUN_HEADERS)
+def write_run_rows(write: Callable[[str], object], runs: Iterable[Run], now: float) -> int:
+    """Plain aligned rows for pipes, streamed; how many were written (no header when none).
+
+    The first RUN_ROWS_MEASURED runs decide the column widths (see write_rows) and whether a
+    DUE column is shown (one of them waits for a time ahead).
+    """
+    stream = iter(runs)
+    measured = list(itertools.islice(stream, RUN_ROWS_MEASURED))
+    due = shows_due(measured, now)
+    return write_rows(write, (run_cells(r, due) for r in itertools.chain(measured, stream)), run_headers(due))
 
 
 def write_rows(write: Callable[[str], object], rows: Iterable[tuple[str, ...]], headers: tuple[str, ...]) -> int:

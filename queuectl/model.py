@@ -21,7 +21,9 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class RunState(enum.StrEnum):
-    PENDING = "pending"  # waiting to be claimed (possibly not before run_at)
+    # Shown, never stored: a pending run whose run_at is still ahead (see shown_state).
+    SCHEDULED = "scheduled"
+    PENDING = "pending"  # waiting to be claimed (stored also while run_at is ahead: shown as scheduled)
     RUNNING = "running"  # claimed under a lease by a worker pool
     COMPLETED = "completed"  # an attempt exited 0
     FAILED = "failed"  # an attempt failed; a retry is scheduled at run_at
@@ -37,6 +39,26 @@ STATES = tuple(s.value for s in RunState)
 STATE_ALIASES = {"processing": RunState.RUNNING.value}
 # States a run can be claimed from (when run_at has come).
 RUNNABLE = (RunState.PENDING.value, RunState.FAILED.value)
+# Far enough from any epoch time to bound a filter on run_at from one side only.
+_EVER = 1e300
+
+
+def shown_state(state: RunState, run_at: float, now: float) -> RunState:
+    """The state a user sees: a pending run is `scheduled` until its run_at has come.
+
+    The store keeps such a run `pending` (claims already wait for run_at), so it becomes
+    pending on time with no process to move it; a failed run waiting for its retry stays failed.
+    """
+    return RunState.SCHEDULED if state is RunState.PENDING and run_at > now else state
+
+
+def stored_filter(state: str | None, now: float) -> tuple[str | None, float, float]:
+    """A shown state as the store filters it: (stored state, run_at above, run_at at most)."""
+    if state == RunState.SCHEDULED.value:
+        return RunState.PENDING.value, now, _EVER
+    if state == RunState.PENDING.value:
+        return state, -_EVER, now
+    return state, -_EVER, _EVER
 
 
 class Outcome(enum.StrEnum):

@@ -60,7 +60,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "schedule": (
         "schedules",
         "schedule_cmd",
-        "Upcoming fires across cron jobs, soonest first; suspended jobs last, marked suspended.",
+        "Cron fires and delayed runs ahead, soonest first.",
     ),
     "schema": (
         "jobs",

@@ -2,7 +2,7 @@
 
 Colour only when the stream is a terminal and NO_COLOR is unset or empty (https://no-color.org).
 Styling never changes the text: strip the escapes and the line is the same as into a pipe.
-The colours are the states' (render.STATE_STYLE): pending cyan, running yellow, completed green,
+The colours are the states' (render.STATE_STYLE): scheduled blue, pending cyan, running yellow, completed green,
 failed magenta, dead red; a plan's + created green, ~ updated yellow, - deleted red, ! error red.
 """
 
@@ -37,6 +37,7 @@ LOG_WORDS: dict[str, Style] = {  # an `up` / `worker start` log line's first wor
     "rescued": {"fg": "yellow"},
 }
 STATE_WORDS: dict[str, Style] = {  # `now STATE` at the end of an attempt's line
+    "scheduled": {"fg": "blue"},
     "pending": {"fg": "cyan"},
     "completed": {"fg": "green"},
     "failed": {"fg": "magenta"},

@@ -15,7 +15,7 @@ from queuectl.cli import colour
 from queuectl.cli.layout import GIVE_LINES, Fields, Grid, emit
 from queuectl.durations import fire_time, format_duration, format_time
 from queuectl.json_views import next_of
-from queuectl.listing import RUN_HEADERS, one_line, run_cells
+from queuectl.listing import one_line, run_cells, run_headers
 from queuectl.model import Attempt, JobStatus, Run
 
 __all__ = ["emit"]  # callers print grids and field lists through it
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from queuectl.services.pools import PoolView
 
 STATE_STYLE = {
+    "scheduled": "blue",
     "pending": "cyan",
     "running": "yellow",
     "completed": "green",
@@ -58,11 +59,11 @@ def state_text(state: str) -> Text:
 
 
 # -- tables --------------------------------------------------------------------
-def runs_table(con: Console, runs: Iterable[Run], min_widths: Sequence[int] = ()) -> Grid:
-    grid = Grid(RUN_HEADERS, give="COMMAND", min_widths=min_widths)
+def runs_table(con: Console, runs: Iterable[Run], min_widths: Sequence[int] = (), due: bool = False) -> Grid:
+    grid = Grid(run_headers(due), give="COMMAND", min_widths=min_widths)
     for r in runs:
-        cells = run_cells(r)
-        grid.add_row(Text(cells[0]), state_text(cells[1]), *cells[2:6], Text(cells[6]))
+        cells = run_cells(r, due)
+        grid.add_row(Text(cells[0]), state_text(cells[1]), *cells[2:-1], Text(cells[-1]))
     return grid
 
 
@@ -137,7 +138,7 @@ def workers_table(con: Console, pools: Iterable[PoolView], now: float) -> Grid:
 
 def show_lines(run: Run, attempts: Sequence[Attempt]) -> list[tuple[str, str]]:
     retry = ""
-    if run.state.value in ("failed", "pending") and run.run_at > time.time():
+    if run.state.value in ("failed", "scheduled", "pending") and run.run_at > time.time():
         retry = f" (not before {format_time(run.run_at)})"
     return [
         ("id", run.id),

@@ -162,7 +162,9 @@ def run_cmd(ctx: click.Context, /, command: str, run_id: str | None, as_json: bo
 @click.option("-s", "--state", type=STATE, help="Only runs in this state.")
 @click.option("-n", "--limit", type=click.IntRange(1, 10**9), help="At most this many (oldest first).")
 @click.option("--jobs", "show_jobs", is_flag=True, help="List declared jobs: schedule in words, next fire, last run.")
-@click.option("--scheduled", is_flag=True, help="Upcoming cron fires across jobs (same as 'queuectl schedule').")
+@click.option(
+    "--scheduled", is_flag=True, help="Cron fires and delayed runs ahead (same as 'queuectl schedule')."
+)
 @json_option
 @db_option
 @click.pass_context
@@ -179,7 +181,7 @@ def list_cmd(
     if scheduled:
         from queuectl.cli.schedules import schedule_cmd  # croniter: only for --scheduled
 
-        ctx.invoke(schedule_cmd, as_json=as_json)
+        ctx.invoke(schedule_cmd, as_json=as_json, limit=limit)
         return
     store = store_of(ctx)
     if show_jobs:
@@ -190,7 +192,7 @@ def list_cmd(
         json_views.write_array(out.write, (json_views.run_json(r) for r in store.iter_runs(state, limit)))
         return
     if not out.isatty():
-        if not listing.write_run_rows(out.write, store.iter_runs(state, limit)):
+        if not listing.write_run_rows(out.write, store.iter_runs(state, limit), store.now()):
             out.write(f"no {state} runs\n" if state else "no runs\n")
         return
     _runs_on_terminal(store, state, limit)
@@ -221,12 +223,13 @@ def _runs_on_terminal(store: Store, state: str | None, limit: int | None) -> Non
     if not page:
         con.print(f"no {state} runs" if state else "no runs")
         return
-    headers = listing.RUN_HEADERS
-    widths = [max(len(h), *(len(listing.run_cells(r)[i]) for r in page)) for i, h in enumerate(headers)]
-    render.emit(con, render.runs_table(con, page, widths))
+    due = listing.shows_due(page, store.now())
+    headers = listing.run_headers(due)
+    widths = [max(len(h), *(len(listing.run_cells(r, due)[i]) for r in page)) for i, h in enumerate(headers)]
+    render.emit(con, render.runs_table(con, page, widths, due))
     if limit is not None:
         while chunk := list(itertools.islice(found, TABLE_CHUNK)):
-            grid = render.runs_table(con, chunk, widths)
+            grid = render.runs_table(con, chunk, widths, due)
             grid.show_header = False
             render.emit(con, grid)
         return

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import click
 
 from queuectl import json_views
 from queuectl.cli.app import db_option, echo_json, json_option, store_of
-from queuectl.durations import fire_time, iso_utc, zone_time
+from queuectl.durations import fire_time, format_time, iso_utc, zone_time
+from queuectl.listing import one_line
+from queuectl.model import Run
 from queuectl.services import jobs, schedules
 
 
@@ -105,23 +109,38 @@ def plan_cmd(ctx: click.Context, name: str, limit: int, as_json: bool) -> None:
 
 
 @click.command("schedule")
+@click.option("-n", "--limit", type=click.IntRange(1, 10**9), help="At most this many (soonest first).")
 @json_option
 @db_option
 @click.pass_context
-def schedule_cmd(ctx: click.Context, as_json: bool) -> None:
-    """Upcoming fires across cron jobs, soonest first; suspended jobs last, marked suspended.
+def schedule_cmd(ctx: click.Context, as_json: bool, limit: int | None = None) -> None:
+    """Cron fires and delayed runs ahead, soonest first.
+
+    Each cron job's next fire, and each run not yet due (a --delay, --run-at or a job's run_at);
+    suspended jobs last, marked suspended.
 
     \b
     Example:
       queuectl schedule --json
+      queuectl schedule -n 20
     """
     store = store_of(ctx)
-    rows = schedules.upcoming(store, store.now())
+    rows = schedules.ahead(store, store.now(), limit)
     if as_json:
-        echo_json([json_views.schedule_row_json(r.job, r.words, iso_utc(r.at), r.suspended) for r in rows])
+        echo_json([_row_json(r) for r in rows])
         return
     if not rows:
-        click.echo("no scheduled jobs")
+        click.echo("no scheduled jobs or runs")
     for row in rows:
+        if isinstance(row, Run):
+            what = f"run of job {row.job}" if row.job else f"run: {one_line(row.command)}"
+            click.echo(f"{format_time(row.run_at)}  {row.id}  ({what})")
+            continue
         when = "suspended" if row.suspended else fire_time(row.at, row.zone) if row.at is not None else "never"
         click.echo(f"{when}  {row.job}  ({row.words})")
+
+
+def _row_json(row: schedules.NextFire | Run) -> Mapping[str, object]:
+    if isinstance(row, Run):
+        return json_views.scheduled_run_json(row)
+    return json_views.schedule_row_json(row.job, row.words, iso_utc(row.at), row.suspended)

@@ -13,7 +13,14 @@ from queuectl.services import overview as overviews
 from queuectl.services.pools import PoolView
 
 # `status` on a terminal: the states' colours (plain text otherwise; no rich, so it starts fast)
-STATE_COLOURS = {"pending": "cyan", "running": "yellow", "completed": "green", "failed": "magenta", "dead": "red"}
+STATE_COLOURS = {
+    "scheduled": "blue",
+    "pending": "cyan",
+    "running": "yellow",
+    "completed": "green",
+    "failed": "magenta",
+    "dead": "red",
+}
 
 
 @click.command()

@@ -83,7 +83,7 @@ def find_for_logs(store: Store, ref: str, follow: bool = False) -> Run:
     if latest is not None:
         return latest
     waiting = store.latest_job_run(ref, started=False)
-    if waiting is not None and follow and waiting.state in (RunState.PENDING, RunState.FAILED):
+    if waiting is not None and follow and waiting.state in (RunState.SCHEDULED, RunState.PENDING, RunState.FAILED):
         return waiting
     more = f": run {waiting.id} is {waiting.state.value}" if waiting is not None else ""
     raise NotFoundError(f"job {ref!r} has no runs yet{more} (see 'queuectl show {ref}')")

@@ -1,4 +1,4 @@
-"""Cron jobs' fires ahead: one job's next fires (`plan`) and every job's next one (`schedule`)."""
+"""What is due ahead: one job's next fires (`plan`); every cron job's next one and the delayed runs (`schedule`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import NamedTuple
 from queuectl import schedule
 from queuectl.durations import format_duration
 from queuectl.errors import QueueError
+from queuectl.model import Run
 from queuectl.services import jobs
 from queuectl.store.contract import Store
 
@@ -68,3 +69,23 @@ def upcoming(store: Store, now: float) -> list[NextFire]:
         rows.append(NextFire(job.name, schedule.describe(spec.cron, spec.timezone), zone, at, job.suspended))
     rows.sort(key=lambda r: (r.suspended, r.at is None, r.at or 0.0, r.job))
     return rows
+
+
+def ahead(store: Store, now: float, limit: int | None = None) -> list[NextFire | Run]:
+    """`schedule`: each cron job's next fire and each run not yet due, soonest first; at most `limit`.
+
+    Suspended jobs and fires that never come are last. A cron fire's run made ahead of its time
+    (the scheduler's look-ahead) is shown once, as the job's next fire.
+    """
+    fires = upcoming(store, now)
+    shown = {(f.job, f.at) for f in fires}
+    runs = [r for r in store.scheduled_runs(limit) if (r.job, r.scheduled_for) not in shown]
+    rows: list[NextFire | Run] = [*fires, *runs]
+    rows.sort(key=_soonest)
+    return rows if limit is None else rows[:limit]
+
+
+def _soonest(row: NextFire | Run) -> tuple[bool, bool, float, str]:
+    if isinstance(row, Run):
+        return (False, False, row.run_at, row.id)
+    return (row.suspended, row.at is None, row.at or 0.0, row.job)

@@ -161,6 +161,10 @@ class RunQueue(StoreCore, Protocol):
 
     def get_run(self, run_id: str) -> Run | None: ...
 
+    def scheduled_runs(self, limit: int | None = None) -> list[Run]:
+        """Runs not yet due (shown `scheduled`), soonest first (run_at, created_at, id)."""
+        ...
+
     def attempts(self, run_id: str) -> list[Attempt]: ...
 
     def retry_dead(

@@ -120,9 +120,10 @@ class SQLJobCatalogue(SQLCore, JobCatalogue):
                 return None
             last = self._read("last_job_run", {"name": name})
             next_at = self._read("next_job_run", {"name": name})[0][0]
-            counts = {r[0]: r[1] for r in self._read("job_run_counts", {"name": name})}
-        return JobStatus(job, run_from_row(last[0]) if last else None, next_at, counts)
+            now = self._now()
+            counts = {r[0]: r[1] for r in self._read("job_run_counts", {"name": name, "now": now})}
+        return JobStatus(job, run_from_row(last[0], now) if last else None, next_at, counts)
 
     def latest_job_run(self, name: str, started: bool) -> Run | None:
         rows = self._read("last_started_job_run" if started else "last_job_run", {"name": name})
-        return run_from_row(rows[0]) if rows else None
+        return run_from_row(rows[0], self._now()) if rows else None

@@ -7,7 +7,7 @@ import operator
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from queuectl.model import AttemptResult, Claim, Job, NewRun, Outcome, Run, RunState
+from queuectl.model import AttemptResult, Claim, Job, NewRun, Outcome, Run, RunState, shown_state
 from queuectl.store.sql_core import Row
 
 _T = TypeVar("_T")
@@ -120,17 +120,19 @@ def named_from_row(kind: type[_T], r: Row, **converted: Any) -> _T:
     return kind(**{name: r[name] for name in fields if name not in converted}, **converted)
 
 
-def run_from_row(r: Row) -> Run:
+def run_from_row(r: Row, now: float) -> Run:
+    """A run as users see it at `now` (a pending run not yet due is `scheduled`)."""
     env = json.loads(r["env"]) if r["env"] else {}
-    return named_from_row(Run, r, state=RunState(r["state"]), env=env, keep_children=bool(r["keep_children"]))
+    state = shown_state(RunState(r["state"]), r["run_at"], now)
+    return named_from_row(Run, r, state=state, env=env, keep_children=bool(r["keep_children"]))
 
 
 _STATES = {s.value: s for s in RunState}
-_STATE_AT, _ENV_AT = Run._fields.index("state"), Run._fields.index("env")
+_STATE_AT, _ENV_AT, _RUN_AT = Run._fields.index("state"), Run._fields.index("env"), Run._fields.index("run_at")
 
 
-def runs_from_rows(rows: Sequence[Row]) -> Iterator[Run]:
-    """Runs from rows of one query: columns are found once, then read by position (a listing's hot path)."""
+def runs_from_rows(rows: Sequence[Row], now: float) -> Iterator[Run]:
+    """Runs from rows of one query, as seen at `now`: columns are found once, then read by position (hot path)."""
     if not rows:
         return
     first = rows[0]
@@ -138,6 +140,6 @@ def runs_from_rows(rows: Sequence[Row]) -> Iterator[Run]:
     pick = operator.itemgetter(*(names.index(field) for field in Run._fields))
     for r in rows:
         values = list(pick(r))
-        values[_STATE_AT] = _STATES[values[_STATE_AT]]
+        values[_STATE_AT] = shown_state(_STATES[values[_STATE_AT]], values[_RUN_AT], now)
         values[_ENV_AT] = json.loads(values[_ENV_AT]) if values[_ENV_AT] else {}
         yield Run._make(values)

@@ -19,6 +19,7 @@ from queuectl.model import (
     Run,
     RunState,
     settle,
+    stored_filter,
 )
 from queuectl.store.contract import AttemptStats, RunQueue
 from queuectl.store.sql_core import SQLCore, chunks
@@ -181,8 +182,14 @@ class SQLRunQueue(SQLCore, RunQueue):
 
     def counts(self) -> dict[str, int]:
         counts = {s.value: 0 for s in RunState}
-        for state, number in self._read("counts"):
+        with self._snapshot():
+            rows = self._read("counts")
+            scheduled = self._read("scheduled_count", {"now": self._now()})[0][0]
+        for state, number in rows:
             counts[state] = number
+        # pending runs not yet due are shown as scheduled (model.shown_state)
+        counts[RunState.SCHEDULED.value] = scheduled
+        counts[RunState.PENDING.value] -= scheduled
         return counts
 
     def list_runs(self, state: str | None = None, limit: int | None = None) -> list[Run]:
@@ -190,13 +197,17 @@ class SQLRunQueue(SQLCore, RunQueue):
 
     def iter_runs(self, state: str | None = None, limit: int | None = None, page: int = 2000) -> Iterator[Run]:
         query = "list_runs_in_state" if state else "list_runs"
+        now = self._now()
+        stored, due_after, due_until = stored_filter(state, now)
         after: tuple[float, str] = (float("-inf"), "")
         left = limit
         while left is None or left > 0:
             size = page if left is None else min(page, left)
-            params = {"state": state, "limit": size, "after_created": after[0], "after_id": after[1]}
+            params = {"state": stored, "limit": size, "after_created": after[0], "after_id": after[1]}
+            if state:
+                params.update(due_after=due_after, due_until=due_until)
             rows = self._read(query, params)
-            yield from runs_from_rows(rows)
+            yield from runs_from_rows(rows, now)
             if len(rows) < size:
                 return
             after = (rows[-1]["created_at"], rows[-1]["id"])
@@ -210,7 +221,12 @@ class SQLRunQueue(SQLCore, RunQueue):
 
     def get_run(self, run_id: str) -> Run | None:
         rows = self._read("get_run", {"id": run_id})
-        return run_from_row(rows[0]) if rows else None
+        return run_from_row(rows[0], self._now()) if rows else None
+
+    def scheduled_runs(self, limit: int | None = None) -> list[Run]:
+        now = self._now()
+        rows = self._read("scheduled_runs", {"now": now, "limit": limit})
+        return list(runs_from_rows(rows, now))
 
     def attempts(self, run_id: str) -> list[Attempt]:
         rows = self._read("list_attempts", {"run_id": run_id})
@@ -244,8 +260,10 @@ class SQLRunQueue(SQLCore, RunQueue):
         return sorted(r[0] for r in cancelled), sorted(r[0] for r in stopping)
 
     def delete_runs(self, state: str | None) -> list[str]:
+        stored, due_after, due_until = stored_filter(state, self._now())
+        params = {"state": stored, "due_after": due_after, "due_until": due_until}
         with self.batch():
-            return sorted(r[0] for r in self._write("delete_runs", {"state": state}))
+            return sorted(r[0] for r in self._write("delete_runs", params))
 
     def attempt_stats(self) -> AttemptStats:
         with self._snapshot():
@@ -262,7 +280,7 @@ class SQLRunQueue(SQLCore, RunQueue):
 
     def job_counts(self) -> dict[str | None, dict[str, int]]:
         counts: dict[str | None, dict[str, int]] = {}
-        for job, state, number in self._read("job_counts"):
+        for job, state, number in self._read("job_counts", {"now": self._now()}):
             counts.setdefault(job, {})[state] = number
         return counts
 

@@ -551,6 +551,45 @@ def test_run_ids_by_prefix_and_newest_first_within_a_limit(store: Store, clock: 
     assert store.run_ids("zz", 10) == []
 
 
+def test_a_run_not_yet_due_is_scheduled_until_its_time(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("now"), new_run("later", run_at=T0 + 60)])
+    assert store.get_run("later").state is RunState.SCHEDULED  # type: ignore[union-attr]
+    assert {r.id: r.state for r in store.list_runs()} == {"now": RunState.PENDING, "later": RunState.SCHEDULED}
+    assert (store.counts()["scheduled"], store.counts()["pending"]) == (1, 1)
+    assert [r.id for r in store.list_runs(state="scheduled")] == ["later"]
+    assert [r.id for r in store.list_runs(state="pending")] == ["now"]
+    clock.advance(60)  # due now: pending, with nothing run to move it
+    assert store.get_run("later").state is RunState.PENDING  # type: ignore[union-attr]
+    assert (store.counts()["scheduled"], store.counts()["pending"]) == (0, 2)
+    assert sorted(r.id for r in store.list_runs(state="pending")) == ["later", "now"]
+    assert store.list_runs(state="scheduled") == []
+
+
+def test_scheduled_runs_soonest_first(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("late", run_at=T0 + 90), new_run("now"), new_run("soon", run_at=T0 + 30)])
+    assert [r.id for r in store.scheduled_runs()] == ["soon", "late"]
+    assert [r.id for r in store.scheduled_runs(limit=1)] == ["soon"]
+    assert {r.state for r in store.scheduled_runs()} == {RunState.SCHEDULED}
+    clock.advance(30)
+    assert [r.id for r in store.scheduled_runs()] == ["late"]
+
+
+def test_a_failed_run_waiting_for_its_retry_stays_failed(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("a", backoff_base=7.0)])
+    finish(store, clock, claim_one(store), Outcome.FAILED)
+    run = store.get_run("a")
+    assert run is not None and run.run_at > clock.now and run.state is RunState.FAILED
+    assert store.counts()["scheduled"] == 0 and store.list_runs(state="scheduled") == []
+
+
+def test_clearing_scheduled_or_pending_runs_parts_them_by_due_time(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("now"), new_run("later", run_at=T0 + 60), new_run("later2", run_at=T0 + 90)])
+    assert store.delete_runs("scheduled") == ["later", "later2"]
+    store.enqueue([new_run("later", run_at=T0 + 60)])
+    assert store.delete_runs("pending") == ["now"]
+    assert [r.id for r in store.list_runs()] == ["later"]
+
+
 # -- config and workers -----------------------------------------------------------
 def test_config_set_and_get(store: Store) -> None:
     assert store.config() == {}
@@ -723,14 +762,14 @@ def test_job_status_reports_last_and_next_runs(store: Store, clock: FakeClock) -
     store.put_job(spec(), "/jobs", "/jobs/nightly.toml", "h1", status_dir="/jobs/.status")
     store.add_job_runs([job_run("nightly", T0, "now"), job_run("nightly", T0 + 3600, "later")])
     status = store.job_status("nightly")
-    assert status is not None and status.next_at == T0 and status.counts == {"pending": 2}
+    assert status is not None and status.next_at == T0 and status.counts == {"pending": 1, "scheduled": 1}
     assert status.last_run is not None and status.last_run.job == "nightly"
     clock.advance(1)
     (claim,) = store.claim_runs("w1", HOST, 1, LEASE)
     store.finish_attempts(HOST, [AttemptResult(claim, "w1", 123, T0 + 1, T0 + 2, 0, Outcome.COMPLETED, None, "ok\n")])
     status = store.job_status("nightly")
     assert status is not None and status.next_at == T0 + 3600
-    assert status.counts == {"completed": 1, "pending": 1}
+    assert status.counts == {"completed": 1, "scheduled": 1}
 
 
 def test_a_pool_s_machine_is_kept_so_that_same_named_hosts_are_told_apart(store: Store) -> None:
@@ -853,3 +892,10 @@ def test_priority_aging_off_keeps_priority_order_and_ages_from_when_a_run_is_due
     # later-low was due only a minute ago: 1 + 1 = 2 < mid2's 5 + 1 = 6 < old-low's 1 + 61 (10)
     got = store.claim_runs("w1", HOST, 3, LEASE, aging=60)
     assert [c.run_id for c in got] == ["old-low", "mid2", "later-low"]
+
+
+def test_counts_per_job_show_a_run_not_yet_due_as_scheduled(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("now", job="j"), new_run("later", job="j", run_at=T0 + 60), new_run("lone")])
+    assert store.job_counts() == {"j": {"pending": 1, "scheduled": 1}, None: {"pending": 1}}
+    clock.advance(60)
+    assert store.job_counts() == {"j": {"pending": 2}, None: {"pending": 1}}

@@ -64,7 +64,7 @@ def test_applying_the_same_tree_twice_changes_nothing(q: Queue, jobs: Path) -> N
     assert q.json("list") == before
     assert q("diff", str(jobs), check=False).returncode == 0
     later = runs_of(q, "later")[0]
-    assert later["state"] == "pending"
+    assert later["state"] == "scheduled"  # run_at ahead
     due = time.mktime(time.strptime(later["run_at"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
     assert 3500 < due - time.time() <= 3600
     # The same job written differently: comments, blank lines, keys and env in another order, other
@@ -108,7 +108,7 @@ def test_update_replaces_a_run_not_yet_started(q: Queue, jobs: Path) -> None:
     path.write_text('command = "echo x"\nrun_at = 2099-01-01T00:00:00Z\npriority = 8\n')
     assert "1 run(s) of the old version cancelled" in q("apply", str(jobs)).stdout
     runs = runs_of(q, "later")
-    assert sorted((r["state"], r["priority"]) for r in runs) == [("cancelled", 5), ("pending", 8)]
+    assert sorted((r["state"], r["priority"]) for r in runs) == [("cancelled", 5), ("scheduled", 8)]
 
 
 def test_delete_keeps_history_and_cancels_runs_not_started(q: Queue, jobs: Path) -> None:
@@ -484,7 +484,7 @@ def test_renaming_a_job_inside_its_file_replaces_the_old_job(q: Queue, jobs: Pat
     path.write_text('name = "bar"\ncommand = "echo x"\nrun_at = "+1h"\n')
     out = q("apply", str(jobs)).stdout
     assert "+ bar: created" in out and "- foo: deleted" in out
-    assert sorted((r["job"], r["state"]) for r in q.json("list")) == [("bar", "pending"), ("foo", "cancelled")]
+    assert sorted((r["job"], r["state"]) for r in q.json("list")) == [("bar", "scheduled"), ("foo", "cancelled")]
     assert q.json("status")["jobs"] == {"total": 1, "drift": {}, "manifest_errors": {}}
 
 
@@ -496,7 +496,7 @@ def test_moving_a_file_between_directories_applied_together_keeps_the_job(q: Que
     os.rename(path, second / "m.toml")
     out = q("apply", str(first), str(second)).stdout
     assert "~ m: updated (file first/m.toml -> second/m.toml)" in out
-    assert [r["state"] for r in runs_of(q, "m")] == ["pending"]  # what runs did not change: same run
+    assert [r["state"] for r in runs_of(q, "m")] == ["scheduled"]  # what runs did not change: same run
 
 
 def test_status_and_show_do_not_hang_on_a_fifo(q: Queue, jobs: Path) -> None:
@@ -609,12 +609,12 @@ def test_trigger_suspend_resume_plan_and_schedule(q: Queue, jobs: Path) -> None:
     plan = q.json("plan", "nightly", "--count", "3")
     assert plan["schedule"].endswith("(Europe/Berlin)") and len(plan["fires"]) == 3
     assert all(f["local"].endswith(("CET", "CEST")) and " 02:30:00" in f["local"] for f in plan["fires"])
-    assert [s["job"] for s in q.json("schedule")] == ["nightly"]
+    assert sorted((s["kind"], s["job"]) for s in q.json("schedule")) == [("cron", "nightly"), ("run", "later")]
     assert "1 run(s) not yet started cancelled" in q("suspend", "later").stdout
     assert q.json("show", "later")["suspended"] is True
     assert [r["state"] for r in runs_of(q, "later")] == ["cancelled"]
     q("resume", "later")
-    assert sorted(r["state"] for r in runs_of(q, "later")) == ["cancelled", "pending"]
+    assert sorted(r["state"] for r in runs_of(q, "later")) == ["cancelled", "scheduled"]
     missing = q("trigger", "ghost", check=False)
     assert missing.returncode == 1 and "no job named 'ghost'" in missing.stderr
     no_cron = q("plan", "later", check=False)

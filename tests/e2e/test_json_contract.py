@@ -13,7 +13,7 @@ from typing import Any
 from tests.conftest import Queue, wait_for
 
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-STATES = {"pending", "running", "completed", "failed", "dead", "cancelled"}
+STATES = {"scheduled", "pending", "running", "completed", "failed", "dead", "cancelled"}
 OUTCOMES = {"completed", "failed", "timeout", "lost", "interrupted"}
 
 # kinds: "str", "int", "num" (int or float), "bool", "time", "null", "dict", "list", or a set of allowed strings

@@ -118,7 +118,7 @@ def test_delayed_runs_wait_for_their_time(q: Queue) -> None:
     q("enqueue", "--id", "now", "--command", "true")
     q.burst()
     assert q.state("now") == "completed"
-    assert q.state("later") == "pending" and q.state("at") == "pending"
+    assert q.state("later") == "scheduled" and q.state("at") == "scheduled"
     assert q.run("at")["run_at"].startswith("2999-01-01T00:00:00")
 
 
@@ -157,7 +157,7 @@ def test_clear_deletes_runs_in_a_state(q: Queue) -> None:
     q("enqueue", "--id", "d2", "--command", "echo dying too; exit 4", "--retries", "0")
     q.burst(dead=True)
     states = {r["id"]: r["state"] for r in q.json("list")}
-    assert states == {"a": "completed", "b": "pending", "d1": "dead", "d2": "dead"}
+    assert states == {"a": "completed", "b": "scheduled", "d1": "dead", "d2": "dead"}
     dead_logs = [Path(q.run(run_id)["log_path"]) for run_id in ("d1", "d2")]
     assert all(log.exists() for log in dead_logs)
     refused = q("clear", check=False)
@@ -165,7 +165,7 @@ def test_clear_deletes_runs_in_a_state(q: Queue) -> None:
     q("clear", "--state", "completed", "--yes")
     assert [r["id"] for r in q.json("list")] == ["b", "d1", "d2"]
     assert "deleted 2 run(s)" in q("dlq", "clear", "--yes").stdout
-    assert [r["id"] for r in q.json("list")] == ["b"]  # the dead runs went, the pending one stayed
+    assert [r["id"] for r in q.json("list")] == ["b"]  # the dead runs went, the scheduled one stayed
     assert q.json("dlq", "list") == []
     assert not any(log.exists() for log in dead_logs)  # and their log files with them
 

@@ -203,9 +203,10 @@ def test_rescue_leaves_a_live_pool_of_this_machine_alone_and_goes_on(tmp_path: P
     later = open_store(str(tmp_path / "q.db"), clock=lambda: time.time() + 1000)  # every lease has expired
     try:
         assert Pool(later, 1, log=None).rescue() == 1
+        # read at the rescuer's time: at the real time, a run due 1000 s ahead shows as scheduled
+        states = {r: getattr(later.get_run(r), "state", None) for r in ("r0", "r1")}
     finally:
         later.close()
-    states = {r: getattr(store.get_run(r), "state", None) for r in ("r0", "r1")}
     assert {r: str(s) for r, s in states.items()} == {"r0": "running", "r1": "pending"}
     assert [w.id for w in store.list_workers()] == ["alive"]
 
@@ -221,7 +222,7 @@ def test_another_host_s_pool_is_dead_after_three_leases_of_silence_and_nothing_h
         _record(store, proc, start, log, attempt)
         assert Pool(later, 1, log=None).rescue() == rescued  # dead after three leases of 30 s
         assert is_running(proc.pid)  # its pids are not ours to kill
-        run = store.get_run("r1")
+        run = later.get_run("r1")  # at the rescuer's time: due now (not scheduled `silent` s ahead)
         assert run is not None and run.state.value == ("pending" if rescued else "running")
         if rescued:
             assert store.attempts("r1")[-1].output_tail == ""  # its log is on its own machine

@@ -92,7 +92,7 @@ def test_a_dead_pool_of_a_same_named_host_leaves_this_machine_s_processes_alone(
         store.record_processes("twin", [ProcessInfo("r1", proc.pid, start, log, store.now(), attempt)])
         assert Pool(later, 1, log=None).rescue() == 1
         assert is_running(proc.pid) and is_running(child)  # its pids are its own machine's
-        run = store.get_run("r1")
+        run = later.get_run("r1")  # at the rescuer's time: due now (not scheduled 100 s ahead)
         assert run is not None and run.state.value == "pending"
         assert store.attempts("r1")[-1].output_tail == ""  # its log is on its own machine
     finally:

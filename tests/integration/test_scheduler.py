@@ -11,8 +11,9 @@ import pytest
 
 from queuectl.apply import apply
 from queuectl.config import Defaults
-from queuectl.model import AttemptResult, Outcome, RunState
+from queuectl.model import AttemptResult, NewRun, Outcome, RunState
 from queuectl.scheduler import Scheduler
+from queuectl.services import schedules
 from queuectl.store.contract import Store
 from queuectl.store.sqlite import SQLiteStore
 from tests.clock import Clock
@@ -203,7 +204,7 @@ def test_lookahead_makes_runs_due_at_their_fire(world: World) -> None:
     world.clock.now = T0 + 298.5  # 1.5 s before the fire
     ahead.run_once(world.clock.now)
     (run,) = [r for r in world.store.list_runs() if r.job == "tick"]
-    assert (run.scheduled_for, run.run_at, run.state) == (T0 + 300, T0 + 300, RunState.PENDING)
+    assert (run.scheduled_for, run.run_at, run.state) == (T0 + 300, T0 + 300, RunState.SCHEDULED)
     assert world.store.claim_runs("pool", "host", 5, 30) == []  # not before its time
     world.clock.now = T0 + 300
     ahead.run_once(world.clock.now)
@@ -232,6 +233,7 @@ def test_one_job_that_cannot_be_scheduled_does_not_stop_the_others(world: World)
     db = world.store._db  # type: ignore[attr-defined]
     db.execute("""UPDATE jobs SET spec = json_set(spec, '$.timezone', 'Mars/Olympus') WHERE name = 'broken'""")
     world.at(1)
+    world.clock.now = T0 + 300  # the store's clock too: the run is due (not shown scheduled)
     tick = world.scheduler.run_once(T0 + 300)
     assert any(note.startswith("broken: cannot schedule") for note in tick.notes)
     assert world.runs("good") == [(T0 + 300, RunState.PENDING)]
@@ -246,3 +248,18 @@ def test_lookahead_waits_for_the_fire_when_overlap_must_be_decided(world: World)
     claim(world, "slow")
     ahead.run_once(T0 + 119)  # one second before the next fire: the running one may still end in time
     assert world.runs("slow") == [(T0 + 60, RunState.RUNNING)]
+
+
+def test_a_fire_made_ahead_is_scheduled_till_its_time_and_listed_once(world: World) -> None:
+    world.scheduler = Scheduler(world.store, lambda: DEFAULTS, lookahead=2.0)
+    world.job("tick", 'command = "true"\ncron = "*/5 * * * *"\ntimezone = "UTC"\n')
+    world.at(1)
+    now = world.at(298.5)  # the fire at 300 is made 1.5 s ahead, due at its time
+    assert world.runs("tick") == [(T0 + 300, RunState.SCHEDULED)]
+    rows = schedules.ahead(world.store, now)
+    assert [(type(r).__name__, r.at) for r in rows] == [("NextFire", T0 + 300)]  # type: ignore[union-attr]
+    world.clock.now = T0 + 300
+    assert world.runs("tick") == [(T0 + 300, RunState.PENDING)]
+    world.store.enqueue([NewRun("later", "true", 5, 0, 2.0, 60.0, None, run_at=T0 + 400)])
+    rows = schedules.ahead(world.store, world.clock.now)
+    assert [getattr(r, "id", None) or getattr(r, "job", None) for r in rows] == ["later", "tick"]

@@ -239,7 +239,7 @@ def test_burst_runs_what_is_due_and_returns(world: World) -> None:
     assert now_out.read_text() == "now\n"
     assert (world.states("now"), world.states("later"), world.states("tick")) == (
         [RunState.COMPLETED],
-        [RunState.PENDING],  # not due: burst does not wait for it
+        [RunState.SCHEDULED],  # not due: burst does not wait for it
         [],  # a new cron job fires from now on
     )
     assert not world.said("watching") and up_threads() == []
@@ -248,5 +248,5 @@ def test_burst_runs_what_is_due_and_returns(world: World) -> None:
     serve(world.supervisor(burst=True), stop=False)
     assert [(r.scheduled_for, r.state) for r in world.look.list_runs() if r.job == "tick"] == [(T0, RunState.COMPLETED)]
     assert tick_out.read_text() == "tick\n"
-    assert world.states("later") == [RunState.PENDING]
+    assert world.states("later") == [RunState.SCHEDULED]
     assert world.look.list_workers() == []

@@ -117,6 +117,17 @@ def test_delay_is_relative_to_now() -> None:
     assert make(delay="5m").run_at == NOW + 300
 
 
+@pytest.mark.parametrize(("run_at", "seconds"), [("+5m", 300), ("+1h30m", 5400), ("+90", 90), (" +2s", 2)])
+def test_a_relative_run_at_counts_from_now(run_at: str, seconds: float) -> None:
+    assert make(run_at=run_at).run_at == NOW + seconds
+
+
+@pytest.mark.parametrize("run_at", ["+5x", "+", "+-5m", "+soon"])
+def test_a_bad_relative_run_at_is_one_clear_line(run_at: str) -> None:
+    with pytest.raises(UsageError, match=r'invalid run_at .*: expected a relative time like "\+30m"'):
+        make(run_at=run_at)
+
+
 def test_run_at_and_delay_conflict() -> None:
     with pytest.raises(UsageError, match="conflicting run_at and delay"):
         make(run_at="2027-01-01T00:00:00Z", delay="5m")
@@ -169,6 +180,11 @@ def test_compatibility_fields_of_a_new_run_are_accepted() -> None:
     run = make(id="a", state="pending", attempts=0, created_at="2020-01-01", updated_at="2020-01-01")
     assert run.id == "a"
     assert make(id="b", state="PENDING").id == "b"  # state names in any case, as everywhere
+
+
+def test_a_waiting_run_as_list_json_writes_it_is_accepted() -> None:
+    run = make(id="a", state="scheduled", run_at="+5m", created_at="2020-01-01")
+    assert run.run_at == NOW + 300
 
 
 @pytest.mark.parametrize(

@@ -152,14 +152,24 @@ SELECT EXISTS (SELECT 1 FROM runs WHERE state = 'failed')
 -- name: counts
 SELECT state, count(*) FROM runs GROUP BY state;
 
+-- name: scheduled_count
+-- Pending runs not yet due: shown as scheduled (model.shown_state), stored pending.
+SELECT count(*) FROM runs WHERE state = 'pending' AND run_at > :now;
+
 -- name: list_runs
 -- One page after (:after_created, :after_id), walking the runs_listed index: a keyset page.
 SELECT * FROM runs WHERE (created_at, id) > (:after_created, :after_id)
  ORDER BY created_at, id LIMIT :limit;
 
 -- name: list_runs_in_state
-SELECT * FROM runs WHERE state = :state AND (created_at, id) > (:after_created, :after_id)
+SELECT * FROM runs WHERE state = :state AND run_at > :due_after AND run_at <= :due_until
+  AND (created_at, id) > (:after_created, :after_id)
  ORDER BY created_at, id LIMIT :limit;
+
+-- name: scheduled_runs
+-- Runs not yet due, soonest first: what `schedule` lists beside cron fires (a NULL limit: all).
+SELECT * FROM runs WHERE state = 'pending' AND run_at > :now
+ ORDER BY run_at, created_at, id LIMIT :limit;
 
 -- name: get_run
 SELECT * FROM runs WHERE id = :id;
@@ -201,7 +211,9 @@ UPDATE runs SET cancel_requested = true, updated_at = :now, error = :reason
 RETURNING id;
 
 -- name: delete_runs
-DELETE FROM runs WHERE state <> 'running' AND (:state::text IS NULL OR state = :state)
+-- A shown state: scheduled and pending are both stored pending, parted by run_at (model.stored_filter).
+DELETE FROM runs WHERE state <> 'running'
+   AND (:state::text IS NULL OR (state = :state AND run_at > :due_after AND run_at <= :due_until))
 RETURNING id;
 
 -- name: config_all
@@ -233,7 +245,9 @@ SELECT job, 'running', started_at, NULL, worker_id,
   FROM runs WHERE state = 'running';
 
 -- name: job_counts
-SELECT job, state, count(*) FROM runs GROUP BY job, state;
+-- A pending run not yet due is shown as scheduled (as everywhere a run's state is read).
+SELECT job, CASE WHEN state = 'pending' AND run_at > :now THEN 'scheduled' ELSE state END AS shown, count(*)
+  FROM runs GROUP BY job, shown;
 
 -- name: completed_since
 SELECT count(*) FROM runs WHERE state = 'completed' AND finished_at >= :since;
@@ -285,7 +299,8 @@ SELECT * FROM runs WHERE job = :name AND tries > 0 AND started_at IS NOT NULL
 SELECT min(run_at) FROM runs WHERE job = :name AND state IN ('pending', 'failed');
 
 -- name: job_run_counts
-SELECT state, count(*) FROM runs WHERE job = :name GROUP BY state;
+SELECT CASE WHEN state = 'pending' AND run_at > :now THEN 'scheduled' ELSE state END AS shown, count(*)
+  FROM runs WHERE job = :name GROUP BY shown;
 
 -- name: cron_jobs_due
 -- Cron jobs the scheduler must look at: never looked at, or a fire has come.

@@ -142,14 +142,25 @@ SELECT EXISTS (SELECT 1 FROM runs WHERE state = 'failed')
 -- name: counts
 SELECT state, count(*) FROM runs GROUP BY state;
 
+-- name: scheduled_count
+-- Pending runs not yet due: shown as scheduled (model.shown_state), stored pending.
+SELECT count(*) FROM runs INDEXED BY runs_due
+ WHERE state IN ('pending', 'failed') AND state = 'pending' AND run_at > :now;
+
 -- name: list_runs
 -- One page after (:after_created, :after_id), walking the runs_listed index: a keyset page.
 SELECT * FROM runs INDEXED BY runs_listed WHERE (created_at, id) > (:after_created, :after_id)
  ORDER BY created_at, id LIMIT :limit;
 
 -- name: list_runs_in_state
-SELECT * FROM runs INDEXED BY runs_listed WHERE state = :state AND (created_at, id) > (:after_created, :after_id)
+SELECT * FROM runs INDEXED BY runs_listed WHERE state = :state AND run_at > :due_after AND run_at <= :due_until
+  AND (created_at, id) > (:after_created, :after_id)
  ORDER BY created_at, id LIMIT :limit;
+
+-- name: scheduled_runs
+-- Runs not yet due, soonest first: what `schedule` lists beside cron fires (a NULL limit: all).
+SELECT * FROM runs INDEXED BY runs_due WHERE state IN ('pending', 'failed') AND state = 'pending' AND run_at > :now
+ ORDER BY run_at, created_at, id LIMIT coalesce(:limit, -1);
 
 -- name: get_run
 SELECT * FROM runs WHERE id = :id;
@@ -190,7 +201,9 @@ UPDATE runs SET cancel_requested = 1, updated_at = :now, error = :reason
 RETURNING id;
 
 -- name: delete_runs
-DELETE FROM runs WHERE state <> 'running' AND (:state IS NULL OR state = :state)
+-- A shown state: scheduled and pending are both stored pending, parted by run_at (model.stored_filter).
+DELETE FROM runs WHERE state <> 'running'
+   AND (:state IS NULL OR (state = :state AND run_at > :due_after AND run_at <= :due_until))
 RETURNING id;
 
 -- name: config_all
@@ -222,7 +235,9 @@ SELECT job, 'running', started_at, NULL, worker_id,
   FROM runs WHERE state = 'running';
 
 -- name: job_counts
-SELECT job, state, count(*) FROM runs GROUP BY job, state;
+-- A pending run not yet due is shown as scheduled (as everywhere a run's state is read).
+SELECT job, CASE WHEN state = 'pending' AND run_at > :now THEN 'scheduled' ELSE state END AS shown, count(*)
+  FROM runs GROUP BY job, shown;
 
 -- name: completed_since
 SELECT count(*) FROM runs WHERE state = 'completed' AND finished_at >= :since;
@@ -274,7 +289,8 @@ SELECT * FROM runs INDEXED BY runs_job WHERE job = :name AND tries > 0 AND start
 SELECT min(run_at) FROM runs INDEXED BY runs_job WHERE job = :name AND state IN ('pending', 'failed');
 
 -- name: job_run_counts
-SELECT state, count(*) FROM runs INDEXED BY runs_job WHERE job = :name GROUP BY state;
+SELECT CASE WHEN state = 'pending' AND run_at > :now THEN 'scheduled' ELSE state END AS shown, count(*)
+  FROM runs INDEXED BY runs_job WHERE job = :name GROUP BY shown;
 
 -- name: cron_jobs_due
 -- Cron jobs the scheduler must look at: never looked at, or a fire has come.
