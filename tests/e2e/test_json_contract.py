@@ -124,6 +124,7 @@ SETTINGS = {
     "stop-grace",
     "kill-grace",
     "log-max-bytes",
+    "priority-aging",
 }
 
 
