@@ -4,13 +4,12 @@ tool's names for them, `scheduler start|stop|status|logs`."""
 from __future__ import annotations
 
 import sys
-import time
 
 import click
 
 from queuectl import json_views
 from queuectl.cli.app import Context, Duration, db_option, echo_json, json_option, store_of
-from queuectl.durations import iso_utc
+from queuectl.durations import format_time
 from queuectl.errors import EXIT_FAILURE, NotFoundError, QueueError
 from queuectl.model import Service
 from queuectl.services import daemon, pools
@@ -64,8 +63,7 @@ def show_status(ctx: click.Context, directory: str | None, as_json: bool) -> int
 
 def _print_view(view: daemon.ServiceView) -> None:
     s = view.service
-    since = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(s.started_at))
-    click.echo(f"up is running: pid {s.pid}, since {since} ({iso_utc(s.started_at)})")
+    click.echo(f"up is running: pid {s.pid}, since {format_time(s.started_at)}")
     click.echo(f"  jobs directory  {s.directory}")
     click.echo(f"  store           {s.store}")
     click.echo(f"  log             {s.log_path}")
@@ -105,7 +103,7 @@ def _stopping_line(services: list[Service], force: bool) -> str:
     how = (
         "at once: running commands are killed, their runs go back to the queue" if force else "running commands finish"
     )
-    return f"stopping up (pid {pids}) {how}"
+    return f"stopping up (pid {pids}): {how}"
 
 
 force_option = click.option(
