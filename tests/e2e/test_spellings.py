@@ -15,10 +15,10 @@ def test_processing_is_running_and_state_names_take_any_case(q: Queue) -> None:
     wait_for(lambda: q.state("busy") == "running", what="busy running")
     for spelled in ("processing", "PROCESSING", "Running"):
         assert [r["id"] for r in q.json("list", "--state", spelled)] == ["busy"], spelled
-    assert [r["id"] for r in q.json("list", "-s", "Pending")] == ["later"]
+    assert [r["id"] for r in q.json("list", "-s", "Scheduled")] == ["later"]  # delayed: scheduled till due
     refused = q("clear", "--state", "Processing", "-y", check=False)
     assert refused.returncode != 0 and "running runs cannot be cleared" in refused.stderr
-    assert q.json("clear", "--state", "PENDING", "-y")["deleted"] == 1
+    assert q.json("clear", "--state", "SCHEDULED", "-y")["deleted"] == 1
     assert q.state("busy") == "running"
     bad = q("list", "--state", "busy-ish", check=False)
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "processing" in bad.stderr
