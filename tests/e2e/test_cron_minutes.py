@@ -142,17 +142,19 @@ def test_cron_minutes_fire_once_wherever_pools_run_and_a_standby_takes_over(tmp_
         standby = ups.settled()
         # the first fire recorded as completed (not only executed): a leader killed between the two
         # would rightly have it run again (at least once), which is not what this test is about
+        # the fire files first (reading a file costs nothing), then the stores (each look is a process)
+        outs = [single.out, sqlite_pair.out, pg_pair.out, ups.out]
+        wait_for(lambda: all(map(minutes, outs)), timeout=NEXT_MINUTE, interval=0.2, what="a fire on every store")
         wait_for(
             lambda: single.fired() and sqlite_pair.fired() and pg_pair.fired() and ups.completed(),
-            timeout=NEXT_MINUTE,
-            interval=0.5,
-            what="the next minute fired on every store",
+            what="those fires recorded as completed",
         )
         single.check()
         sqlite_pair.check()
         pg_pair.check()
         took = ups.kill_leader(standby)
-        wait_for(lambda: len(ups.completed()) >= 2, timeout=80, interval=0.5, what="a fire after the takeover")
+        wait_for(lambda: len(minutes(ups.out)) >= 2, timeout=80, interval=0.2, what="a fire after the takeover")
+        wait_for(lambda: len(ups.completed()) >= 2, what="the fire after the takeover recorded as completed")
         completed = ups.completed()
         assert [r["attempts"] for r in completed] == [1] * len(completed)
         assert sum(each_minute_once(ups.out).values()) >= len(completed)
