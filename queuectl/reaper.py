@@ -101,6 +101,7 @@ def sweep(markers: Sequence[bytes], known: Container[int]) -> int:
     own_group = os.getpgrp()
     deadline = 0.0
     sent = 0
+    killed: set[int] = set()  # an exiting process has no environment left to show its markers: wait for it
     while True:
         alive = False
         for pid in children():
@@ -114,8 +115,9 @@ def sweep(markers: Sequence[bytes], known: Container[int]) -> int:
                 if group != own_group:
                     _reap(pid)
                 continue
-            if has_markers(pid, markers):  # its group was killed before its leader was reaped
+            if pid in killed or has_markers(pid, markers):  # its group was killed before its leader was reaped
                 alive = True
+                killed.add(pid)
                 try:
                     os.kill(pid, signal.SIGKILL)
                     sent += 1
