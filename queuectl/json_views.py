@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from queuectl.durations import iso_utc, split_seconds
-from queuectl.metrics import HOUR, Detailed, Figures, Spread
 from queuectl.model import Attempt, JobStatus, Run, SchedulerSeat, Service, Worker
 
 if TYPE_CHECKING:
     from queuectl.config import InForce
+    from queuectl.metrics import Detailed, Figures, Spread
     from queuectl.store.contract import AttemptStats
 
 
@@ -200,7 +200,7 @@ def detailed_metrics_json(detailed: Detailed) -> dict[str, Any]:
             "busy_slot_seconds": round(detailed.busy_slot_seconds, 3),
             "available_slot_seconds": round(detailed.available_slot_seconds, 3),
             "ratio": _rounded(detailed.utilisation, 4),
-            "window_seconds": HOUR,
+            "window_seconds": detailed.window_seconds,
         },
     }
 

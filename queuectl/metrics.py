@@ -43,6 +43,7 @@ class Detailed(NamedTuple):
     jobs: dict[str | None, Figures]  # None: runs of no job (enqueued by hand)
     busy_slot_seconds: float
     available_slot_seconds: float
+    window_seconds: float = HOUR  # what the busy and available slot-seconds cover
 
     @property
     def utilisation(self) -> float | None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from queuectl import config, json_views
 from queuectl.cli import colour
 from queuectl.cli.app import AliasedGroup, db_option, echo_json, json_option, store_of
 from queuectl.durations import format_duration
-from queuectl.metrics import Detailed
 from queuectl.services import overview as overviews
 from queuectl.services.pools import PoolView
+
+if TYPE_CHECKING:
+    from queuectl.metrics import Detailed
 
 # `status` on a terminal: the states' colours (plain text otherwise; no rich, so it starts fast)
 STATE_COLOURS = {
@@ -103,7 +107,9 @@ def metrics(ctx: click.Context, detailed: bool, as_json: bool) -> None:
     """
     store = store_of(ctx)
     if detailed:
-        _detailed_metrics(overviews.detailed_metrics(store), as_json)
+        from queuectl.services.metrics import detailed_metrics  # status shares this module: it needs none of it
+
+        _detailed_metrics(detailed_metrics(store), as_json)
         return
     data = json_views.metrics_json(store.counts(), store.attempt_stats())
     if as_json:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from queuectl import metrics
-from queuectl.model import STATES, Job, SchedulerSeat
-from queuectl.services.pools import PoolView, is_running, pools
+from queuectl.model import Job, SchedulerSeat
+from queuectl.services.pools import PoolView, pools
 from queuectl.store.contract import Store
 
 
@@ -72,12 +71,3 @@ def drift(declared: list[Job]) -> dict[str, str]:
     from queuectl.apply import drift as drift_of  # the manifests' parser: only when jobs are declared
 
     return {job.name: reason for job in declared if (reason := drift_of(job))}
-
-
-def detailed_metrics(store: Store) -> metrics.Detailed:
-    """What `metrics --detailed` says: per job and overall (read without a write lock: a reader)."""
-    counts = store.job_counts()
-    attempts = store.metric_attempts()
-    views = pools(store)
-    now = store.now()
-    return metrics.detailed(counts, attempts, [(v.worker, is_running(v.state)) for v in views], now, STATES)

@@ -830,7 +830,7 @@ def _attempt(
 
 
 def test_detailed_metrics_figures_from_attempts_with_known_times(store: Store, clock: FakeClock) -> None:
-    from queuectl.services import overview
+    from queuectl.services import metrics as service_metrics
 
     store.register_worker(worker("w1")._replace(slots=2))
     _attempt(store, clock, "old", "a", wait=0, seconds=7, ok=False)  # two days ago: all time only
@@ -848,7 +848,7 @@ def test_detailed_metrics_figures_from_attempts_with_known_times(store: Store, c
     claim_one(store)  # runs for the 30 seconds that follow, waited 0
     clock.advance(30)
     store.heartbeat("w1", LEASE)
-    found = overview.detailed_metrics(store)
+    found = service_metrics.detailed_metrics(store)
     every = found.overall
     assert (every.counts["completed"], every.counts["dead"], every.counts["running"], every.attempts) == (4, 2, 1, 6)
     assert (every.success_rate, every.success_rate_24h) == (pytest.approx(4 / 6), pytest.approx(4 / 5))
