@@ -42,7 +42,11 @@ INTRO = "queuectl shell: 'help' lists the commands, 'help COMMAND' explains one;
 
 
 class Leave(Exception):
-    """`exit` or `quit`: the shell ends (with the last command's exit code)."""
+    """`exit [N]` or `quit [N]`: the shell ends, with N when given (else 0 at the prompt, the last code in a script)."""
+
+    def __init__(self, code: int | None = None) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 def split_commands(text: str) -> list[str]:
@@ -82,8 +86,8 @@ class Shell:
         try:
             for line in lines:
                 self.line(line)
-        except Leave:
-            pass
+        except Leave as leave:
+            return self.last if leave.code is None else leave.code
         return self.last
 
     def line(self, text: str) -> None:
@@ -105,13 +109,22 @@ class Shell:
             if not words:
                 return
         if words[0] in ("exit", "quit"):
-            raise Leave
+            self.leave(words)
         if words[0] == "help":
             self.last = self.invoke([*words[1:], "--help"])
             if len(words) == 1:
                 click.echo("\nIn the shell: help [COMMAND], exit, quit; Tab completes; Ctrl-C cancels, Ctrl-D leaves.")
             return
         self.last = self.invoke(words)
+
+    def leave(self, words: list[str]) -> None:
+        """`exit`, `exit N` (0-255, as sh takes it): raise Leave; anything else is a usage error, said in one line."""
+        if len(words) == 1:
+            raise Leave
+        if len(words) == 2 and words[1].isdigit() and int(words[1]) <= 255:
+            raise Leave(int(words[1]))
+        click.echo(f"queuectl: error: {words[0]} takes one exit code (0-255), not {' '.join(words[1:])!r}", err=True)
+        self.last = EXIT_USAGE
 
     def invoke(self, words: list[str]) -> int:
         """Run one command in this process, as the CLI would; the signal handlers it changes are put back.
@@ -351,8 +364,8 @@ def interact(shell: Shell) -> int:
             return 0
         try:
             shell.line(text)
-        except Leave:
-            return 0
+        except Leave as leave:
+            return leave.code or 0
         except KeyboardInterrupt:  # between two commands of the line: the rest is dropped
             click.echo()
 

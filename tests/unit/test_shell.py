@@ -151,3 +151,12 @@ def test_ctrl_c_in_a_command_drops_the_rest_of_the_line(db: str) -> None:
     shell.line("list; status; list")
     assert [argv[-1] for argv in ran] == ["list", "status"]
     assert ran[0] == ["--db", db, "list"]  # the shell's --db before the line's words
+
+
+def test_exit_n_leaves_with_n_and_a_bad_n_is_one_usage_line(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert Shell(run, cli, db).script(["list; exit 3", "status"]) == 3  # as sh's exit N
+    assert Shell(run, cli, db).script(["show nope; quit 0"]) == 0
+    assert Shell(run, cli, db).script(["exit nope"]) == 2
+    assert Shell(run, cli, db).script(["exit 256; list"]) == 0  # refused, and the line goes on
+    err = capsys.readouterr().err
+    assert "queuectl: error: exit takes one exit code (0-255), not 'nope'" in err and "Traceback" not in err
