@@ -315,13 +315,21 @@ class Completions:
 # -- the prompt ------------------------------------------------------------------------------------
 
 
-def history_path() -> str:
-    """The shell's history file in the state directory, made 0600 like every file queuectl writes."""
+def history_path() -> str | None:
+    """The shell's history file in the state directory, made 0600 like every file queuectl writes.
+
+    None (said in one line) when it cannot be: the shell then keeps this session's lines only.
+    """
     directory = state_dir()
-    make_private_dir(directory)
     path = os.path.join(directory, HISTORY_FILE)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-    os.chmod(path, 0o600)
+    try:
+        make_private_dir(directory)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600))
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        click.echo(f"warning: history is not kept: cannot write {path}: {why}", err=True)
+        return None
     return path
 
 
@@ -342,12 +350,13 @@ def interact(shell: Shell) -> int:
     if not sys.stdin.isatty():
         return shell.script(_lines(sys.stdin))
     from prompt_toolkit import PromptSession  # the prompt library (tens of ms): only for the interactive prompt
-    from prompt_toolkit.history import FileHistory
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
     from prompt_toolkit.shortcuts import CompleteStyle
 
     lookup = Lookup(shell.db)
+    kept = history_path()
     session: PromptSession[str] = PromptSession(
-        history=FileHistory(history_path()),
+        history=FileHistory(kept) if kept else InMemoryHistory(),
         completer=_prompt_completer(Completions(shell.group, lookup)),
         complete_while_typing=False,
         complete_style=CompleteStyle.READLINE_LIKE,

@@ -272,3 +272,14 @@ def test_a_piped_script_runs_without_a_prompt(q: Queue) -> None:
     done = q("shell", input="# a comment\nrun 'echo piped'\nlist\n")
     assert "echo piped" in done.stdout and PROMPT not in done.stdout
     assert os.path.exists(q.db)
+
+
+def test_a_state_directory_that_cannot_be_made_costs_the_history_only(q: Queue) -> None:
+    q("run", "echo hi")
+    blocker = q.tmp / "not-a-dir"
+    blocker.write_text("")
+    q.env["XDG_STATE_HOME"] = str(blocker)  # the state directory would be inside a file
+    session = Session(q)
+    assert "warning: history is not kept: cannot write" in session.seen
+    session.command("status", "pending    1")
+    assert session.leave() == 0
