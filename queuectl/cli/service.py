@@ -37,6 +37,8 @@ def detach(ctx: click.Context, directory: str | None, workers: int, options: lis
     path = job_dirs([directory] if directory else [])[0]
     store = store_of(ctx)
     service = daemon.start(store, path, workers, options)
+    for problem in daemon.refused(service):  # said as a foreground up says it: the others are served
+        click.echo(f"warning: not applied: {problem} (the others are served; saving a fix applies it)", err=True)
     if as_json:
         echo_json(json_views.service_json(service))
         return

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from queuectl import runner
+from queuectl.durations import format_time
 from queuectl.errors import QueueError, StoreError, UsageError
 from queuectl.model import Service
 from queuectl.paths import state_dir
@@ -167,10 +168,29 @@ def start(store: Store, directory: str, slots: int, options: list[str], wait: fl
     return service
 
 
+def refused(service: Service) -> list[str]:
+    """What the background up said of manifests it could not apply as it started (`! FILE:LINE: why`), read
+    from its log (a new one per start): the lines a foreground `up` prints, which the user of --detach
+    would not see."""
+    try:
+        with open(service.log_path, encoding="utf-8", errors="replace") as f:
+            text = f.read(1 << 20)
+    except OSError:
+        return []
+    found = []
+    for line in text.splitlines():
+        clock, _, said = line.partition(" ")
+        if said.startswith("pool "):  # the pool started: what follows is not the start-up's apply
+            break
+        if clock[:1].isdigit() and said.startswith("! "):
+            found.append(said[2:])
+    return found
+
+
 def _already(s: Service) -> str:
     return (
         f"up is already running for {s.directory} on this store: pid {s.pid}, since "
-        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(s.started_at))} ('queuectl down' stops it)"
+        f"{format_time(s.started_at)} ('queuectl down' stops it)"
     )
 
 

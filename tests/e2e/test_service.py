@@ -10,6 +10,7 @@ import re
 import signal
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,13 @@ from queuectl.errors import QueueError
 from queuectl.services import daemon
 from queuectl.store.factory import open_store
 from tests.conftest import QUEUECTL, Queue, is_running, wait_for
+
+
+@pytest.fixture
+def q(q: Queue) -> Iterator[Queue]:
+    """The suite's queue; a background up a failing test left is stopped (its process is none of q's)."""
+    yield q
+    q("down", "--force", check=False)
 
 
 def jobs_dir(q: Queue, jobs: dict[str, str], name: str = "jobs.d") -> Path:
@@ -253,3 +261,17 @@ def test_up_detach_status_and_down_on_postgresql(tmp_path: Path, pg_url: str) ->
         assert not is_running(pid)
     finally:
         q.cleanup()
+
+
+def test_up_detach_on_a_directory_with_a_broken_manifest_serves_the_others_and_says_so(q: Queue) -> None:
+    directory = jobs_dir(q, {"good": "true"})
+    (directory / "broken.toml").write_text('command = \nretries = 0\n')
+    done = q("up", str(directory), "--detach")
+    pid = started_pid(done.stdout)
+    assert "warning: not applied: " in done.stderr and "broken.toml:1: invalid TOML" in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr  # one line per refused manifest
+    assert [j["job"] for j in q.json("list", "--jobs")] == ["good"]  # the others are served
+    refused = q("up", str(directory), "--detach", check=False)  # its start time in the time policy's form
+    assert re.search(r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z+-]\w*", refused.stderr), refused.stderr
+    q("down")
+    assert not is_running(pid)
