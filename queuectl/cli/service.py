@@ -39,8 +39,10 @@ def detach(ctx: click.Context, directory: str | None, workers: int, options: lis
     service = daemon.start(store, path, workers, options)
     for problem in daemon.refused(service):  # said as a foreground up says it: the others are served
         click.echo(f"warning: not applied: {problem} (the others are served; saving a fix applies it)", err=True)
-    if as_json:
-        echo_json(json_views.service_json(service))
+    if as_json:  # with the pool it registered, as `up --status --json` shows it
+        views, _ = daemon.status(store, service.directory)
+        mine = [(p.worker, p.state) for v in views if v.service.pid == service.pid for p in v.pools]
+        echo_json(json_views.service_json(service, mine))
         return
     click.echo(
         f"up started in the background: pid {service.pid}, log {service.log_path}, jobs directory {service.directory}"

@@ -172,7 +172,9 @@ def test_up_status_and_service_status_in_text_and_json(q: Queue) -> None:
 
 def test_scheduler_start_status_logs_stop(q: Queue) -> None:
     jobs_dir(q, {"hello": "echo hello-from-the-job"})  # ./jobs.d: the default directory
-    pid = started_pid(q("scheduler", "start", "--workers", "2").stdout)
+    started = q.json("scheduler", "start", "--workers", "2")
+    pid = started["pid"]
+    assert [(p["pid"], p["slots"]) for p in started["pools"]] == [(pid, 2)]  # serving: its pool registered
     status = q.json("scheduler", "status")
     assert [(s["pid"], s["pools"][0]["slots"]) for s in status["services"]] == [(pid, 2)]
     wait_for(lambda: run_of(q, "hello")["state"] == "completed", what="hello ran")
