@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -283,3 +284,20 @@ def test_a_state_directory_that_cannot_be_made_costs_the_history_only(q: Queue) 
     assert "warning: history is not kept: cannot write" in session.seen
     session.command("status", "pending    1")
     assert session.leave() == 0
+
+
+def test_the_shell_on_postgresql_completes_and_runs_from_that_store(tmp_path: Path, pg_url: str) -> None:
+    q = Queue(tmp_path, db=pg_url)
+    try:
+        q("enqueue", json.dumps({"id": "pg-alpha-1", "command": "echo from-pg"}))
+        q.env.pop("QUEUECTL_DB")  # the store is only the one given to `shell --db`
+        session = Session(q, "--db", pg_url)
+        session.tab("show pg-al", "pha-1")
+        session.child.send("\r")
+        session.expect("echo from-pg")
+        session.prompt()
+        session.command("cancel pg-alpha-1", "cancelled")
+        assert session.leave() == 0
+    finally:
+        q.cleanup()
+    assert Queue(tmp_path, db=pg_url).json("list")[0]["state"] == "cancelled"
