@@ -160,3 +160,21 @@ def test_exit_n_leaves_with_n_and_a_bad_n_is_one_usage_line(db: str, capsys: pyt
     assert Shell(run, cli, db).script(["exit 256; list"]) == 0  # refused, and the line goes on
     err = capsys.readouterr().err
     assert "queuectl: error: exit takes one exit code (0-255), not 'nope'" in err and "Traceback" not in err
+
+
+def test_the_prompt_loads_what_completion_needs_in_the_background() -> None:
+    """The first Tab on a run id would otherwise load the services and engines (~60 ms) while the user waits."""
+    import subprocess  # a fresh interpreter: this one has loaded everything already
+    import sys
+
+    code = (
+        "import sys, threading\n"
+        "from queuectl import shell\n"
+        "wanted = ('queuectl.services.runs', 'queuectl.services.jobs', 'queuectl.store.factory')\n"
+        "assert not any(m in sys.modules for m in wanted)\n"
+        "shell._warm_completion()\n"
+        "[t.join(30) for t in threading.enumerate() if t.name == 'queuectl-shell-warm']\n"
+        "assert all(m in sys.modules for m in wanted), [m for m in wanted if m not in sys.modules]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
