@@ -39,6 +39,11 @@ BUILTINS = ("help", "exit", "quit")
 INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C (as the CLI's)
 JOB_NAME_COMMANDS = {("trigger",), ("suspend",), ("resume",), ("plan",), ("show",), ("get",), ("logs",)}
 RUN_ID_COMMANDS = {("show",), ("get",), ("logs",), ("dlq", "retry"), ("cancel",)}
+BUILTIN_HELP = {
+    "help": "help [COMMAND [SUBCOMMAND]]: the list of commands, or a command's --help (help dlq retry).",
+    "exit": "exit [N]: leave the shell, with exit code N (0-255) when given; Ctrl-D leaves too.",
+    "quit": "quit [N]: leave the shell, with exit code N (0-255) when given; Ctrl-D leaves too.",
+}
 INTRO = "queuectl shell: 'help' lists the commands, 'help COMMAND' explains one; Tab completes; Ctrl-D leaves."
 
 
@@ -111,6 +116,10 @@ class Shell:
                 return
         if words[0] in ("exit", "quit"):
             self.leave(words)
+        if words[0] == "help" and words[1:2] and words[1] in BUILTINS:  # the shell's own: not a command
+            click.echo(BUILTIN_HELP[words[1]])
+            self.last = 0
+            return
         if words[0] == "help":
             self.last = self.invoke([*words[1:], "--help"])
             if len(words) == 1:

@@ -178,3 +178,10 @@ def test_the_prompt_loads_what_completion_needs_in_the_background() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_help_of_a_builtin_explains_it(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert Shell(run, cli, db).script(["help exit; help quit; help help"]) == 0
+    out, err = capsys.readouterr()
+    assert "exit [N]: leave the shell" in out and "quit [N]" in out and "help [COMMAND" in out
+    assert err == ""
