@@ -59,7 +59,7 @@ def show_status(ctx: click.Context, directory: str | None, as_json: bool) -> int
     else:
         _say_stale(stale)
         if not views:
-            click.echo(NOTHING_RUNS + (f" for {daemon.resolve(directory)}" if directory else ""))
+            click.echo(NOTHING_RUNS + (f" for {daemon.named(directory)}" if directory else ""))
         for view in views:
             _print_view(view)
     return 0 if views else EXIT_FAILURE

@@ -65,6 +65,12 @@ def resolve(directory: str) -> str:
     return path
 
 
+def named(directory: str) -> str:
+    """A jobs directory as a service records it: its real path, whether or not it is still there (`down DIR`
+    stops an up whose directory was removed since)."""
+    return os.path.realpath(directory)
+
+
 def _base(directory: str, key: str) -> str:
     import hashlib  # loads OpenSSL (3 ms): only for the service commands
 
@@ -74,7 +80,7 @@ def _base(directory: str, key: str) -> str:
 
 def log_path(store: Store, directory: str) -> str:
     """The log file of the service of (`directory`, `store`), whether or not it runs."""
-    return _base(resolve(directory), store_key(store)) + ".log"
+    return _base(named(directory), store_key(store)) + ".log"
 
 
 def _read(path: str) -> Service | None:
@@ -115,7 +121,7 @@ def release(store: Store, directory: str) -> None:
 def find(store: Store, directory: str | None = None) -> Found:
     """The services of `store` (of `directory` only, when given); stale pid files are removed."""
     key = store_key(store)
-    wanted = None if directory is None else resolve(directory)
+    wanted = None if directory is None else named(directory)
     running, stale = [], []
     for path in sorted(glob.glob(os.path.join(glob.escape(state_dir()), "up-*.pid"))):
         service = _read(path)
@@ -126,6 +132,8 @@ def find(store: Store, directory: str | None = None) -> Found:
         else:
             _remove(service)
             stale.append(service)
+    if directory is not None and not running and not stale:
+        resolve(directory)  # a directory no service has: a usage error unless it is one
     return Found(running, stale)
 
 
@@ -281,7 +289,9 @@ def log_of(store: Store, directory: str | None) -> tuple[str, Service | None]:
     """The log file `scheduler logs` reads: DIRECTORY's service's, else the one running service's."""
     if directory is not None:
         found = find(store, directory)
-        return log_path(store, directory), (found.running[0] if found.running else None)
+        if found.running:
+            return found.running[0].log_path, found.running[0]
+        return log_path(store, directory), None
     running = find(store).running
     if len(running) > 1:
         dirs = ", ".join(s.directory for s in running)

@@ -277,3 +277,16 @@ def test_up_detach_on_a_directory_with_a_broken_manifest_serves_the_others_and_s
     assert re.search(r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z+-]\w*", refused.stderr), refused.stderr
     q("down")
     assert not is_running(pid)
+
+
+def test_down_dir_and_status_dir_find_an_up_whose_directory_was_removed(q: Queue) -> None:
+    directory = jobs_dir(q, {}, "going.d")
+    pid = started_pid(q("up", str(directory), "--detach").stdout)
+    directory.rmdir()  # removed while its up runs
+    shown = q.json("up", "going.d", "--status")
+    assert [s["pid"] for s in shown["services"]] == [pid]
+    assert q("scheduler", "logs", "going.d").stdout  # its log, still
+    assert "stopped" in q("down", "going.d").stdout
+    assert not is_running(pid)
+    typo = q("down", "nosuch.d", check=False)  # a directory no service has: still a usage error
+    assert typo.returncode == 2 and "not a directory" in typo.stderr
