@@ -14,6 +14,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,8 @@ PROMPT = "queuectl> "
 PREFIX = "queuectl"  # a line may still start with it
 HISTORY_FILE = "shell-history"
 LOOKUP_LIMIT = 50  # names and ids read per Tab: one indexed read, whatever the store's size
+SLOW_FAILURE = 0.5  # seconds: a store that took this long to fail to open (a server down) is let be...
+RETRY_AFTER = 60.0  # ...for this long, so that not every Tab waits for it again
 BUILTINS = ("help", "exit", "quit")
 INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C (as the CLI's)
 JOB_NAME_COMMANDS = {("trigger",), ("suspend",), ("resume",), ("plan",), ("show",), ("get",), ("logs",)}
@@ -178,6 +181,7 @@ class Lookup:
         self.db = db
         self._store: Store | None = None
         self._cache: dict[tuple[str, str], list[str]] = {}
+        self._failed: dict[str | None, float] = {}  # store -> when a slow open of it failed (across prompts)
 
     def use(self, db: str | None) -> None:
         """Read the store a line names with its own --db (else the shell's)."""
@@ -205,10 +209,15 @@ class Lookup:
     def _read(self, kind: str, prefix: str, read: Callable[[Store], list[str]]) -> list[str]:
         key = (kind, prefix)
         if key not in self._cache:
+            self._cache[key] = []
+            if time.monotonic() < self._failed.get(self.db, 0.0) + RETRY_AFTER:
+                return []  # it did not answer a moment ago: Tab does not wait for it again
+            began = time.monotonic()
             try:
                 self._cache[key] = read(self._opened())
             except (QueueError, OSError):  # no store yet, or an unreadable one: nothing to offer
-                self._cache[key] = []
+                if time.monotonic() - began >= SLOW_FAILURE:
+                    self._failed[self.db] = time.monotonic()
         return self._cache[key]
 
     def _opened(self) -> Store:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import signal
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,3 +187,18 @@ def test_help_of_a_builtin_explains_it(db: str, capsys: pytest.CaptureFixture[st
     out, err = capsys.readouterr()
     assert "exit [N]: leave the shell" in out and "quit [N]" in out and "help [COMMAND" in out
     assert err == ""
+
+
+def test_a_store_that_does_not_answer_costs_one_tab_not_every_tab() -> None:
+    """A PostgreSQL server that is down: opening waits for it (seconds); the next Tabs do not wait again."""
+    pytest.importorskip("psycopg")
+    with socket.socket() as probe:  # a port on which nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tab = Completions(cli, Lookup(f"postgresql://nobody@127.0.0.1:{port}/none"))
+    assert offered(tab, "show ") == []  # waited for the server, which never answered
+    began = time.monotonic()
+    assert offered(tab, "show r") == [] and offered(tab, "cancel x") == []
+    tab.lookup.reset()  # a new prompt: still not waited for
+    assert offered(tab, "logs ") == []
+    assert time.monotonic() - began < 1.0
