@@ -7,11 +7,12 @@ import sys
 
 import click
 
-from queuectl import json_views
+from queuectl import config, json_views
 from queuectl.cli.app import Context, Duration, db_option, echo_json, json_option, store_of
 from queuectl.durations import format_time
-from queuectl.errors import EXIT_FAILURE, NotFoundError, QueueError
+from queuectl.errors import EXIT_FAILURE, NotFoundError, QueueError, StoreError
 from queuectl.model import Service
+from queuectl.paths import default_location
 from queuectl.services import daemon, pools
 from queuectl.services.jobs import job_dirs
 from queuectl.store.contract import Store
@@ -83,13 +84,17 @@ def stop_services(
     ctx: click.Context, directory: str | None, force: bool, wait: bool, wait_for: float | None, as_json: bool
 ) -> None:
     """`down`: stop the background ups of this store (of DIRECTORY only, when given)."""
-    store = _store_if_any(ctx)
+    try:
+        store: Store | str | None = _store_if_any(ctx)
+    except StoreError as exc:  # a server down, a damaged file: its ups are stopped all the same
+        click.echo(f"warning: {exc.message} (stopping its background ups by their pid files)", err=True)
+        store = ctx.find_object(Context).db or default_location()  # type: ignore[union-attr]
     found = daemon.stop(store, directory, force) if store is not None else daemon.Found([], [])
     waited = wait and bool(found.running)
-    if waited and store is not None:
+    if waited:
         if not as_json:
             click.echo(_stopping_line(found.running, force))
-        daemon.wait_stopped(found.running, pools.stop_wait(store) if wait_for is None else wait_for)
+        daemon.wait_stopped(found.running, _default_wait(store) if wait_for is None else wait_for)
     if as_json:
         echo_json(json_views.down_json(found.running, found.stale, waited))
         return
@@ -100,6 +105,13 @@ def stop_services(
         click.echo("stopped")
     else:
         click.echo(_stopping_line(found.running, force) + " (not waiting: 'queuectl up --status' shows when it ends)")
+
+
+def _default_wait(store: Store | str | None) -> float:
+    """`worker stop`'s wait (the store's stop-grace and a margin); the default stop-grace's for a store not open."""
+    if store is None or isinstance(store, str):
+        return float(config.effective({})["stop-grace"]) + 10
+    return pools.stop_wait(store)
 
 
 def _stopping_line(services: list[Service], force: bool) -> str:

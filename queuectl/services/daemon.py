@@ -32,6 +32,7 @@ from queuectl.paths import state_dir
 from queuectl.services import pools
 from queuectl.services.jobs import DEFAULT_DIR
 from queuectl.store.contract import Store
+from queuectl.store.urls import is_server_url, mask_url
 
 if TYPE_CHECKING:
     import subprocess
@@ -52,8 +53,13 @@ class Found(NamedTuple):
     stale: list[Service]  # pid files whose process was gone (or its pid reused): removed
 
 
-def store_key(store: Store) -> str:
-    """What names `store` in a pid file: a SQLite file's real path, a server URL without its password."""
+def store_key(store: Store | str) -> str:
+    """What names `store` in a pid file: a SQLite file's real path, a server URL without its password.
+
+    A location (str) is a store that could not be opened (a server down): its services are still found.
+    """
+    if isinstance(store, str):
+        return mask_url(store) if is_server_url(store) else os.path.realpath(os.path.expanduser(store))
     return os.path.realpath(store.location) if store.engine == "sqlite" else store.location
 
 
@@ -118,7 +124,7 @@ def release(store: Store, directory: str) -> None:
         _remove(service)
 
 
-def find(store: Store, directory: str | None = None) -> Found:
+def find(store: Store | str, directory: str | None = None) -> Found:
     """The services of `store` (of `directory` only, when given); stale pid files are removed."""
     key = store_key(store)
     wanted = None if directory is None else named(directory)
@@ -236,11 +242,13 @@ def _end(child: subprocess.Popen[bytes]) -> None:
         child.wait()
 
 
-def stop(store: Store, directory: str | None, force: bool) -> Found:
+def stop(store: Store | str, directory: str | None, force: bool) -> Found:
     """Signal the services of `store` (of `directory` only, when given) to stop: gracefully (SIGTERM: running
-    commands finish within stop-grace), or at once with `force` (a second signal: their runs go back)."""
+    commands finish within stop-grace), or at once with `force` (a second signal: their runs go back).
+    A store that cannot be opened (its location given) is not told: the signal alone stops them."""
     found = find(store, directory)
-    _ask_pools(store, found.running)
+    if not isinstance(store, str):
+        _ask_pools(store, found.running)
     signals = (signal.SIGTERM, signal.SIGINT) if force else (signal.SIGTERM,)
     for s in found.running:
         runner.signal_process(s.pid, s.proc_start, signals)  # never a process that took a gone service's pid

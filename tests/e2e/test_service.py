@@ -12,6 +12,7 @@ import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -290,3 +291,22 @@ def test_down_dir_and_status_dir_find_an_up_whose_directory_was_removed(q: Queue
     assert not is_running(pid)
     typo = q("down", "nosuch.d", check=False)  # a directory no service has: still a usage error
     assert typo.returncode == 2 and "not a directory" in typo.stderr
+
+
+def test_down_stops_the_up_of_a_postgresql_server_that_is_down(tmp_path: Path, pg_server: Any) -> None:
+    """The server stopped under a running up: `down` still stops it (by its pid file), and says why."""
+    q = Queue(tmp_path, db=pg_server.create_database())
+    try:
+        pid = started_pid(q("up", str(jobs_dir(q, {})), "--detach").stdout)
+        pg_server.stop()
+        try:
+            done = q("down", "--force", "--timeout", "60s", check=False)
+        finally:
+            pg_server.start()
+        assert done.returncode == 0, done.stderr
+        assert "warning: cannot reach database" in done.stderr and "stopped" in done.stdout
+        assert not is_running(pid)
+        assert [f.suffix for f in service_files(q)] == [".log"]
+    finally:
+        q("down", "--force", check=False)
+        q.cleanup()
