@@ -22,6 +22,7 @@ import click
 
 from queuectl import fields
 from queuectl.errors import EXIT_USAGE, QueueError
+from queuectl.model import STATE_ALIASES, STATES
 from queuectl.paths import make_private_dir, state_dir
 
 if TYPE_CHECKING:
@@ -275,7 +276,8 @@ class Completions:
         words, partial = _words_and_partial(before)
         if words[:1] == [PREFIX]:
             words = words[1:]
-        return partial, [f"{word} " for word in self.candidates(words, partial) if word.startswith(partial)]
+        folded = partial.casefold()  # `--state PEN` finds pending, as the command takes any case
+        return partial, [f"{word} " for word in self.candidates(words, partial) if word.casefold().startswith(folded)]
 
     def candidates(self, words: list[str], partial: str) -> list[str]:
         helping = bool(words) and words[0] == "help"
@@ -323,7 +325,8 @@ class Completions:
     def option_values(self, option: click.Option) -> list[str]:
         """An option's values: a Choice's choices, or those of the setting it spells (fields.py)."""
         if isinstance(option.type, click.Choice):
-            return [str(choice) for choice in option.type.choices]
+            choices = [str(choice) for choice in option.type.choices]
+            return [*choices, *STATE_ALIASES] if set(choices) == set(STATES) else choices  # `processing` too
         for name in option.opts:
             setting = fields.FLAGS.get(name)
             if setting is not None and setting.choices:
