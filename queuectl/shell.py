@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -384,7 +384,7 @@ def _prompt_completer(completion: Completions) -> Completer:
 def interact(shell: Shell) -> int:
     """The prompt, until Ctrl-D, `exit` or `quit`: 0. From a pipe, the lines are run as a script."""
     if not sys.stdin.isatty():
-        return shell.script(_lines(sys.stdin))
+        return shell.script(_lines(_unread_lines(sys.stdin)))
     from prompt_toolkit import PromptSession  # the prompt library (tens of ms): only for the interactive prompt
     from prompt_toolkit.history import FileHistory, InMemoryHistory
     from prompt_toolkit.shortcuts import CompleteStyle
@@ -414,6 +414,24 @@ def interact(shell: Shell) -> int:
             return leave.code or 0
         except KeyboardInterrupt:  # between two commands of the line: the rest is dropped
             click.echo()
+
+
+def _unread_lines(stream: TextIO) -> Iterator[str]:
+    """The lines of a script on stdin, read as sh reads one: a byte at a time, nothing read ahead, so that
+    a command of the script that reads stdin (`enqueue --file -`) gets the lines after its own."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's stream): its lines as they come
+        yield from stream
+        return
+    line = bytearray()
+    while byte := os.read(fd, 1):
+        line += byte
+        if byte == b"\n":
+            yield line.decode(errors="replace")
+            line.clear()
+    if line:
+        yield line.decode(errors="replace")
 
 
 def _lines(stream: Iterable[str]) -> Iterator[str]:

@@ -301,3 +301,13 @@ def test_the_shell_on_postgresql_completes_and_runs_from_that_store(tmp_path: Pa
     finally:
         q.cleanup()
     assert Queue(tmp_path, db=pg_url).json("list")[0]["state"] == "cancelled"
+
+
+def test_a_piped_script_gives_a_command_that_reads_stdin_the_lines_after_it(q: Queue) -> None:
+    """As sh: `enqueue --file -` in a script on stdin reads the script's next lines (here, to its end)."""
+    runs = "".join(json.dumps({"id": f"from-script-{n}", "command": "true"}) + "\n" for n in (1, 2))
+    script = "list --state dead\nenqueue --file -\n" + runs
+    done = q("shell", input=script)
+    assert "enqueued 2 runs" in done.stdout, done.stdout + done.stderr
+    assert "No such command" not in done.stderr
+    assert sorted(run["id"] for run in q.json("list")) == ["from-script-1", "from-script-2"]
