@@ -28,6 +28,16 @@ def _store_if_any(ctx: click.Context) -> Store | None:
         return None
 
 
+def _store_or_location(ctx: click.Context) -> Store | str | None:
+    """The store (None where there is none); its location when it cannot be opened (a server down), said in a
+    warning line: the background ups are found by their pid files all the same."""
+    try:
+        return _store_if_any(ctx)
+    except StoreError as exc:
+        click.echo(f"warning: {exc.message} (background ups found by their pid files)", err=True)
+        return ctx.find_object(Context).db or default_location()  # type: ignore[union-attr]
+
+
 def _say_stale(stale: list[Service]) -> None:
     for s in stale:
         click.echo(f"removed a stale pid file: up (pid {s.pid}) for {s.directory} is no longer running", err=True)
@@ -52,7 +62,7 @@ def detach(ctx: click.Context, directory: str | None, workers: int, options: lis
 
 def show_status(ctx: click.Context, directory: str | None, as_json: bool) -> int:
     """`up --status`: the background ups of this store (of DIRECTORY only, when given); exit 1 when none runs."""
-    store = _store_if_any(ctx)
+    store = _store_or_location(ctx)
     views, stale = daemon.status(store, directory) if store is not None else ([], [])
     if as_json:
         found = [json_views.service_json(v.service, [(p.worker, p.state) for p in v.pools]) for v in views]
@@ -62,11 +72,11 @@ def show_status(ctx: click.Context, directory: str | None, as_json: bool) -> int
         if not views:
             click.echo(NOTHING_RUNS + (f" for {daemon.named(directory)}" if directory else ""))
         for view in views:
-            _print_view(view)
+            _print_view(view, readable=not isinstance(store, str))
     return 0 if views else EXIT_FAILURE
 
 
-def _print_view(view: daemon.ServiceView) -> None:
+def _print_view(view: daemon.ServiceView, readable: bool) -> None:
     s = view.service
     click.echo(f"up is running: pid {s.pid}, since {format_time(s.started_at)}")
     click.echo(f"  jobs directory  {s.directory}")
@@ -77,18 +87,15 @@ def _print_view(view: daemon.ServiceView) -> None:
         runs = f": {', '.join(w.running)}" if w.running else ""
         click.echo(f"  pool            {w.id} ({p.state}): {w.slots} slot(s), {len(w.running)} run(s) in flight{runs}")
     if not view.pools:
-        click.echo("  pool            none registered (starting or stopping)")
+        said = "none registered (starting or stopping)" if readable else "unknown: the store cannot be read"
+        click.echo(f"  pool            {said}")
 
 
 def stop_services(
     ctx: click.Context, directory: str | None, force: bool, wait: bool, wait_for: float | None, as_json: bool
 ) -> None:
     """`down`: stop the background ups of this store (of DIRECTORY only, when given)."""
-    try:
-        store: Store | str | None = _store_if_any(ctx)
-    except StoreError as exc:  # a server down, a damaged file: its ups are stopped all the same
-        click.echo(f"warning: {exc.message} (stopping its background ups by their pid files)", err=True)
-        store = ctx.find_object(Context).db or default_location()  # type: ignore[union-attr]
+    store = _store_or_location(ctx)  # a server down: its ups are stopped all the same
     found = daemon.stop(store, directory, force) if store is not None else daemon.Found([], [])
     waited = wait and bool(found.running)
     if waited:

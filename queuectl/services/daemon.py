@@ -285,10 +285,11 @@ def wait_stopped(services: list[Service], seconds: float) -> None:
     raise QueueError(f"up still running after {seconds:g}s: pid {', '.join(str(s.pid) for s in left)}")
 
 
-def status(store: Store, directory: str | None = None) -> tuple[list[ServiceView], list[Service]]:
-    """The services of `store` that run, each with its pools; and the stale pid files that were removed."""
+def status(store: Store | str, directory: str | None = None) -> tuple[list[ServiceView], list[Service]]:
+    """The services of `store` that run, each with its pools; and the stale pid files that were removed.
+    A store that cannot be opened (its location given): the services by their pid files, no pools."""
     found = find(store, directory)
-    views = pools.pools(store) if found.running else []
+    views = pools.pools(store) if found.running and not isinstance(store, str) else []
     here = [v for v in views if runner.on_this_machine(v.worker.host, v.worker.machine)]
     return [ServiceView(s, [v for v in here if v.worker.pid == s.pid]) for s in found.running], found.stale
 

@@ -293,16 +293,20 @@ def test_down_dir_and_status_dir_find_an_up_whose_directory_was_removed(q: Queue
     assert typo.returncode == 2 and "not a directory" in typo.stderr
 
 
-def test_down_stops_the_up_of_a_postgresql_server_that_is_down(tmp_path: Path, pg_server: Any) -> None:
+def test_status_and_down_find_the_up_of_a_postgresql_server_that_is_down(tmp_path: Path, pg_server: Any) -> None:
     """The server stopped under a running up: `down` still stops it (by its pid file), and says why."""
     q = Queue(tmp_path, db=pg_server.create_database())
     try:
         pid = started_pid(q("up", str(jobs_dir(q, {})), "--detach").stdout)
         pg_server.stop()
         try:
+            shown = q("up", "--status", check=False)
             done = q("down", "--force", "--timeout", "60s", check=False)
         finally:
             pg_server.start()
+        assert shown.returncode == 0, shown.stderr  # it runs: said from its pid file
+        assert f"up is running: pid {pid}" in shown.stdout and "unknown: the store cannot be read" in shown.stdout
+        assert "warning: cannot reach database" in shown.stderr
         assert done.returncode == 0, done.stderr
         assert "warning: cannot reach database" in done.stderr and "stopped" in done.stdout
         assert not is_running(pid)
