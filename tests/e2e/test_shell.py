@@ -311,3 +311,11 @@ def test_a_piped_script_gives_a_command_that_reads_stdin_the_lines_after_it(q: Q
     assert "enqueued 2 runs" in done.stdout, done.stdout + done.stderr
     assert "No such command" not in done.stderr
     assert sorted(run["id"] for run in q.json("list")) == ["from-script-1", "from-script-2"]
+
+
+def test_exit_n_at_the_prompt_leaves_with_n(q: Queue, shell: Session) -> None:
+    shell.command("exit nope", "queuectl: error: exit takes one exit code (0-255), not 'nope'")  # still here
+    shell.child.send("exit 3\r")
+    shell.child.expect(pexpect.EOF)
+    shell.child.close()
+    assert shell.child.exitstatus == 3
