@@ -21,7 +21,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 from queuectl import runner
@@ -147,11 +147,41 @@ def start(store: Store, directory: str, slots: int, options: list[str], wait: fl
     """Start `queuectl up DIRECTORY` in the background; return once it applied the directory and its pool
     registered. Refused while one runs on the same (directory, store)."""
     resolved = resolve(directory)
+    pools.make_private_dir_or_fail(state_dir(), "up in the background")
+    with _one_start_at_a_time():
+        service, child = _spawn_and_claim(store, resolved, slots, options)
+    try:
+        started = pools.await_registered(store, child, service.log_path, "up", wait)
+    except QueueError:
+        _end(child)
+        _remove(service)
+        raise
+    if started.finished:  # `up` (not a burst) ends only when stopped: stopped before it served
+        _remove(service)
+        raise QueueError(f"up exited before it served (log: {service.log_path})")
+    return service
+
+
+@contextlib.contextmanager
+def _one_start_at_a_time() -> Iterator[None]:
+    """Starts on this machine one at a time (a lock on the state directory), from the look for a running up
+    to its pid file written: two starts at once never both spawn an up, nor rotate each other's log."""
+    import fcntl  # the lock: only for a start
+
+    fd = os.open(state_dir(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and the lock with it
+
+
+def _spawn_and_claim(
+    store: Store, resolved: str, slots: int, options: list[str]
+) -> tuple[Service, subprocess.Popen[bytes]]:
     found = find(store, resolved)
     if found.running:
-        s = found.running[0]
-        raise QueueError(_already(s))
-    pools.make_private_dir_or_fail(state_dir(), "up in the background")
+        raise QueueError(_already(found.running[0]))
     base = _base(resolved, store_key(store))
     if _read(base + ".pid") is None:  # none, or damaged (it is never half-written: see _claim)
         with contextlib.suppress(FileNotFoundError):
@@ -166,20 +196,11 @@ def start(store: Store, directory: str, slots: int, options: list[str], wait: fl
     service = service._replace(pid_path=base + ".pid")
     try:
         _claim(service)
-    except FileExistsError:  # another start won the race: ours goes
+    except FileExistsError:  # another start won the race (a state directory shared by machines): ours goes
         _end(child)
         other = _read(service.pid_path)
         raise QueueError(_already(other) if other else f"up is starting for {resolved} elsewhere") from None
-    try:
-        started = pools.await_registered(store, child, service.log_path, "up", wait)
-    except QueueError:
-        _end(child)
-        _remove(service)
-        raise
-    if started.finished:  # `up` (not a burst) ends only when stopped: stopped before it served
-        _remove(service)
-        raise QueueError(f"up exited before it served (log: {service.log_path})")
-    return service
+    return service, child
 
 
 def refused(service: Service) -> list[str]:

@@ -10,6 +10,7 @@ import re
 import signal
 import stat
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from typing import Any
 import pytest
 
 from queuectl.errors import QueueError
-from queuectl.services import daemon
+from queuectl.model import Service
+from queuectl.services import daemon, pools
+from queuectl.store.contract import Store
 from queuectl.store.factory import open_store
 from tests.conftest import QUEUECTL, Queue, is_running, wait_for
 
@@ -314,3 +317,53 @@ def test_status_and_down_find_the_up_of_a_postgresql_server_that_is_down(tmp_pat
     finally:
         q("down", "--force", check=False)
         q.cleanup()
+
+
+def _waits_for_a_flock(pid: int) -> bool:
+    """Whether a thread of process `pid` is blocked taking a flock (a `->` line of /proc/locks)."""
+    return any(
+        line.split()[1:3] == ["->", "FLOCK"] and line.split()[5] == str(pid)
+        for line in Path("/proc/locks").read_text().splitlines()
+    )
+
+
+def test_two_starts_at_once_spawn_one_up_and_refuse_the_other(q: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first start is held as it spawns; the second, meanwhile, waits its turn, then finds it running."""
+    directory = jobs_dir(q, {})
+    monkeypatch.setenv("XDG_STATE_HOME", str(q.tmp / "state"))
+    spawning, go = threading.Event(), threading.Event()
+    spawned: list[list[str]] = []
+    real_spawn = pools.spawn
+
+    def held_spawn(store: Store, args: list[str], log_path: str, what: str) -> subprocess.Popen[bytes]:
+        spawned.append(args)
+        if len(spawned) == 1:
+            spawning.set()
+            go.wait(60)
+        return real_spawn(store, args, log_path, what)
+
+    monkeypatch.setattr(pools, "spawn", held_spawn)
+    results: dict[str, object] = {}
+
+    def start(name: str) -> None:
+        store = open_store(str(q.db))
+        try:
+            results[name] = daemon.start(store, str(directory), 1, [])
+        except QueueError as exc:
+            results[name] = exc.message
+        finally:
+            store.close()
+
+    first = threading.Thread(target=start, args=("first",))
+    first.start()
+    assert spawning.wait(60)
+    second = threading.Thread(target=start, args=("second",))
+    second.start()
+    wait_for(lambda: len(spawned) > 1 or _waits_for_a_flock(os.getpid()), what="the second start to spawn or wait")
+    go.set()
+    first.join(60)
+    second.join(60)
+    assert len(spawned) == 1, results  # one up ever started: none applied the directory and was then killed
+    assert isinstance(results["first"], Service)
+    assert "up is already running for" in str(results["second"])
+    assert [f.suffix for f in service_files(q)].count(".log") == 1  # nothing rotated the running up's log
