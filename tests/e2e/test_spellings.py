@@ -86,3 +86,4 @@ def test_a_pool_claims_with_priority_aging_on(q: Queue) -> None:
     assert [q.state(r) for r in ("low", "high")] == ["completed", "completed"]
     order = sorted(("low", "high"), key=lambda r: q.run(r)["started_at"])
     assert order == ["high", "low"]  # neither has waited 5 minutes: priority decides
+    assert q.json("config", "set", "priority-aging", "off")["value"] == 0  # as its help says: 0 or off
