@@ -54,7 +54,11 @@ def run_options(func: Any) -> Any:
         click.option(
             "--backoff-base", metavar="B", help="Retry n waits B ** n seconds (default: config backoff-base)."
         ),
-        click.option("--run-at", metavar="TIME", help="Not before this ISO 8601 time (e.g. 2026-12-01T02:00:00Z)."),
+        click.option(
+            "--run-at",
+            metavar="TIME",
+            help="Not before this ISO 8601 time (e.g. 2026-12-01T02:00:00Z), or from now (+30m).",
+        ),
         click.option("--delay", type=DURATION, metavar="DURATION", help="Not before this long from now (e.g. 30m)."),
         click.option("--cwd", metavar="DIR", help="Absolute directory to run the command in."),
         click.option("--env", "env_pairs", metavar="NAME=VALUE", multiple=True, help="Extra environment (repeatable)."),
