@@ -26,7 +26,8 @@ class StateName(click.Choice):  # type: ignore[type-arg]  # generic from click 8
     name = "state"
 
     def __init__(self) -> None:
-        super().__init__(STATES, case_sensitive=False)
+        # the aliases too: the shell and click's completion offer `processing` as well
+        super().__init__((*STATES, *STATE_ALIASES), case_sensitive=False)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         return parse_state(value).value if isinstance(value, str) else str(super().convert(value, param, ctx))

@@ -65,7 +65,9 @@ def test_commands_subcommands_and_builtins(tab: Completions) -> None:
 
 def test_options_and_their_values_from_click_and_fields(tab: Completions) -> None:
     assert {"--state", "-s", "--json", "--help"} <= set(offered(tab, "list -"))
-    assert offered(tab, "list --state ") == [s.value for s in RunState]
+    assert offered(tab, "list --state ") == [*(s.value for s in RunState), "processing"]
+    assert offered(tab, "list --state proc") == ["processing"]  # another name for running, offered too
+    assert offered(tab, "clear -s proc") == ["processing"]
     assert offered(tab, "list -s d") == ["dead"]
     assert offered(tab, "run --priority ") == list(fields.BY_NAME["priority"].choices)
     assert offered(tab, "list --limit ") == []  # a number: nothing to offer
