@@ -61,3 +61,21 @@ def test_cancel_a_waiting_run_a_finished_one_and_an_unknown_id(q: Queue) -> None
     }
     q.burst()
     assert q.state("soon") == "cancelled"
+
+
+def test_cancel_of_a_job_s_name_points_to_its_runs(q: Queue) -> None:
+    jobs = q.write_job("later", 'command = "true"\nrun_at = "+1h"\n')
+    q("apply", str(jobs))
+    (run,) = q.json("list")
+    refused = q("cancel", "later", check=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr == (
+        f"queuectl: error: no run with id 'later': later is a job; cancel its run by id ({run['id']}),"
+        " or 'queuectl suspend later'\n"
+    )
+    assert q.state(run["id"]) == "scheduled"  # nothing changed
+    q("cancel", run["id"])
+    refused = q("cancel", "later", check=False)
+    assert refused.returncode == 1
+    assert "later is a job with no run waiting or running (see 'queuectl show later')" in refused.stderr
+    assert q("cancel", "ghost", check=False).stderr == "queuectl: error: no run with id 'ghost' (see 'queuectl list')\n"
