@@ -60,15 +60,18 @@ def _seconds(text: str) -> float | None:
     return total if text and pos == len(text) else None
 
 
-def parse_time(value: str, what: str = "time") -> float:
-    """Epoch seconds from an ISO 8601 time; a time without offset is local."""
+ISO_TIME = "an ISO 8601 time like 2026-12-01T02:00:00Z"
+
+
+def parse_time(value: str, what: str = "time", forms: str = ISO_TIME) -> float:
+    """Epoch seconds from an ISO 8601 time; a time without offset is local. `forms`: what a bad one is told."""
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"invalid {what} {value!r}: expected an ISO 8601 time like 2026-12-01T02:00:00Z") from None
+        raise UsageError(f"invalid {what} {value!r}: expected {forms}") from None
     if moment.tzinfo is None:
         moment = moment.astimezone()  # interpret as local time
     try:

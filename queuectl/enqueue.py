@@ -177,6 +177,9 @@ def _timeout(value: object) -> float | None:
     return parse_duration(value, "timeout") or None  # 0: no limit
 
 
+RUN_AT_FORMS = 'an ISO 8601 time like 2026-12-01T02:00:00Z or "+30m" (from now)'
+
+
 def _run_at(given: Mapping[str, Any], now: float) -> float | None:
     """When the run may start: run_at (an ISO time, or "+5m" from now) or now + delay, or None (at once)."""
     run_at, delay = given.get("run_at"), given.get("delay")
@@ -187,7 +190,7 @@ def _run_at(given: Mapping[str, Any], now: float) -> float | None:
             raise UsageError(f'invalid run_at {run_at!r}: expected an ISO 8601 time string or "+30m" (from now)')
         if run_at.strip().startswith("+"):
             return now + _relative(run_at)
-        return parse_time(run_at, "run_at")
+        return parse_time(run_at, "run_at", RUN_AT_FORMS)  # "-5m", "soon": the error names both forms
     if delay is not None:
         return now + parse_duration(delay, "delay")
     return None

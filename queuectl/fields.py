@@ -116,6 +116,7 @@ class Field:
     flags: tuple[str, ...] = ()
     config: str | None = None
     config_help: str = ""  # what `config show` says, when not the description
+    off_word: bool = False  # `config set KEY off` sets 0, the value that turns the setting off
     examples: tuple[Any, ...] = field(default=())
 
     @property
@@ -370,9 +371,10 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "priority_aging",
         Kind.DURATION,
-        "a waiting run gains one priority level per this long waited, up to 10 (low ones cannot starve); 0 = off",
+        "a waiting run gains one priority level per this long waited, up to 10 (low ones cannot starve); 0 or off: off",
         default=0,
         config="priority-aging",
+        off_word=True,
     ),
     Field(
         "log_max_bytes",
@@ -429,10 +431,12 @@ def setting_from_text(fld: Field, text: str) -> float:
         return fld.bound.check(text)
     if fld.kind is Kind.BYTES:
         return _byte_count(text)
+    if fld.off_word and text.strip().lower() == "off":
+        return 0.0
     try:
         seconds = parse_duration(text)
     except UsageError:
-        raise ValueError(f"expected {DURATION_RULE}") from None
+        raise ValueError(f"expected {DURATION_RULE}{', or off' if fld.off_word else ''}") from None
     if fld.kind is Kind.POSITIVE_DURATION and seconds <= 0:
         raise ValueError("expected a duration above zero")
     return seconds

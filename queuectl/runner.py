@@ -93,7 +93,7 @@ class Process:
         self.kill_at: float | None = None  # monotonic time for SIGKILL after SIGTERM
         self.timed_out = False
         self.interrupted = False
-        self.cancelled = False  # its run was cancelled while running (a newer fire replaced it)
+        self.cancelled = False  # its run was cancelled while running (`cancel`, suspend, a newer fire replacing it)
         self.recorded = False  # its pgid and log are in the store
         self.leader_gone = False  # the leader exited during its kill grace; the rest of its group still runs
 
@@ -198,7 +198,7 @@ def reap(proc: Process, known: Container[int], pool_id: str) -> tuple[int | None
     if proc.interrupted:
         return exit_code, Outcome.INTERRUPTED, "interrupted: the worker pool was stopped"
     if proc.cancelled:
-        return exit_code, Outcome.FAILED, "cancelled while running (a newer fire replaced it)"
+        return exit_code, Outcome.FAILED, "cancelled while running"  # why: the run's own error
     if code == 0:
         return 0, Outcome.COMPLETED, None
     return exit_code, Outcome.FAILED, describe_exit(code)

@@ -22,7 +22,7 @@ __all__ = ["emit"]  # callers print grids and field lists through it
 
 if TYPE_CHECKING:
     from queuectl.config import InForce
-    from queuectl.metrics import Detailed
+    from queuectl.metrics import Detailed, Figures
     from queuectl.services.pools import PoolView
 
 STATE_STYLE = {
@@ -67,27 +67,52 @@ def runs_table(con: Console, runs: Iterable[Run], min_widths: Sequence[int] = ()
     return grid
 
 
+FIGURE_HEADERS = ("JOB", "RUNS", "OK 24H", "OK ALL", "DURATION MIN/MEAN/P50/P95/MAX", "WAIT P50/P95/MAX", "PER MIN")
+
+
+def _figure_rows(found: Detailed) -> list[tuple[str, Figures]]:
+    return [("(all)", found.overall), *(("(no job)" if job is None else job, f) for job, f in found.jobs.items())]
+
+
+def _figure_cells(figures: Figures) -> tuple[str, str, str, str, str, str]:
+    """A row's cells after JOB: runs by state, success rates, durations and waits (min/.../max), runs per minute."""
+    runs = ", ".join(f"{number} {state}" for state, number in figures.counts.items() if number) or "-"
+    duration, wait = figures.duration, figures.wait
+    spread = "-" if duration is None else "/".join(format_duration(v) for v in duration)
+    waits = "-" if wait is None else "/".join(format_duration(v) for v in (wait.p50, wait.p95, wait.max))
+    rates = (_percent(figures.success_rate_24h), _percent(figures.success_rate))
+    return runs, *rates, spread, waits, f"{figures.runs_per_minute:g}"
+
+
 def figures_table(con: Console, found: Detailed) -> Grid:
     """`metrics --detailed`: a row per job and one for all runs; durations and waits as min/p50/p95/max."""
-    headers = ("JOB", "RUNS", "OK 24H", "OK ALL", "DURATION MIN/MEAN/P50/P95/MAX", "WAIT P50/P95/MAX", "PER MIN")
-    grid = Grid(headers, give="RUNS", give_lines=None)
-    rows = [("(all)", found.overall), *(("(no job)" if job is None else job, f) for job, f in found.jobs.items())]
-    for name, figures in rows:
-        runs = ", ".join(f"{number} {state}" for state, number in figures.counts.items() if number) or "-"
-        duration = figures.duration
-        spread = "-" if duration is None else "/".join(format_duration(v) for v in duration)
-        wait = figures.wait
-        waits = "-" if wait is None else "/".join(format_duration(v) for v in (wait.p50, wait.p95, wait.max))
-        grid.add_row(
-            Text(name),
-            runs,
-            _percent(figures.success_rate_24h),
-            _percent(figures.success_rate),
-            spread,
-            waits,
-            f"{figures.runs_per_minute:g}",
-        )
+    grid = Grid(FIGURE_HEADERS, give="RUNS", give_lines=None)
+    for name, figures in _figure_rows(found):
+        grid.add_row(Text(name), *_figure_cells(figures))
     return grid
+
+
+def figures_view(con: Console, found: Detailed) -> list[Grid | Fields]:
+    """`metrics --detailed` as a table, or, on a terminal too narrow for it even with RUNS wrapped, a block per job."""
+    grid = figures_table(con, found)
+    widths = grid.natural_widths()
+    runs_word = max((len(word) for _, f in _figure_rows(found) for word in _figure_cells(f)[0].split()), default=0)
+    least = sum(widths) - widths[1] + max(runs_word, len("RUNS")) + 2 * (len(widths) - 1)
+    if not con.is_terminal or least <= con.width:
+        return [grid]
+    names = ("runs", "ok 24h", "ok all", "duration", "wait", "per min")
+    blocks: list[Grid | Fields] = []
+    for name, figures in _figure_rows(found):
+        cells = list(_figure_cells(figures))
+        cells[3] = _labelled(("min", "mean", "p50", "p95", "max"), cells[3])
+        cells[4] = _labelled(("p50", "p95", "max"), cells[4])
+        blocks.append(Fields([("job", name), *zip(names, cells, strict=True)]))
+    return blocks
+
+
+def _labelled(labels: tuple[str, ...], cell: str) -> str:
+    """'1ms/2ms/3ms' as 'min 1ms, mean 2ms, ...' (a '-' stays)."""
+    return cell if cell == "-" else ", ".join(f"{label} {v}" for label, v in zip(labels, cell.split("/"), strict=True))
 
 
 def _percent(rate: float | None) -> str:

@@ -26,7 +26,8 @@ class StateName(click.Choice):  # type: ignore[type-arg]  # generic from click 8
     name = "state"
 
     def __init__(self) -> None:
-        super().__init__(STATES, case_sensitive=False)
+        # the aliases too: the shell and click's completion offer `processing` as well
+        super().__init__((*STATES, *STATE_ALIASES), case_sensitive=False)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         return parse_state(value).value if isinstance(value, str) else str(super().convert(value, param, ctx))
@@ -54,7 +55,11 @@ def run_options(func: Any) -> Any:
         click.option(
             "--backoff-base", metavar="B", help="Retry n waits B ** n seconds (default: config backoff-base)."
         ),
-        click.option("--run-at", metavar="TIME", help="Not before this ISO 8601 time (e.g. 2026-12-01T02:00:00Z)."),
+        click.option(
+            "--run-at",
+            metavar="TIME",
+            help="Not before this ISO 8601 time (e.g. 2026-12-01T02:00:00Z), or from now (+30m).",
+        ),
         click.option("--delay", type=DURATION, metavar="DURATION", help="Not before this long from now (e.g. 30m)."),
         click.option("--cwd", metavar="DIR", help="Absolute directory to run the command in."),
         click.option("--env", "env_pairs", metavar="NAME=VALUE", multiple=True, help="Extra environment (repeatable)."),

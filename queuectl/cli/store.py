@@ -141,7 +141,10 @@ def _detailed_metrics(found: Detailed, as_json: bool) -> None:
     ratio = found.utilisation
     busy = f"{format_duration(found.busy_slot_seconds)} busy of {format_duration(found.available_slot_seconds)}"
     con.print(f"worker utilisation, last hour: {'-' if ratio is None else f'{ratio * 100:.1f}%'} ({busy} slot time)")
-    render.emit(con, render.figures_table(con, found))
+    for n, part in enumerate(render.figures_view(con, found)):
+        if n:
+            con.print()  # a line between the blocks of a narrow terminal
+        render.emit(con, part)
 
 
 @click.group("db")

@@ -132,7 +132,8 @@ def cancel(store: Store, run_ids: Iterable[str]) -> Cancelled:
     """
     ids = list(dict.fromkeys(run_ids))
     for run_id in ids:
-        find(store, run_id)
+        if store.get_run(check_name(run_id)) is None:
+            raise NotFoundError(_not_a_run(store, run_id))
     cancelled, stopping = store.cancel_runs(ids, "cancelled by the user")
     done = set(cancelled) | set(stopping)
     finished = {}
@@ -143,6 +144,17 @@ def cancel(store: Store, run_ids: Iterable[str]) -> Cancelled:
     if stopping:
         store.wake_pools()  # the pools look at their cancellations at once
     return Cancelled(cancelled, stopping, finished)
+
+
+def _not_a_run(store: Store, name: str) -> str:
+    """`cancel NAME` of a job's name: the ids of its runs that can be cancelled, or where to look."""
+    said = f"no run with id {name!r}"
+    if store.get_job(name) is None:
+        return f"{said} (see 'queuectl list')"
+    waiting = [run_id for run_id, _ in store.unfinished_job_runs(name)]
+    if not waiting:
+        return f"{said}: {name} is a job with no run waiting or running (see 'queuectl show {name}')"
+    return f"{said}: {name} is a job; cancel its run by id ({', '.join(waiting)}), or 'queuectl suspend {name}'"
 
 
 def delete(store: Store, state: str | None) -> list[str]:

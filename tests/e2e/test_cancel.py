@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import Queue, group_members, wait_for
 
 
-def test_cancel_stops_a_running_run_s_process_group_and_records_it_cancelled(q: Queue) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Queue]:
+    """A queue on each engine (PostgreSQL: a fresh database on the test server): `cancel` runs in another process."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    queue = Queue(tmp_path, db=url)
+    yield queue
+    queue.cleanup()
+
+
+def test_cancel_stops_a_running_run_s_process_group_and_records_it_cancelled(store: Queue) -> None:
+    q = store
     gate, _never = q.gate()
     # deaf to SIGTERM, with a child in its group: only the SIGKILL after kill-grace ends them
     q("enqueue", json.dumps({"id": "busy", "command": f"trap '' TERM; sleep 300 & {gate}"}))
@@ -21,6 +35,9 @@ def test_cancel_stops_a_running_run_s_process_group_and_records_it_cancelled(q: 
     assert group_members(run["pgid"]) == []
     shown = q.run("busy")
     assert shown["error"] == "cancelled by the user"
+    # the attempt says what happened, not another cause of a cancel (it said "a newer fire replaced it")
+    assert [(a["n"], a["error"]) for a in shown["history"]] == [(1, "cancelled while running")]
+    assert shown["attempts"] == 1
     assert pool.poll() is None  # the pool goes on
     pool.terminate()
     pool.wait(timeout=30)
@@ -44,3 +61,21 @@ def test_cancel_a_waiting_run_a_finished_one_and_an_unknown_id(q: Queue) -> None
     }
     q.burst()
     assert q.state("soon") == "cancelled"
+
+
+def test_cancel_of_a_job_s_name_points_to_its_runs(q: Queue) -> None:
+    jobs = q.write_job("later", 'command = "true"\nrun_at = "+1h"\n')
+    q("apply", str(jobs))
+    (run,) = q.json("list")
+    refused = q("cancel", "later", check=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr == (
+        f"queuectl: error: no run with id 'later': later is a job; cancel its run by id ({run['id']}),"
+        " or 'queuectl suspend later'\n"
+    )
+    assert q.state(run["id"]) == "scheduled"  # nothing changed
+    q("cancel", run["id"])
+    refused = q("cancel", "later", check=False)
+    assert refused.returncode == 1
+    assert "later is a job with no run waiting or running (see 'queuectl show later')" in refused.stderr
+    assert q("cancel", "ghost", check=False).stderr == "queuectl: error: no run with id 'ghost' (see 'queuectl list')\n"

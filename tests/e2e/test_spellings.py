@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import Queue, wait_for
+from tests.e2e.test_tables import plain, terminal
 
 
 def test_processing_is_running_and_state_names_take_any_case(q: Queue) -> None:
@@ -77,6 +78,22 @@ def test_metrics_detailed_per_job_and_overall(q: Queue) -> None:
     assert "1 completed, 1 dead" in row and "50.0%" in row
 
 
+def test_metrics_detailed_on_a_narrow_terminal_is_a_block_per_job(q: Queue) -> None:
+    for name in ("alpha-backup-nightly", "beta", "gamma-reports-with-a-long-name"):
+        q.write_job(name, 'command = "true"\n')
+    q("apply", str(q.tmp / "jobs.d"))
+    q.burst()
+    code, wide = terminal(q, "metrics", "--detailed", columns=200)
+    assert code == 0 and "DURATION MIN/MEAN/P50/P95/MAX" in wide  # the table, where it fits
+    code, narrow = terminal(q, "metrics", "--detailed", columns=80)
+    lines = plain(narrow).splitlines()
+    assert code == 0 and max(len(line) for line in lines) <= 80  # it used to be a 120-column table, folded
+    jobs = [line.split(None, 1)[1] for line in lines if line.startswith("job ")]
+    assert jobs == ["(all)", "alpha-backup-nightly", "beta", "gamma-reports-with-a-long-name"]
+    assert any(line.startswith("runs      3 completed") for line in lines)
+    assert any(line.startswith("duration  min ") and ", max " in line for line in lines)
+
+
 def test_a_pool_claims_with_priority_aging_on(q: Queue) -> None:
     q("enqueue", '{"id":"low","command":"true","priority":"low"}')
     q("enqueue", '{"id":"high","command":"true","priority":"high"}')
@@ -86,3 +103,4 @@ def test_a_pool_claims_with_priority_aging_on(q: Queue) -> None:
     assert [q.state(r) for r in ("low", "high")] == ["completed", "completed"]
     order = sorted(("low", "high"), key=lambda r: q.run(r)["started_at"])
     assert order == ["high", "low"]  # neither has waited 5 minutes: priority decides
+    assert q.json("config", "set", "priority-aging", "off")["value"] == 0  # as its help says: 0 or off

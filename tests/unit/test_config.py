@@ -105,3 +105,17 @@ def test_effective_ignores_unknown_keys_and_unreadable_values() -> None:
     values = effective({"no-such-key": "1", "backoff-base": "fast"})
     assert "no-such-key" not in values
     assert values["backoff-base"] == SETTINGS["backoff-base"].default
+
+
+@pytest.mark.parametrize("typed", ["off", "OFF", " Off ", "0", "0s"])
+def test_priority_aging_is_turned_off_with_off_or_zero(typed: str) -> None:
+    assert parse_value("priority-aging", typed) == 0
+
+
+def test_off_is_a_word_only_for_a_setting_that_says_so() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_value("job-timeout", "off")
+    assert "or off" not in caught.value.message
+    with pytest.raises(UsageError) as caught:
+        parse_value("priority-aging", "never")
+    assert caught.value.message.endswith("1h30m, or off")

@@ -128,6 +128,15 @@ def test_a_bad_relative_run_at_is_one_clear_line(run_at: str) -> None:
         make(run_at=run_at)
 
 
+@pytest.mark.parametrize("run_at", ["-5m", "5m", "soon", "2026-13-01"])
+def test_a_run_at_that_is_neither_form_names_both(run_at: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        make(run_at=run_at)
+    assert caught.value.message == (
+        f'invalid run_at {run_at!r}: expected an ISO 8601 time like 2026-12-01T02:00:00Z or "+30m" (from now)'
+    )
+
+
 def test_run_at_and_delay_conflict() -> None:
     with pytest.raises(UsageError, match="conflicting run_at and delay"):
         make(run_at="2027-01-01T00:00:00Z", delay="5m")

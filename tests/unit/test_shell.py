@@ -71,6 +71,7 @@ def test_options_and_their_values_from_click_and_fields(tab: Completions) -> Non
     assert offered(tab, "list --state PEN") == ["pending"]  # any case, as the command takes it
     assert offered(tab, "clear -s proc") == ["processing"]
     assert offered(tab, "run --priority HI") == ["high"]
+    assert offered(tab, "list --state proc") == ["processing"]  # another name for running, offered too
     assert offered(tab, "list -s d") == ["dead"]
     assert offered(tab, "run --priority ") == list(fields.BY_NAME["priority"].choices)
     assert offered(tab, "list --limit ") == []  # a number: nothing to offer
