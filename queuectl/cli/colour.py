@@ -2,8 +2,9 @@
 
 Colour only when the stream is a terminal and NO_COLOR is unset or empty (https://no-color.org).
 Styling never changes the text: strip the escapes and the line is the same as into a pipe.
-The colours are the states' (render.STATE_STYLE): scheduled blue, pending cyan, running yellow, completed green,
-failed magenta, dead red; a plan's + created green, ~ updated yellow, - deleted red, ! error red.
+The colours are the states' (STATES, also in rich tables and `status`): scheduled blue, pending cyan,
+running yellow, completed green, failed magenta, dead red; a plan's + created green, ~ updated yellow,
+- deleted red, ! error red.
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ LOG_WORDS: dict[str, Style] = {  # an `up` / `worker start` log line's first wor
     "resume": {"fg": "green"},
     "rescued": {"fg": "yellow"},
 }
-STATE_WORDS: dict[str, Style] = {  # `now STATE` at the end of an attempt's line
+STATES: dict[str, Style] = {  # a run's state, wherever it is shown: tables, `status`, `now STATE` in the log
     "scheduled": {"fg": "blue"},
     "pending": {"fg": "cyan"},
+    "running": {"fg": "yellow"},
     "completed": {"fg": "green"},
     "failed": {"fg": "magenta"},
     "dead": {"fg": "red", "bold": True},
+    "cancelled": {"dim": True},
 }
 ERROR: Style = {"fg": "red"}
 WARNING: Style = {"fg": "yellow"}
@@ -83,6 +86,13 @@ def log_line(message: str, on: bool) -> str:
         return message
     head = paint(word, LOG_WORDS[word], on) + message[len(word) :]
     before, sep, state = head.rpartition(": now ")
-    if sep and state in STATE_WORDS:
-        return before + sep + paint(state, STATE_WORDS[state], on)
+    if sep and state in STATES:
+        return before + sep + paint(state, STATES[state], on)
     return head
+
+
+def rich_style(style: Style) -> str:
+    """The same style in rich's words (for tables)."""
+    return " ".join(
+        [*(["bold"] if style.get("bold") else []), *(["dim"] if style.get("dim") else []), style.get("fg") or ""]
+    ).strip()

@@ -25,15 +25,6 @@ if TYPE_CHECKING:
     from queuectl.metrics import Detailed, Figures
     from queuectl.services.pools import PoolView
 
-STATE_STYLE = {
-    "scheduled": "blue",
-    "pending": "cyan",
-    "running": "yellow",
-    "completed": "green",
-    "failed": "magenta",
-    "dead": "red",
-    "cancelled": "dim",
-}
 PATH_FIELDS = frozenset({"cwd", "log", "manifest"})  # `show` lines never wrapped nor cut
 
 
@@ -55,7 +46,7 @@ def fields_table(con: Console, lines: Iterable[tuple[str, str]]) -> Fields:
 
 
 def state_text(state: str) -> Text:
-    return Text(state, style=STATE_STYLE.get(state, ""))
+    return Text(state, style=colour.rich_style(colour.STATES.get(state, {})))
 
 
 # -- tables --------------------------------------------------------------------

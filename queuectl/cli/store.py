@@ -16,16 +16,6 @@ from queuectl.services.pools import PoolView
 if TYPE_CHECKING:
     from queuectl.metrics import Detailed
 
-# `status` on a terminal: the states' colours (plain text otherwise; no rich, so it starts fast)
-STATE_COLOURS = {
-    "scheduled": "blue",
-    "pending": "cyan",
-    "running": "yellow",
-    "completed": "green",
-    "failed": "magenta",
-    "dead": "red",
-}
-
 
 @click.command()
 @json_option
@@ -57,7 +47,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     on = colour.wanted(click.get_text_stream("stdout"))
     click.echo(f"{'STATE':<{width}}  RUNS")
     for state, number in seen.counts.items():
-        style = {"fg": STATE_COLOURS.get(state), "dim": state == "cancelled"}
+        style = colour.STATES.get(state, {})
         click.echo(f"{colour.paint(f'{state:<{width}}', style, on)}  {number}")
     click.echo(_pools_line(seen.pools))
     click.echo(_scheduler_line(seen.scheduler, store.now()))
