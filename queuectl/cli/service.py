@@ -4,6 +4,7 @@ tool's names for them, `scheduler start|stop|status|logs`."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -143,14 +144,15 @@ timeout_option = click.option(
 directory_argument = click.argument("directory", required=False, type=click.Path())
 
 
+def stop_options(command: Callable[..., None]) -> Callable[..., None]:
+    """`down`'s arguments and options, shared with `scheduler stop` (the same operation)."""
+    for option in (click.pass_context, db_option, json_option, timeout_option, wait_option, force_option):
+        command = option(command)
+    return directory_argument(command)
+
+
 @click.command()
-@directory_argument
-@force_option
-@wait_option
-@timeout_option
-@json_option
-@db_option
-@click.pass_context
+@stop_options
 def down(
     ctx: click.Context, directory: str | None, force: bool, wait: bool, wait_for: float | None, as_json: bool
 ) -> None:
@@ -230,13 +232,7 @@ def scheduler_start(ctx: click.Context, directory: str | None, workers: int, as_
 
 
 @scheduler.command("stop")
-@directory_argument
-@force_option
-@wait_option
-@timeout_option
-@json_option
-@db_option
-@click.pass_context
+@stop_options
 def scheduler_stop(
     ctx: click.Context, directory: str | None, force: bool, wait: bool, wait_for: float | None, as_json: bool
 ) -> None:
