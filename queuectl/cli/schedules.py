@@ -9,7 +9,7 @@ import click
 from queuectl import json_views
 from queuectl.cli.app import db_option, echo_json, json_option, store_of
 from queuectl.durations import fire_time, format_time, iso_utc, zone_time
-from queuectl.listing import one_line
+from queuectl.listing import one_line, write_rows
 from queuectl.model import Run
 from queuectl.services import jobs, schedules
 
@@ -131,13 +131,16 @@ def schedule_cmd(ctx: click.Context, as_json: bool, limit: int | None = None) ->
         return
     if not rows:
         click.echo("no scheduled jobs or runs")
-    for row in rows:
-        if isinstance(row, Run):
-            what = f"run of job {row.job}" if row.job else f"run: {one_line(row.command)}"
-            click.echo(f"{format_time(row.run_at)}  {row.id}  ({what})")
-            continue
-        when = "suspended" if row.suspended else fire_time(row.at, row.zone) if row.at is not None else "never"
-        click.echo(f"{when}  {row.job}  ({row.words})")
+        return
+    write_rows(click.get_text_stream("stdout").write, map(_row_cells, rows), ("NEXT", "JOB OR RUN", "WHAT"))
+
+
+def _row_cells(row: schedules.NextFire | Run) -> tuple[str, str, str]:
+    """A line of `schedule`: when, the job's name or the run's id, and the schedule in words or what runs."""
+    if isinstance(row, Run):
+        return format_time(row.run_at), row.id, f"run of job {row.job}" if row.job else f"run: {one_line(row.command)}"
+    when = "suspended" if row.suspended else fire_time(row.at, row.zone) if row.at is not None else "never"
+    return when, row.job, row.words
 
 
 def _row_json(row: schedules.NextFire | Run) -> Mapping[str, object]:

@@ -71,11 +71,12 @@ def test_schedule_lists_delayed_runs_beside_cron_fires_soonest_first(q: Queue) -
     q("apply", str(jobs))
     q("run", "echo early", "--id", "early", "--delay", "1h")
     q("enqueue", '{"id": "late", "command": "echo late", "run_at": "2999-01-01T00:00:00Z"}')
-    lines = q("schedule").stdout.splitlines()
+    header, *lines = q("schedule").stdout.splitlines()
     assert len(lines) == 3
-    assert lines[0].split()[3:] == ["early", "(run:", "echo", "early)"]
-    assert lines[1].split()[3:5] == ["newyear", "(At"]
-    assert lines[2].startswith("2999-01-01 ") and lines[2].split()[3:] == ["late", "(run:", "echo", "late)"]
+    assert header.index("JOB OR RUN") == lines[0].index("early") == lines[1].index("newyear")  # aligned columns
+    assert lines[0].split()[3:] == ["early", "run:", "echo", "early"]
+    assert lines[1].split()[3:5] == ["newyear", "At"]
+    assert lines[2].startswith("2999-01-01 ") and lines[2].split()[3:] == ["late", "run:", "echo", "late"]
     rows = q.json("schedule")
     listed = [(r["kind"], r.get("id") or r["job"]) for r in rows]
     assert listed == [("run", "early"), ("cron", "newyear"), ("run", "late")]
@@ -84,7 +85,7 @@ def test_schedule_lists_delayed_runs_beside_cron_fires_soonest_first(q: Queue) -
     assert set(cron) >= {"job", "schedule", "next_run_at", "next_fire", "suspended"}
     assert late["next_run_at"].startswith("2999-01-01T00:00:00")
     assert [r["kind"] for r in q.json("schedule", "-n", "2")] == ["run", "cron"]
-    assert len(q("list", "--scheduled", "--limit", "1").stdout.splitlines()) == 1
+    assert len(q("list", "--scheduled", "--limit", "1").stdout.splitlines()) == 2  # the header and one row
 
 
 def test_list_shows_a_due_column_only_when_a_run_waits_for_a_time_ahead(q: Queue) -> None:
