@@ -66,7 +66,7 @@ def rank(ordered: Sequence[float], share: float) -> float:
 
 
 def figures(counts: Mapping[str, int], attempts: Sequence[AttemptFigures], now: float) -> Figures:
-    settled = [a for a in attempts if a.outcome not in (RUNNING, Outcome.INTERRUPTED.value)]
+    settled = [a for a in attempts if a.outcome not in (RUNNING, Outcome.INTERRUPTED.value, Outcome.CANCELLED.value)]
     recent = [a for a in settled if a.finished_at is not None and a.finished_at >= now - DAY]
     done_last_hour = sum(
         1 for a in settled if a.outcome == Outcome.COMPLETED.value and (a.finished_at or 0) >= now - HOUR

@@ -69,6 +69,7 @@ class Outcome(enum.StrEnum):
     TIMEOUT = "timeout"  # killed after its timeout
     LOST = "lost"  # its pool died; rescued after the lease expired
     INTERRUPTED = "interrupted"  # the pool was stopped at once; not counted
+    CANCELLED = "cancelled"  # its run was cancelled while it ran (`cancel`, suspend, replace): no failure
 
     def __str__(self) -> str:
         return self.value
@@ -302,6 +303,8 @@ def next_state(attempts: int, max_retries: int, outcome: Outcome) -> RunState:
         return RunState.COMPLETED
     if outcome is Outcome.INTERRUPTED:
         return RunState.PENDING
+    if outcome is Outcome.CANCELLED:
+        return RunState.CANCELLED
     if attempts > max_retries:
         return RunState.DEAD
     return RunState.PENDING if outcome is Outcome.LOST else RunState.FAILED

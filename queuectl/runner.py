@@ -198,7 +198,7 @@ def reap(proc: Process, known: Container[int], pool_id: str) -> tuple[int | None
     if proc.interrupted:
         return exit_code, Outcome.INTERRUPTED, "interrupted: the worker pool was stopped"
     if proc.cancelled:
-        return exit_code, Outcome.FAILED, "cancelled while running"  # why: the run's own error
+        return exit_code, Outcome.CANCELLED, "cancelled while running"  # why: the run's own error
     if code == 0:
         return 0, Outcome.COMPLETED, None
     return exit_code, Outcome.FAILED, describe_exit(code)

@@ -32,6 +32,7 @@ LOG_WORDS: dict[str, Style] = {  # an `up` / `worker start` log line's first wor
     "lost": {"fg": "magenta"},
     "interrupted": {"fg": "magenta"},
     "cancel": {"dim": True},
+    "cancelled": {"dim": True},
     "replace": {"dim": True},
     "suspend": {"fg": "yellow"},
     "resume": {"fg": "green"},

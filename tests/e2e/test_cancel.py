@@ -36,11 +36,20 @@ def test_cancel_stops_a_running_run_s_process_group_and_records_it_cancelled(sto
     shown = q.run("busy")
     assert shown["error"] == "cancelled by the user"
     # the attempt says what happened, not another cause of a cancel (it said "a newer fire replaced it")
-    assert [(a["n"], a["error"]) for a in shown["history"]] == [(1, "cancelled while running")]
+    assert [(a["n"], a["outcome"], a["error"]) for a in shown["history"]] == [
+        (1, "cancelled", "cancelled while running")
+    ]
     assert shown["attempts"] == 1
     assert pool.poll() is None  # the pool goes on
     pool.terminate()
-    pool.wait(timeout=30)
+    output, _ = pool.communicate(timeout=30)
+    assert "cancelled busy in " in output and ": now cancelled" in output  # not "failed ... now cancelled"
+    # a user's cancel is no failure: neither success rate counts it
+    q("run", "true", "--id", "fine")
+    q.burst()
+    assert q.json("metrics")["success_rate"] == 1.0
+    overall = q.json("metrics", "--detailed")["overall"]
+    assert overall["success_rate"] == 1.0 and overall["attempts"] == 1
 
 
 def test_cancel_a_waiting_run_a_finished_one_and_an_unknown_id(q: Queue) -> None:

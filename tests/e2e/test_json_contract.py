@@ -14,7 +14,7 @@ from tests.conftest import Queue, wait_for
 
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 STATES = {"scheduled", "pending", "running", "completed", "failed", "dead", "cancelled"}
-OUTCOMES = {"completed", "failed", "timeout", "lost", "interrupted"}
+OUTCOMES = {"completed", "failed", "timeout", "lost", "interrupted", "cancelled"}
 
 # kinds: "str", "int", "num" (int or float), "bool", "time", "null", "dict", "list", or a set of allowed strings
 Shape = dict[str, tuple[Any, ...]]

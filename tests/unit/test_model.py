@@ -34,6 +34,9 @@ PENDING, FAILED, DEAD, COMPLETED = RunState.PENDING, RunState.FAILED, RunState.D
         # an interrupted attempt does not count
         (1, 0, INTR, PENDING),
         (3, 2, INTR, PENDING),
+        # a run cancelled while it ran ends cancelled, whatever its retries (no failure)
+        (1, 2, Outcome.CANCELLED, RunState.CANCELLED),
+        (3, 2, Outcome.CANCELLED, RunState.CANCELLED),
     ],
 )
 def test_next_state(attempts: int, max_retries: int, outcome: Outcome, state: RunState) -> None:

@@ -213,7 +213,7 @@ def test_an_exit_becomes_an_outcome(tmp_path: Path, command: str, expected: tupl
     [
         ("timed_out", (Outcome.TIMEOUT, "timed out after 1.5s")),
         ("interrupted", (Outcome.INTERRUPTED, "interrupted: the worker pool was stopped")),
-        ("cancelled", (Outcome.FAILED, "cancelled while running")),
+        ("cancelled", (Outcome.CANCELLED, "cancelled while running")),
     ],
 )
 def test_a_stopped_attempt_says_why_it_was_stopped(tmp_path: Path, flag: str, expected: tuple[object, ...]) -> None:

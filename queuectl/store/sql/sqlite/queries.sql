@@ -216,10 +216,10 @@ INSERT INTO config (key, value) VALUES (:key, :value)
 -- name: attempt_stats
 SELECT count(*), avg(finished_at - started_at),
        sum(outcome = 'completed'), sum(outcome <> 'completed')
-  FROM attempts WHERE outcome <> 'interrupted';
+  FROM attempts WHERE outcome NOT IN ('interrupted', 'cancelled');
 
 -- name: attempt_duration_at
-SELECT finished_at - started_at AS d FROM attempts WHERE outcome <> 'interrupted'
+SELECT finished_at - started_at AS d FROM attempts WHERE outcome NOT IN ('interrupted', 'cancelled')
  ORDER BY d LIMIT 1 OFFSET :offset;
 
 -- name: metric_attempts
