@@ -10,6 +10,7 @@ from queuectl import config, json_views
 from queuectl.cli import colour
 from queuectl.cli.app import AliasedGroup, db_option, echo_json, json_option, store_of
 from queuectl.durations import format_duration
+from queuectl.errors import UsageError
 from queuectl.services import overview as overviews
 from queuectl.services.pools import PoolView
 
@@ -84,18 +85,27 @@ def _scheduler_line(view: overviews.SchedulerView, now: float) -> str:
 
 @click.command()
 @click.option("--detailed", is_flag=True, help="Per job and overall: rates, duration spread, queue wait, utilisation.")
+@click.option("--prometheus", is_flag=True, help="Print the Prometheus text exposition (what /metrics serves).")
 @json_option
 @db_option
 @click.pass_context
-def metrics(ctx: click.Context, detailed: bool, as_json: bool) -> None:
+def metrics(ctx: click.Context, detailed: bool, prometheus: bool, as_json: bool) -> None:
     """Counts, success rate, attempt durations and recent throughput.
 
     \b
     Example:
       queuectl metrics
       queuectl metrics --detailed --json
+      queuectl metrics --prometheus
     """
     store = store_of(ctx)
+    if prometheus:
+        if detailed or as_json:
+            raise UsageError("--prometheus prints the Prometheus text format: without --detailed or --json")
+        from queuectl.services.prometheus import exposition  # prometheus_client: status needs none of it
+
+        click.echo(exposition(store, store.now()).decode(), nl=False)
+        return
     if detailed:
         from queuectl.services.metrics import detailed_metrics  # status shares this module: it needs none of it
 

@@ -1,0 +1,173 @@
+"""`/metrics` (and `metrics --prometheus`): the store's figures in the Prometheus text format.
+
+One pass of store reads per scrape, through a collector of our own on a registry of our own
+(never the global one). What each read costs at 1M runs:
+- `job_counts` (runs per state, per job; runs finished per job and outcome; queue depth):
+  one GROUP BY over the runs table, the same read `status` makes.
+- `metric_attempts` (duration and wait histograms, last run and last success per job):
+  every attempt, the read `metrics --detailed` makes. It grows with history: `prune` bounds it.
+- `next_due` (oldest waiting run): min(run_at) on the runs_due index.
+- `list_jobs`, `list_workers`: one row per job and per pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+import queuectl
+from queuectl.model import STATES, AttemptFigures, Job, Outcome, RunState, Worker
+from queuectl.store.contract import Store
+
+# Seconds, from a tenth of a second up to a day: commands run for milliseconds or for hours.
+BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0)
+FINISHED = (RunState.COMPLETED.value, RunState.DEAD.value, RunState.CANCELLED.value)
+UNSETTLED = ("running", Outcome.INTERRUPTED.value, Outcome.CANCELLED.value)
+
+
+class Snapshot(NamedTuple):
+    """What one scrape read of the store."""
+
+    now: float
+    counts: dict[str | None, dict[str, int]]
+    attempts: list[AttemptFigures]
+    next_due: float | None  # seconds until the earliest waiting run is due (< 0: overdue)
+    jobs: list[Job]
+    workers: list[Worker]
+
+
+def read(store: Store, now: float) -> Snapshot:
+    return Snapshot(
+        now, store.job_counts(), store.metric_attempts(), store.next_due(), store.list_jobs(), store.list_workers()
+    )
+
+
+def exposition(store: Store, now: float) -> bytes:
+    """The Prometheus text exposition of the store at `now`."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Figures(read(store, now)))
+    return generate_latest(registry)
+
+
+class _Figures(Collector):
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.snap
+        yield _build_info()
+        yield from _run_families(snap)
+        yield _histogram(
+            "queuectl_run_duration_seconds", "How long attempts ran (settled attempts).", _durations(snap.attempts)
+        )
+        yield _histogram(
+            "queuectl_queue_wait_seconds",
+            "How long runs waited from when they were due to their first attempt's start.",
+            (max(0.0, a.wait) for a in snap.attempts if a.wait is not None),
+        )
+        yield from _job_families(snap)
+        yield from _pool_families(snap.workers)
+
+
+def _build_info() -> Metric:
+    info = GaugeMetricFamily("queuectl_build_info", "The queuectl version serving these metrics.", labels=["version"])
+    info.add_metric([queuectl.__version__], 1)
+    return info
+
+
+def _run_families(snap: Snapshot) -> Iterator[Metric]:
+    runs = CounterMetricFamily(
+        "queuectl_job_runs", "Runs finished, by job (empty: runs of no job) and outcome.", labels=["job", "outcome"]
+    )
+    per_state = GaugeMetricFamily("queuectl_runs", "Runs in each state now.", labels=["state"])
+    totals = dict.fromkeys(STATES, 0)
+    for job, counts in sorted(snap.counts.items(), key=lambda item: item[0] or ""):
+        for outcome in FINISHED:
+            runs.add_metric([job or "", outcome], counts.get(outcome, 0))
+        for state, number in counts.items():
+            totals[state] = totals.get(state, 0) + number
+    for state, number in totals.items():
+        per_state.add_metric([state], number)
+    yield runs
+    yield per_state
+    yield GaugeMetricFamily(
+        "queuectl_queue_depth", "Runs due now and waiting for a worker.", value=totals[RunState.PENDING.value]
+    )
+    age = 0.0 if snap.next_due is None else max(0.0, -snap.next_due)  # next_due: seconds until due
+    yield GaugeMetricFamily(
+        "queuectl_oldest_waiting_run_age_seconds", "Seconds the oldest run due (or retry due) has waited.", value=age
+    )
+
+
+def _durations(attempts: Sequence[AttemptFigures]) -> Iterator[float]:
+    for a in attempts:
+        if a.outcome not in UNSETTLED and a.started_at is not None and a.finished_at is not None:
+            yield max(0.0, a.finished_at - a.started_at)
+
+
+def _histogram(name: str, documentation: str, values: Iterable[float]) -> Metric:
+    counts = [0] * (len(BUCKETS) + 1)
+    total = 0.0
+    for value in values:
+        total += value
+        counts[next((i for i, le in enumerate(BUCKETS) if value <= le), len(BUCKETS))] += 1
+    cumulative, buckets = 0, []
+    for le, number in zip([*map(str, BUCKETS), "+Inf"], counts, strict=True):
+        cumulative += number
+        buckets.append((le, float(cumulative)))
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=total)
+
+
+def _job_families(snap: Snapshot) -> Iterator[Metric]:
+    success = _job_gauge("last_success", "When the job's last successful attempt finished (Unix time).")
+    last_run = _job_gauge("last_run", "When the job's last attempt started (Unix time).")
+    next_fire = _job_gauge("next_fire", "When the scheduler next looks at the job (Unix time).")
+    succeeded: dict[str, float] = {}
+    started: dict[str, float] = {}
+    for a in snap.attempts:
+        if a.job is None:
+            continue
+        if a.started_at is not None:
+            started[a.job] = max(started.get(a.job, a.started_at), a.started_at)
+        if a.outcome == Outcome.COMPLETED.value and a.finished_at is not None:
+            succeeded[a.job] = max(succeeded.get(a.job, a.finished_at), a.finished_at)
+    for job in snap.jobs:
+        if job.name in succeeded:
+            success.add_metric([job.name], succeeded[job.name])
+        if job.name in started:
+            last_run.add_metric([job.name], started[job.name])
+        if job.next_fire is not None and not job.suspended:
+            next_fire.add_metric([job.name], job.next_fire)
+    yield from (success, last_run, next_fire)
+    yield GaugeMetricFamily("queuectl_jobs", "Jobs declared.", value=len(snap.jobs))
+    yield GaugeMetricFamily(
+        "queuectl_jobs_suspended", "Jobs suspended (kept, never scheduled).", value=sum(j.suspended for j in snap.jobs)
+    )
+
+
+def _job_gauge(what: str, documentation: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"queuectl_job_{what}_timestamp_seconds", documentation, labels=["job"])
+
+
+def _pool_families(workers: Sequence[Worker]) -> Iterator[Metric]:
+    beat = GaugeMetricFamily(
+        "queuectl_pool_last_heartbeat_timestamp_seconds",
+        "When each pool last said it is alive.",
+        labels=["pool", "host"],
+    )
+    slots = GaugeMetricFamily("queuectl_pool_slots", "How many runs each pool runs at once.", labels=["pool", "host"])
+    for w in workers:
+        beat.add_metric([w.id, w.host], w.heartbeat_at)
+        slots.add_metric([w.id, w.host], w.slots)
+    yield GaugeMetricFamily("queuectl_pools", "Worker pools registered in the store.", value=len(workers))
+    yield beat
+    yield slots
