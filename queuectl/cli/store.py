@@ -98,10 +98,10 @@ def metrics(ctx: click.Context, detailed: bool, prometheus: bool, as_json: bool)
       queuectl metrics --detailed --json
       queuectl metrics --prometheus
     """
+    if prometheus and (detailed or as_json):
+        raise UsageError("--prometheus prints the Prometheus text format: without --detailed or --json")
     store = store_of(ctx)
     if prometheus:
-        if detailed or as_json:
-            raise UsageError("--prometheus prints the Prometheus text format: without --detailed or --json")
         from queuectl.services.prometheus import exposition  # prometheus_client: status needs none of it
 
         click.echo(exposition(store, store.now()).decode(), nl=False)
