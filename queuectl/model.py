@@ -163,6 +163,26 @@ class AttemptFigures(NamedTuple):
     wait: float | None  # a run's first attempt: seconds from its run_at (else its creation) to its start
 
 
+# `/metrics` histogram buckets in seconds, a tenth of a second to a day (the SQL counting into them takes 15).
+METRIC_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0)
+
+
+class Buckets(NamedTuple):
+    """Seconds counted per bucket of METRIC_BUCKETS (the last: above every bound), and their sum."""
+
+    counts: tuple[int, ...]
+    sum: float
+
+
+class AttemptRollup(NamedTuple):
+    """What `/metrics` reads of the attempts, counted by the store: no attempt row reaches Python."""
+
+    durations: Buckets  # settled attempts (not interrupted, cancelled or running)
+    waits: Buckets  # each run's first attempt: seconds from its run_at (else its creation) to its start
+    last_run: dict[str, float]  # per job: when its last attempt started
+    last_success: dict[str, float]  # per job: when its last completed attempt finished
+
+
 class Claim(NamedTuple):
     """What a worker needs to start one attempt of a run it has claimed.
 

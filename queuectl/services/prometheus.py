@@ -4,15 +4,20 @@ One pass of store reads per scrape, through a collector of our own on a registry
 (never the global one). What each read costs at 1M runs:
 - `job_counts` (runs per state, per job; runs finished per job and outcome; queue depth):
   one GROUP BY over the runs table, the same read `status` makes.
-- `metric_attempts` (duration and wait histograms, last run and last success per job):
-  every attempt, the read `metrics --detailed` makes. It grows with history: `prune` bounds it.
+- `attempt_rollup` (duration and wait histograms, last run and last success per job): the
+  attempts counted into buckets in SQL (a scan of the attempts, joined to runs for the wait)
+  and one GROUP BY over runs for the times, so no attempt row reaches Python.
+Measured at 1M runs and 1M attempts on SQLite (this machine): a whole scrape, `metrics
+--prometheus` start-up included, takes 4.7 s and 32 MB (reading the attempts into Python took
+7.8 s and 566 MB). It grows with the history kept, which `clear` bounds; a rollup the pool
+writes beside each run it settles would make it constant.
 - `next_due` (oldest waiting run): min(run_at) on the runs_due index.
 - `list_jobs`, `list_workers`: one row per job and per pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -25,13 +30,10 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 import queuectl
-from queuectl.model import STATES, AttemptFigures, Job, Outcome, RunState, Worker
+from queuectl.model import METRIC_BUCKETS, STATES, AttemptRollup, Buckets, Job, RunState, Worker
 from queuectl.store.contract import Store
 
-# Seconds, from a tenth of a second up to a day: commands run for milliseconds or for hours.
-BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0)
 FINISHED = (RunState.COMPLETED.value, RunState.DEAD.value, RunState.CANCELLED.value)
-UNSETTLED = ("running", Outcome.INTERRUPTED.value, Outcome.CANCELLED.value)
 
 
 class Snapshot(NamedTuple):
@@ -39,7 +41,7 @@ class Snapshot(NamedTuple):
 
     now: float
     counts: dict[str | None, dict[str, int]]
-    attempts: list[AttemptFigures]
+    attempts: AttemptRollup
     next_due: float | None  # seconds until the earliest waiting run is due (< 0: overdue)
     jobs: list[Job]
     workers: list[Worker]
@@ -47,7 +49,7 @@ class Snapshot(NamedTuple):
 
 def read(store: Store, now: float) -> Snapshot:
     return Snapshot(
-        now, store.job_counts(), store.metric_attempts(), store.next_due(), store.list_jobs(), store.list_workers()
+        now, store.job_counts(), store.attempt_rollup(), store.next_due(), store.list_jobs(), store.list_workers()
     )
 
 
@@ -66,13 +68,12 @@ class _Figures(Collector):
         snap = self.snap
         yield _build_info()
         yield from _run_families(snap)
-        yield _histogram(
-            "queuectl_run_duration_seconds", "How long attempts ran (settled attempts).", _durations(snap.attempts)
-        )
+        rollup = snap.attempts
+        yield _histogram("queuectl_run_duration_seconds", "How long attempts ran (settled attempts).", rollup.durations)
         yield _histogram(
             "queuectl_queue_wait_seconds",
             "How long runs waited from when they were due to their first attempt's start.",
-            (max(0.0, a.wait) for a in snap.attempts if a.wait is not None),
+            rollup.waits,
         )
         yield from _job_families(snap)
         yield from _pool_families(snap.workers)
@@ -108,38 +109,19 @@ def _run_families(snap: Snapshot) -> Iterator[Metric]:
     )
 
 
-def _durations(attempts: Sequence[AttemptFigures]) -> Iterator[float]:
-    for a in attempts:
-        if a.outcome not in UNSETTLED and a.started_at is not None and a.finished_at is not None:
-            yield max(0.0, a.finished_at - a.started_at)
-
-
-def _histogram(name: str, documentation: str, values: Iterable[float]) -> Metric:
-    counts = [0] * (len(BUCKETS) + 1)
-    total = 0.0
-    for value in values:
-        total += value
-        counts[next((i for i, le in enumerate(BUCKETS) if value <= le), len(BUCKETS))] += 1
+def _histogram(name: str, documentation: str, counted: Buckets) -> Metric:
     cumulative, buckets = 0, []
-    for le, number in zip([*map(str, BUCKETS), "+Inf"], counts, strict=True):
+    for le, number in zip([*map(str, METRIC_BUCKETS), "+Inf"], counted.counts, strict=True):
         cumulative += number
         buckets.append((le, float(cumulative)))
-    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=total)
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=counted.sum)
 
 
 def _job_families(snap: Snapshot) -> Iterator[Metric]:
     success = _job_gauge("last_success", "When the job's last successful attempt finished (Unix time).")
     last_run = _job_gauge("last_run", "When the job's last attempt started (Unix time).")
     next_fire = _job_gauge("next_fire", "When the scheduler next looks at the job (Unix time).")
-    succeeded: dict[str, float] = {}
-    started: dict[str, float] = {}
-    for a in snap.attempts:
-        if a.job is None:
-            continue
-        if a.started_at is not None:
-            started[a.job] = max(started.get(a.job, a.started_at), a.started_at)
-        if a.outcome == Outcome.COMPLETED.value and a.finished_at is not None:
-            succeeded[a.job] = max(succeeded.get(a.job, a.finished_at), a.finished_at)
+    succeeded, started = snap.attempts.last_success, snap.attempts.last_run
     for job in snap.jobs:
         if job.name in succeeded:
             success.add_metric([job.name], succeeded[job.name])

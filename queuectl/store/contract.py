@@ -27,6 +27,7 @@ from queuectl.model import (
     Attempt,
     AttemptFigures,
     AttemptResult,
+    AttemptRollup,
     Claim,
     Expired,
     Job,
@@ -197,6 +198,10 @@ class RunQueue(StoreCore, Protocol):
 
     def metric_attempts(self) -> list[AttemptFigures]:
         """Every attempt, and each attempt running now (outcome "running", no finish), for `metrics --detailed`."""
+        ...
+
+    def attempt_rollup(self) -> AttemptRollup:
+        """The attempts' durations and waits counted per bucket, and per job its last start and success."""
         ...
 
     def job_counts(self) -> dict[str | None, dict[str, int]]:
