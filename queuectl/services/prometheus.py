@@ -42,15 +42,15 @@ class Snapshot(NamedTuple):
     now: float
     counts: dict[str | None, dict[str, int]]
     attempts: AttemptRollup
-    next_due: float | None  # seconds until the earliest waiting run is due (< 0: overdue)
+    due_at: float | None  # when the earliest waiting run was or will be due
     jobs: list[Job]
     workers: list[Worker]
 
 
 def read(store: Store, now: float) -> Snapshot:
-    return Snapshot(
-        now, store.job_counts(), store.attempt_rollup(), store.next_due(), store.list_jobs(), store.list_workers()
-    )
+    due = store.next_due()  # seconds from the store's clock
+    due_at = None if due is None else store.now() + due
+    return Snapshot(now, store.job_counts(), store.attempt_rollup(), due_at, store.list_jobs(), store.list_workers())
 
 
 def exposition(store: Store, now: float) -> bytes:
@@ -103,7 +103,7 @@ def _run_families(snap: Snapshot) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "queuectl_queue_depth", "Runs due now and waiting for a worker.", value=totals[RunState.PENDING.value]
     )
-    age = 0.0 if snap.next_due is None else max(0.0, -snap.next_due)  # next_due: seconds until due
+    age = 0.0 if snap.due_at is None else max(0.0, snap.now - snap.due_at)
     yield GaugeMetricFamily(
         "queuectl_oldest_waiting_run_age_seconds", "Seconds the oldest run due (or retry due) has waited.", value=age
     )
@@ -121,6 +121,11 @@ def _job_families(snap: Snapshot) -> Iterator[Metric]:
     success = _job_gauge("last_success", "When the job's last successful attempt finished (Unix time).")
     last_run = _job_gauge("last_run", "When the job's last attempt started (Unix time).")
     next_fire = _job_gauge("next_fire", "When the scheduler next looks at the job (Unix time).")
+    lateness = GaugeMetricFamily(
+        "queuectl_job_schedule_lateness_seconds",
+        "How far the scheduler is behind the job's next fire (0: on time; grows while no scheduler runs).",
+        labels=["job"],
+    )
     succeeded, started = snap.attempts.last_success, snap.attempts.last_run
     for job in snap.jobs:
         if job.name in succeeded:
@@ -129,7 +134,8 @@ def _job_families(snap: Snapshot) -> Iterator[Metric]:
             last_run.add_metric([job.name], started[job.name])
         if job.next_fire is not None and not job.suspended:
             next_fire.add_metric([job.name], job.next_fire)
-    yield from (success, last_run, next_fire)
+            lateness.add_metric([job.name], max(0.0, snap.now - job.next_fire))
+    yield from (success, last_run, next_fire, lateness)
     yield GaugeMetricFamily("queuectl_jobs", "Jobs declared.", value=len(snap.jobs))
     yield GaugeMetricFamily(
         "queuectl_jobs_suspended", "Jobs suspended (kept, never scheduled).", value=sum(j.suspended for j in snap.jobs)

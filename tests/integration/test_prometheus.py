@@ -102,6 +102,7 @@ def test_job_timestamps_pools_and_build_info(known: Store, clock: FakeClock) -> 
     assert value(got, "queuectl_job_last_run_timestamp_seconds", job="nightly") == T0 + 45
     assert value(got, "queuectl_job_next_fire_timestamp_seconds", job="nightly") == T0 + 86400
     assert ("queuectl_job_last_run_timestamp_seconds", (("job", "hourly"),)) not in got
+    assert value(got, "queuectl_job_schedule_lateness_seconds", job="nightly") == 0
     assert value(got, "queuectl_jobs") == 2
     assert value(got, "queuectl_jobs_suspended") == 1
     assert value(got, "queuectl_pools") == 1
@@ -109,6 +110,13 @@ def test_job_timestamps_pools_and_build_info(known: Store, clock: FakeClock) -> 
     assert value(got, "queuectl_pool_last_heartbeat_timestamp_seconds", pool="w1", host=HOST) == registered
     assert value(got, "queuectl_pool_slots", pool="w1", host=HOST) == 4
     assert value(got, "queuectl_build_info", version=queuectl.__version__) == 1
+
+
+def test_schedule_lateness_grows_past_the_next_fire(known: Store, clock: FakeClock) -> None:
+    """No scheduler looked at nightly since its next fire (T0 + 1 day): the scrape says by how much."""
+    later = T0 + 86400 + 600
+    assert value(scrape(known, later), "queuectl_job_schedule_lateness_seconds", job="nightly") == 600
+    assert ("queuectl_job_schedule_lateness_seconds", (("job", "hourly"),)) not in scrape(known, later)
 
 
 def test_empty_store_exposes_zeros(store: Store, clock: FakeClock) -> None:
