@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
-from queuectl import config, runner
+from queuectl import config, json_views, runner
 from queuectl import enqueue as build
 from queuectl.errors import LISTS_HINT, DuplicateRunError, NotFoundError, QueueError, UsageError
 from queuectl.model import NewRun, Run, RunState, check_name
@@ -164,3 +164,41 @@ def delete(store: Store, state: str | None) -> list[str]:
     deleted = store.delete_runs(state)
     runner.remove_logs(logs_dir(store), deleted)
     return deleted
+
+
+def listed(
+    store: Store, state: str | None = None, limit: int | None = None, job: str | None = None, after: str | None = None
+) -> Iterator[Run]:
+    """Runs oldest first, as `list` gives them; only job `job`'s, only those after run `after` (a keyset cursor).
+
+    Without `job` and `after` the store stops at `limit`; with them this reads
+    the runs in the store's pages and filters them here (not yet one bounded query).
+    """
+    if job is None and after is None:
+        yield from store.iter_runs(state, limit)
+        return
+    anchor = None
+    if after is not None:
+        anchor = store.get_run(check_name(after))
+        if anchor is None:
+            raise NotFoundError(f"no run named {after!r} {LISTS_HINT}")
+    given = 0
+    for run in store.iter_runs(state):
+        if limit is not None and given >= limit:
+            return
+        if anchor is not None and (run.created_at, run.id) <= (anchor.created_at, anchor.id):
+            continue
+        if job is not None and run.job != job:
+            continue
+        given += 1
+        yield run
+
+
+def show_json(store: Store, name: str) -> dict[str, Any]:
+    """What `show NAME --json` prints: run NAME with its attempts, else job NAME (a run id wins)."""
+    run = store.get_run(check_name(name))
+    if run is None:
+        from queuectl.services import jobs  # the manifests' parser: only for a declared job
+
+        return jobs.as_json(jobs.status(store, name))
+    return json_views.show_json(run, store.attempts(name))
