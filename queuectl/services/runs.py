@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -169,29 +170,22 @@ def delete(store: Store, state: str | None) -> list[str]:
 def listed(
     store: Store, state: str | None = None, limit: int | None = None, job: str | None = None, after: str | None = None
 ) -> Iterator[Run]:
-    """Runs oldest first, as `list` gives them; only job `job`'s, only those after run `after` (a keyset cursor).
+    """Runs oldest first, as `list` gives them; only those after run `after` (a keyset cursor); only job `job`'s.
 
-    Without `job` and `after` the store stops at `limit`; with them this reads
-    the runs in the store's pages and filters them here (not yet one bounded query).
+    `after` starts the store's keyset walk there; `job` filters the runs as they
+    are read, page by page (not yet one indexed query).
     """
-    if job is None and after is None:
-        yield from store.iter_runs(state, limit)
-        return
-    anchor = None
+    cursor = None
     if after is not None:
         anchor = store.get_run(check_name(after))
         if anchor is None:
             raise NotFoundError(f"no run named {after!r} {LISTS_HINT}")
-    given = 0
-    for run in store.iter_runs(state):
-        if limit is not None and given >= limit:
-            return
-        if anchor is not None and (run.created_at, run.id) <= (anchor.created_at, anchor.id):
-            continue
-        if job is not None and run.job != job:
-            continue
-        given += 1
-        yield run
+        cursor = (anchor.created_at, anchor.id)
+    if job is None:
+        yield from store.iter_runs(state, limit, after=cursor)
+        return
+    mine = (run for run in store.iter_runs(state, after=cursor) if run.job == job)
+    yield from itertools.islice(mine, limit)
 
 
 def show_json(store: Store, name: str) -> dict[str, Any]:

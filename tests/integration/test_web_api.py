@@ -6,6 +6,7 @@ in this process, and the real `queuectl` in subprocesses for the CLI's side.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -132,6 +133,10 @@ def test_a_token_is_needed_on_the_api_when_set(filled: Queue) -> None:
     assert app.get("/healthz").status_code == 200  # a load balancer's check carries no token
 
 
+def _same(client: TestClient, q: Queue, path: str, cli: list[str]) -> bool:
+    return bool(_get(client, path) == q.json(*cli))
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -185,3 +190,30 @@ def test_dashboard_without_the_web_extra_says_how_to_install_it(filled: Queue, t
     assert done.returncode == 1
     said = "queuectl: error: the dashboard needs the web extra: pip install 'queuectl[web]'"
     assert done.stderr.splitlines() == [said]
+
+
+def test_a_live_pool_and_its_running_run_are_answered_as_the_cli_says(tmp_path: Path) -> None:
+    q = Queue(tmp_path)
+    command, gate = q.gate()
+    q("enqueue", "--id", "held", "--command", command)
+    pool = q.start_pool()
+    try:
+        client = TestClient(create_app(str(q.db)))
+        wait_for(lambda: q.state("held") == "running", what="the run running")
+        pools = _get(client, "/api/pools")
+        assert [(p["pid"], p["state"]) for p in pools] == [(pool.pid, "alive")]
+        # a pool's heartbeat moves between the two looks now and then: look until both saw the same one
+        # (a running run's lease renewals move it too)
+        questions = [
+            ("/api/pools", ["worker", "status"]),
+            ("/api/status", ["status"]),
+            ("/api/runs?state=running", ["list", "--state", "running"]),
+            ("/api/runs/held", ["show", "held"]),
+        ]
+        for path, cli in questions:
+            wait_for(functools.partial(_same, client, q, path, cli), what=f"{path} as the CLI says")
+        assert [r["id"] for r in _get(client, "/api/runs?state=running")] == ["held"]
+    finally:
+        gate.touch()
+        pool.send_signal(signal.SIGTERM)
+        pool.wait(timeout=30)
