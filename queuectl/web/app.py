@@ -1,7 +1,8 @@
 """The dashboard's Starlette app: /healthz and the read-only JSON API under /api/.
 
 Every /api/ answer is what the CLI's `--json` prints for the same question,
-built by the same service functions. Handlers are sync: Starlette runs them in
+built by the same service functions, with one difference: env values are
+hidden (keys kept), as everywhere others may look. Handlers are sync: Starlette runs them in
 its threadpool, so a blocking store call never holds the event loop. Each
 request opens its own store connection and closes it (one SQLite connection,
 or one PostgreSQL session, per request: nothing is shared between threads).
@@ -47,10 +48,10 @@ class Api:
             store.close()
 
     def answer(self, question: Callable[[Store], Any]) -> Response:
-        """The JSON of `question` over a store of this request's own; a QueueError as {"error": ...}."""
+        """The JSON of `question` over a store of this request's own, env values hidden; errors as {"error": ...}."""
         try:
             with self.store() as store:
-                return json_response(question(store))
+                return json_response(json_views.without_env_values(question(store)))
         except NotFoundError as exc:
             return json_response({"error": exc.message}, 404)
         except UsageError as exc:

@@ -20,8 +20,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from queuectl import json_views
 from queuectl.web.app import create_app
 from tests.conftest import QUEUECTL, Queue, wait_for
+
+SECRET = "hunter2-not-for-the-web"
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +33,9 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Queue]:
     q = Queue(tmp_path_factory.mktemp("web"))
     for n in range(3):
         q("enqueue", "--id", f"ok-{n}", "--command", f"echo ok {n}")
-    q("enqueue", "--id", "bad", "--command", "echo broken >&2; exit 3", "--retries", "0")
-    jobs = q.write_job("nightly", 'command = "echo nightly"\ncron = "0 2 * * *"\ntimezone = "UTC"\n')
+    q("enqueue", "--id", "bad", "--command", "echo broken >&2; exit 3", "--retries", "0", "--env", f"TOKEN={SECRET}")
+    manifest = f'command = "echo nightly"\ncron = "0 2 * * *"\ntimezone = "UTC"\n[env]\nPGPASSWORD = "{SECRET}"\n'
+    jobs = q.write_job("nightly", manifest)
     q("apply", str(jobs))
     q.burst(dead=True)
     q("enqueue", "--id", "later", "--command", "echo later")  # pending: no pool is left to run it
@@ -69,7 +73,16 @@ def _get(client: TestClient, path: str) -> Any:
     ],
 )
 def test_each_api_answer_is_the_cli_json_answer(filled: Queue, client: TestClient, path: str, cli: list[str]) -> None:
-    assert _get(client, path) == filled.json(*cli)
+    """The same JSON, but for env values: the CLI shows them to the store's owner, the web never."""
+    said = filled.json(*cli)
+    assert _get(client, path) == json_views.without_env_values(said)
+    assert SECRET not in client.get(path).text
+
+
+def test_env_keys_are_shown_and_their_values_hidden(filled: Queue, client: TestClient) -> None:
+    assert filled.json("show", "bad")["env"] == {"TOKEN": SECRET}  # what the web hides is there to hide
+    assert _get(client, "/api/runs/bad")["env"] == {"TOKEN": json_views.ENV_HIDDEN}
+    assert _get(client, "/api/jobs/nightly")["spec"]["env"] == {"PGPASSWORD": json_views.ENV_HIDDEN}
 
 
 def test_the_store_has_what_the_comparisons_rely_on(client: TestClient) -> None:
@@ -210,7 +223,7 @@ def test_a_live_pool_and_its_running_run_are_answered_as_the_cli_says(tmp_path: 
             ("/api/runs?state=running", ["list", "--state", "running"]),
             ("/api/runs/held", ["show", "held"]),
         ]
-        for path, cli in questions:
+        for path, cli in questions:  # no env here: the answers are the CLI's whole
             wait_for(functools.partial(_same, client, q, path, cli), what=f"{path} as the CLI says")
         assert [r["id"] for r in _get(client, "/api/runs?state=running")] == ["held"]
     finally:
