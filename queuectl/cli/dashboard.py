@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import signal
+import socket
 
 import click
 
@@ -60,9 +61,25 @@ def dashboard(ctx: click.Context, host: str, port: int, token: str | None, read_
     store = store_of(ctx)  # a missing or unreadable store is said now, not at the first request
     location = ctx.find_object(Context).db  # type: ignore[union-attr]
     app = create_app(location, token=token, read_only=read_only)
-    log_line(f"dashboard on http://{host}:{port}/ (store: {store.location}); SIGTERM or Ctrl-C stops it")
+    listening = _listen(host, port)  # bound here: a port in use is one line, and --port 0 says which it got
+    shown = f"[{host}]" if ":" in host else host
+    log_line(f"dashboard on http://{shown}:{listening.getsockname()[1]}/ (store: {store.location}); SIGTERM stops it")
     _ends_quietly_on_sigterm()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, or one line saying why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listening = socket.socket(family, kind, proto)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+        listening.listen(128)
+    except OSError as exc:
+        raise QueueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return listening
 
 
 def _ends_quietly_on_sigterm() -> None:

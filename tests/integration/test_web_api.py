@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -150,36 +151,41 @@ def _same(client: TestClient, q: Queue, path: str, cli: list[str]) -> bool:
     return bool(_get(client, path) == q.json(*cli))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_dashboard_serves_the_api_over_http_and_stops_on_sigterm(filled: Queue) -> None:
-    port = _free_port()
+def _dashboard(q: Queue, *args: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [*QUEUECTL, "dashboard", "--port", str(port)],
-        env=filled.env,
+        [*QUEUECTL, "dashboard", *args],
+        env=q.env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    filled.procs.append(proc)
+    q.procs.append(proc)
+    return proc
 
-    def status() -> Any:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5) as answer:
-                return json.loads(answer.read())
-        except OSError:
-            assert proc.poll() is None, proc.communicate()
-            return None
 
-    assert wait_for(status, what="the dashboard answering") == filled.json("status")
+def test_dashboard_serves_the_api_over_http_and_stops_on_sigterm(filled: Queue) -> None:
+    proc = _dashboard(filled, "--port", "0")
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    port = int(re.search(r"dashboard on http://127\.0\.0\.1:(\d+)/", line).group(1))  # type: ignore[union-attr]
+    assert port != 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=10) as answer:
+        assert json.loads(answer.read()) == filled.json("status")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
-    assert f"dashboard on http://127.0.0.1:{port}/" in proc.communicate()[1]
+    assert proc.communicate()[1] == ""  # no log of uvicorn's, no traceback
+
+
+def test_dashboard_on_a_port_in_use_says_so_in_one_line(filled: Queue) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _dashboard(filled, "--port", str(port))
+        _, said = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert said.splitlines() == [f"queuectl: error: cannot listen on 127.0.0.1:{port}: Address already in use"]
 
 
 def test_dashboard_refuses_to_bind_off_loopback_without_a_token(filled: Queue) -> None:
