@@ -236,3 +236,24 @@ def test_a_live_pool_and_its_running_run_are_answered_as_the_cli_says(tmp_path: 
         gate.touch()
         pool.send_signal(signal.SIGTERM)
         pool.wait(timeout=30)
+
+
+def test_the_api_answers_over_postgresql_as_the_cli_does(tmp_path: Path, pg_url: str) -> None:
+    """Each request opens its own PostgreSQL session (and closes it): the answers are the CLI's."""
+    q = Queue(tmp_path, db=pg_url)
+    q("enqueue", "--id", "pg-ok", "--command", "echo ok")
+    q("enqueue", "--id", "pg-bad", "--command", "exit 4", "--retries", "0")
+    q.burst(dead=True)
+    client = TestClient(create_app(pg_url))
+    for path, cli in [
+        ("/api/status", ["status"]),
+        ("/api/runs", ["list"]),
+        ("/api/runs/pg-bad", ["show", "pg-bad"]),
+        ("/api/dlq", ["dlq", "list"]),
+        ("/api/jobs", ["list", "--jobs"]),
+        ("/api/pools", ["worker", "status"]),
+    ]:
+        assert _get(client, path) == q.json(*cli), path
+    assert [r["id"] for r in _get(client, "/api/runs?after=pg-ok")] == ["pg-bad"]
+    assert client.get("/api/runs/nope").status_code == 404
+    assert client.get("/healthz").text == "ok\n"
