@@ -27,6 +27,26 @@ def dumps(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+ENV_HIDDEN = "(hidden)"
+
+
+def without_env_values(value: Any) -> Any:
+    """`value` with every `env` object's values replaced by ENV_HIDDEN, its keys kept: what the web shows.
+
+    The CLI's --json shows env values to the store's owner; the dashboard, which
+    others may reach, never does (a manifest's [env] often holds secrets).
+    """
+    if isinstance(value, dict):
+        return {key: _hidden(item) if key == "env" else without_env_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_env_values(item) for item in value]
+    return value
+
+
+def _hidden(env: Any) -> Any:
+    return {name: ENV_HIDDEN for name in env} if isinstance(env, dict) else env
+
+
 def utc_ms(epoch: float | None) -> str | None:
     """What durations.iso_utc says of a time (UTC ISO with milliseconds), at a fraction of its cost.
 

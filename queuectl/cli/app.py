@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "cancel": ("runs", "cancel", "Cancel runs: a waiting one is not run, a running one is stopped."),
     "clear": ("runs", "clear", "Delete runs and their logs (running runs are never deleted)."),
     "config": ("store", "config_group", "Show and change settings kept in the store."),
+    "dashboard": (
+        "dashboard",
+        "dashboard",
+        "Serve the web dashboard: /healthz and the JSON API under /api/, as the CLI's --json answers.",
+    ),
     "db": ("store", "db_group", "The store itself: its schema and where it is."),
     "diff": ("jobs", "diff", "Print what apply would change."),
     "down": ("service", "down", "Stop the background up of this store (`up --detach`), gracefully unless --force."),
@@ -96,7 +101,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Declare and run",
         ("up", "down", "scheduler", "service", "init", "validate", "diff", "apply", "trigger", "suspend", "resume"),
     ),
-    ("Inspect", ("status", "list", "show", "logs", "plan", "schedule", "metrics", "shell")),
+    ("Inspect", ("status", "list", "show", "logs", "plan", "schedule", "metrics", "dashboard", "shell")),
     ("The queue", ("enqueue", "run", "cancel", "worker", "dlq", "clear")),
     ("The store", ("db", "config", "schema")),
 )
@@ -105,6 +110,7 @@ ALIASES = {"get": "show", "add": "run"}
 
 READERS = {
     ("status",),
+    ("dashboard",),
     ("list",),
     ("show",),
     ("get",),

@@ -194,7 +194,7 @@ def list_cmd(
         return
     out = click.get_text_stream("stdout")
     if as_json:
-        json_views.write_array(out.write, (json_views.run_json(r) for r in store.iter_runs(state, limit)))
+        json_views.write_array(out.write, (json_views.run_json(r) for r in runs.listed(store, state, limit)))
         return
     if not out.isatty():
         if not listing.write_run_rows(out.write, store.iter_runs(state, limit), store.now()):
@@ -209,7 +209,7 @@ def _list_jobs(store: Store, limit: int | None, as_json: bool) -> None:
 
     statuses = jobs.statuses(store, limit)
     if as_json:
-        echo_json([json_views.job_json(s.status, s.drift, s.settings) for s in statuses])
+        echo_json(jobs.all_json(statuses))
         return
     con = render.console()
     if statuses:
@@ -257,16 +257,16 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
       queuectl show job1
     """
     store = store_of(ctx)
+    if as_json:
+        echo_json(runs.show_json(store, run_id))
+        return
     run = store.get_run(check_name(run_id))
     if run is None:
         if store.get_job(run_id) is None:
             raise NotFoundError(f"no run or job named {run_id!r} {LISTS_HINT}")
-        _show_job(store, run_id, as_json)
+        _show_job(store, run_id)
         return
     attempts = store.attempts(run_id)
-    if as_json:
-        echo_json(json_views.show_json(run, attempts))
-        return
     from rich.text import Text  # rich: only for a terminal
 
     from queuectl.cli import render
@@ -281,16 +281,13 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         con.print(Text(run.output_tail.rstrip("\n")))
 
 
-def _show_job(store: Store, name: str, as_json: bool) -> None:
+def _show_job(store: Store, name: str) -> None:
     from rich.text import Text
 
     from queuectl.cli import render  # rich: only for a terminal
     from queuectl.services import jobs  # the manifests' parser: only for declared jobs
 
     view = jobs.status(store, name)
-    if as_json:
-        echo_json(json_views.job_json(view.status, view.drift, view.settings))
-        return
     con = render.console()
     render.emit(con, render.fields_table(con, render.job_lines(view.status, view.drift, view.settings)))
     run = view.status.last_run

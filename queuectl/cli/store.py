@@ -32,17 +32,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     store = store_of(ctx)
     seen = overviews.overview(store)
     if as_json:
-        echo_json(
-            {
-                "counts": seen.counts,
-                "workers": [json_views.worker_json(v.worker, v.state) for v in seen.pools],
-                "store": seen.location,
-                "scheduler": json_views.scheduler_json(
-                    seen.scheduler.seat, seen.scheduler.alive, seen.scheduler.warning
-                ),
-                "jobs": {"total": seen.jobs, "drift": seen.drift, "manifest_errors": seen.broken},
-            }
-        )
+        echo_json(overviews.as_json(seen))
         return
     width = max(len("STATE"), *(len(state) for state in seen.counts))
     on = colour.wanted(click.get_text_stream("stdout"))

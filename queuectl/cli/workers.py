@@ -136,7 +136,7 @@ def worker_status(ctx: click.Context, as_json: bool) -> None:
     store = store_of(ctx)
     views = pools.pools(store)
     if as_json:
-        echo_json([json_views.worker_json(v.worker, v.state) for v in views])
+        echo_json(pools.as_json(views))
         return
     from queuectl.cli import render  # rich: only for a terminal
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from queuectl import apply as applying
-from queuectl import config, manifest, planview
+from queuectl import config, json_views, manifest, planview
 from queuectl.apply import Plan
 from queuectl.errors import LISTS_HINT, NotFoundError, QueueError, UsageError
 from queuectl.manifest import Manifest
@@ -136,3 +136,13 @@ def statuses(store: Store, limit: int | None = None) -> list[JobView]:
     stored = store.config()
     found = (store.job_status(job.name) for job in store.list_jobs()[:limit])
     return [JobView(s, applying.drift(s.job), config.in_force(s.job.spec, stored)) for s in found if s is not None]
+
+
+def as_json(view: JobView) -> dict[str, Any]:
+    """What `show NAME --json` prints of a job (and the web API's /api/jobs/NAME answers)."""
+    return json_views.job_json(view.status, view.drift, view.settings)
+
+
+def all_json(views: Sequence[JobView]) -> list[dict[str, Any]]:
+    """What `list --jobs --json` prints (and the web API's /api/jobs answers)."""
+    return [as_json(view) for view in views]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from queuectl import json_views
 from queuectl.model import Job, SchedulerSeat
 from queuectl.services.pools import PoolView, pools
+from queuectl.services.pools import as_json as pools_json
 from queuectl.store.contract import Store
 
 
@@ -43,6 +45,17 @@ def overview(store: Store) -> Overview:
         location=store.location,
         scheduler=scheduler(store, declared),
     )
+
+
+def as_json(seen: Overview) -> dict[str, Any]:
+    """What `status --json` prints (and the web API's /api/status answers)."""
+    return {
+        "counts": seen.counts,
+        "workers": pools_json(seen.pools),
+        "store": seen.location,
+        "scheduler": json_views.scheduler_json(seen.scheduler.seat, seen.scheduler.alive, seen.scheduler.warning),
+        "jobs": {"total": seen.jobs, "drift": seen.drift, "manifest_errors": seen.broken},
+    }
 
 
 def counts(store: Store) -> dict[str, int]:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
-from queuectl import config, runner
+from queuectl import config, json_views, runner
 from queuectl.errors import QueueError, StoreError
 from queuectl.model import Worker
 from queuectl.paths import POOL_STORE_HANDOFF, logs_dir, make_private_dir
@@ -53,6 +53,11 @@ def pools(store: Store) -> list[PoolView]:
     """Every registered pool with its state."""
     lease, now = config.effective(store.config())["lease-seconds"], store.now()
     return [PoolView(w, pool_state(w, now, lease)) for w in store.list_workers()]
+
+
+def as_json(views: list[PoolView]) -> list[dict[str, object]]:
+    """What `worker status --json` prints (and the web API's /api/pools answers)."""
+    return [json_views.worker_json(v.worker, v.state) for v in views]
 
 
 class Background(NamedTuple):

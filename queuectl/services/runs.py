@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
-from queuectl import config, runner
+from queuectl import config, json_views, runner
 from queuectl import enqueue as build
 from queuectl.errors import LISTS_HINT, DuplicateRunError, NotFoundError, QueueError, UsageError
 from queuectl.model import NewRun, Run, RunState, check_name
@@ -164,3 +165,34 @@ def delete(store: Store, state: str | None) -> list[str]:
     deleted = store.delete_runs(state)
     runner.remove_logs(logs_dir(store), deleted)
     return deleted
+
+
+def listed(
+    store: Store, state: str | None = None, limit: int | None = None, job: str | None = None, after: str | None = None
+) -> Iterator[Run]:
+    """Runs oldest first, as `list` gives them; only those after run `after` (a keyset cursor); only job `job`'s.
+
+    `after` starts the store's keyset walk there; `job` filters the runs as they
+    are read, page by page (not yet one indexed query).
+    """
+    cursor = None
+    if after is not None:
+        anchor = store.get_run(check_name(after))
+        if anchor is None:
+            raise NotFoundError(f"no run named {after!r} {LISTS_HINT}")
+        cursor = (anchor.created_at, anchor.id)
+    if job is None:
+        yield from store.iter_runs(state, limit, after=cursor)
+        return
+    mine = (run for run in store.iter_runs(state, after=cursor) if run.job == job)
+    yield from itertools.islice(mine, limit)
+
+
+def show_json(store: Store, name: str) -> dict[str, Any]:
+    """What `show NAME --json` prints: run NAME with its attempts, else job NAME (a run id wins)."""
+    run = store.get_run(check_name(name))
+    if run is None:
+        from queuectl.services import jobs  # the manifests' parser: only for a declared job
+
+        return jobs.as_json(jobs.status(store, name))
+    return json_views.show_json(run, store.attempts(name))

@@ -152,8 +152,16 @@ class RunQueue(StoreCore, Protocol):
         """At most `limit` run ids starting with `prefix`, by id; with no prefix, the newest first (an index walk)."""
         ...
 
-    def iter_runs(self, state: str | None = None, limit: int | None = None, page: int = 2000) -> Iterator[Run]:
+    def iter_runs(
+        self,
+        state: str | None = None,
+        limit: int | None = None,
+        page: int = 2000,
+        after: tuple[float, str] | None = None,
+    ) -> Iterator[Run]:
         """Runs oldest first, read in pages of `page` (keyset on created_at, id): memory stays flat.
+
+        `after`: only the runs after this (created_at, id), as a page of a listing starts.
 
         Each page is its own short read, so a slow reader holds no transaction open; a run
         added meanwhile with a later created_at may still appear, none appears twice.

@@ -198,11 +198,17 @@ class SQLRunQueue(SQLCore, RunQueue):
     def list_runs(self, state: str | None = None, limit: int | None = None) -> list[Run]:
         return list(self.iter_runs(state, limit))
 
-    def iter_runs(self, state: str | None = None, limit: int | None = None, page: int = 2000) -> Iterator[Run]:
+    def iter_runs(
+        self,
+        state: str | None = None,
+        limit: int | None = None,
+        page: int = 2000,
+        after: tuple[float, str] | None = None,
+    ) -> Iterator[Run]:
         query = "list_runs_in_state" if state else "list_runs"
         now = self._now()
         stored, due_after, due_until = stored_filter(state, now)
-        after: tuple[float, str] = (float("-inf"), "")
+        after = after or (float("-inf"), "")
         left = limit
         while left is None or left > 0:
             size = page if left is None else min(page, left)

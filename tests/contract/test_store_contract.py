@@ -540,6 +540,21 @@ def test_list_runs_by_state_and_limit_oldest_first(store: Store, clock: FakeCloc
     assert store.list_runs(state="dead") == []
 
 
+def test_iter_runs_starts_after_a_keyset_cursor(store: Store, clock: FakeClock) -> None:
+    for run_id in ["a", "b", "c", "d", "e"]:
+        store.enqueue([new_run(run_id)])
+        if run_id != "b":  # b and c share a created_at: the id breaks the tie
+            clock.advance(1)
+    b = store.get_run("b")
+    assert b is not None
+    cursor = (b.created_at, b.id)
+    assert [r.id for r in store.iter_runs(after=cursor)] == ["c", "d", "e"]
+    assert [r.id for r in store.iter_runs(after=cursor, limit=2, page=1)] == ["c", "d"]
+    assert [r.id for r in store.iter_runs(state="pending", after=cursor, page=2)] == ["c", "d", "e"]
+    last = store.get_run("e")
+    assert last is not None and list(store.iter_runs(after=(last.created_at, last.id))) == []
+
+
 def test_run_ids_by_prefix_and_newest_first_within_a_limit(store: Store, clock: FakeClock) -> None:
     for run_id in ["ab1", "b", "ab2", "a_c", "abc"]:
         store.enqueue([new_run(run_id)])
