@@ -154,6 +154,15 @@ def on_terminal(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, s
     return code, b"".join(chunks).decode().replace("\r\n", "\n")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def each_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Queue]:
+    """A queue on each engine in turn (PostgreSQL: a fresh database on the test server)."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    queue = Queue(tmp_path, db=url)
+    yield queue
+    queue.cleanup()
+
+
 def process_state(pid: int) -> str | None:
     """The /proc state letter of `pid` (None when it is gone)."""
     try:

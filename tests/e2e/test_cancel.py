@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from tests.conftest import Queue, group_members, wait_for
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Queue]:
-    """A queue on each engine (PostgreSQL: a fresh database on the test server): `cancel` runs in another process."""
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    queue = Queue(tmp_path, db=url)
-    yield queue
-    queue.cleanup()
-
-
-def test_cancel_stops_a_running_run_s_process_group_and_records_it_cancelled(store: Queue) -> None:
-    q = store
+def test_cancel_stops_a_running_run_s_process_group_and_records_it_cancelled(each_engine: Queue) -> None:
+    q = each_engine
     gate, _never = q.gate()
     # deaf to SIGTERM, with a child in its group: only the SIGKILL after kill-grace ends them
     q("enqueue", json.dumps({"id": "busy", "command": f"trap '' TERM; sleep 300 & {gate}"}))

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from queuectl.durations import format_duration
 from tests.conftest import QUEUECTL, Queue
@@ -95,22 +92,13 @@ def test_show_job_gives_the_values_in_force_and_where_they_come_from(q: Queue) -
 
 
 # -- show RUN: its job, and the pool that ran it ----------------------------------------
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Queue]:
-    """A queue on each engine (PostgreSQL: a fresh database on the test server)."""
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    queue = Queue(tmp_path, db=url)
-    yield queue
-    queue.cleanup()
-
-
 def _run_of(q: Queue, job: str) -> dict[str, Any]:
     (run,) = [r for r in q.json("list") if r["job"] == job]
     return q.json("show", run["id"])  # type: ignore[no-any-return]
 
 
-def test_show_run_names_its_job_and_keeps_the_pool_that_ran_it(store: Queue) -> None:
-    q = store
+def test_show_run_names_its_job_and_keeps_the_pool_that_ran_it(each_engine: Queue) -> None:
+    q = each_engine
     q("apply", str(q.write_job("hello", 'command = "echo hi"\n')))
     q("enqueue", "--id", "broken", "--command", "exit 3", "--retries", "0")
     q.burst(dead=True)
@@ -141,8 +129,8 @@ def _back_to_schema_6(q: Queue) -> None:
         db.execute("UPDATE queuectl_schema SET version = 6")
 
 
-def test_the_migration_gives_finished_runs_the_pool_of_their_last_attempt(store: Queue) -> None:
-    q = store
+def test_the_migration_gives_finished_runs_the_pool_of_their_last_attempt(each_engine: Queue) -> None:
+    q = each_engine
     q("enqueue", "--id", "old", "--command", "echo old")
     q.burst()
     ran_by = q.json("show", "old")["history"][-1]["worker"]
