@@ -282,6 +282,20 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def workers_option(default: int, *other_names: str) -> Callable[[F], F]:
+    """`-w/--workers N`, the slots of a pool: one meaning on `up`, `worker start` and `scheduler start`."""
+    return click.option(
+        "-w",
+        "--workers",
+        *other_names,
+        "workers",
+        default=default,
+        show_default=True,
+        type=click.IntRange(1, 1024),
+        help="Slots: commands run at once.",
+    )
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON (a stable contract).")(func)
 

@@ -37,4 +37,3 @@ def shell(ctx: click.Context, command: str | None) -> None:
     if command is not None:
         ctx.exit(session.script([command]))
     ctx.exit(front.interact(session))
-

@@ -11,7 +11,7 @@ import click
 from queuectl import json_views, planview, templates
 from queuectl.apply import Plan
 from queuectl.cli import colour, service
-from queuectl.cli.app import POOL_BUSY_TIMEOUT, db_option, echo_json, json_option, log_line, store_of
+from queuectl.cli.app import POOL_BUSY_TIMEOUT, db_option, echo_json, json_option, log_line, store_of, workers_option
 from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, NotFoundError, QueueError, UsageError
 from queuectl.services import daemon, jobs
 from queuectl.store.contract import Store
@@ -177,14 +177,7 @@ def schema() -> None:
 
 @click.command()
 @click.argument("directory", required=False, type=click.Path())
-@click.option(
-    "-w",
-    "--workers",
-    default=2,
-    show_default=True,
-    type=click.IntRange(1, 1024),
-    help="Slots: commands run at once.",
-)
+@workers_option(2)
 @insecure_option
 @status_option
 @click.option("-q", "--quiet", is_flag=True, help="Do not log each attempt's start and end.")

@@ -167,9 +167,7 @@ def run_cmd(ctx: click.Context, /, command: str, run_id: str | None, as_json: bo
 @click.option("-s", "--state", type=STATE, help="Only runs in this state.")
 @click.option("-n", "--limit", type=click.IntRange(1, 10**9), help="At most this many (oldest first).")
 @click.option("--jobs", "show_jobs", is_flag=True, help="List declared jobs: schedule in words, next fire, last run.")
-@click.option(
-    "--scheduled", is_flag=True, help="Cron fires and delayed runs ahead (same as 'queuectl schedule')."
-)
+@click.option("--scheduled", is_flag=True, help="Cron fires and delayed runs ahead (same as 'queuectl schedule').")
 @json_option
 @db_option
 @click.pass_context

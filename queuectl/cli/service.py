@@ -9,7 +9,7 @@ from collections.abc import Callable
 import click
 
 from queuectl import config, json_views
-from queuectl.cli.app import Context, Duration, db_option, echo_json, json_option, store_of
+from queuectl.cli.app import Context, Duration, db_option, echo_json, json_option, store_of, workers_option
 from queuectl.durations import format_time
 from queuectl.errors import EXIT_FAILURE, NotFoundError, QueueError, StoreError
 from queuectl.model import Service
@@ -213,9 +213,7 @@ def scheduler() -> None:
 
 @scheduler.command("start")
 @directory_argument
-@click.option(
-    "-w", "--workers", default=2, show_default=True, type=click.IntRange(1, 1024), help="Slots: commands run at once."
-)
+@workers_option(2)
 @json_option
 @db_option
 @click.pass_context

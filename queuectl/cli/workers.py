@@ -5,7 +5,16 @@ from __future__ import annotations
 import click
 
 from queuectl import json_views
-from queuectl.cli.app import POOL_BUSY_TIMEOUT, Duration, db_option, echo_json, json_option, log_line, store_of
+from queuectl.cli.app import (
+    POOL_BUSY_TIMEOUT,
+    Duration,
+    db_option,
+    echo_json,
+    json_option,
+    log_line,
+    store_of,
+    workers_option,
+)
 from queuectl.errors import UsageError
 from queuectl.services import pools
 from queuectl.supervisor import Supervisor
@@ -23,17 +32,7 @@ def worker() -> None:
 
 
 @worker.command("start")
-@click.option(
-    "-w",
-    "--workers",
-    "--count",
-    "-c",
-    "workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 1024),
-    help="Slots: commands run at once.",
-)
+@workers_option(1, "--count", "-c")
 @click.option(
     "--burst",
     is_flag=True,
