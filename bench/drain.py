@@ -20,6 +20,7 @@ start-up) and `enqueue --file` for all jobs in one transaction.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 QUEUECTL = [sys.executable, "-m", "queuectl"]
 
@@ -65,11 +67,22 @@ def burst_round(tmp: str, n: int, jobs: int, slots: int) -> tuple[float, float]:
     return enqueue_s, drain_s
 
 
-def live_round(tmp: str, n: int, jobs: int, slots: int) -> float:
-    """Seconds from the runs' commit to the last one's end, for an idle pool already running."""
+Watching = Callable[[dict[str, str]], contextlib.AbstractContextManager[None]]
+
+
+def live_round(tmp: str, n: int, jobs: int, slots: int, watching: Watching | None = None) -> float:
+    """Seconds from the runs' commit to the last one's end, for an idle pool already running.
+
+    `watching`, given the store's environment, is held open around the drain (bench/web.py: a browser).
+    """
     db = os.path.join(tmp, f"live{n}.db")
     env = dict(os.environ, QUEUECTL_DB=db)
     run([*QUEUECTL, "db", "migrate"], env)  # create the store
+    with watching(env) if watching else contextlib.nullcontext():
+        return _drain_live(db, env, n, jobs, slots)
+
+
+def _drain_live(db: str, env: dict[str, str], n: int, jobs: int, slots: int) -> float:
     pool = subprocess.Popen(
         [*QUEUECTL, "worker", "start", "--count", str(slots), "--quiet"],
         env=env,
