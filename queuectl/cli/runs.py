@@ -138,7 +138,7 @@ def _name(file: Any) -> str:
 
 def _say_enqueued(added: list[NewRun], as_json: bool) -> None:
     if as_json:
-        echo_json({"enqueued": [r.id for r in added]})
+        echo_json(json_views.enqueued_json([r.id for r in added]))
     elif len(added) == 1:
         click.echo(added[0].id)
     else:
