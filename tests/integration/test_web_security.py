@@ -7,7 +7,12 @@ Starlette's TestClient in this process; it speaks to the app as http://127.0.0.1
 
 from __future__ import annotations
 
+import json
 import re
+import signal
+import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,7 @@ from starlette.testclient import TestClient
 
 from queuectl.web.app import create_app
 from queuectl.web.security import CSRF_COOKIE, READ_ONLY, TOKEN_COOKIE
-from tests.conftest import Queue
+from tests.conftest import QUEUECTL, Queue
 
 BASE = "http://127.0.0.1:8080"
 TOKEN = "s3cret-token"
@@ -158,3 +163,32 @@ def test_read_only_refuses_every_action_and_serves_the_rest(store: Queue) -> Non
     scripted = client(store, read_only=True, token=TOKEN)
     answer = scripted.post("/api/runs", json=NEW_RUN, headers={"Authorization": f"Bearer {TOKEN}"})
     refused(answer, 403, READ_ONLY)
+
+
+def test_dashboard_off_loopback_can_draw_a_token_and_print_its_login_link_once(store: Queue) -> None:
+    env = {k: v for k, v in store.env.items() if k != "QUEUECTL_DASHBOARD_TOKEN"}
+    proc = subprocess.Popen(
+        [*QUEUECTL, "dashboard", "--host", "0.0.0.0", "--port", "0", "--generate-token"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    store.procs.append(proc)
+    assert proc.stderr is not None
+    assert "dashboard on http://0.0.0.0:" in proc.stderr.readline()
+    said = proc.stderr.readline()
+    link = re.search(r"log in at http://[^:/]+:(\d+)/login\?token=(\S+) \(this token is shown once\)", said)
+    assert link is not None
+    port, token = link.groups()
+    status = f"http://127.0.0.1:{port}/api/status"
+    with pytest.raises(urllib.error.HTTPError) as refusal:
+        urllib.request.urlopen(status, timeout=10)
+    assert refusal.value.code == 401
+    asked = urllib.request.Request(status, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(asked, timeout=10) as answer:
+        assert json.loads(answer.read()) == store.json("status")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert token not in proc.communicate()[1]  # printed once, in the link
