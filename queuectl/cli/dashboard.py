@@ -29,10 +29,23 @@ WEB_EXTRA = "the dashboard needs the web extra: pip install 'queuectl[web]'"
 )
 @click.option("--generate-token", is_flag=True, help="Draw a token and print its login link once (on stderr).")
 @click.option("--read-only", is_flag=True, help="Serve no actions (pages, the JSON API and metrics only).")
+@click.option(
+    "--allow-host",
+    "allowed",
+    metavar="NAME",
+    multiple=True,
+    help="A name browsers reach it by, besides this machine's (behind a proxy); repeatable.",
+)
 @db_option
 @click.pass_context
 def dashboard(
-    ctx: click.Context, host: str, port: int, token: str | None, generate_token: bool, read_only: bool
+    ctx: click.Context,
+    host: str,
+    port: int,
+    token: str | None,
+    generate_token: bool,
+    read_only: bool,
+    allowed: tuple[str, ...],
 ) -> None:
     """Serve the web dashboard: pages, the JSON API and its actions under /api/, and /metrics.
 
@@ -59,7 +72,7 @@ def dashboard(
         raise QueueError(WEB_EXTRA) from None
     store = store_of(ctx)  # a missing or unreadable store is said now, not at the first request
     location = ctx.find_object(Context).db  # type: ignore[union-attr]
-    app = create_app(location, token=token, read_only=read_only, hosts=[host])
+    app = create_app(location, token=token, read_only=read_only, hosts=[host, *allowed])
     listening = binding.listen(host, port)  # bound here: a port in use is one line, and --port 0 says which it got
     address = binding.url(host, listening)
     log_line(f"dashboard on {address} (store: {store.location}); SIGTERM stops it")

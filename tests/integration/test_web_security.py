@@ -99,6 +99,14 @@ def test_a_rebinding_host_is_refused(store: Queue) -> None:
         assert answer.status_code == 201, (host, answer.text)
 
 
+def test_a_name_allowed_with_allow_host_is_served_behind_a_proxy(store: Queue) -> None:
+    web = client(store, hosts=["dash.example.com"])  # `dashboard --allow-host dash.example.com`
+    proxied = {"X-CSRF-Token": csrf(web), "Host": "dash.example.com", "Origin": "http://dash.example.com"}
+    assert web.post("/api/runs", json=NEW_RUN, headers=proxied).status_code == 201
+    other = {**proxied, "Host": "evil.example.com", "Origin": "http://evil.example.com"}
+    refused(web.post("/api/runs", json={"command": "true"}, headers=other), 403, "Host")
+
+
 def test_with_a_token_nothing_but_healthz_and_login_is_served_without_it(store: Queue) -> None:
     web = client(store, token=TOKEN)
     refused(web.get("/api/status"), 401, "token")
