@@ -59,3 +59,7 @@ class DuplicateRunError(QueueError):
 
 class NotFoundError(QueueError):
     """No run, worker or key by that name."""
+
+
+class WrongStateError(QueueError):
+    """The run is not in a state the verb applies to (retrying a run that is not dead)."""

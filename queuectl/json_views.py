@@ -277,6 +277,15 @@ def resumed_json(job: str) -> dict[str, Any]:
     return {"job": job, "suspended": False}
 
 
+def enqueued_json(run_ids: Sequence[str]) -> dict[str, Any]:
+    """`enqueue --json` and `run --json` (and the web's POST /api/runs)."""
+    return {"enqueued": list(run_ids)}
+
+
+def triggered_json(run_id: str) -> dict[str, Any]:
+    return {"triggered": run_id}
+
+
 def retried_json(run_ids: Sequence[str]) -> dict[str, Any]:
     return {"retried": list(run_ids)}
 

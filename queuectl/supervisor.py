@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from queuectl import config, planview, up_lines
 from queuectl.apply import Plan
@@ -46,6 +46,14 @@ MAX_SCHEDULER_SLEEP = LEASE / 3  # the scheduler looks at least this often: it r
 SCHEDULER_RETRY = 1.0  # after the scheduler failed (a busy store, a bug): the wait before looking again
 SETTLE = 0.5  # a broken file younger than this is looked at again before it is reported
 JOIN_PATIENCE = 10.0  # how long the end of `run()` waits for the scheduler's thread
+
+
+class Beside(Protocol):
+    """What serves beside the pool while `run()` does (`up --dashboard`'s web server)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 def _job_directories(paths: Sequence[str]) -> list[str]:
@@ -89,6 +97,7 @@ class Supervisor:
         clock: Callable[[], float] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         scheduling: bool = True,
+        beside: Sequence[Beside] = (),
     ) -> None:
         self.directories = _job_directories(paths)
         self.store = store  # the pool's connection, used from the thread that calls run()
@@ -100,6 +109,7 @@ class Supervisor:
         self.clock = clock
         self.monotonic = monotonic
         self.scheduling = scheduling  # False: this pool never schedules cron fires (another one does)
+        self.beside = beside  # started after the first apply, stopped once the pool has stopped
         self._options: dict[str, Any] = {"insecure": insecure, "status_dir": status_dir}
         # the watcher thread's own connection (`up`: it applies); the scheduler's is opened at its first use
         self._applying = open_store(store.url, clock=clock) if self.directories else None
@@ -124,13 +134,19 @@ class Supervisor:
         if self.directories:
             plan = self.apply_once(first=True)
             self._refused = tuple(planview.relative(c.path) for c in plan.of("invalid") if c.path)
+        started: list[Beside] = []
         try:
+            for serving in self.beside:
+                serving.start()
+                started.append(serving)
             if not self.burst:
                 self._start_watching()
             self._run_pool()
         finally:
             self._stop_watching()
             self._leave()
+            for serving in reversed(started):
+                serving.stop()
 
     def outcome(self) -> BurstOutcome:
         """What `run()` came to: the runs its pool ran and the manifests refused; `exit_code` for a burst."""

@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "dashboard": (
         "dashboard",
         "dashboard",
-        "Serve the web dashboard: /healthz and the JSON API under /api/, as the CLI's --json answers.",
+        "Serve the web dashboard: pages, the JSON API and its actions under /api/, and /metrics.",
     ),
     "db": ("store", "db_group", "The store itself: its schema and where it is."),
     "diff": ("jobs", "diff", "Print what apply would change."),

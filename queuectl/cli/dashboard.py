@@ -1,28 +1,21 @@
-"""`dashboard`: serve the web dashboard (for now its JSON API) with uvicorn."""
+"""`dashboard`: serve the web dashboard with uvicorn."""
 
 from __future__ import annotations
 
-import ipaddress
 import signal
-import socket
+from typing import TYPE_CHECKING
 
 import click
 
 from queuectl.cli.app import Context, db_option, log_line, store_of
-from queuectl.errors import QueueError, UsageError
+from queuectl.errors import EXIT_USAGE, QueueError, UsageError
+from queuectl.web import binding
+from queuectl.web.binding import TOKEN_ENV
 
-TOKEN_ENV = "QUEUECTL_DASHBOARD_TOKEN"
+if TYPE_CHECKING:
+    from queuectl.web.server import Dashboard
+
 WEB_EXTRA = "the dashboard needs the web extra: pip install 'queuectl[web]'"
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and `localhost`: only this machine can reach them."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name (or 0.0.0.0's spellings): assume others can reach it
 
 
 @click.command()
@@ -32,54 +25,61 @@ def is_loopback(host: str) -> bool:
     "--token",
     metavar="T",
     envvar=TOKEN_ENV,
-    help=f"Requests must carry `Authorization: Bearer T` (env: {TOKEN_ENV}); needed off loopback.",
+    help=f"Needed off loopback: requests carry `Authorization: Bearer T` or log in at /login (env: {TOKEN_ENV}).",
 )
+@click.option("--generate-token", is_flag=True, help="Draw a token and print its login link once (on stderr).")
 @click.option("--read-only", is_flag=True, help="Serve no actions (pages, the JSON API and metrics only).")
+@click.option(
+    "--allow-host",
+    "allowed",
+    metavar="NAME",
+    multiple=True,
+    help="A name browsers reach it by, besides this machine's (behind a proxy); repeatable.",
+)
 @db_option
 @click.pass_context
-def dashboard(ctx: click.Context, host: str, port: int, token: str | None, read_only: bool) -> None:
-    """Serve the web dashboard: /healthz and the JSON API under /api/, as the CLI's --json answers.
+def dashboard(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    token: str | None,
+    generate_token: bool,
+    read_only: bool,
+    allowed: tuple[str, ...],
+) -> None:
+    """Serve the web dashboard: pages, the JSON API and its actions under /api/, and /metrics.
 
     It listens on 127.0.0.1 unless --host says otherwise; anywhere else it needs
-    a token. SIGTERM or Ctrl-C stops it.
+    a token (--token, $QUEUECTL_DASHBOARD_TOKEN, or --generate-token). Every
+    action also passes a CSRF check. SIGTERM or Ctrl-C stops it.
 
     \b
     Example:
       queuectl dashboard --port 8000
-      queuectl dashboard --host 0.0.0.0 --token "$(openssl rand -hex 16)"
+      queuectl dashboard --host 0.0.0.0 --generate-token
     """
-    if not token and not is_loopback(host):
-        raise UsageError(
-            f"refusing to serve on {host} without a token: give --token T or set {TOKEN_ENV} (or use --host 127.0.0.1)"
-        )
+    if generate_token and token:
+        raise UsageError("--generate-token draws a token: give no --token (or $QUEUECTL_DASHBOARD_TOKEN) beside it")
+    generated = binding.new_token() if generate_token else None
+    token = generated or token
+    binding.check_token(host, token, "--token T or --generate-token,", "or use --host 127.0.0.1")
     try:
         import uvicorn  # the web extra: only this command needs it
 
         from queuectl.web.app import create_app
+        from queuectl.web.server import config
     except ImportError:
         raise QueueError(WEB_EXTRA) from None
     store = store_of(ctx)  # a missing or unreadable store is said now, not at the first request
     location = ctx.find_object(Context).db  # type: ignore[union-attr]
-    app = create_app(location, token=token, read_only=read_only)
-    listening = _listen(host, port)  # bound here: a port in use is one line, and --port 0 says which it got
-    shown = f"[{host}]" if ":" in host else host
-    log_line(f"dashboard on http://{shown}:{listening.getsockname()[1]}/ (store: {store.location}); SIGTERM stops it")
+    app = create_app(location, token=token, read_only=read_only, hosts=[host, *allowed])
+    listening = binding.listen(host, port)  # bound here: a port in use is one line, and --port 0 says which it got
+    address = binding.url(host, listening)
+    log_line(f"dashboard on {address} (store: {store.location}); SIGTERM stops it")
+    if generated:
+        log_line(f"log in at {binding.login_url(host, listening, generated)} (this token is shown once)")
     _ends_quietly_on_sigterm()
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
-    uvicorn.Server(config).run(sockets=[listening])
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A socket listening on host:port, or one line saying why not."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        listening = socket.socket(family, kind, proto)
-        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listening.bind(address)
-        listening.listen(128)
-    except OSError as exc:
-        raise QueueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return listening
+    uvicorn.Server(config(app)).run(sockets=[listening])
 
 
 def _ends_quietly_on_sigterm() -> None:
@@ -89,3 +89,25 @@ def _ends_quietly_on_sigterm() -> None:
     raises the signal again: with the default handler the process would die of it.
     """
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+
+
+def beside_up(ctx: click.Context, address: str, token: str | None) -> Dashboard:
+    """`up --dashboard [HOST:]PORT`: the dashboard, bound now (a port in use: one line, exit 2), served by `up`."""
+    host, port = binding.parse_address(address)
+    binding.check_token(host, token, "--dashboard-token T", "or use --dashboard 127.0.0.1:PORT")
+    try:
+        from queuectl.web.app import create_app  # the web extra: only with --dashboard
+        from queuectl.web.server import Dashboard
+    except ImportError:
+        raise QueueError(WEB_EXTRA) from None
+    listening = binding.listen(host, port, EXIT_USAGE)
+    app = create_app(ctx.find_object(Context).db, token=token, hosts=[host])  # type: ignore[union-attr]
+    log_line(f"dashboard on {binding.url(host, listening)}")
+    return Dashboard(app, listening)
+
+
+def check_beside_up(address: str, token: str | None) -> None:
+    """`up --detach --dashboard`: what the background up would refuse, said now (the port is tried and let go)."""
+    host, port = binding.parse_address(address)
+    binding.check_token(host, token, "--dashboard-token T", "or use --dashboard 127.0.0.1:PORT")
+    binding.listen(host, port, EXIT_USAGE).close()

@@ -16,6 +16,7 @@ from queuectl.errors import EXIT_FAILURE, EXIT_USAGE, NotFoundError, QueueError,
 from queuectl.services import daemon, jobs
 from queuectl.store.contract import Store
 from queuectl.supervisor import Supervisor
+from queuectl.web.binding import TOKEN_ENV
 
 insecure_option = click.option(
     "--insecure",
@@ -188,6 +189,15 @@ def schema() -> None:
 )
 @click.option("--detach", is_flag=True, help="Run in the background; return once it serves (see 'queuectl down').")
 @click.option("--status", "show_status", is_flag=True, help="Whether a background up runs (exit 1 when none does).")
+@click.option(
+    "--dashboard", "dashboard_at", metavar="[HOST:]PORT", help="Serve the web dashboard there too (HOST: 127.0.0.1)."
+)
+@click.option(
+    "--dashboard-token",
+    metavar="T",
+    envvar=TOKEN_ENV,
+    help=f"The dashboard's token (env: {TOKEN_ENV}); needed off loopback.",
+)
 @json_option
 @db_option
 @click.pass_context
@@ -201,6 +211,8 @@ def up(
     burst: bool,
     detach: bool,
     show_status: bool,
+    dashboard_at: str | None,
+    dashboard_token: str | None,
     as_json: bool,
 ) -> None:
     """Apply DIRECTORY, keep applying it as it changes, and run its jobs, in the foreground.
@@ -216,27 +228,47 @@ def up(
       queuectl up jobs.d --workers 4
       queuectl up jobs.d --burst
       queuectl up jobs.d --detach
+      queuectl up jobs.d --dashboard 127.0.0.1:8080
     """
     if sum((burst, detach, show_status)) > 1:
         raise UsageError("--burst, --detach and --status go one at a time")
+    if dashboard_at is not None and (burst or show_status):
+        raise UsageError("--dashboard serves while up runs: not with --burst or --status")
     if show_status:
         ctx.exit(service.show_status(ctx, directory, as_json))
     if detach:
         forwarded = (["--insecure"] if insecure else []) + (["--quiet"] if quiet else [])
         forwarded += ["--status-dir", os.path.abspath(status_dir)] if status_dir else []
+        forwarded += _dashboard_forwarded(dashboard_at, dashboard_token)
         service.detach(ctx, directory, workers, forwarded, as_json)
         return
     if as_json:
         raise UsageError("--json goes with --detach or --status (up in the foreground prints a log)")
     store = store_of(ctx, busy_timeout=POOL_BUSY_TIMEOUT)
-    options = {"insecure": insecure, "status_dir": _abs(status_dir)}
+    options: dict[str, Any] = {"insecure": insecure, "status_dir": _abs(status_dir)}
     paths = jobs.job_dirs([directory] if directory else [])
+    if dashboard_at is not None:
+        from queuectl.cli.dashboard import beside_up  # the web extra: only with --dashboard
+
+        options["beside"] = [beside_up(ctx, dashboard_at, dashboard_token)]
     try:
         code = run_up(store, paths, workers, options, quiet=quiet, burst=burst)
     finally:
         for path in paths:
             daemon.release(store, path)  # started by `up --detach`: its pid file goes with it
     ctx.exit(code)
+
+
+def _dashboard_forwarded(address: str | None, token: str | None) -> list[str]:
+    """`--dashboard ADDR` for the background up, checked here first; its token goes by the environment (not argv)."""
+    if address is None:
+        return []
+    from queuectl.cli.dashboard import check_beside_up  # the dashboard's options: only with --dashboard
+
+    check_beside_up(address, token)
+    if token:
+        os.environ[TOKEN_ENV] = token  # inherited by the background up, never shown in its command line
+    return ["--dashboard", address]
 
 
 def run_up(store: Store, paths: list[str], workers: int, options: dict[str, Any], *, quiet: bool, burst: bool) -> int:

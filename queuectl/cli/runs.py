@@ -138,7 +138,7 @@ def _name(file: Any) -> str:
 
 def _say_enqueued(added: list[NewRun], as_json: bool) -> None:
     if as_json:
-        echo_json({"enqueued": [r.id for r in added]})
+        echo_json(json_views.enqueued_json([r.id for r in added]))
     elif len(added) == 1:
         click.echo(added[0].id)
     else:
@@ -369,6 +369,7 @@ def dlq_list(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     help="Retry up to N times if the next attempt fails (default: that attempt only).",
 )
 @click.option("--timeout", type=DURATION, metavar="DURATION", help="A new timeout for the retried runs; 0 = none.")
+@click.option("--job", metavar="NAME", help="With --all: only the dead runs of job NAME.")
 @json_option
 @db_option
 @click.pass_context
@@ -379,6 +380,7 @@ def dlq_retry(
     reset_attempts: bool,
     retries: int | None,
     timeout: float | None,
+    job: str | None,
     as_json: bool,
 ) -> None:
     """Put dead runs back in the queue (one more attempt unless --retries or --reset-attempts).
@@ -388,11 +390,10 @@ def dlq_retry(
       queuectl dlq retry job1 job2
       queuectl dlq retry job1 --timeout 5m --retries 2
       queuectl dlq retry --all --reset-attempts
+      queuectl dlq retry --all --job nightly-backup
     """
-    if bool(run_ids) == retry_all:
-        raise UsageError("give the ids of dead runs to retry, or --all")
-    ids = None if retry_all else run_ids
-    retried = runs.retry_dead(store_of(ctx), ids, reset_attempts, retries, timeout)
+    ids = _dead_selection(run_ids, retry_all, job, "retry")
+    retried = runs.retry_dead(store_of(ctx), ids, reset_attempts, retries, timeout, job=job)
     if as_json:
         echo_json(json_views.retried_json(retried))
         return
@@ -400,18 +401,50 @@ def dlq_retry(
 
 
 @dlq.command("clear")
+@click.argument("run_ids", nargs=-1, metavar="[ID]...")
+@click.option("--job", metavar="NAME", help="Only the dead runs of job NAME.")
 @yes_option
 @json_option
 @db_option
 @click.pass_context
-def dlq_clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
-    """Delete every dead run (and its logs).
+def dlq_clear(ctx: click.Context, run_ids: tuple[str, ...], job: str | None, yes: bool, as_json: bool) -> None:
+    """Delete dead runs (and their logs): every one, those of one job, or those named.
 
     \b
     Example:
       queuectl dlq clear -y
+      queuectl dlq clear job1 job2
+      queuectl dlq clear --job nightly-backup -y
     """
-    ctx.invoke(clear, state="dead", yes=yes, as_json=as_json)
+    if not run_ids and job is None:
+        ctx.invoke(clear, state="dead", yes=yes, as_json=as_json)
+        return
+    ids = _dead_selection(run_ids, not run_ids, job, "delete")
+    if ids is None:
+        _confirm(f"all dead runs of job {job}", yes)
+    deleted = runs.delete_dead(store_of(ctx), ids, job=job)
+    if as_json:
+        echo_json(json_views.deleted_json(deleted))
+        return
+    click.echo(f"deleted {len(deleted)} run(s)")
+
+
+def _dead_selection(run_ids: tuple[str, ...], every: bool, job: str | None, verb: str) -> list[str] | None:
+    """The dead runs a dlq command names: ids, or all of them (None), maybe of one job."""
+    if bool(run_ids) == every:
+        raise UsageError(f"give the ids of dead runs to {verb}, or --all")
+    if job is not None and run_ids:
+        raise UsageError("--job goes with all the dead runs, not with ids")
+    return None if every else list(run_ids)
+
+
+def _confirm(what: str, yes: bool) -> None:
+    """Ask before deleting `what` (refused without --yes off a terminal)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"refusing to delete {what} without --yes")
+    click.confirm(f"Delete {what}?", abort=True)
 
 
 @click.command()
@@ -457,11 +490,7 @@ def clear(ctx: click.Context, state: str | None, yes: bool, as_json: bool) -> No
     """
     if state == "running":
         raise UsageError("running runs cannot be cleared: stop their pool first")
-    what = f"all {state} runs" if state else "all runs that are not running"
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"refusing to delete {what} without --yes")
-        click.confirm(f"Delete {what}?", abort=True)
+    _confirm(f"all {state} runs" if state else "all runs that are not running", yes)
     deleted = runs.delete(store_of(ctx), state)
     if as_json:
         echo_json(json_views.deleted_json(deleted))

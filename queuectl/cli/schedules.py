@@ -28,7 +28,7 @@ def trigger(ctx: click.Context, name: str, as_json: bool) -> None:
     """
     run = jobs.trigger(store_of(ctx), name)
     if as_json:
-        echo_json({"triggered": run.id})
+        echo_json(json_views.triggered_json(run.id))
     else:
         click.echo(f"triggered {name}: run {run.id}")
 

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from queuectl import config, json_views, runner
 from queuectl import enqueue as build
-from queuectl.errors import LISTS_HINT, DuplicateRunError, NotFoundError, QueueError, UsageError
+from queuectl.errors import LISTS_HINT, DuplicateRunError, NotFoundError, UsageError, WrongStateError
 from queuectl.model import NewRun, Run, RunState, check_name
 from queuectl.paths import logs_dir
 from queuectl.store.contract import Store
@@ -101,20 +101,37 @@ def retry_dead(
     reset_attempts: bool,
     retries: int | None = None,
     timeout: float | None = None,
+    job: str | None = None,
 ) -> list[str]:
-    """Put dead runs back in the queue (all when `run_ids` is None); every id given must be dead.
+    """Put dead runs back in the queue (all when `run_ids` is None, only job `job`'s when given).
 
-    `retries` and `timeout` (seconds, 0 for none) replace the runs' own for what follows.
+    Every id given must be dead. `retries` and `timeout` (seconds, 0 for none) replace the runs' own for what follows.
     """
-    ids = None if run_ids is None else list(run_ids)
-    for run_id in ids or ():
-        run = find(store, run_id)
-        if run.state != RunState.DEAD:
-            raise QueueError(f"run {run_id!r} is {run.state.value}, not dead: only dead runs can be retried")
-    retried = store.retry_dead(ids, reset_attempts, retries, timeout)
+    ids = _dead_ids(store, run_ids, "retried")
+    retried = store.retry_dead(ids, reset_attempts, retries, timeout, job=job)
     if retried:
         store.wake_pools()
     return retried
+
+
+def delete_dead(store: Store, run_ids: Iterable[str] | None, job: str | None = None) -> list[str]:
+    """Delete dead runs (all when `run_ids` is None, only job `job`'s when given) and this host's logs of them.
+
+    Every id given must be dead (else nothing is deleted).
+    """
+    deleted = store.delete_dead(_dead_ids(store, run_ids, "deleted"), job=job)
+    runner.remove_logs(logs_dir(store), deleted)
+    return deleted
+
+
+def _dead_ids(store: Store, run_ids: Iterable[str] | None, verb: str) -> list[str] | None:
+    """`run_ids` as a list, once each names a dead run (None stays None: all of them)."""
+    ids = None if run_ids is None else list(dict.fromkeys(run_ids))
+    for run_id in ids or ():
+        run = find(store, run_id)
+        if run.state != RunState.DEAD:
+            raise WrongStateError(f"run {run_id!r} is {run.state.value}, not dead: only dead runs can be {verb}")
+    return ids
 
 
 class Cancelled(NamedTuple):

@@ -182,12 +182,17 @@ class RunQueue(StoreCore, Protocol):
         reset_attempts: bool,
         retries: int | None = None,
         timeout: float | None = None,
+        job: str | None = None,
     ) -> list[str]:
-        """Move dead runs (all when run_ids is None) back to pending.
+        """Move dead runs (all when run_ids is None; only job `job`'s when given) back to pending.
 
         `retries`: that many retries after the next attempt (else one attempt more);
         `timeout`: the runs' new timeout in seconds, 0 for none (else theirs stays).
         """
+        ...
+
+    def delete_dead(self, run_ids: Sequence[str] | None, job: str | None = None) -> list[str]:
+        """Delete dead runs (all when run_ids is None; only job `job`'s when given) with their attempts; their ids."""
         ...
 
     def delete_runs(self, state: str | None) -> list[str]:

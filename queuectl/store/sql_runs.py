@@ -247,6 +247,7 @@ class SQLRunQueue(SQLCore, RunQueue):
         reset_attempts: bool,
         retries: int | None = None,
         timeout: float | None = None,
+        job: str | None = None,
     ) -> list[str]:
         params = {
             "now": self._now(),
@@ -256,10 +257,16 @@ class SQLRunQueue(SQLCore, RunQueue):
             "timeout": timeout or None,  # 0: no timeout
             "all": run_ids is None,
             "ids": json.dumps(list(run_ids or [])),
+            "job": job,
         }
         with self.batch():
             rows = self._write("retry_dead", params)
         return sorted(r[0] for r in rows)  # RETURNING has no order
+
+    def delete_dead(self, run_ids: Sequence[str] | None, job: str | None = None) -> list[str]:
+        params = {"all": run_ids is None, "ids": json.dumps(list(run_ids or [])), "job": job}
+        with self.batch():
+            return sorted(r[0] for r in self._write("delete_dead", params))
 
     def cancel_runs(self, run_ids: Sequence[str], reason: str) -> tuple[list[str], list[str]]:
         params = {"now": self._now(), "reason": reason, "ids": json.dumps(list(run_ids))}

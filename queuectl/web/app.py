@@ -10,27 +10,26 @@ or one PostgreSQL session, per request: nothing is shared between threads).
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from queuectl import json_views
 from queuectl.errors import NotFoundError, QueueError, UsageError
 from queuectl.model import parse_state
-from queuectl.services import jobs, overview, pools, runs
+from queuectl.services import jobs, overview, pools, prometheus, runs
 from queuectl.store.contract import Store
 from queuectl.store.factory import open_store
+from queuectl.web import actions, security
 
 BUSY_TIMEOUT = 5.0  # seconds a request waits for a pool's write lock before it answers with an error
-TOKEN_HEADER = "authorization"
 
 
 class Api:
@@ -66,6 +65,15 @@ class Api:
         except QueueError as exc:
             return PlainTextResponse(f"store unavailable: {exc.message}\n", 503)
         return PlainTextResponse("ok\n")
+
+    def metrics(self, request: Request) -> Response:
+        """The Prometheus exposition (what `queuectl metrics --prometheus` prints); 503 when the store cannot say."""
+        try:
+            with self.store() as store:
+                text = prometheus.exposition(store, store.now())
+        except QueueError as exc:
+            return PlainTextResponse(f"store unavailable: {exc.message}\n", 503)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     def status(self, request: Request) -> Response:
         return self.answer(lambda store: overview.as_json(overview.overview(store)))
@@ -111,25 +119,21 @@ def json_response(value: Any, status_code: int = 200) -> Response:
     return Response(json_views.dumps(value) + "\n", status_code, media_type="application/json")
 
 
-class TokenCheck(BaseHTTPMiddleware):
-    """With a token set, every request but /healthz must carry it: `Authorization: Bearer TOKEN`."""
+def create_app(
+    store_url_or_path: str | None,
+    *,
+    token: str | None = None,
+    read_only: bool = False,
+    hosts: Sequence[str] = (),
+) -> Starlette:
+    """The dashboard over the store at `store_url_or_path` (None: the default store).
 
-    def __init__(self, app: Any, token: str) -> None:
-        super().__init__(app)
-        self.expected = f"Bearer {token}".encode()
-
-    async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.url.path != "/healthz":
-            given = request.headers.get(TOKEN_HEADER, "").encode()
-            if not hmac.compare_digest(given, self.expected):
-                return json_response({"error": "this dashboard needs its token: Authorization: Bearer TOKEN"}, 401)
-        return await call_next(request)
-
-
-def create_app(store_url_or_path: str | None, *, token: str | None = None, read_only: bool = False) -> Starlette:
-    """The dashboard over the store at `store_url_or_path` (None: the default store)."""
+    `token`: what every request but /healthz and /login must carry (see queuectl.web.security);
+    `read_only`: no action is served; `hosts`: names besides this machine's that a request's
+    Host header may give (the CSRF check's DNS-rebinding rule).
+    """
     api = Api(store_url_or_path)
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", api.healthz),
         Route("/api/status", api.status),
         Route("/api/runs", api.runs),
@@ -139,7 +143,10 @@ def create_app(store_url_or_path: str | None, *, token: str | None = None, read_
         Route("/api/pools", api.pools),
         Route("/api/dlq", api.dlq),
     ]
-    middleware = [Middleware(TokenCheck, token=token)] if token else []
+    routes += [Route("/metrics", api.metrics)]
+    routes += actions.routes(api)
+    routes += security.routes(token)
+    middleware = [Middleware(security.Guard, token=token, read_only=read_only, hosts=hosts)]
     app = Starlette(routes=routes, middleware=middleware)
-    app.state.read_only = read_only  # no action is served yet; the actions to come look here
+    app.state.read_only = read_only  # pages show no action when set
     return app

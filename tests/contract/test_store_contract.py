@@ -483,6 +483,32 @@ def test_retry_dead_ignores_runs_that_are_not_dead(store: Store, clock: FakeCloc
     assert state_of(store, "a") is RunState.DEAD
 
 
+def _dead_of_jobs(store: Store, clock: FakeClock) -> None:
+    """Dead runs a1, a2 of job a and b1 of job b, dead run loose of no job, and a waiting run w of job a."""
+    for run_id, job in (("a1", "a"), ("a2", "a"), ("b1", "b"), ("loose", None)):
+        store.enqueue([new_run(run_id, max_retries=0, job=job)])
+        assert finish(store, clock, claim_one(store), Outcome.FAILED) is RunState.DEAD
+    store.enqueue([new_run("w", job="a")])
+
+
+def test_retry_dead_of_one_job(store: Store, clock: FakeClock) -> None:
+    _dead_of_jobs(store, clock)
+    assert store.retry_dead(None, reset_attempts=False, job="a") == ["a1", "a2"]
+    assert [r.id for r in store.list_runs("dead")] == ["b1", "loose"]
+    assert store.retry_dead(["b1", "loose"], reset_attempts=False, job="a") == []  # ids of another job's
+    assert store.retry_dead(None, reset_attempts=False, job="nope") == []
+
+
+def test_delete_dead_by_id_all_and_of_one_job(store: Store, clock: FakeClock) -> None:
+    _dead_of_jobs(store, clock)
+    assert store.delete_dead(["a1", "w", "nope"]) == ["a1"]  # only dead runs: the waiting one stays
+    assert store.attempts("a1") == []
+    assert store.delete_dead(None, job="b") == ["b1"]
+    assert [r.id for r in store.list_runs()] == ["a2", "loose", "w"]
+    assert store.delete_dead(None) == ["a2", "loose"]
+    assert [r.id for r in store.list_runs()] == ["w"]
+
+
 def test_attempt_numbers_keep_increasing_across_retry_dead_with_reset(store: Store, clock: FakeClock) -> None:
     make_dead(store, clock, "a")
     for _ in range(2):

@@ -196,7 +196,7 @@ def test_dashboard_refuses_to_bind_off_loopback_without_a_token(filled: Queue) -
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "queuectl: error: refusing to serve on 0.0.0.0 without a token: "
-        "give --token T or set QUEUECTL_DASHBOARD_TOKEN (or use --host 127.0.0.1)"
+        "give --token T or --generate-token, or set QUEUECTL_DASHBOARD_TOKEN (or use --host 127.0.0.1)"
     ]
 
 

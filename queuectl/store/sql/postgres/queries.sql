@@ -196,6 +196,7 @@ UPDATE runs
                           WHEN :reset THEN max_retries ELSE GREATEST(max_retries, attempts) END,
        timeout = CASE WHEN :set_timeout THEN :timeout::double precision ELSE timeout END
  WHERE state = 'dead' AND (:all OR id IN (SELECT jsonb_array_elements_text(:ids::jsonb)))
+   AND (:job::text IS NULL OR job = :job)
 RETURNING id;
 
 -- name: cancel_waiting_runs
@@ -208,6 +209,12 @@ RETURNING id;
 -- A running one: its pool (on any host) sees cancel_requested, stops its process group, settles it cancelled.
 UPDATE runs SET cancel_requested = true, updated_at = :now, error = :reason
  WHERE state = 'running' AND id IN (SELECT jsonb_array_elements_text(:ids::jsonb))
+RETURNING id;
+
+-- name: delete_dead
+-- Dead runs by id, or all (:all) of them; only job :job's when it is not NULL.
+DELETE FROM runs WHERE state = 'dead' AND (:all OR id IN (SELECT jsonb_array_elements_text(:ids::jsonb)))
+   AND (:job::text IS NULL OR job = :job)
 RETURNING id;
 
 -- name: delete_runs

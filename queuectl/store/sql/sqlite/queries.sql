@@ -186,6 +186,7 @@ UPDATE runs
                           WHEN :reset THEN max_retries ELSE max(max_retries, attempts) END,
        timeout = CASE WHEN :set_timeout THEN :timeout ELSE timeout END
  WHERE state = 'dead' AND (:all OR id IN (SELECT value FROM json_each(:ids)))
+   AND (:job IS NULL OR job = :job)
 RETURNING id;
 
 -- name: cancel_waiting_runs
@@ -198,6 +199,12 @@ RETURNING id;
 -- A running one: its pool (on any host) sees cancel_requested, stops its process group, settles it cancelled.
 UPDATE runs SET cancel_requested = 1, updated_at = :now, error = :reason
  WHERE state = 'running' AND id IN (SELECT value FROM json_each(:ids))
+RETURNING id;
+
+-- name: delete_dead
+-- Dead runs by id, or all (:all) of them; only job :job's when it is not NULL.
+DELETE FROM runs WHERE state = 'dead' AND (:all OR id IN (SELECT value FROM json_each(:ids)))
+   AND (:job IS NULL OR job = :job)
 RETURNING id;
 
 -- name: delete_runs
