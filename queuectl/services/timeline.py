@@ -22,9 +22,11 @@ Runs at no expected fire (a `trigger`, or a former schedule's fires) are shown a
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import tzinfo
 from typing import NamedTuple
 
 from queuectl import schedule
+from queuectl.durations import fire_time, format_duration
 from queuectl.errors import NotFoundError, UsageError
 from queuectl.model import FireRun, Job, RunState
 from queuectl.scheduler import schedule_hash
@@ -42,6 +44,16 @@ UPCOMING_FIRES = 60  # ... and at most this many
 READ_LIMIT = 2 * (MAX_FIRES + UPCOMING_FIRES)
 
 KINDS = ("on_time", "late", "skipped", "missed", "failed", "running", "waiting", "upcoming")
+LABELS = {
+    "on_time": "on time",
+    "late": "late",
+    "skipped": "skipped",
+    "missed": "missed",
+    "failed": "failed",
+    "running": "running",
+    "waiting": "waiting",
+    "upcoming": "upcoming",
+}
 
 
 class Fire(NamedTuple):
@@ -61,6 +73,8 @@ class Timeline(NamedTuple):
     capped: bool  # the window held more than MAX_FIRES fires (or READ_LIMIT runs): start moved later
     suspended: bool  # suspended or disabled now: its fires since are left out
     counted_from: float  # fires before this with no run are not expected
+    until: float  # the upcoming fires' end: a drawing spans (start, until]
+    zone: tzinfo  # the job's: fire times are told in it
 
     def counts(self) -> dict[str, int]:
         """Fires per kind, every kind named (0 for none), in KINDS' order."""
@@ -68,6 +82,17 @@ class Timeline(NamedTuple):
         for fire in self.fires:
             counts[fire.kind] += 1
         return counts
+
+    def place(self, at: float) -> float:
+        """Where `at` lies across the drawing, from 0 (start) to 1 (until)."""
+        return min(1.0, max(0.0, (at - self.start) / (self.until - self.start)))
+
+    def title(self, fire: Fire) -> str:
+        """One fire in words: its time in the job's zone, its kind, how late it started, its run."""
+        said = f"{fire_time(fire.at, self.zone)}: {LABELS[fire.kind]}"
+        if fire.lateness is not None:
+            said += f", started {format_duration(fire.lateness)} after it was due"
+        return f"{said} (run {fire.run_id})" if fire.run_id else said
 
 
 def timeline(store: Store, name: str, now: float, hours: float = 24) -> Timeline | None:
@@ -108,7 +133,8 @@ def timeline(store: Store, name: str, now: float, hours: float = 24) -> Timeline
         fires.append(_fire_of(run, jitter) if run is not None else Fire(at, "upcoming", None, None, None))
     fires.extend(_fire_of(run, jitter) for run in runs.values())  # at no expected fire: triggered, a former cron
     fires.sort(key=lambda fire: fire.at)
-    return Timeline(name, start, now, fires, ON_TIME, capped, suspended, counted_from)
+    until = now if suspended else now + UPCOMING
+    return Timeline(name, start, now, fires, ON_TIME, capped, suspended, counted_from, until, zone)
 
 
 def _counted_from(job: Job) -> float:

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
+import jinja2
 import pytest
 
 from queuectl.config import Defaults
@@ -19,7 +21,7 @@ from queuectl.errors import NotFoundError, UsageError
 from queuectl.model import AttemptResult, Claim, JobSpec, Outcome, ProcessInfo
 from queuectl.scheduler import Scheduler
 from queuectl.services import jobs
-from queuectl.services.timeline import MAX_FIRES, ON_TIME, timeline
+from queuectl.services.timeline import MAX_FIRES, ON_TIME, Timeline, timeline
 from queuectl.store.sqlite import Q, SQLiteStore
 from tests.clock import Clock
 
@@ -236,3 +238,65 @@ def test_the_runs_are_read_on_the_fire_indexes(world: World) -> None:
     assert "SEARCH runs USING INDEX runs_fire (job=? AND scheduled_for>? AND scheduled_for<?)" in text
     assert "SEARCH runs USING INDEX runs_fire_cancelled (job=? AND scheduled_for>? AND scheduled_for<?)" in text
     assert "SCAN runs" not in text
+
+
+# -- the drawing: queuectl/web/templates/_timeline.html, rendered by Jinja2 itself (autoescape on) -----------
+TEMPLATES = Path(__file__).parents[2] / "queuectl" / "web" / "templates"
+
+
+def drawn(tl: Timeline) -> ElementTree.Element:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    page = env.from_string('{% from "_timeline.html" import timeline, timeline_style %}<root>{{ timeline(tl) }}</root>')
+    assert (
+        "<style>" in env.from_string('{% from "_timeline.html" import timeline_style %}{{ timeline_style() }}').render()
+    )
+    return ElementTree.fromstring(page.render(tl=tl))  # well-formed: an XML parser reads it
+
+
+def test_the_strip_has_a_mark_per_fire_with_its_title_link_and_class_and_a_legend(world: World) -> None:
+    world.job("tick", "*/10 * * * *", concurrency="forbid")
+    world.look(T0 + 1)
+    world.run(T0 + 10 * MIN, late=2 * MIN)  # 12:10 late
+    world.look(T0 + 20 * MIN + 0.2)
+    long = world.start(T0 + 20 * MIN + 1)
+    world.look(T0 + 30 * MIN + 0.2)  # 12:30 skipped
+    world.end(long, T0 + 31 * MIN)
+    tl = timeline(world.store, "tick", T0 + 45 * MIN)  # 12:40 missed, then 6 upcoming
+    assert tl is not None
+    root = drawn(tl)
+    marks = root.findall(".//svg[@class='timeline-strip']//rect[@class]")
+    fires = [m for m in marks if "fire" in m.get("class", "").split()]
+    assert [m.get("class") for m in fires] == [f"fire fire-{f.kind}" for f in tl.fires]
+    assert [m.get("class") for m in fires][:4] == [
+        "fire fire-late",
+        "fire fire-on_time",
+        "fire fire-skipped",
+        "fire fire-missed",
+    ]
+    xs = [float(m.get("x", "")) for m in fires]
+    assert xs == sorted(xs) and len(set(xs)) == len(xs)  # in time order, one place each
+    titles = [m.findtext("title") for m in fires]
+    assert titles[0] == f"2026-06-01 12:10:00 UTC: late, started 2m after it was due (run {tl.fires[0].run_id})"
+    assert titles[3] == "2026-06-01 12:40:00 UTC: missed"
+    links = [a.get("href") for a in root.iter("a")]
+    assert links == [f"/runs/{f.run_id}" for f in tl.fires if f.run_id]  # missed and upcoming fires link nowhere
+    legend = {li.get("class", "").split()[0]: li.findtext("span") for li in root.iter("li")}
+    assert legend == {f"legend-{kind}": str(count) for kind, count in tl.counts().items()}
+    assert legend["legend-upcoming"] == "6" and legend["legend-failed"] == "0"
+
+
+def test_the_drawing_escapes_what_it_is_given(world: World) -> None:
+    world.job("tick", "*/10 * * * *")
+    world.look(T0 + 1)
+    world.run(T0 + 10 * MIN)
+    tl = timeline(world.store, "tick", T0 + 15 * MIN)
+    assert tl is not None
+    hostile = tl._replace(
+        job='<script>alert("x")</script>', fires=[tl.fires[0]._replace(run_id='"><script>x</script>')]
+    )
+    root = drawn(hostile)  # would not parse if anything came through unescaped
+    assert root.find(".//script") is None
+    assert root.find("figure").get("data-job") == '<script>alert("x")</script>'  # type: ignore[union-attr]
+    assert next(root.iter("a")).get("href") == "/runs/%22%3E%3Cscript%3Ex%3C/script%3E"
