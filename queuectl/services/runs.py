@@ -203,11 +203,16 @@ def search(
     job: str | None = None,
     after: str | None = None,
     newest_first: bool = False,
-    scan: int = SEARCH_SCAN,
+    scan: int | None = None,
 ) -> Found:
-    """Runs whose command or id holds `text` (case counts), in `listed`'s order, looking at `scan` runs at most."""
+    """Runs whose command or id holds `text` (case counts), in `listed`'s order, looking at `scan` runs at most.
+
+    `scan` (default SEARCH_SCAN) bounds the rows read, whatever the table holds: when it runs out before
+    `limit` runs are found, `Found` says so and names the run to search on after.
+    """
     if not text:
         raise UsageError("the text to search for is empty: give some, or list without it")
+    scan = SEARCH_SCAN if scan is None else scan
     size = scan if limit is None else min(limit, scan)  # no limit: every run found among those looked at
     found, stopped = store.search_runs(text, size, scan, state, _cursor(store, after), job, newest_first)
     if stopped is not None:
