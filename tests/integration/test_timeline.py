@@ -22,6 +22,7 @@ from queuectl.model import AttemptResult, Claim, JobSpec, Outcome, ProcessInfo
 from queuectl.scheduler import Scheduler
 from queuectl.services import jobs
 from queuectl.services.timeline import MAX_FIRES, ON_TIME, Timeline, timeline
+from queuectl.store.factory import open_store
 from queuectl.store.sqlite import Q, SQLiteStore
 from tests.clock import Clock
 
@@ -176,6 +177,23 @@ def test_a_suspended_job_s_fires_are_left_out_and_resuming_starts_afresh(world: 
     assert kinds(world, "tick", T0 + 41 * MIN)[:2] == [("12:10", "on_time"), ("12:40", "on_time")]
 
 
+def test_a_triggered_run_is_its_own_mark_and_a_disabled_job_expects_nothing(world: World) -> None:
+    world.job("tick", "*/10 * * * *")
+    world.look(T0 + 1)
+    world.clock.now = T0 + 3 * MIN
+    triggered = jobs.trigger(world.store, "tick")
+    world.end(world.start(T0 + 3 * MIN + 1), T0 + 4 * MIN)
+    assert kinds(world, "tick", T0 + 5 * MIN)[0] == ("12:03", "on_time")
+    tl = timeline(world.store, "tick", T0 + 5 * MIN)
+    assert tl is not None and tl.fires[0].run_id == triggered.id
+    world.clock.now = T0 + 6 * MIN
+    world.job("tick", "*/10 * * * *", enabled=False)
+    world.look(T0 + 6 * MIN)
+    off = timeline(world.store, "tick", T0 + 45 * MIN)
+    assert off is not None and off.suspended
+    assert [f.kind for f in off.fires] == ["on_time"]  # 12:10 to 12:40: not expected; no upcoming
+
+
 @pytest.mark.parametrize(
     ("cron", "now", "fires"),
     [
@@ -300,3 +318,23 @@ def test_the_drawing_escapes_what_it_is_given(world: World) -> None:
     assert root.find(".//script") is None
     assert root.find("figure").get("data-job") == '<script>alert("x")</script>'  # type: ignore[union-attr]
     assert next(root.iter("a")).get("href") == "/runs/%22%3E%3Cscript%3Ex%3C/script%3E"
+
+
+def test_the_runs_are_read_on_the_fire_indexes_on_postgresql(pg_url: str) -> None:
+    """The same read on PostgreSQL: both index ranges, and each retried run's first attempt by attempts' key.
+
+    (runs.id is COLLATE "C" and attempts.run_id is not: compared as they are, attempts' key cannot be used,
+    and each run would scan every attempt.) Sequential scans are turned off so that the plan shows what the
+    indexes can do, whatever an empty table's statistics make cheaper.
+    """
+    import psycopg  # only for the PostgreSQL case
+
+    from queuectl.store.postgres import Q as PG_QUERIES  # psycopg: only for the PostgreSQL case
+
+    open_store(pg_url).close()  # the schema
+    params = {"job": "tick", "start": 0.0, "end": 1.0, "limit": 10}
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        db.execute("SET enable_seqscan = off")
+        plan = "\n".join(row[0] for row in db.execute(f"EXPLAIN {PG_QUERIES['fire_runs']}", params))
+    assert "Index Scan using runs_fire on runs" in plan and "Index Scan using runs_fire_cancelled on runs" in plan
+    assert plan.count("Index Cond: ((run_id = ") == 2, plan  # not a filter over every attempt

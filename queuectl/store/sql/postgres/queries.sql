@@ -395,13 +395,14 @@ RETURNING name;
 -- A cron job's timeline: its runs whose fire (scheduled_for) is in (:start, :end], latest first, at most :limit.
 -- Two index ranges: runs_fire holds the live runs (one per fire), runs_fire_cancelled the cancelled ones.
 -- first_started_at: when its first attempt started (a retry's start would make an on-time fire look late).
+-- runs.id is COLLATE "C", attempts.run_id is not: compared in the default collation, attempts' key is used.
 SELECT id, scheduled_for, state, run_at, tries,
-       CASE WHEN tries <= 1 THEN started_at ELSE (SELECT a.started_at FROM attempts AS a WHERE a.run_id = runs.id AND a.n = 1) END AS first_started_at
+       CASE WHEN tries <= 1 THEN started_at ELSE (SELECT a.started_at FROM attempts AS a WHERE a.run_id = runs.id COLLATE "default" AND a.n = 1) END AS first_started_at
   FROM runs
  WHERE job = :job AND scheduled_for > :start AND scheduled_for <= :end AND state <> 'cancelled'
 UNION ALL
 SELECT id, scheduled_for, state, run_at, tries,
-       CASE WHEN tries <= 1 THEN started_at ELSE (SELECT a.started_at FROM attempts AS a WHERE a.run_id = runs.id AND a.n = 1) END AS first_started_at
+       CASE WHEN tries <= 1 THEN started_at ELSE (SELECT a.started_at FROM attempts AS a WHERE a.run_id = runs.id COLLATE "default" AND a.n = 1) END AS first_started_at
   FROM runs
  WHERE job = :job AND scheduled_for > :start AND scheduled_for <= :end AND state = 'cancelled'
  ORDER BY scheduled_for DESC, id DESC LIMIT :limit;
