@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import tzinfo
 from typing import NamedTuple
+from zoneinfo import ZoneInfoNotFoundError
 
 from queuectl import schedule
 from queuectl.durations import fire_time, format_duration
-from queuectl.errors import NotFoundError, UsageError
+from queuectl.errors import NotFoundError, QueueError, UsageError
 from queuectl.model import FireRun, Job, RunState
 from queuectl.scheduler import schedule_hash
 from queuectl.store.contract import Store
@@ -105,7 +106,10 @@ def timeline(store: Store, name: str, now: float, hours: float = 24) -> Timeline
     spec = job.spec
     if spec.cron is None:
         return None  # a one-off job expects no fires: its runs are listed, not drawn against a schedule
-    zone = schedule.zone_of(spec.timezone)
+    try:
+        zone = schedule.zone_of(spec.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:  # a zone this machine's tz database lacks
+        raise QueueError(f"job {name!r}: time zone {spec.timezone!r} is unknown here ({exc})") from None
     start = now - hours * 3600.0
     expected = schedule.fires_between(spec.cron, zone, start, now, MAX_FIRES + 1)
     capped = len(expected) > MAX_FIRES

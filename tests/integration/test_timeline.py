@@ -17,7 +17,7 @@ import jinja2
 import pytest
 
 from queuectl.config import Defaults
-from queuectl.errors import NotFoundError, UsageError
+from queuectl.errors import NotFoundError, QueueError, UsageError
 from queuectl.model import AttemptResult, Claim, JobSpec, Outcome, ProcessInfo
 from queuectl.scheduler import Scheduler
 from queuectl.services import jobs
@@ -245,6 +245,9 @@ def test_a_job_without_cron_has_no_timeline_and_bad_asks_are_one_line(world: Wor
         timeline(world.store, "nope", T0)
     with pytest.raises(UsageError, match="invalid hours"):
         timeline(world.store, "once", T0, hours=0)
+    world.job("far", "0 * * * *", zone="Mars/Olympus_Mons")  # applied where the zone was known
+    with pytest.raises(QueueError, match="time zone 'Mars/Olympus_Mons' is unknown here"):
+        timeline(world.store, "far", T0)
 
 
 def test_the_runs_are_read_on_the_fire_indexes(world: World) -> None:
