@@ -156,32 +156,33 @@ SELECT count(*) FROM runs INDEXED BY runs_due
 SELECT * FROM runs INDEXED BY runs_listed
  WHERE (created_at, id) > (:after_created, :after_id) AND (created_at, id) <= (:end_created, :end_id)
    AND (:state IS NULL OR state = :state) AND run_at > :due_after AND run_at <= :due_until
-  AND (:text IS NULL OR instr(command, :text) > 0 OR instr(id, :text) > 0)
+   AND (:text IS NULL OR instr(command, :text) > 0 OR instr(id, :text) > 0)
  ORDER BY created_at, id LIMIT :limit;
 
 -- name: list_runs_newest
 SELECT * FROM runs INDEXED BY runs_listed
  WHERE (created_at, id) < (:after_created, :after_id) AND (created_at, id) >= (:end_created, :end_id)
    AND (:state IS NULL OR state = :state) AND run_at > :due_after AND run_at <= :due_until
-  AND (:text IS NULL OR instr(command, :text) > 0 OR instr(id, :text) > 0)
+   AND (:text IS NULL OR instr(command, :text) > 0 OR instr(id, :text) > 0)
  ORDER BY created_at DESC, id DESC LIMIT :limit;
 
 -- name: list_job_runs
 SELECT * FROM runs INDEXED BY runs_job
  WHERE job = :job AND (created_at, id) > (:after_created, :after_id) AND (created_at, id) <= (:end_created, :end_id)
    AND (:state IS NULL OR state = :state) AND run_at > :due_after AND run_at <= :due_until
-  AND (:text IS NULL OR instr(command, :text) > 0 OR instr(id, :text) > 0)
+   AND (:text IS NULL OR instr(command, :text) > 0 OR instr(id, :text) > 0)
  ORDER BY created_at, id LIMIT :limit;
 
 -- name: list_job_runs_newest
 SELECT * FROM runs INDEXED BY runs_job
  WHERE job = :job AND (created_at, id) < (:after_created, :after_id) AND (created_at, id) >= (:end_created, :end_id)
    AND (:state IS NULL OR state = :state) AND run_at > :due_after AND run_at <= :due_until
-  AND (:text IS NULL OR instr(command, :text) > 0 OR instr(id, :text) > 0)
+   AND (:text IS NULL OR instr(command, :text) > 0 OR instr(id, :text) > 0)
  ORDER BY created_at DESC, id DESC LIMIT :limit;
 
--- The index entry :offset steps after (and the one after it, if any) (:after_created, :after_id) in a listing's order: where a search
--- of at most :offset + 1 runs ends. Read from the index alone (no row), so it costs little beside the search.
+-- The index entries :offset and :offset + 1 steps after (:after_created, :after_id) in a listing's order:
+-- where a search of :offset + 1 runs ends, and whether runs remain beyond. Read from the index alone
+-- (no row), so they cost little beside the search.
 -- name: list_runs_end
 SELECT created_at, id FROM runs INDEXED BY runs_listed WHERE (created_at, id) > (:after_created, :after_id)
  ORDER BY created_at, id LIMIT 2 OFFSET :offset;
