@@ -453,6 +453,16 @@ class JobSource(NamedTuple):
     status_dir: str | None = None
 
 
+class FireRun(NamedTuple):
+    """A run of a cron fire, as a job's timeline reads it (store.fire_runs)."""
+
+    id: str
+    scheduled_for: float  # the fire it runs
+    state: RunState  # as shown at the read (a pending run not yet due: scheduled)
+    tries: int  # attempts started (0: it never started)
+    first_started_at: float | None  # when its first attempt started
+
+
 class JobStatus(NamedTuple):
     job: Job
     last_run: Run | None

@@ -166,19 +166,27 @@ def run_cmd(ctx: click.Context, /, command: str, run_id: str | None, as_json: bo
 @click.command("list")
 @click.option("-s", "--state", type=STATE, help="Only runs in this state.")
 @click.option("-n", "--limit", type=click.IntRange(1, 10**9), help="At most this many (oldest first).")
+@click.option("--job", metavar="NAME", help="Only the runs of job NAME.")
 @click.option("--jobs", "show_jobs", is_flag=True, help="List declared jobs: schedule in words, next fire, last run.")
 @click.option("--scheduled", is_flag=True, help="Cron fires and delayed runs ahead (same as 'queuectl schedule').")
 @json_option
 @db_option
 @click.pass_context
 def list_cmd(
-    ctx: click.Context, state: str | None, limit: int | None, show_jobs: bool, scheduled: bool, as_json: bool
+    ctx: click.Context,
+    state: str | None,
+    limit: int | None,
+    job: str | None,
+    show_jobs: bool,
+    scheduled: bool,
+    as_json: bool,
 ) -> None:
     """List runs, oldest first (or declared jobs with --jobs).
 
     \b
     Example:
       queuectl list --state failed -n 20
+      queuectl list --job nightly-backup
       queuectl list --jobs
     """
     if scheduled:
@@ -192,13 +200,17 @@ def list_cmd(
         return
     out = click.get_text_stream("stdout")
     if as_json:
-        json_views.write_array(out.write, (json_views.run_json(r) for r in runs.listed(store, state, limit)))
+        json_views.write_array(out.write, (json_views.run_json(r) for r in runs.listed(store, state, limit, job)))
         return
     if not out.isatty():
-        if not listing.write_run_rows(out.write, store.iter_runs(state, limit), store.now()):
-            out.write(f"no {state} runs\n" if state else "no runs\n")
+        if not listing.write_run_rows(out.write, runs.listed(store, state, limit, job), store.now()):
+            out.write(_none(state, job) + "\n")
         return
-    _runs_on_terminal(store, state, limit)
+    _runs_on_terminal(store, state, limit, job)
+
+
+def _none(state: str | None, job: str | None) -> str:
+    return f"no {state + ' ' if state else ''}runs{f' of job {job}' if job else ''}"
 
 
 def _list_jobs(store: Store, limit: int | None, as_json: bool) -> None:
@@ -216,15 +228,15 @@ def _list_jobs(store: Store, limit: int | None, as_json: bool) -> None:
         con.print("no jobs (apply a jobs directory)")
 
 
-def _runs_on_terminal(store: Store, state: str | None, limit: int | None) -> None:
+def _runs_on_terminal(store: Store, state: str | None, limit: int | None, job: str | None = None) -> None:
     """A rich table: one page and how many more there are, or --limit runs a chunk at a time."""
     from queuectl.cli import render  # rich: only for a terminal
 
     con = render.console()
-    found = store.iter_runs(state, limit if limit is not None else TERMINAL_PAGE + 1)
+    found = runs.listed(store, state, limit if limit is not None else TERMINAL_PAGE + 1, job)
     page = list(itertools.islice(found, TABLE_CHUNK if limit is not None else TERMINAL_PAGE))
     if not page:
-        con.print(f"no {state} runs" if state else "no runs")
+        con.print(_none(state, job))
         return
     due = listing.shows_due(page, store.now())
     headers = listing.run_headers(due)
@@ -237,7 +249,7 @@ def _runs_on_terminal(store: Store, state: str | None, limit: int | None) -> Non
             render.emit(con, grid)
         return
     if next(found, None) is not None:
-        counts = store.counts()
+        counts = store.counts() if job is None else store.job_counts().get(job, {})
         more = (counts.get(state, 0) if state else sum(counts.values())) - len(page)
         con.print(f"… {more:,} more: use --limit N or pipe the output", style="dim")
 

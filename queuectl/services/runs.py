@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -185,24 +184,67 @@ def delete(store: Store, state: str | None) -> list[str]:
 
 
 def listed(
-    store: Store, state: str | None = None, limit: int | None = None, job: str | None = None, after: str | None = None
+    store: Store,
+    state: str | None = None,
+    limit: int | None = None,
+    job: str | None = None,
+    after: str | None = None,
+    newest_first: bool = False,
 ) -> Iterator[Run]:
-    """Runs oldest first, as `list` gives them; only those after run `after` (a keyset cursor); only job `job`'s.
+    """Runs oldest first (newest first with `newest_first`), as `list` gives them.
 
-    `after` starts the store's keyset walk there; `job` filters the runs as they
-    are read, page by page (not yet one indexed query).
+    Only those after run `after` in that order (a keyset cursor); only job `job`'s, read on the
+    store's index of a job's runs: a page costs the same at a million runs as at ten.
     """
-    cursor = None
-    if after is not None:
-        anchor = store.get_run(check_name(after))
-        if anchor is None:
-            raise NotFoundError(f"no run named {after!r} {LISTS_HINT}")
-        cursor = (anchor.created_at, anchor.id)
-    if job is None:
-        yield from store.iter_runs(state, limit, after=cursor)
-        return
-    mine = (run for run in store.iter_runs(state, after=cursor) if run.job == job)
-    yield from itertools.islice(mine, limit)
+    cursor = _cursor(store, after)
+    yield from store.iter_runs(state, limit, after=cursor, job=job, newest_first=newest_first)
+
+
+SEARCH_SCAN = 100_000  # runs a text search looks at per request, at most: a page never reads the whole table
+
+
+class Found(NamedTuple):
+    """A page of a text search: the runs found and, when it stopped early, where to go on."""
+
+    runs: list[Run]
+    searched: int  # the most runs it looked at (SEARCH_SCAN, or what the caller gave)
+    stopped_early: bool  # it looked at `searched` runs and more remain: the page may not be full
+    resume_after: str | None  # the id to pass as `after` to search on: the last run looked at, or the last found
+
+
+def search(
+    store: Store,
+    text: str,
+    state: str | None = None,
+    limit: int | None = None,
+    job: str | None = None,
+    after: str | None = None,
+    newest_first: bool = False,
+    scan: int | None = None,
+) -> Found:
+    """Runs whose command or id holds `text` (case counts), in `listed`'s order, looking at `scan` runs at most.
+
+    `scan` (default SEARCH_SCAN) bounds the rows read, whatever the table holds: when it runs out before
+    `limit` runs are found, `Found` says so and names the run to search on after.
+    """
+    if not text:
+        raise UsageError("the text to search for is empty: give some, or list without it")
+    scan = SEARCH_SCAN if scan is None else scan
+    size = scan if limit is None else min(limit, scan)  # no limit: every run found among those looked at
+    found, stopped = store.search_runs(text, size, scan, state, _cursor(store, after), job, newest_first)
+    if stopped is not None:
+        return Found(found, scan, True, stopped[1])
+    return Found(found, scan, False, found[-1].id if len(found) == size else None)
+
+
+def _cursor(store: Store, after: str | None) -> tuple[float, str] | None:
+    """The keyset cursor of run `after`: where a page after it starts."""
+    if after is None:
+        return None
+    anchor = store.get_run(check_name(after))
+    if anchor is None:
+        raise NotFoundError(f"no run named {after!r} {LISTS_HINT}")
+    return (anchor.created_at, anchor.id)
 
 
 def show_json(store: Store, name: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from queuectl.model import (
     AttemptRollup,
     Claim,
     Expired,
+    FireRun,
     Job,
     JobSource,
     JobSpec,
@@ -158,13 +159,34 @@ class RunQueue(StoreCore, Protocol):
         limit: int | None = None,
         page: int = 2000,
         after: tuple[float, str] | None = None,
+        job: str | None = None,
+        newest_first: bool = False,
     ) -> Iterator[Run]:
         """Runs oldest first, read in pages of `page` (keyset on created_at, id): memory stays flat.
 
-        `after`: only the runs after this (created_at, id), as a page of a listing starts.
+        `after`: only the runs after this (created_at, id) in the listing's order, as a page of a listing starts.
+        `job`: only that job's runs, read on its index (job, created_at, id). `newest_first`: the other way.
 
         Each page is its own short read, so a slow reader holds no transaction open; a run
         added meanwhile with a later created_at may still appear, none appears twice.
+        """
+        ...
+
+    def search_runs(
+        self,
+        text: str,
+        limit: int,
+        scan: int,
+        state: str | None = None,
+        after: tuple[float, str] | None = None,
+        job: str | None = None,
+        newest_first: bool = False,
+    ) -> tuple[list[Run], tuple[float, str] | None]:
+        """At most `limit` runs whose command or id holds `text` (as typed: case counts), in iter_runs' order.
+
+        Bounded: only the next `scan` runs of the listing (after `after`, of `job`, in `state`) are looked at.
+        Returns the runs found and, when the scan ended before the page filled and runs remain beyond,
+        the (created_at, id) of the last run looked at (a search goes on after it); else None.
         """
         ...
 
@@ -287,6 +309,13 @@ class JobCatalogue(StoreCore, Protocol):
 
     def cancel_job_runs(self, name: str, reason: str) -> list[str]:
         """Cancel a job's pending and retry-waiting runs; a running one finishes."""
+        ...
+
+    def fire_runs(self, name: str, start: float, end: float, limit: int) -> list[FireRun]:
+        """Job `name`'s runs whose fire (scheduled_for) is in (start, end], cancelled ones too, latest fire first.
+
+        At most `limit`: one read on two index ranges (runs_fire, runs_fire_cancelled), for a timeline.
+        """
         ...
 
     def unfinished_job_runs(self, name: str) -> list[tuple[str, RunState]]: ...

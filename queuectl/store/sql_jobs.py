@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from queuectl.model import Job, JobSource, JobSpec, JobStatus, NewRun, Run, RunState
+from queuectl.model import FireRun, Job, JobSource, JobSpec, JobStatus, NewRun, Run, RunState, shown_state
 from queuectl.store.contract import JobCatalogue
 from queuectl.store.sql_core import SQLCore, chunks
 from queuectl.store.sql_rows import job_from_row, new_run_params, run_from_row
@@ -127,3 +127,17 @@ class SQLJobCatalogue(SQLCore, JobCatalogue):
     def latest_job_run(self, name: str, started: bool) -> Run | None:
         rows = self._read("last_started_job_run" if started else "last_job_run", {"name": name})
         return run_from_row(rows[0], self._now()) if rows else None
+
+    def fire_runs(self, name: str, start: float, end: float, limit: int) -> list[FireRun]:
+        now = self._now()
+        rows = self._read("fire_runs", {"job": name, "start": start, "end": end, "limit": limit})
+        return [
+            FireRun(
+                r["id"],
+                r["scheduled_for"],
+                shown_state(RunState(r["state"]), r["run_at"], now),
+                r["tries"],
+                r["first_started_at"],
+            )
+            for r in rows
+        ]

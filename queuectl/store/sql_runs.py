@@ -204,23 +204,62 @@ class SQLRunQueue(SQLCore, RunQueue):
         limit: int | None = None,
         page: int = 2000,
         after: tuple[float, str] | None = None,
+        job: str | None = None,
+        newest_first: bool = False,
     ) -> Iterator[Run]:
-        query = "list_runs_in_state" if state else "list_runs"
-        now = self._now()
-        stored, due_after, due_until = stored_filter(state, now)
-        after = after or (float("-inf"), "")
+        query, params = self._listing(state, after, job, newest_first)
         left = limit
         while left is None or left > 0:
             size = page if left is None else min(page, left)
-            params = {"state": stored, "limit": size, "after_created": after[0], "after_id": after[1]}
-            if state:
-                params.update(due_after=due_after, due_until=due_until)
-            rows = self._read(query, params)
-            yield from runs_from_rows(rows, now)
+            rows = self._read(query, {**params, "limit": size})
+            yield from runs_from_rows(rows, params["now"])
             if len(rows) < size:
                 return
-            after = (rows[-1]["created_at"], rows[-1]["id"])
+            params.update(after_created=rows[-1]["created_at"], after_id=rows[-1]["id"])
             left = None if left is None else left - len(rows)
+
+    def search_runs(
+        self,
+        text: str,
+        limit: int,
+        scan: int,
+        state: str | None = None,
+        after: tuple[float, str] | None = None,
+        job: str | None = None,
+        newest_first: bool = False,
+    ) -> tuple[list[Run], tuple[float, str] | None]:
+        query, params = self._listing(state, after, job, newest_first)
+        with self._snapshot():
+            # Where `scan` runs end, from the index alone; the search then reads the rows up to there only.
+            ends = self._read(f"{query}_end", {**params, "offset": max(scan, 1) - 1})
+            if ends:
+                params.update(end_created=ends[0]["created_at"], end_id=ends[0]["id"])
+            rows = self._read(query, {**params, "text": text, "limit": limit})
+        more = len(ends) > 1 and len(rows) < limit  # the scan ran out before the page filled, and runs remain
+        return list(runs_from_rows(rows, params["now"])), (ends[0]["created_at"], ends[0]["id"]) if more else None
+
+    def _listing(
+        self, state: str | None, after: tuple[float, str] | None, job: str | None, newest_first: bool
+    ) -> tuple[str, dict[str, Any]]:
+        """The listing query's name and its parameters (no text, no end) for these filters, from `after`."""
+        now = self._now()
+        stored, due_after, due_until = stored_filter(state, now)
+        first, last = (float("inf"), float("-inf")) if newest_first else (float("-inf"), float("inf"))
+        start = after or (first, "")
+        params: dict[str, Any] = {
+            "now": now,
+            "job": job,
+            "state": stored,
+            "due_after": due_after,
+            "due_until": due_until,
+            "text": None,
+            "after_created": start[0],
+            "after_id": start[1],
+            "end_created": last,
+            "end_id": "",
+        }
+        query = "list_job_runs" if job is not None else "list_runs"
+        return (f"{query}_newest" if newest_first else query), params
 
     def run_ids(self, prefix: str, limit: int) -> list[str]:
         if not prefix:

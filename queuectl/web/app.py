@@ -30,6 +30,9 @@ from queuectl.store.factory import open_store
 from queuectl.web import actions, security
 
 BUSY_TIMEOUT = 5.0  # seconds a request waits for a pool's write lock before it answers with an error
+# A text search of /api/runs that looked at its most runs before its page filled: how many, and the run to go on after.
+SEARCHED_HEADER = "x-queuectl-searched"
+RESUME_HEADER = "x-queuectl-resume-after"
 
 
 class Api:
@@ -79,15 +82,25 @@ class Api:
         return self.answer(lambda store: overview.as_json(overview.overview(store)))
 
     def runs(self, request: Request) -> Response:
+        """`list --json`; with `order=newest` the other way; with `text`, a bounded search (see runs.search)."""
         query = request.query_params
+        found: list[runs.Found] = []
 
         def listed(store: Store) -> list[dict[str, Any]]:
             state = parse_state(query["state"]).value if query.get("state") else None
             limit = _limit(query.get("limit"))
-            found = runs.listed(store, state, limit, job=query.get("job") or None, after=query.get("after") or None)
-            return [json_views.run_json(run) for run in found]
+            job, after, newest = query.get("job") or None, query.get("after") or None, _newest(query.get("order"))
+            if "text" in query:
+                found.append(runs.search(store, query["text"], state, limit, job, after, newest))
+                return [json_views.run_json(run) for run in found[0].runs]
+            return [json_views.run_json(run) for run in runs.listed(store, state, limit, job, after, newest)]
 
-        return self.answer(listed)
+        response = self.answer(listed)
+        if found and found[0].stopped_early:
+            # The body stays the array `list --json` prints; that the search stopped early goes beside it.
+            response.headers[SEARCHED_HEADER] = str(found[0].searched)
+            response.headers[RESUME_HEADER] = found[0].resume_after or ""
+        return response
 
     def run(self, request: Request) -> Response:
         return self.answer(lambda store: runs.show_json(store, request.path_params["run_id"]))
@@ -104,6 +117,14 @@ class Api:
     def dlq(self, request: Request) -> Response:
         limit = request.query_params.get("limit")
         return self.answer(lambda store: [json_views.run_json(r) for r in runs.listed(store, "dead", _limit(limit))])
+
+
+def _newest(order: str | None) -> bool:
+    if order in (None, "", "oldest"):
+        return False
+    if order == "newest":
+        return True
+    raise UsageError(f"invalid order {order!r}: expected oldest or newest")
 
 
 def _limit(text: str | None) -> int | None:

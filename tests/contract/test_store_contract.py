@@ -967,3 +967,82 @@ def test_attempt_rollup_of_an_empty_store(store: Store) -> None:
     rollup = store.attempt_rollup()
     assert rollup.durations.counts == (0,) * 16 and rollup.durations.sum == 0
     assert rollup.waits.counts == (0,) * 16 and (rollup.last_run, rollup.last_success) == ({}, {})
+
+
+# -- a job's runs, listings newest first, bounded text searches, a cron job's fire runs ----------------------
+def _runs_of_two_jobs(store: Store, clock: FakeClock) -> None:
+    """a1 b1 a2 a3 b2 by age (a1 oldest; a2 and a3 share a created_at), and one run of no job."""
+    store.put_job(spec("a"), "/jobs", "/jobs/a.toml", "h")
+    store.put_job(spec("b"), "/jobs", "/jobs/b.toml", "h")
+    for run_id, job in [("a1", "a"), ("b1", "b"), ("a2", "a"), ("a3", "a"), ("b2", "b"), ("loose", None)]:
+        store.enqueue([new_run(run_id, job=job, command=f"backup --part {run_id}")])
+        if run_id != "a2":
+            clock.advance(1)
+
+
+def test_iter_runs_of_one_job_either_way_from_a_keyset_cursor(store: Store, clock: FakeClock) -> None:
+    _runs_of_two_jobs(store, clock)
+    assert [r.id for r in store.iter_runs(job="a")] == ["a1", "a2", "a3"]
+    assert [r.id for r in store.iter_runs(job="a", newest_first=True)] == ["a3", "a2", "a1"]
+    assert [r.id for r in store.iter_runs(newest_first=True, limit=3)] == ["loose", "b2", "a3"]
+    a2 = store.get_run("a2")
+    assert a2 is not None
+    cursor = (a2.created_at, a2.id)
+    assert [r.id for r in store.iter_runs(job="a", after=cursor)] == ["a3"]
+    assert [r.id for r in store.iter_runs(job="a", after=cursor, newest_first=True)] == ["a1"]
+    assert [r.id for r in store.iter_runs(job="b", page=1, newest_first=True)] == ["b2", "b1"]
+    finish(store, clock, claim_one(store), Outcome.COMPLETED)  # a1
+    assert [r.id for r in store.iter_runs("pending", job="a")] == ["a2", "a3"]
+    assert list(store.iter_runs(job="nobody")) == []
+
+
+def test_search_runs_finds_text_in_the_command_or_the_id(store: Store, clock: FakeClock) -> None:
+    _runs_of_two_jobs(store, clock)
+    found, stopped = store.search_runs("part a", 10, 1000)
+    assert ([r.id for r in found], stopped) == (["a1", "a2", "a3"], None)
+    assert [r.id for r in store.search_runs("oos", 10, 1000, newest_first=True)[0]] == ["loose"]  # in the id
+    assert [r.id for r in store.search_runs("part", 2, 1000, job="b", newest_first=True)[0]] == ["b2", "b1"]
+    assert store.search_runs("PART", 10, 1000)[0] == []  # as typed: case counts
+    assert store.search_runs("50%_", 10, 1000)[0] == []  # no wildcards
+
+
+def test_search_runs_looks_at_scan_runs_at_most_and_says_where_it_stopped(store: Store, clock: FakeClock) -> None:
+    _runs_of_two_jobs(store, clock)
+    # Newest first: loose b2 a3 a2 b1 a1. Three looked at (loose b2 a3): one found, the page not full.
+    found, stopped = store.search_runs("part a", 10, 3, newest_first=True)
+    a3 = store.get_run("a3")
+    assert a3 is not None
+    assert ([r.id for r in found], stopped) == (["a3"], (a3.created_at, "a3"))
+    found, stopped = store.search_runs("part a", 10, 3, after=stopped, newest_first=True)
+    assert ([r.id for r in found], stopped) == (["a2", "a1"], None)  # the rest: nothing remains beyond
+    found, stopped = store.search_runs("part", 2, 3, newest_first=True)  # the page filled first
+    assert ([r.id for r in found], stopped) == (["loose", "b2"], None)
+    found, stopped = store.search_runs("part", 10, 6)  # exactly every run: none remains beyond
+    assert (len(found), stopped) == (6, None)
+
+
+def test_fire_runs_reads_a_job_s_runs_by_fire_time_cancelled_ones_too(store: Store, clock: FakeClock) -> None:
+    store.put_job(spec(), "/jobs", "/jobs/nightly.toml", "h1")
+    store.add_job_runs([job_run("nightly", T0, "first"), job_run("nightly", T0 + 60, "second")])
+    assert store.add_skipped_run(job_run("nightly", T0 + 120, "skipped"), "skipped: the previous run is not finished")
+    store.add_job_runs([job_run("nightly", T0 + 3600, "outside")])
+    store.put_job(spec("other"), "/jobs", "/jobs/other.toml", "h1")
+    store.add_job_runs([job_run("other", T0 + 60, "not-mine")])
+    clock.advance(5)
+    claim = claim_started(store, clock)
+    assert claim.run_id == "first"
+    clock.advance(10)
+    assert finish(store, clock, claim, Outcome.FAILED) is RunState.FAILED
+    clock.advance(100)
+    claim = claim_started(store, clock)  # the retry of `first`: a second attempt
+    fires = store.fire_runs("nightly", T0 - 1, T0 + 120, 10)
+    assert [(f.id, f.scheduled_for, f.state, f.tries) for f in fires] == [
+        ("skipped", T0 + 120, RunState.CANCELLED, 0),
+        ("second", T0 + 60, RunState.PENDING, 0),
+        ("first", T0, RunState.RUNNING, 2),
+    ]
+    # Its first attempt's start (`finish` records it as at its end, T0 + 15), not the retry's (T0 + 115).
+    assert fires[2].first_started_at == T0 + 15
+    assert fires[1].first_started_at is None
+    assert [f.id for f in store.fire_runs("nightly", T0, T0 + 3600, 2)] == ["outside", "skipped"]  # latest first
+    assert store.fire_runs("nobody", 0, T0 * 2, 10) == []

@@ -156,15 +156,57 @@ SELECT state, count(*) FROM runs GROUP BY state;
 -- Pending runs not yet due: shown as scheduled (model.shown_state), stored pending.
 SELECT count(*) FROM runs WHERE state = 'pending' AND run_at > :now;
 
+-- The listings of runs, one keyset page each: all runs on runs_listed (created_at, id), one job's on
+-- runs_job (job, created_at, id), oldest or newest first. A page starts after (:after_created, :after_id)
+-- and ends at (:end_created, :end_id) (inclusive): where a bounded search stops. :state (its run_at
+-- bounds from model.stored_filter) and :text (a substring of the command or the id) are NULL for none:
+-- rows the filters refuse are walked over, and only the walk's end bounds how many.
 -- name: list_runs
--- One page after (:after_created, :after_id), walking the runs_listed index: a keyset page.
-SELECT * FROM runs WHERE (created_at, id) > (:after_created, :after_id)
+SELECT * FROM runs
+ WHERE (created_at, id) > (:after_created, :after_id) AND (created_at, id) <= (:end_created, :end_id)
+   AND (CAST(:state AS text) IS NULL OR state = :state) AND run_at > :due_after AND run_at <= :due_until
+   AND (CAST(:text AS text) IS NULL OR strpos(command, :text) > 0 OR strpos(id, :text) > 0)
  ORDER BY created_at, id LIMIT :limit;
 
--- name: list_runs_in_state
-SELECT * FROM runs WHERE state = :state AND run_at > :due_after AND run_at <= :due_until
-  AND (created_at, id) > (:after_created, :after_id)
+-- name: list_runs_newest
+SELECT * FROM runs
+ WHERE (created_at, id) < (:after_created, :after_id) AND (created_at, id) >= (:end_created, :end_id)
+   AND (CAST(:state AS text) IS NULL OR state = :state) AND run_at > :due_after AND run_at <= :due_until
+   AND (CAST(:text AS text) IS NULL OR strpos(command, :text) > 0 OR strpos(id, :text) > 0)
+ ORDER BY created_at DESC, id DESC LIMIT :limit;
+
+-- name: list_job_runs
+SELECT * FROM runs
+ WHERE job = :job AND (created_at, id) > (:after_created, :after_id) AND (created_at, id) <= (:end_created, :end_id)
+   AND (CAST(:state AS text) IS NULL OR state = :state) AND run_at > :due_after AND run_at <= :due_until
+   AND (CAST(:text AS text) IS NULL OR strpos(command, :text) > 0 OR strpos(id, :text) > 0)
  ORDER BY created_at, id LIMIT :limit;
+
+-- name: list_job_runs_newest
+SELECT * FROM runs
+ WHERE job = :job AND (created_at, id) < (:after_created, :after_id) AND (created_at, id) >= (:end_created, :end_id)
+   AND (CAST(:state AS text) IS NULL OR state = :state) AND run_at > :due_after AND run_at <= :due_until
+   AND (CAST(:text AS text) IS NULL OR strpos(command, :text) > 0 OR strpos(id, :text) > 0)
+ ORDER BY created_at DESC, id DESC LIMIT :limit;
+
+-- The index entries :offset and :offset + 1 steps after (:after_created, :after_id) in a listing's order:
+-- where a search of :offset + 1 runs ends, and whether runs remain beyond. Read from the index alone
+-- (no row), so they cost little beside the search.
+-- name: list_runs_end
+SELECT created_at, id FROM runs WHERE (created_at, id) > (:after_created, :after_id)
+ ORDER BY created_at, id LIMIT 2 OFFSET :offset;
+
+-- name: list_runs_newest_end
+SELECT created_at, id FROM runs WHERE (created_at, id) < (:after_created, :after_id)
+ ORDER BY created_at DESC, id DESC LIMIT 2 OFFSET :offset;
+
+-- name: list_job_runs_end
+SELECT created_at, id FROM runs WHERE job = :job AND (created_at, id) > (:after_created, :after_id)
+ ORDER BY created_at, id LIMIT 2 OFFSET :offset;
+
+-- name: list_job_runs_newest_end
+SELECT created_at, id FROM runs WHERE job = :job AND (created_at, id) < (:after_created, :after_id)
+ ORDER BY created_at DESC, id DESC LIMIT 2 OFFSET :offset;
 
 -- name: scheduled_runs
 -- Runs not yet due, soonest first: what `schedule` lists beside cron fires (a NULL limit: all).
@@ -356,6 +398,22 @@ UPDATE jobs SET suspended = :suspended, next_fire = NULL,
                 schedule_from = CASE WHEN :suspended::boolean THEN schedule_from ELSE :now END
  WHERE name = :name
 RETURNING name;
+
+-- name: fire_runs
+-- A cron job's timeline: its runs whose fire (scheduled_for) is in (:start, :end], latest first, at most :limit.
+-- Two index ranges: runs_fire holds the live runs (one per fire), runs_fire_cancelled the cancelled ones.
+-- first_started_at: when its first attempt started (a retry's start would make an on-time fire look late).
+-- runs.id is COLLATE "C", attempts.run_id is not: compared in the default collation, attempts' key is used.
+SELECT id, scheduled_for, state, run_at, tries,
+       CASE WHEN tries <= 1 THEN started_at ELSE (SELECT a.started_at FROM attempts AS a WHERE a.run_id = runs.id COLLATE "default" AND a.n = 1) END AS first_started_at
+  FROM runs
+ WHERE job = :job AND scheduled_for > :start AND scheduled_for <= :end AND state <> 'cancelled'
+UNION ALL
+SELECT id, scheduled_for, state, run_at, tries,
+       CASE WHEN tries <= 1 THEN started_at ELSE (SELECT a.started_at FROM attempts AS a WHERE a.run_id = runs.id COLLATE "default" AND a.n = 1) END AS first_started_at
+  FROM runs
+ WHERE job = :job AND scheduled_for > :start AND scheduled_for <= :end AND state = 'cancelled'
+ ORDER BY scheduled_for DESC, id DESC LIMIT :limit;
 
 -- name: unfinished_job_runs
 SELECT id, state FROM runs WHERE job = :name AND state IN ('pending', 'running', 'failed');
