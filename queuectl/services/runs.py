@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from queuectl import config, json_views, runner
 from queuectl import enqueue as build
 from queuectl.errors import LISTS_HINT, DuplicateRunError, NotFoundError, QueueError, UsageError
-from queuectl.model import NewRun, Run, RunState, check_name
+from queuectl.model import Attempt, NewRun, Run, RunState, check_name
 from queuectl.paths import logs_dir
 from queuectl.store.contract import Store
 
@@ -66,6 +66,12 @@ def find(store: Store, run_id: str) -> Run:
     if run is None:
         raise NotFoundError(f"no run with id {run_id!r} (see 'queuectl list')")
     return run
+
+
+def with_attempts(store: Store, run_id: str) -> tuple[Run, list[Attempt]]:
+    """Run `run_id` and its attempts, oldest first (what `show ID` shows)."""
+    run = find(store, run_id)
+    return run, store.attempts(run.id)
 
 
 def find_for_logs(store: Store, ref: str, follow: bool = False) -> Run:
@@ -168,12 +174,18 @@ def delete(store: Store, state: str | None) -> list[str]:
 
 
 def listed(
-    store: Store, state: str | None = None, limit: int | None = None, job: str | None = None, after: str | None = None
+    store: Store,
+    state: str | None = None,
+    limit: int | None = None,
+    job: str | None = None,
+    after: str | None = None,
+    newest_first: bool = False,
 ) -> Iterator[Run]:
     """Runs oldest first, as `list` gives them; only those after run `after` (a keyset cursor); only job `job`'s.
 
     `after` starts the store's keyset walk there; `job` filters the runs as they
-    are read, page by page (not yet one indexed query).
+    are read, page by page (not yet one indexed query). `newest_first`: the web page's
+    order (`after` then means older than that run).
     """
     cursor = None
     if after is not None:
@@ -182,9 +194,9 @@ def listed(
             raise NotFoundError(f"no run named {after!r} {LISTS_HINT}")
         cursor = (anchor.created_at, anchor.id)
     if job is None:
-        yield from store.iter_runs(state, limit, after=cursor)
+        yield from store.iter_runs(state, limit, after=cursor, newest_first=newest_first)
         return
-    mine = (run for run in store.iter_runs(state, after=cursor) if run.job == job)
+    mine = (run for run in store.iter_runs(state, after=cursor, newest_first=newest_first) if run.job == job)
     yield from itertools.islice(mine, limit)
 
 

@@ -93,6 +93,15 @@ class StoreCore(Protocol):
         """What pool `pid` waits on for wake-ups."""
         ...
 
+    def change_token(self) -> object:
+        """A value that differs once anyone committed any change to the store (runs, attempts, pools, jobs).
+
+        Cheap (no table is read) and meaningful across connections: a connection opened for one
+        call gives a value to compare with the next one's (what a web page's live updates poll).
+        It may also differ without a change that matters (a server's other databases, a checkpoint).
+        """
+        ...
+
 
 class RunQueue(StoreCore, Protocol):
     """Runs: enqueue, claim, settle, release, rescue; list them and their attempts."""
@@ -158,10 +167,12 @@ class RunQueue(StoreCore, Protocol):
         limit: int | None = None,
         page: int = 2000,
         after: tuple[float, str] | None = None,
+        newest_first: bool = False,
     ) -> Iterator[Run]:
         """Runs oldest first, read in pages of `page` (keyset on created_at, id): memory stays flat.
 
         `after`: only the runs after this (created_at, id), as a page of a listing starts.
+        `newest_first`: the other way round (`after` then means older than it), walking the same index back.
 
         Each page is its own short read, so a slow reader holds no transaction open; a run
         added meanwhile with a later created_at may still appear, none appears twice.

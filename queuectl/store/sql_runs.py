@@ -204,11 +204,12 @@ class SQLRunQueue(SQLCore, RunQueue):
         limit: int | None = None,
         page: int = 2000,
         after: tuple[float, str] | None = None,
+        newest_first: bool = False,
     ) -> Iterator[Run]:
-        query = "list_runs_in_state" if state else "list_runs"
+        query = ("list_runs_in_state" if state else "list_runs") + ("_newest" if newest_first else "")
         now = self._now()
         stored, due_after, due_until = stored_filter(state, now)
-        after = after or (float("-inf"), "")
+        after = after or ((float("inf"), "\U0010ffff") if newest_first else (float("-inf"), ""))
         left = limit
         while left is None or left > 0:
             size = page if left is None else min(page, left)

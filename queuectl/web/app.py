@@ -28,6 +28,7 @@ from queuectl.model import parse_state
 from queuectl.services import jobs, overview, pools, runs
 from queuectl.store.contract import Store
 from queuectl.store.factory import open_store
+from queuectl.web import pages
 
 BUSY_TIMEOUT = 5.0  # seconds a request waits for a pool's write lock before it answers with an error
 TOKEN_HEADER = "authorization"
@@ -138,6 +139,7 @@ def create_app(store_url_or_path: str | None, *, token: str | None = None, read_
         Route("/api/jobs/{name}", api.job),
         Route("/api/pools", api.pools),
         Route("/api/dlq", api.dlq),
+        *pages.routes(store_url_or_path),  # the HTML pages, their live streams and static files
     ]
     middleware = [Middleware(TokenCheck, token=token)] if token else []
     app = Starlette(routes=routes, middleware=middleware)

@@ -166,6 +166,16 @@ SELECT * FROM runs WHERE state = :state AND run_at > :due_after AND run_at <= :d
   AND (created_at, id) > (:after_created, :after_id)
  ORDER BY created_at, id LIMIT :limit;
 
+-- name: list_runs_newest
+-- The web page's listing, newest first: one page before (:after_created, :after_id), the same index walked back.
+SELECT * FROM runs WHERE (created_at, id) < (:after_created, :after_id)
+ ORDER BY created_at DESC, id DESC LIMIT :limit;
+
+-- name: list_runs_in_state_newest
+SELECT * FROM runs WHERE state = :state AND run_at > :due_after AND run_at <= :due_until
+  AND (created_at, id) < (:after_created, :after_id)
+ ORDER BY created_at DESC, id DESC LIMIT :limit;
+
 -- name: scheduled_runs
 -- Runs not yet due, soonest first: what `schedule` lists beside cron fires (a NULL limit: all).
 SELECT * FROM runs WHERE state = 'pending' AND run_at > :now
@@ -388,6 +398,10 @@ SELECT version FROM queuectl_schema;
 -- name: jobs_token
 -- Differs once a job was added, changed or removed: the newest row version and the count.
 SELECT count(*), coalesce(max(xmin::text::bigint), 0) FROM jobs;
+
+-- name: change_token
+-- Differs once any transaction that wrote has begun or ended (the server's, not only this database's).
+SELECT txid_current_snapshot()::text;
 
 -- name: xact_lock
 -- Held until the transaction ends: applies (and migrations) go one at a time.

@@ -157,6 +157,16 @@ SELECT * FROM runs INDEXED BY runs_listed WHERE state = :state AND run_at > :due
   AND (created_at, id) > (:after_created, :after_id)
  ORDER BY created_at, id LIMIT :limit;
 
+-- name: list_runs_newest
+-- The web page's listing, newest first: one page before (:after_created, :after_id), the same index walked back.
+SELECT * FROM runs INDEXED BY runs_listed WHERE (created_at, id) < (:after_created, :after_id)
+ ORDER BY created_at DESC, id DESC LIMIT :limit;
+
+-- name: list_runs_in_state_newest
+SELECT * FROM runs INDEXED BY runs_listed WHERE state = :state AND run_at > :due_after AND run_at <= :due_until
+  AND (created_at, id) < (:after_created, :after_id)
+ ORDER BY created_at DESC, id DESC LIMIT :limit;
+
 -- name: scheduled_runs
 -- Runs not yet due, soonest first: what `schedule` lists beside cron fires (a NULL limit: all).
 SELECT * FROM runs INDEXED BY runs_due WHERE state IN ('pending', 'failed') AND state = 'pending' AND run_at > :now
