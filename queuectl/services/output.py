@@ -12,7 +12,7 @@ import os
 from typing import NamedTuple
 
 from queuectl import follow, runner
-from queuectl.errors import QueueError
+from queuectl.errors import NotFoundError, QueueError
 from queuectl.model import RunState
 from queuectl.services import runs
 from queuectl.store.contract import Store
@@ -40,7 +40,10 @@ def place(store: Store, run_id: str, attempt: int | None = None) -> Place:
     final = run.state in follow.FINAL
     if want > run.tries:
         return Place(want, None, None, False, False, run.state, final, "")
-    n, path, host = follow.log_of(store, run, want)
+    try:
+        n, path, host = follow.log_of(store, run, want)
+    except NotFoundError:  # counted but never recorded (a store from before attempts were kept): no log
+        n, path, host = want, None, None
     live = run.state is RunState.RUNNING and run.tries == want
     if n == run.tries:
         tail = run.output_tail or ""

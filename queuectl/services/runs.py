@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -183,9 +182,8 @@ def listed(
 ) -> Iterator[Run]:
     """Runs oldest first, as `list` gives them; only those after run `after` (a keyset cursor); only job `job`'s.
 
-    `after` starts the store's keyset walk there; `job` filters the runs as they
-    are read, page by page (not yet one indexed query). `newest_first`: the web page's
-    order (`after` then means older than that run).
+    `after` starts the store's keyset walk there; `job` walks that job's runs on their own
+    index. `newest_first`: the web page's order (`after` then means older than that run).
     """
     cursor = None
     if after is not None:
@@ -193,11 +191,7 @@ def listed(
         if anchor is None:
             raise NotFoundError(f"no run named {after!r} {LISTS_HINT}")
         cursor = (anchor.created_at, anchor.id)
-    if job is None:
-        yield from store.iter_runs(state, limit, after=cursor, newest_first=newest_first)
-        return
-    mine = (run for run in store.iter_runs(state, after=cursor, newest_first=newest_first) if run.job == job)
-    yield from itertools.islice(mine, limit)
+    yield from store.iter_runs(state, limit, after=cursor, newest_first=newest_first, job=job)
 
 
 def show_json(store: Store, name: str) -> dict[str, Any]:

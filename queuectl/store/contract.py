@@ -168,11 +168,13 @@ class RunQueue(StoreCore, Protocol):
         page: int = 2000,
         after: tuple[float, str] | None = None,
         newest_first: bool = False,
+        job: str | None = None,
     ) -> Iterator[Run]:
         """Runs oldest first, read in pages of `page` (keyset on created_at, id): memory stays flat.
 
         `after`: only the runs after this (created_at, id), as a page of a listing starts.
         `newest_first`: the other way round (`after` then means older than it), walking the same index back.
+        `job`: only that job's runs, read from the index of each job's runs.
 
         Each page is its own short read, so a slow reader holds no transaction open; a run
         added meanwhile with a later created_at may still appear, none appears twice.

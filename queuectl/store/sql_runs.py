@@ -205,8 +205,10 @@ class SQLRunQueue(SQLCore, RunQueue):
         page: int = 2000,
         after: tuple[float, str] | None = None,
         newest_first: bool = False,
+        job: str | None = None,
     ) -> Iterator[Run]:
-        query = ("list_runs_in_state" if state else "list_runs") + ("_newest" if newest_first else "")
+        query = "list_job_runs" if job is not None else "list_runs_in_state" if state else "list_runs"
+        query += "_newest" if newest_first else ""
         now = self._now()
         stored, due_after, due_until = stored_filter(state, now)
         after = after or ((float("inf"), "\U0010ffff") if newest_first else (float("-inf"), ""))
@@ -214,8 +216,10 @@ class SQLRunQueue(SQLCore, RunQueue):
         while left is None or left > 0:
             size = page if left is None else min(page, left)
             params = {"state": stored, "limit": size, "after_created": after[0], "after_id": after[1]}
-            if state:
+            if state or job is not None:
                 params.update(due_after=due_after, due_until=due_until)
+            if job is not None:
+                params["job"] = job
             rows = self._read(query, params)
             yield from runs_from_rows(rows, now)
             if len(rows) < size:

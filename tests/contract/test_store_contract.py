@@ -571,6 +571,24 @@ def test_iter_runs_newest_first_walks_back_from_a_keyset_cursor(store: Store, cl
     assert [r.id for r in store.iter_runs(state="completed", newest_first=True)] == ["a"]
 
 
+def test_iter_runs_of_one_job_both_ways_from_a_keyset_cursor(store: Store, clock: FakeClock) -> None:
+    for run_id, job in [("a", "j"), ("b", None), ("c", "j"), ("d", "k"), ("e", "j"), ("f", "j")]:
+        store.enqueue([new_run(run_id, job=job)])
+        if run_id != "e":  # e and f share a created_at: the id breaks the tie
+            clock.advance(1)
+    finish(store, clock, claim_one(store), Outcome.COMPLETED)  # a
+    assert [r.id for r in store.iter_runs(job="j")] == ["a", "c", "e", "f"]
+    assert [r.id for r in store.iter_runs(job="j", newest_first=True, page=1)] == ["f", "e", "c", "a"]
+    assert [r.id for r in store.iter_runs(job="j", state="pending", newest_first=True, limit=2)] == ["f", "e"]
+    assert [r.id for r in store.iter_runs(job="j", state="completed")] == ["a"]
+    e = store.get_run("e")
+    assert e is not None
+    cursor = (e.created_at, e.id)
+    assert [r.id for r in store.iter_runs(job="j", after=cursor)] == ["f"]
+    assert [r.id for r in store.iter_runs(job="j", after=cursor, newest_first=True)] == ["c", "a"]
+    assert list(store.iter_runs(job="nobody")) == []
+
+
 def test_change_token_moves_on_any_commit_seen_from_fresh_connections(opener: Opener, clock: FakeClock) -> None:
     writer = opener()
 

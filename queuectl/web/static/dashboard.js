@@ -154,7 +154,23 @@
     const source = new EventSource("/events");
     source.addEventListener("open", () => { if (lamp) lamp.dataset.live = "on"; });
     source.addEventListener("error", () => { if (lamp) lamp.dataset.live = "off"; });
-    source.addEventListener("change", () => refresh());
+    source.addEventListener("change", () => refreshSoon());
+    document.addEventListener("visibilitychange", () => { if (!document.hidden && missed) refreshSoon(); });
+  }
+
+  // A change refreshes at most once per REFRESH_GAP (a busy store changes every moment), and a
+  // hidden tab not at all until it is shown again.
+  const REFRESH_GAP = 1000;
+  let lastRefresh = 0;
+  let timer = null;
+  let missed = false;
+
+  function refreshSoon() {
+    if (document.hidden) { missed = true; return; }
+    missed = false;
+    if (timer) return;
+    timer = setTimeout(() => { timer = null; lastRefresh = Date.now(); refresh(); },
+      Math.max(0, lastRefresh + REFRESH_GAP - Date.now()));
   }
 
   // -- a run's output, followed live --------------------------------------------------------

@@ -176,6 +176,19 @@ SELECT * FROM runs WHERE state = :state AND run_at > :due_after AND run_at <= :d
   AND (created_at, id) < (:after_created, :after_id)
  ORDER BY created_at DESC, id DESC LIMIT :limit;
 
+-- name: list_job_runs
+-- One job's runs (in one state, or all when :state is NULL), oldest first, on the runs_job index: a keyset page.
+SELECT * FROM runs WHERE job = :job AND created_at >= :after_created
+  AND (created_at, id) > (:after_created, :after_id)
+  AND (CAST(:state AS text) IS NULL OR (state = :state AND run_at > :due_after AND run_at <= :due_until))
+ ORDER BY created_at, id LIMIT :limit;
+
+-- name: list_job_runs_newest
+SELECT * FROM runs WHERE job = :job AND created_at <= :after_created
+  AND (created_at, id) < (:after_created, :after_id)
+  AND (CAST(:state AS text) IS NULL OR (state = :state AND run_at > :due_after AND run_at <= :due_until))
+ ORDER BY created_at DESC, id DESC LIMIT :limit;
+
 -- name: scheduled_runs
 -- Runs not yet due, soonest first: what `schedule` lists beside cron fires (a NULL limit: all).
 SELECT * FROM runs WHERE state = 'pending' AND run_at > :now

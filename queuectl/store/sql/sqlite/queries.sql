@@ -167,6 +167,19 @@ SELECT * FROM runs INDEXED BY runs_listed WHERE state = :state AND run_at > :due
   AND (created_at, id) < (:after_created, :after_id)
  ORDER BY created_at DESC, id DESC LIMIT :limit;
 
+-- name: list_job_runs
+-- One job's runs (in one state, or all when :state is NULL), oldest first, on the runs_job index: a keyset page.
+SELECT * FROM runs INDEXED BY runs_job WHERE job = :job AND created_at >= :after_created
+  AND (created_at, id) > (:after_created, :after_id)
+  AND (:state IS NULL OR (state = :state AND run_at > :due_after AND run_at <= :due_until))
+ ORDER BY created_at, id LIMIT :limit;
+
+-- name: list_job_runs_newest
+SELECT * FROM runs INDEXED BY runs_job WHERE job = :job AND created_at <= :after_created
+  AND (created_at, id) < (:after_created, :after_id)
+  AND (:state IS NULL OR (state = :state AND run_at > :due_after AND run_at <= :due_until))
+ ORDER BY created_at DESC, id DESC LIMIT :limit;
+
 -- name: scheduled_runs
 -- Runs not yet due, soonest first: what `schedule` lists beside cron fires (a NULL limit: all).
 SELECT * FROM runs INDEXED BY runs_due WHERE state IN ('pending', 'failed') AND state = 'pending' AND run_at > :now
