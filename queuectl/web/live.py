@@ -27,6 +27,7 @@ from queuectl.store.contract import Store
 
 MAX_STREAMS = 100  # open SSE streams of one dashboard (pages and outputs together)
 CHANGE_POLL = 1.0  # seconds between two looks at the store's change token
+READY_WAIT = 5.0  # seconds a new listener waits for the first look at the store (a stuck store: it goes on)
 IDLE_STOP = 30.0  # the polling thread ends after this long with no page listening
 TICK = 0.25  # seconds between two looks at the change counter, or at a growing log
 PLACE_EVERY = 4  # a followed run's state is read every this many ticks (once a second)
@@ -80,13 +81,20 @@ class Changes:
         self.listeners = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
 
     def listen(self) -> None:
+        """Count a listener in; return once the token later ones are compared with was read (blocks: a thread's)."""
         with self._lock:
             self.listeners += 1
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="queuectl-web-changes", daemon=True)
+                self._ready = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._ready,), name="queuectl-web-changes", daemon=True
+                )
                 self._thread.start()
+            ready = self._ready
+        ready.wait(READY_WAIT)
 
     def leave(self) -> None:
         with self._lock:
@@ -99,8 +107,9 @@ class Changes:
         except QueueError as exc:  # the store is away: say so once, when it changes
             return ("error", exc.message)
 
-    def _run(self) -> None:
+    def _run(self, ready: threading.Event) -> None:
         last, idle = self._token(), 0.0
+        ready.set()
         stop = threading.Event()
         while True:
             stop.wait(self.poll)
@@ -139,8 +148,8 @@ class Live:
         return SlotResponse(self._changes(), self.slots)
 
     async def _changes(self) -> AsyncIterator[str]:
-        self.changes.listen()
         try:
+            await run_in_threadpool(self.changes.listen)  # not cancelled midway: leave() always matches it
             seen, quiet = self.changes.version, 0.0
             yield "retry: 2000\n\n"
             while True:

@@ -227,3 +227,23 @@ def test_a_run_page_of_a_pending_run_follows_its_first_attempt(filled: Queue, cl
     html = page(client, "/runs/later")
     assert 'data-state="pending"' in html and 'data-follow="true"' in html and 'data-attempt="1"' in html
     assert Path(str(filled.db)).exists()
+
+
+def test_pages_output_and_live_changes_on_each_engine(each_engine: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    q = each_engine
+    for name in ("a", "b", "c"):
+        q("enqueue", "--id", name, "--command", f"echo out-{name}")
+    q.burst()
+    monkeypatch.setattr(live, "CHANGE_POLL", 0.2)
+    client = TestClient(create_app(str(q.db)))
+    assert run_ids(page(client, "/runs")) == ["c", "b", "a"]
+    assert run_ids(page(client, "/runs?after=c")) == ["b", "a"]
+    assert "out-b\n</pre>" in page(client, "/runs/b")
+    with client.stream("GET", "/runs/b/output/stream") as stream:
+        events = read_events(stream.iter_lines(), until="end")
+    assert [e["data"] for e in events if e["event"] == "output"] == ["out-b\n"]
+    with client.stream("GET", "/events") as stream:
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        q("enqueue", "--id", "d", "--command", "true")
+        assert read_events(lines, until="change")[-1]["event"] == "change"
