@@ -36,6 +36,13 @@ SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 StoreOpener = Callable[[], AbstractContextManager[Store]]
 
+_closing = threading.Event()  # the server is stopping: every stream of this process ends at its next tick
+
+
+def close_streams() -> None:
+    """End every open stream at its next tick: a stopping server waits for its open requests, and these never end."""
+    _closing.set()
+
 
 class Slots:
     """How many streams are open; `take` refuses one past the limit."""
@@ -152,7 +159,7 @@ class Live:
             await run_in_threadpool(self.changes.listen)  # not cancelled midway: leave() always matches it
             seen, quiet = self.changes.version, 0.0
             yield "retry: 2000\n\n"
-            while True:
+            while not _closing.is_set():
                 await asyncio.sleep(TICK)
                 quiet += TICK
                 if self.changes.version != seen:
@@ -204,6 +211,8 @@ class Live:
                 yield sse("end", {"state": place.state.value, "attempt": place.attempt, "final": place.final})
                 return
             await asyncio.sleep(TICK)
+            if _closing.is_set():
+                return
             ticks += 1
             if ticks % int(PING / TICK) == 0:
                 yield ": ping\n\n"

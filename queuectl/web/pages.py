@@ -34,6 +34,16 @@ BUSY_TIMEOUT = 5.0  # seconds a page waits for a pool's write lock
 PAGE = 50  # runs per page of /runs and /dlq
 RECENT = 20  # a job's recent runs on its page
 OUTPUT_SHOWN = 65536  # bytes of a run's output the page shows (all of it: the download)
+# No script but ours, no framing (a click on an action cannot be borrowed), nothing from elsewhere.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 NAV = (("/", "Overview"), ("/jobs", "Jobs"), ("/runs", "Runs"), ("/dlq", "DLQ"), ("/pools", "Pools"))
 
 
@@ -90,7 +100,7 @@ class Pages:
             html = "".join(block(template.new_context(context)))
         else:
             html = template.render(context)
-        return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(html, status, headers=PAGE_HEADERS)
 
     def page(self, request: Request, name: str, question: Callable[[Store], dict[str, Any]]) -> Response:
         """Render `name` with what `question` reads; a missing run or job is the 404 page, bad input 400."""

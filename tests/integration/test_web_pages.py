@@ -9,6 +9,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from starlette.testclient import TestClient
 
 from queuectl.web import live
 from queuectl.web.app import create_app
-from tests.conftest import Queue, wait_for
+from tests.conftest import QUEUECTL, Queue, wait_for
 
 EVIL = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -81,6 +83,7 @@ def test_each_page_shows_what_the_store_holds(client: TestClient, path: str, exp
     for text in expected:
         assert text in html, text
     assert '<meta name="csrf-token"' in html and 'href="/static/dashboard.css"' in html
+    assert "script-src 'self';" in client.get(path).headers["content-security-policy"]  # no inline script runs
     assert "hunter2-secret" not in html  # env values are never shown
 
 
@@ -247,3 +250,23 @@ def test_pages_output_and_live_changes_on_each_engine(each_engine: Queue, monkey
         assert next(lines).startswith("retry:")
         q("enqueue", "--id", "d", "--command", "true")
         assert read_events(lines, until="change")[-1]["event"] == "change"
+
+
+def test_dashboard_stops_at_once_on_sigterm_with_a_live_page_open(filled: Queue) -> None:
+    """A browser's open event stream does not hold a stop: the streams end first, no request is cut."""
+    proc = subprocess.Popen(
+        [*QUEUECTL, "dashboard", "--port", "0"],
+        env=filled.env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    filled.procs.append(proc)
+    assert proc.stderr is not None
+    port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stderr.readline()).group(1))  # type: ignore[union-attr]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/events", timeout=10) as stream:
+        assert stream.readline().startswith(b"retry:")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert stream.read() == b"\n"  # the first event's end, then the end of the stream: it was ended, not cut
+    assert proc.communicate()[1] == ""  # no "graceful shutdown exceeded", no traceback
