@@ -5,10 +5,12 @@ Starlette's TestClient in this process; the real `queuectl` in subprocesses made
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -181,6 +183,12 @@ def read_events(lines: Iterator[str], until: str) -> list[dict[str, Any]]:
     raise AssertionError(f"the stream ended before a {until!r} event: {events}")
 
 
+def _truncating_checkpoint(db: Path) -> int:
+    """1 while some connection reads the store (a checkpoint that truncates the WAL cannot pass it), else 0."""
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        return int(con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+
+
 def test_output_stream_follows_a_running_attempt_and_resumes_from_last_event_id(q: Queue) -> None:
     gate_cmd, gate = q.gate()
     q("enqueue", "--id", "live", "--command", f"echo 'first <b>'; {gate_cmd}; echo second; echo third")
@@ -193,6 +201,8 @@ def test_output_stream_follows_a_running_attempt_and_resumes_from_last_event_id(
     with client.stream("GET", "/runs/live/output/stream") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         first = read_events(stream.iter_lines(), until="output")
+        # the open stream holds no read of the store: a checkpoint that waits for every reader gets through
+        wait_for(lambda: _truncating_checkpoint(q.db) == 0, timeout=5, what="a checkpoint past the open stream")
     assert first[-1]["data"] == "first <b>\n" and first[-1]["id"] == str(len("first <b>\n"))
     gate.touch()
     wait_for(lambda: q.state("live") == "completed", what="the run finished")
