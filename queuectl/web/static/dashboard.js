@@ -96,6 +96,7 @@
   async function refresh() {
     if (fetching) { again = true; return; }
     fetching = true;
+    const started = Date.now();
     try {
       const url = new URL(window.location.href);
       url.searchParams.set("fragment", "1");
@@ -104,6 +105,7 @@
     } catch (err) {
       // the next change tries again
     } finally {
+      lastTook = Date.now() - started;
       fetching = false;
       if (again) { again = false; refresh(); }
     }
@@ -158,10 +160,13 @@
     document.addEventListener("visibilitychange", () => { if (!document.hidden && missed) refreshSoon(); });
   }
 
-  // A change refreshes at most once per REFRESH_GAP (a busy store changes every moment), and a
-  // hidden tab not at all until it is shown again.
+  // A change refreshes at most once per REFRESH_GAP (a busy store changes every moment), or per
+  // five times what the last refresh took (a page that is slow to make, such as the overview of
+  // a million runs, then costs the server at most a fifth of its time), and a hidden tab not at
+  // all until it is shown again.
   const REFRESH_GAP = 1000;
   let lastRefresh = 0;
+  let lastTook = 0;
   let timer = null;
   let missed = false;
 
@@ -170,7 +175,7 @@
     missed = false;
     if (timer) return;
     timer = setTimeout(() => { timer = null; lastRefresh = Date.now(); refresh(); },
-      Math.max(0, lastRefresh + REFRESH_GAP - Date.now()));
+      Math.max(0, lastRefresh + Math.max(REFRESH_GAP, 5 * lastTook) - Date.now()));
   }
 
   // -- a run's output, followed live --------------------------------------------------------
