@@ -5,8 +5,6 @@ from __future__ import annotations
 import ipaddress
 import signal
 import socket
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import click
 
@@ -15,7 +13,6 @@ from queuectl.errors import QueueError, UsageError
 
 TOKEN_ENV = "QUEUECTL_DASHBOARD_TOKEN"
 WEB_EXTRA = "the dashboard needs the web extra: pip install 'queuectl[web]'"
-SHUTDOWN_GRACE = 2  # seconds open requests (a live page's event streams) get on SIGTERM before they are cut
 
 
 def is_loopback(host: str) -> bool:
@@ -68,22 +65,8 @@ def dashboard(ctx: click.Context, host: str, port: int, token: str | None, read_
     shown = f"[{host}]" if ":" in host else host
     log_line(f"dashboard on http://{shown}:{listening.getsockname()[1]}/ (store: {store.location}); SIGTERM stops it")
     _ends_quietly_on_sigterm()
-    # live pages keep their event streams open: without a bound, SIGTERM would wait for every browser to go
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=SHUTDOWN_GRACE)
-    server = uvicorn.Server(config)
-    server.shutdown = _streams_closed_first(server.shutdown)  # type: ignore[method-assign,assignment]
-    server.run(sockets=[listening])
-
-
-def _streams_closed_first(shutdown: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """uvicorn's shutdown, with the live pages' streams ended first (it waits for every open request)."""
-    from queuectl.web.live import close_streams  # the web extra: imported by the command above already
-
-    async def closing(*args: Any, **kwargs: Any) -> None:
-        close_streams()
-        await shutdown(*args, **kwargs)
-
-    return closing
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[listening])
 
 
 def _listen(host: str, port: int) -> socket.socket:

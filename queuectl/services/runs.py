@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from queuectl import config, json_views, runner
 from queuectl import enqueue as build
 from queuectl.errors import LISTS_HINT, DuplicateRunError, NotFoundError, QueueError, UsageError
-from queuectl.model import Attempt, NewRun, Run, RunState, check_name
+from queuectl.model import NewRun, Run, RunState, check_name
 from queuectl.paths import logs_dir
 from queuectl.store.contract import Store
+
+if TYPE_CHECKING:
+    from queuectl.model import Attempt
 
 GENERATED_ID_TRIES = 3  # a generated id that clashes (vanishingly rare) is drawn again
 

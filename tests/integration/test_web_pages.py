@@ -11,8 +11,7 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
-import urllib.request
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from starlette.testclient import TestClient
 
 from queuectl.web import live
 from queuectl.web.app import create_app
-from tests.conftest import QUEUECTL, Queue, wait_for
+from tests.conftest import Queue, wait_for
 
 EVIL = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -262,21 +261,15 @@ def test_pages_output_and_live_changes_on_each_engine(each_engine: Queue, monkey
         assert read_events(lines, until="change")[-1]["event"] == "change"
 
 
-def test_dashboard_stops_at_once_on_sigterm_with_a_live_page_open(filled: Queue) -> None:
-    """A browser's open event stream does not hold a stop: the streams end first, no request is cut."""
-    proc = subprocess.Popen(
-        [*QUEUECTL, "dashboard", "--port", "0"],
-        env=filled.env,
-        stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    filled.procs.append(proc)
-    assert proc.stderr is not None
-    port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stderr.readline()).group(1))  # type: ignore[union-attr]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/events", timeout=10) as stream:
-        assert stream.readline().startswith(b"retry:")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
-        assert stream.read() == b"\n"  # the first event's end, then the end of the stream: it was ended, not cut
-    assert proc.communicate()[1] == ""  # no "graceful shutdown exceeded", no traceback
+def test_close_streams_ends_every_open_stream_at_its_next_tick(filled: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a stopping server must call first: it waits for open requests, and a live page's streams never end."""
+    monkeypatch.setattr(live, "_closing", threading.Event())  # this process's other apps keep theirs open
+    monkeypatch.setattr(live, "MAX_STREAMS", 2)
+    client = TestClient(create_app(str(filled.db)))
+    with client.stream("GET", "/events") as events, client.stream("GET", "/runs/later/output/stream") as output:
+        changes, printed = events.iter_lines(), output.iter_lines()
+        assert next(changes).startswith("retry:") and next(printed).startswith("retry:")
+        live.close_streams()
+        assert [line for line in changes if line] == []  # the stream ended, with no event more
+        assert [line for line in printed if line] == []
+    assert client.get("/events").status_code == 200  # both gave their slots back (it ends at once: closing)
