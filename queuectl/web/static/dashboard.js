@@ -41,10 +41,16 @@
 
   function summary(url, answer) {
     if (answer && typeof answer === "object" && !Array.isArray(answer)) {
-      if (answer.id && answer.command !== undefined) return "enqueued run " + answer.id;
       const parts = [];
       for (const [key, value] of Object.entries(answer)) {
-        parts.push(key + ": " + (Array.isArray(value) ? (value.join(", ") || "none") : JSON.stringify(value)));
+        if (Array.isArray(value)) {
+          if (value.length) parts.push(key + ": " + value.join(", "));
+        } else if (value && typeof value === "object") {
+          const items = Object.entries(value).map(([k, v]) => k + " " + v);
+          if (items.length) parts.push(key + ": " + items.join(", "));
+        } else {
+          parts.push(key + ": " + value);
+        }
       }
       return parts.join("; ") || "done";
     }
