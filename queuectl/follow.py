@@ -18,7 +18,7 @@ FOLLOW_POLL = 0.2
 FINAL = (RunState.COMPLETED, RunState.DEAD, RunState.CANCELLED)
 
 
-def _log_of(store: Store, run: Run, attempt: int | None) -> tuple[int | None, str | None, str | None]:
+def log_of(store: Store, run: Run, attempt: int | None) -> tuple[int | None, str | None, str | None]:
     """(attempt number, log path, host) of the wanted attempt, latest by default."""
     running = run.state is RunState.RUNNING
     if running and (attempt is None or attempt == run.tries):
@@ -54,7 +54,7 @@ def _copy(f: BinaryIO | None) -> None:
 
 
 def print_logs(store: Store, run: Run, attempt: int | None, follow: bool, host: str) -> None:
-    n, path, where = _log_of(store, run, attempt)
+    n, path, where = log_of(store, run, attempt)
     if where and where != host and path:
         raise QueueError(f"the log of run {run.id!r} is on host {where} ({path}); 'queuectl show' has its tail")
     if not follow:
@@ -79,7 +79,7 @@ def print_logs(store: Store, run: Run, attempt: int | None, follow: bool, host: 
             if current is None and latest.state in FINAL and not store.attempts(run.id):
                 return  # over without ever starting (cancelled): there is no output to wait for
             live = latest.state is RunState.RUNNING and latest.tries == current
-            n, path, _ = _log_of(store, latest, attempt)
+            n, path, _ = log_of(store, latest, attempt)
             if not live and current is not None:
                 _finish(store, run.id, current, f)  # the attempt is over: read the rest once
                 if f is not None:

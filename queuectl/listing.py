@@ -10,9 +10,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 
-from queuectl.durations import format_time
-from queuectl.json_views import batched
-from queuectl.model import Run, RunState
+from queuectl.durations import fire_time, format_duration, format_time
+from queuectl.json_views import batched, next_of
+from queuectl.model import JobStatus, Run, RunState
 
 RUN_HEADERS = ("ID", "STATE", "PRI", "TRIES", "EXIT", "CREATED", "COMMAND")
 DEAD_HEADERS = ("ID", "TRIES", "EXIT", "FINISHED", "ERROR")  # `dlq list`: each dead run's last error
@@ -109,3 +109,27 @@ def one_line(text: str) -> str:
     if not line.isprintable():
         line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
     return line
+
+
+def when_words(status: JobStatus) -> str:
+    """A job's schedule in words: cron described, a time, or once."""
+    spec = status.job.spec
+    if spec.cron is not None:
+        from queuectl import schedule  # croniter is slow to import: only for cron jobs
+
+        return schedule.describe(spec.cron, spec.timezone)
+    if spec.run_at is not None:
+        return f"once at {format_time(spec.run_at)}"
+    if spec.run_after is not None:
+        return f"once, {format_duration(spec.run_after)} after the first apply"
+    return "once, when applied"
+
+
+def next_time(status: JobStatus) -> str:
+    """A job's next run: a cron fire in the job's zone with UTC beside it, else a run's time (the machine's zone)."""
+    spec = status.job.spec
+    if spec.cron is None:
+        return format_time(next_of(status))
+    from queuectl import schedule  # croniter is slow to import: only for cron jobs
+
+    return fire_time(next_of(status), schedule.zone_of(spec.timezone))

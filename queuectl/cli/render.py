@@ -13,9 +13,8 @@ from rich.text import Text
 from queuectl import listing
 from queuectl.cli import colour
 from queuectl.cli.layout import GIVE_LINES, Fields, Grid, emit
-from queuectl.durations import fire_time, format_duration, format_time
-from queuectl.json_views import next_of
-from queuectl.listing import one_line, run_cells, run_headers
+from queuectl.durations import format_duration, format_time
+from queuectl.listing import next_time, one_line, run_cells, run_headers, when_words
 from queuectl.model import Attempt, JobStatus, Run
 
 __all__ = ["emit"]  # callers print grids and field lists through it
@@ -248,30 +247,6 @@ def setting_line(setting: InForce) -> tuple[str, str]:
     else:
         said = str(value)
     return setting.key.replace("_", " "), said + SOURCES[setting.source]
-
-
-def when_words(status: JobStatus) -> str:
-    """A job's schedule in words: cron described, a time, or once."""
-    spec = status.job.spec
-    if spec.cron is not None:
-        from queuectl import schedule  # croniter is slow to import: only for cron jobs
-
-        return schedule.describe(spec.cron, spec.timezone)
-    if spec.run_at is not None:
-        return f"once at {format_time(spec.run_at)}"
-    if spec.run_after is not None:
-        return f"once, {format_duration(spec.run_after)} after the first apply"
-    return "once, when applied"
-
-
-def next_time(status: JobStatus) -> str:
-    """A job's next run: a cron fire in the job's zone with UTC beside it, else a run's time (the machine's zone)."""
-    spec = status.job.spec
-    if spec.cron is None:
-        return format_time(next_of(status))
-    from queuectl import schedule  # croniter is slow to import: only for cron jobs
-
-    return fire_time(next_of(status), schedule.zone_of(spec.timezone))
 
 
 def jobs_table(con: Console, statuses: Sequence[JobStatus]) -> Grid:

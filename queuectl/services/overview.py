@@ -58,6 +58,44 @@ def as_json(seen: Overview) -> dict[str, Any]:
     }
 
 
+class Queue(NamedTuple):
+    """How much work waits (the dashboard's overview; /metrics says the same)."""
+
+    depth: int  # runs due now and waiting for a worker
+    oldest_wait: float | None  # seconds the earliest due run has waited; None: none is due
+
+
+def queue(store: Store, counted: dict[str, int]) -> Queue:
+    """The queue's depth (from `counted`, the runs per state) and the age of its oldest due run (one indexed read)."""
+    due = store.next_due()  # seconds from now until the earliest waiting run is due
+    return Queue(counted.get("pending", 0), None if due is None or due > 0 else -due)
+
+
+class Dashboard(NamedTuple):
+    """What the web page's overview shows: `status` without its integrity check and drift, plus the queue."""
+
+    counts: dict[str, int]
+    queue: Queue
+    pools: list[PoolView]
+    scheduler: SchedulerView
+    jobs: int
+    broken: dict[str, str]  # job -> the error of its manifest
+
+
+def dashboard(store: Store) -> Dashboard:
+    """The overview's figures: cheap enough to read again on every change (no page-by-page check, no manifest read)."""
+    counted = store.counts()
+    declared = store.list_jobs()
+    return Dashboard(
+        counts=counted,
+        queue=queue(store, counted),
+        pools=pools(store),
+        scheduler=scheduler(store, declared),
+        jobs=len(declared),
+        broken={job.name: job.error for job in declared if job.error},
+    )
+
+
 def counts(store: Store) -> dict[str, int]:
     """Runs per state, every state named (what the banner of a bare `queuectl` shows)."""
     return store.counts()

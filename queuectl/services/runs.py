@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from queuectl import config, json_views, runner
 from queuectl import enqueue as build
@@ -12,6 +12,9 @@ from queuectl.errors import LISTS_HINT, DuplicateRunError, NotFoundError, UsageE
 from queuectl.model import NewRun, Run, RunState, check_name
 from queuectl.paths import logs_dir
 from queuectl.store.contract import Store
+
+if TYPE_CHECKING:
+    from queuectl.model import Attempt
 
 GENERATED_ID_TRIES = 3  # a generated id that clashes (vanishingly rare) is drawn again
 
@@ -65,6 +68,12 @@ def find(store: Store, run_id: str) -> Run:
     if run is None:
         raise NotFoundError(f"no run with id {run_id!r} (see 'queuectl list')")
     return run
+
+
+def with_attempts(store: Store, run_id: str) -> tuple[Run, list[Attempt]]:
+    """Run `run_id` and its attempts, oldest first (what `show ID` shows)."""
+    run = find(store, run_id)
+    return run, store.attempts(run.id)
 
 
 def find_for_logs(store: Store, ref: str, follow: bool = False) -> Run:

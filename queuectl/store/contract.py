@@ -94,6 +94,15 @@ class StoreCore(Protocol):
         """What pool `pid` waits on for wake-ups."""
         ...
 
+    def change_token(self) -> object:
+        """A value that differs once anyone committed any change to the store (runs, attempts, pools, jobs).
+
+        Cheap (no table is read) and meaningful across connections: a connection opened for one
+        call gives a value to compare with the next one's (what a web page's live updates poll).
+        It may also differ without a change that matters (a server's other databases, a checkpoint).
+        """
+        ...
+
 
 class RunQueue(StoreCore, Protocol):
     """Runs: enqueue, claim, settle, release, rescue; list them and their attempts."""

@@ -271,6 +271,10 @@ class PostgresStore(SQLStore):
         """Changes when a transaction that added, changed or removed a job has committed."""
         return tuple(self._read("jobs_token")[0])
 
+    def change_token(self) -> object:
+        """The server's transaction snapshot: it moves whenever a transaction that writes starts or ends."""
+        return str(self._read("change_token")[0][0])
+
     def lock_jobs(self) -> None:
         """Inside a batch: other processes' lock_jobs wait until it ends (apply is one at a time)."""
         self._write("xact_lock", {"key": JOBS_LOCK})

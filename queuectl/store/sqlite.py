@@ -147,6 +147,21 @@ class SQLiteStore(SQLStore):
             raise self._error(exc) from None
         return (version, self._db.total_changes)
 
+    def change_token(self) -> object:
+        """The file's and its WAL's size and time: every commit, by any connection, writes the WAL.
+
+        (PRAGMA data_version only tells a change from the last call on the same connection.)
+        """
+        marks: list[tuple[int, int, int] | None] = []
+        for name in (self.location, self.location + "-wal"):
+            try:
+                st = os.stat(name)
+            except OSError:  # no WAL yet, or an in-memory store
+                marks.append(None)
+                continue
+            marks.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return (tuple(marks), self._db.total_changes)
+
     def lock_jobs(self) -> None:
         """Inside a batch: a no-op here, since the batch holds the file's one write lock."""
 

@@ -27,7 +27,7 @@ from queuectl.model import parse_state
 from queuectl.services import jobs, overview, pools, prometheus, runs
 from queuectl.store.contract import Store
 from queuectl.store.factory import open_store
-from queuectl.web import actions, security
+from queuectl.web import actions, pages, security
 
 BUSY_TIMEOUT = 5.0  # seconds a request waits for a pool's write lock before it answers with an error
 # A text search of /api/runs that looked at its most runs before its page filled: how many, and the run to go on after.
@@ -163,6 +163,7 @@ def create_app(
         Route("/api/jobs/{name}", api.job),
         Route("/api/pools", api.pools),
         Route("/api/dlq", api.dlq),
+        *pages.routes(store_url_or_path),  # the HTML pages, their live streams and static files
     ]
     routes += [Route("/metrics", api.metrics)]
     routes += actions.routes(api)

@@ -581,6 +581,60 @@ def test_iter_runs_starts_after_a_keyset_cursor(store: Store, clock: FakeClock) 
     assert last is not None and list(store.iter_runs(after=(last.created_at, last.id))) == []
 
 
+def test_iter_runs_newest_first_walks_back_from_a_keyset_cursor(store: Store, clock: FakeClock) -> None:
+    for run_id in ["a", "b", "c", "d", "e"]:
+        store.enqueue([new_run(run_id)])
+        if run_id != "b":  # b and c share a created_at: the id breaks the tie
+            clock.advance(1)
+    finish(store, clock, claim_one(store), Outcome.COMPLETED)  # a
+    assert [r.id for r in store.iter_runs(newest_first=True)] == ["e", "d", "c", "b", "a"]
+    assert [r.id for r in store.iter_runs(newest_first=True, limit=3, page=2)] == ["e", "d", "c"]
+    c = store.get_run("c")
+    assert c is not None
+    cursor = (c.created_at, c.id)
+    assert [r.id for r in store.iter_runs(after=cursor, newest_first=True)] == ["b", "a"]
+    assert [r.id for r in store.iter_runs(state="pending", after=cursor, newest_first=True, page=1)] == ["b"]
+    assert [r.id for r in store.iter_runs(state="completed", newest_first=True)] == ["a"]
+
+
+def test_iter_runs_of_one_job_both_ways_from_a_keyset_cursor(store: Store, clock: FakeClock) -> None:
+    for run_id, job in [("a", "j"), ("b", None), ("c", "j"), ("d", "k"), ("e", "j"), ("f", "j")]:
+        store.enqueue([new_run(run_id, job=job)])
+        if run_id != "e":  # e and f share a created_at: the id breaks the tie
+            clock.advance(1)
+    finish(store, clock, claim_one(store), Outcome.COMPLETED)  # a
+    assert [r.id for r in store.iter_runs(job="j")] == ["a", "c", "e", "f"]
+    assert [r.id for r in store.iter_runs(job="j", newest_first=True, page=1)] == ["f", "e", "c", "a"]
+    assert [r.id for r in store.iter_runs(job="j", state="pending", newest_first=True, limit=2)] == ["f", "e"]
+    assert [r.id for r in store.iter_runs(job="j", state="completed")] == ["a"]
+    e = store.get_run("e")
+    assert e is not None
+    cursor = (e.created_at, e.id)
+    assert [r.id for r in store.iter_runs(job="j", after=cursor)] == ["f"]
+    assert [r.id for r in store.iter_runs(job="j", after=cursor, newest_first=True)] == ["c", "a"]
+    assert list(store.iter_runs(job="nobody")) == []
+
+
+def test_change_token_moves_on_any_commit_seen_from_fresh_connections(opener: Opener, clock: FakeClock) -> None:
+    writer = opener()
+
+    def token() -> object:
+        reader = opener()
+        try:
+            return reader.change_token()
+        finally:
+            reader.close()
+
+    first = token()
+    assert token() == first  # nothing written: the same
+    writer.enqueue([new_run("a")])
+    second = token()
+    assert second != first
+    assert token() == second
+    claim_one(writer)  # a run's state changes: no job, no new row
+    assert token() != second
+
+
 def test_run_ids_by_prefix_and_newest_first_within_a_limit(store: Store, clock: FakeClock) -> None:
     for run_id in ["ab1", "b", "ab2", "a_c", "abc"]:
         store.enqueue([new_run(run_id)])

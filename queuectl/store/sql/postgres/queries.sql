@@ -454,6 +454,10 @@ SELECT version FROM queuectl_schema;
 -- Differs once a job was added, changed or removed: the newest row version and the count.
 SELECT count(*), coalesce(max(xmin::text::bigint), 0) FROM jobs;
 
+-- name: change_token
+-- Differs once any transaction that wrote has begun or ended (the server's, not only this database's).
+SELECT txid_current_snapshot()::text;
+
 -- name: xact_lock
 -- Held until the transaction ends: applies (and migrations) go one at a time.
 SELECT pg_advisory_xact_lock(:key);
