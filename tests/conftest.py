@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 QUEUECTL = [sys.executable, "-m", "queuectl"]
+LOCAL = "http://127.0.0.1:8080"  # a test client's base URL: a Host the dashboard serves (not "testserver")
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> Any:

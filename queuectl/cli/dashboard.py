@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from queuectl.cli.app import Context, db_option, log_line, store_of
-from queuectl.errors import EXIT_USAGE, QueueError, UsageError
+from queuectl.errors import QueueError, UsageError
 from queuectl.web import binding
 from queuectl.web.binding import TOKEN_ENV
 
@@ -64,10 +64,8 @@ def dashboard(
     token = generated or token
     binding.check_token(host, token, "--token T or --generate-token,", "or use --host 127.0.0.1")
     try:
-        import uvicorn  # the web extra: only this command needs it
-
-        from queuectl.web.app import create_app
-        from queuectl.web.server import config
+        from queuectl.web.app import create_app  # the web extra (Starlette, uvicorn): only this command needs it
+        from queuectl.web.server import Server, config
     except ImportError:
         raise QueueError(WEB_EXTRA) from None
     store = store_of(ctx)  # a missing or unreadable store is said now, not at the first request
@@ -79,7 +77,7 @@ def dashboard(
     if generated:
         log_line(f"log in at {binding.login_url(host, listening, generated)} (this token is shown once)")
     _ends_quietly_on_sigterm()
-    uvicorn.Server(config(app)).run(sockets=[listening])
+    Server(config(app)).run(sockets=[listening])
 
 
 def _ends_quietly_on_sigterm() -> None:
@@ -92,7 +90,7 @@ def _ends_quietly_on_sigterm() -> None:
 
 
 def beside_up(ctx: click.Context, address: str, token: str | None) -> Dashboard:
-    """`up --dashboard [HOST:]PORT`: the dashboard, bound now (a port in use: one line, exit 2), served by `up`."""
+    """`up --dashboard [HOST:]PORT`: the dashboard, bound now (a port in use: one line, exit 1), served by `up`."""
     host, port = binding.parse_address(address)
     binding.check_token(host, token, "--dashboard-token T", "or use --dashboard 127.0.0.1:PORT")
     try:
@@ -100,7 +98,7 @@ def beside_up(ctx: click.Context, address: str, token: str | None) -> Dashboard:
         from queuectl.web.server import Dashboard
     except ImportError:
         raise QueueError(WEB_EXTRA) from None
-    listening = binding.listen(host, port, EXIT_USAGE)
+    listening = binding.listen(host, port)
     app = create_app(ctx.find_object(Context).db, token=token, hosts=[host])  # type: ignore[union-attr]
     log_line(f"dashboard on {binding.url(host, listening)}")
     return Dashboard(app, listening)
@@ -110,4 +108,4 @@ def check_beside_up(address: str, token: str | None) -> None:
     """`up --detach --dashboard`: what the background up would refuse, said now (the port is tried and let go)."""
     host, port = binding.parse_address(address)
     binding.check_token(host, token, "--dashboard-token T", "or use --dashboard 127.0.0.1:PORT")
-    binding.listen(host, port, EXIT_USAGE).close()
+    binding.listen(host, port).close()

@@ -6,9 +6,10 @@ One ASGI middleware, `Guard`, in front of every route:
   Prometheus) or by the cookie `queuectl_token` that /login sets (a browser). Without
   it an HTML page redirects to /login and anything else (/api/, /metrics) answers 401
   JSON. /healthz, /login and /static/ need no token.
+- Every request but /healthz names in its Host an address the dashboard serves on (an IP
+  address, this machine's name, or one given with --allow-host): against DNS rebinding.
 - Every request that is not GET or HEAD (on loopback and with no token too) passes
-  the CSRF check: its Host names an address the dashboard serves on (against DNS
-  rebinding), its Origin, when sent, is the page's own, and its `X-CSRF-Token` header
+  the CSRF check: its Origin, when sent, is the page's own, and its `X-CSRF-Token` header
   (or `csrf_token` form field) equals the `queuectl_csrf` cookie. A request let in by
   its Authorization header is exempt from the cookie check only: a browser never
   sends that header by itself.
@@ -119,7 +120,7 @@ class Guard:
         request.state.csrf_token = csrf
         by_header = self.token is not None and same(request.headers.get("authorization"), f"Bearer {self.token}")
         request.state.authenticated = by_header or self._by_cookie(request)
-        refusal = self._refusal(request)
+        refusal = self._host_refusal(request) or self._refusal(request)
         if refusal is None and request.method not in SAFE_METHODS:
             refusal, receive = await self._csrf_refusal(request, receive, by_header, "" if fresh else csrf)
         if refusal is not None:
@@ -129,6 +130,13 @@ class Guard:
 
     def _by_cookie(self, request: Request) -> bool:
         return self.token is None or same(request.cookies.get(TOKEN_COOKIE), session_value(self.token))
+
+    def _host_refusal(self, request: Request) -> Response | None:
+        """403 for a Host naming no address served here, on every request but /healthz: a page of another
+        site whose name was made to point at this address (DNS rebinding) would otherwise read it all."""
+        if request.url.path == "/healthz" or host_allowed(request.headers.get("host", ""), self.names):
+            return None
+        return json_error(BAD_HOST, 403)
 
     def _refusal(self, request: Request) -> Response | None:
         """401 or a redirect to /login without the token; 403 for a change asked of a read-only dashboard."""
@@ -146,9 +154,7 @@ class Guard:
         self, request: Request, receive: Receive, by_header: bool, cookie: str
     ) -> tuple[Response | None, Receive]:
         """403 for a request that may come from another site; the `receive` that gives the body again."""
-        host = request.headers.get("host", "")
-        if not host_allowed(host, self.names):
-            return json_error(BAD_HOST, 403), receive
+        host = request.headers.get("host", "")  # allowed: see _host_refusal
         origin = request.headers.get("origin")
         if origin is not None and origin != f"{request.url.scheme}://{host}":
             return json_error(BAD_ORIGIN, 403), receive

@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from queuectl.errors import QueueError
+from queuectl.web import live
 
 START_WAIT = 10.0  # seconds `start()` waits for uvicorn to serve before saying it could not
 GRACEFUL = 2  # seconds open connections (a live view's stream) get to end when the dashboard stops
@@ -27,11 +28,19 @@ def config(app: Any) -> uvicorn.Config:
     return uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=GRACEFUL)
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, ending the live views' streams first when it stops: they would never end by themselves."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        live.close_streams()
+        await super().shutdown(sockets)
+
+
 class Dashboard:
     """The app served on `listening` from a thread: start() once the pool runs, stop() when it ends."""
 
     def __init__(self, app: Any, listening: socket.socket) -> None:
-        self.server = uvicorn.Server(config(app))
+        self.server = Server(config(app))
         self.listening = listening
         self.thread = threading.Thread(target=self._serve, name="queuectl-dashboard", daemon=True)
         self.failure: BaseException | None = None

@@ -18,7 +18,7 @@ from queuectl.store.contract import Store
 from queuectl.store.factory import open_store
 from queuectl.web import app as web
 from queuectl.web.app import create_app
-from tests.conftest import Queue
+from tests.conftest import LOCAL, Queue
 
 # Created in this order (oldest first); commands name what the text searches look for.
 RUNS = [
@@ -58,7 +58,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Queue]:
 
 @pytest.fixture(scope="module")
 def client(filled: Queue) -> TestClient:
-    return TestClient(create_app(str(filled.db)))
+    return TestClient(create_app(str(filled.db)), base_url=LOCAL)
 
 
 def ids(client: TestClient, path: str) -> list[str]:

@@ -16,9 +16,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from queuectl.web.app import create_app
-from tests.conftest import Queue
+from tests.conftest import LOCAL, Queue
 
-BASE = "http://127.0.0.1:8080"
+BASE = LOCAL
 TOKEN = "actions-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 

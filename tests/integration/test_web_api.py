@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 
 from queuectl import json_views
 from queuectl.web.app import create_app
-from tests.conftest import QUEUECTL, Queue, wait_for
+from tests.conftest import LOCAL, QUEUECTL, Queue, wait_for
 
 SECRET = "hunter2-not-for-the-web"
 
@@ -46,7 +46,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Queue]:
 
 @pytest.fixture(scope="module")
 def client(filled: Queue) -> TestClient:
-    return TestClient(create_app(str(filled.db)))
+    return TestClient(create_app(str(filled.db)), base_url=LOCAL)
 
 
 def _get(client: TestClient, path: str) -> Any:
@@ -127,7 +127,7 @@ def test_bad_query_values_are_400_with_one_line(client: TestClient) -> None:
 def test_healthz_is_ok_while_the_store_answers_and_503_with_the_reason_after(tmp_path: Path) -> None:
     q = Queue(tmp_path)
     q("enqueue", "--command", "true")
-    app = TestClient(create_app(str(q.db)))
+    app = TestClient(create_app(str(q.db)), base_url=LOCAL)
     answer = app.get("/healthz")
     assert (answer.status_code, answer.text) == (200, "ok\n")
     for suffix in ("", "-wal", "-shm"):
@@ -140,7 +140,7 @@ def test_healthz_is_ok_while_the_store_answers_and_503_with_the_reason_after(tmp
 
 
 def test_a_token_is_needed_on_the_api_when_set(filled: Queue) -> None:
-    app = TestClient(create_app(str(filled.db), token="s3cret"))
+    app = TestClient(create_app(str(filled.db), token="s3cret"), base_url=LOCAL)
     assert app.get("/api/status").status_code == 401
     assert app.get("/api/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert app.get("/api/status", headers={"Authorization": "Bearer s3cret"}).status_code == 200
@@ -217,7 +217,7 @@ def test_a_live_pool_and_its_running_run_are_answered_as_the_cli_says(tmp_path: 
     q("enqueue", "--id", "held", "--command", command)
     pool = q.start_pool()
     try:
-        client = TestClient(create_app(str(q.db)))
+        client = TestClient(create_app(str(q.db)), base_url=LOCAL)
         wait_for(lambda: q.state("held") == "running", what="the run running")
         pools = _get(client, "/api/pools")
         assert [(p["pid"], p["state"]) for p in pools] == [(pool.pid, "alive")]
@@ -244,7 +244,7 @@ def test_the_api_answers_over_postgresql_as_the_cli_does(tmp_path: Path, pg_url:
     q("enqueue", "--id", "pg-ok", "--command", "echo ok")
     q("enqueue", "--id", "pg-bad", "--command", "exit 4", "--retries", "0")
     q.burst(dead=True)
-    client = TestClient(create_app(pg_url))
+    client = TestClient(create_app(pg_url), base_url=LOCAL)
     for path, cli in [
         ("/api/status", ["status"]),
         ("/api/runs", ["list"]),

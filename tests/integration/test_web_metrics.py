@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 import queuectl
 from queuectl.web.app import create_app
-from tests.conftest import Queue
+from tests.conftest import LOCAL, Queue
 
 TOKEN = "scrape-token"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -42,7 +42,7 @@ def scrape(text: str) -> Samples:
 
 
 def test_a_scrape_with_the_bearer_token_counts_the_known_runs(known: Queue) -> None:
-    web = TestClient(create_app(str(known.db), token=TOKEN))
+    web = TestClient(create_app(str(known.db), token=TOKEN), base_url=LOCAL)
     assert web.get("/metrics").status_code == 401
     answer = web.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})  # as Prometheus sends it
     assert answer.status_code == 200
@@ -59,7 +59,7 @@ def test_a_scrape_with_the_bearer_token_counts_the_known_runs(known: Queue) -> N
 
 
 def test_metrics_are_served_read_only_and_without_a_token_on_loopback(known: Queue) -> None:
-    answer = TestClient(create_app(str(known.db), read_only=True)).get("/metrics")
+    answer = TestClient(create_app(str(known.db), read_only=True), base_url=LOCAL).get("/metrics")
     assert answer.status_code == 200
     assert scrape(answer.text)[("queuectl_build_info", (("version", queuectl.__version__),))] == 1
 
@@ -67,7 +67,7 @@ def test_metrics_are_served_read_only_and_without_a_token_on_loopback(known: Que
 def test_metrics_say_503_when_the_store_cannot_be_read(tmp_path: Path) -> None:
     q = Queue(tmp_path)
     q("enqueue", "--command", "true")
-    app = TestClient(create_app(str(q.db)))
+    app = TestClient(create_app(str(q.db)), base_url=LOCAL)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{q.db}{suffix}").unlink(missing_ok=True)
     Path(q.db).write_bytes(b"not a database, " * 64)

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from queuectl.web import live
 from queuectl.web.app import create_app
-from tests.conftest import Queue, wait_for
+from tests.conftest import LOCAL, Queue, wait_for
 
 EVIL = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -49,7 +49,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Queue]:
 
 @pytest.fixture(scope="module")
 def client(filled: Queue) -> TestClient:
-    return TestClient(create_app(str(filled.db)))
+    return TestClient(create_app(str(filled.db)), base_url=LOCAL)
 
 
 def page(client: TestClient, path: str, status: int = 200) -> str:
@@ -133,12 +133,12 @@ def test_download_serves_the_whole_output_as_an_attachment(client: TestClient) -
 
 
 def test_read_only_pages_show_no_action(filled: Queue) -> None:
-    reading = TestClient(create_app(str(filled.db), read_only=True))
+    reading = TestClient(create_app(str(filled.db), read_only=True), base_url=LOCAL)
     for path in ("/runs/bad", "/runs/later", "/jobs/nightly", "/dlq", "/runs"):
         html = page(reading, path)
         assert "data-action" not in html and "data-selection" not in html and "enqueue-form" not in html, path
         assert 'id="read-only"' in html
-    writing = TestClient(create_app(str(filled.db)))
+    writing = TestClient(create_app(str(filled.db)), base_url=LOCAL)
     assert 'data-action="/api/runs/later/cancel"' in page(writing, "/runs/later")
     assert 'data-action="/api/jobs/nightly/trigger"' in page(writing, "/jobs/nightly")
     assert 'id="enqueue-form" data-post="/api/runs"' in page(writing, "/runs")
@@ -148,7 +148,7 @@ def test_runs_page_newest_first_by_keyset_pages(q: Queue) -> None:
     lines = "".join(json.dumps({"id": f"r{n:03d}", "command": "true"}) + "\n" for n in range(120))
     (q.tmp / "runs.jsonl").write_text(lines)
     q("enqueue", "--file", str(q.tmp / "runs.jsonl"))
-    client = TestClient(create_app(str(q.db)))
+    client = TestClient(create_app(str(q.db)), base_url=LOCAL)
     seen: list[str] = []
     path = "/runs"
     while True:
@@ -193,7 +193,7 @@ def test_output_stream_follows_a_running_attempt_and_resumes_from_last_event_id(
     q("enqueue", "--id", "live", "--command", f"echo 'first <b>'; {gate_cmd}; echo second; echo third")
     pool = q.start_pool("--count", "1")
     wait_for(lambda: q.state("live") == "running", what="the run started")
-    client = TestClient(create_app(str(q.db)))
+    client = TestClient(create_app(str(q.db)), base_url=LOCAL)
     html = page(client, "/runs/live")
     assert 'data-state="running"' in html and 'data-follow="true"' in html
     assert re.search(r'data-busy="1"', page(client, "/"))  # the overview: one live pool, one busy slot
@@ -222,7 +222,7 @@ def test_events_says_when_the_store_changes_and_streams_are_capped(q: Queue, mon
     q("enqueue", "--id", "one", "--command", "true")
     monkeypatch.setattr(live, "MAX_STREAMS", 1)
     monkeypatch.setattr(live, "CHANGE_POLL", 0.2)
-    client = TestClient(create_app(str(q.db)))
+    client = TestClient(create_app(str(q.db)), base_url=LOCAL)
     with client.stream("GET", "/events") as stream:
         lines = stream.iter_lines()
         assert next(lines).startswith("retry:")
@@ -247,7 +247,7 @@ def test_pages_output_and_live_changes_on_each_engine(each_engine: Queue, monkey
         q("enqueue", "--id", name, "--command", f"echo out-{name}")
     q.burst()
     monkeypatch.setattr(live, "CHANGE_POLL", 0.2)
-    client = TestClient(create_app(str(q.db)))
+    client = TestClient(create_app(str(q.db)), base_url=LOCAL)
     assert run_ids(page(client, "/runs")) == ["c", "b", "a"]
     assert run_ids(page(client, "/runs?after=c")) == ["b", "a"]
     assert "out-b\n</pre>" in page(client, "/runs/b")
@@ -265,7 +265,7 @@ def test_close_streams_ends_every_open_stream_at_its_next_tick(filled: Queue, mo
     """What a stopping server must call first: it waits for open requests, and a live page's streams never end."""
     monkeypatch.setattr(live, "_closing", threading.Event())  # this process's other apps keep theirs open
     monkeypatch.setattr(live, "MAX_STREAMS", 2)
-    client = TestClient(create_app(str(filled.db)))
+    client = TestClient(create_app(str(filled.db)), base_url=LOCAL)
     with client.stream("GET", "/events") as events, client.stream("GET", "/runs/later/output/stream") as output:
         changes, printed = events.iter_lines(), output.iter_lines()
         assert next(changes).startswith("retry:") and next(printed).startswith("retry:")

@@ -22,9 +22,9 @@ from starlette.testclient import TestClient
 
 from queuectl.web.app import create_app
 from queuectl.web.security import CSRF_COOKIE, READ_ONLY, TOKEN_COOKIE
-from tests.conftest import QUEUECTL, Queue
+from tests.conftest import LOCAL, QUEUECTL, Queue
 
-BASE = "http://127.0.0.1:8080"
+BASE = LOCAL
 TOKEN = "s3cret-token"
 NEW_RUN = {"id": "from-the-web", "command": "echo hi"}
 
@@ -97,6 +97,14 @@ def test_a_rebinding_host_is_refused(store: Queue) -> None:
     for host in ("localhost:8080", "[::1]:8080", "127.0.0.1"):  # what serves here is fine
         answer = web.post("/api/runs", json={"command": "true"}, headers={"X-CSRF-Token": token, "Host": host})
         assert answer.status_code == 201, (host, answer.text)
+
+
+def test_a_rebinding_host_reads_nothing_either(store: Queue) -> None:
+    """With no token on loopback, a rebinding page could otherwise read every page, run and output."""
+    web = client(store)
+    for path in ("/api/status", "/api/runs", "/", "/runs", "/metrics", "/events"):
+        refused(web.get(path, headers={"Host": "evil.example:8080"}), 403, "Host")
+    assert web.get("/healthz", headers={"Host": "evil.example:8080"}).status_code == 200  # a load balancer's check
 
 
 def test_a_name_allowed_with_allow_host_is_served_behind_a_proxy(store: Queue) -> None:
