@@ -24,7 +24,7 @@ from queuectl import listing
 from queuectl.durations import format_duration, format_time
 from queuectl.errors import NotFoundError, QueueError, UsageError
 from queuectl.model import STATES, parse_state
-from queuectl.services import jobs, output, overview, pools, runs
+from queuectl.services import jobs, output, overview, pools, runs, timeline
 from queuectl.store.contract import Store
 from queuectl.store.factory import open_store
 from queuectl.web import live
@@ -33,6 +33,7 @@ HERE = Path(__file__).parent
 BUSY_TIMEOUT = 5.0  # seconds a page waits for a pool's write lock
 PAGE = 50  # runs per page of /runs and /dlq
 RECENT = 20  # a job's recent runs on its page
+TIMELINE_HOURS = 24  # the window of a cron job's timeline on its page
 OUTPUT_SHOWN = 65536  # bytes of a run's output the page shows (all of it: the download)
 # No script but ours, no framing (a click on an action cannot be borrowed), nothing from elsewhere.
 PAGE_HEADERS = {
@@ -129,7 +130,8 @@ class Pages:
         def read(store: Store) -> dict[str, Any]:
             view = jobs.status(store, name)
             recent = list(runs.listed(store, limit=RECENT, job=view.status.job.name, newest_first=True))
-            return {"view": view, "recent": recent}
+            drawn = timeline.timeline(store, view.status.job.name, store.now(), TIMELINE_HOURS)
+            return {"view": view, "recent": recent, "tl": drawn, "tl_hours": TIMELINE_HOURS}
 
         return self.page(request, "job.html", read)
 
@@ -145,11 +147,22 @@ class Pages:
         chosen = state or (parse_state(query["state"]).value if query.get("state") else None)
         job = query.get("job") or None
         after = query.get("after") or None
+        text = query.get("q", "")
+        filters = {"state": chosen if state is None else None, "job": job, "q": text}
+        if text:  # a bounded search: it may stop before its page is full, and says where to go on
+            searched = runs.search(store, text, chosen, PAGE, job=job, after=after, newest_first=True)
+            stopped = searched.searched if searched.stopped_early else None
+            return {
+                "runs": searched.runs,
+                "next_after": searched.resume_after,
+                "after": after,
+                "filters": filters,
+                "searched": stopped,
+            }
         found = list(runs.listed(store, chosen, PAGE + 1, job=job, after=after, newest_first=True))
-        more = len(found) > PAGE
         shown = found[:PAGE]
-        filters = {"state": chosen if state is None else None, "job": job, "q": query.get("q", "")}
-        return {"runs": shown, "next_after": shown[-1].id if more else None, "after": after, "filters": filters}
+        next_after = shown[-1].id if len(found) > PAGE else None
+        return {"runs": shown, "next_after": next_after, "after": after, "filters": filters, "searched": None}
 
     def run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]

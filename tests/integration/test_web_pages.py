@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from queuectl.services import runs as runs_service
 from queuectl.web import live
 from queuectl.web.app import create_app
 from tests.conftest import LOCAL, Queue, wait_for
@@ -96,6 +97,32 @@ def test_filters_keep_only_the_runs_asked_for(client: TestClient) -> None:
     assert len(mine) == 1 and mine[0] not in ("ok-0", "bad", "later")
     assert run_ids(page(client, "/dlq?job=nightly")) == []
     assert "Bad request" in page(client, "/runs?state=sideways", 400)
+    assert run_ids(page(client, "/runs?q=ok+1")) == ["ok-1"]  # a text in the command
+    assert run_ids(page(client, "/runs?q=late")) == ["later"]  # or in the id
+    assert run_ids(page(client, "/runs?q=ok&state=pending")) == []
+    assert 'id="searched"' not in page(client, "/runs?q=ok")  # a small store is searched whole
+
+
+def test_a_search_that_stops_early_says_so_and_goes_on(q: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    q("enqueue", "--file", "-", input="".join(f'{{"id": "r{n:03d}", "command": "echo {n}"}}\n' for n in range(30)))
+    monkeypatch.setattr(runs_service, "SEARCH_SCAN", 10)  # a million runs' worth, in small
+    web = TestClient(create_app(str(q.db)), base_url=LOCAL)
+    html = page(web, "/runs?q=echo+2")
+    assert run_ids(html) == [f"r0{n}" for n in range(29, 19, -1)] and 'id="searched"' not in html  # a full page
+    html = page(web, "/runs?q=echo+1")
+    assert run_ids(html) == [] and 'data-searched="10"' in html  # the newest ten hold no "echo 1"
+    more = re.search(r'href="\?([^"]+)" id="search-on"', html)
+    assert more, html
+    following = page(web, "/runs?" + more.group(1).replace("&amp;", "&"))
+    assert run_ids(following) == ["r019", "r018", "r017", "r016", "r015", "r014", "r013", "r012", "r011", "r010"]
+
+
+def test_a_cron_job_page_draws_its_expected_fires_against_its_runs(filled: Queue, client: TestClient) -> None:
+    html = page(client, "/jobs/nightly")
+    assert '<section id="timeline">' in html and 'data-job="nightly"' in html
+    (triggered,) = run_ids(page(client, "/runs?job=nightly"))  # at no expected fire (02:00): its own mark
+    assert f'<a href="/runs/{triggered}"><rect class="fire fire-on_time"' in html
+    assert '<section id="timeline">' not in page(client, "/jobs")  # the timeline is the job page's
 
 
 def test_everything_from_jobs_is_escaped(client: TestClient) -> None:
