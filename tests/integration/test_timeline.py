@@ -16,60 +16,20 @@ from xml.etree import ElementTree
 import jinja2
 import pytest
 
-from queuectl.config import Defaults
 from queuectl.errors import NotFoundError, QueueError, UsageError
-from queuectl.model import AttemptResult, Claim, JobSpec, Outcome, ProcessInfo
-from queuectl.scheduler import Scheduler
+from queuectl.model import JobSpec
 from queuectl.services import jobs
 from queuectl.services.timeline import MAX_FIRES, ON_TIME, Timeline, timeline
 from queuectl.store.factory import open_store
-from queuectl.store.sqlite import Q, SQLiteStore
-from tests.clock import Clock
+from queuectl.store.sqlite import Q
+from tests.simulated import World
 
-DEFAULTS = Defaults(max_retries=0, backoff_base=2.0, backoff_max=60.0, timeout=None)
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC).timestamp()  # a Monday noon
 MIN = 60.0
 
 
 def utc(*fields: int) -> float:
     return datetime(*fields, tzinfo=UTC).timestamp()  # type: ignore[misc]
-
-
-class World:
-    """A store, the scheduler and a stand-in for a pool, all on one clock."""
-
-    def __init__(self, tmp: Path, now: float) -> None:
-        self.clock = Clock(now)
-        self.store = SQLiteStore(str(tmp / "q.db"), clock=self.clock)
-        self.scheduler = Scheduler(self.store, lambda: DEFAULTS)
-
-    def job(self, name: str, cron: str, zone: str = "UTC", **fields: object) -> None:
-        spec = JobSpec(name=name, command="true", cron=cron, timezone=zone, **fields)  # type: ignore[arg-type]
-        self.store.put_job(spec, "/jobs", f"/jobs/{name}.toml", "h")
-
-    def look(self, at: float) -> None:
-        """The scheduler looks at `at`."""
-        self.clock.now = at
-        self.scheduler.run_once(at)
-
-    def start(self, at: float) -> Claim:
-        """A pool takes the waiting run at `at` and starts it."""
-        self.clock.now = at
-        (claim,) = self.store.claim_runs("pool", "host", 1, 3600.0)
-        self.store.record_processes("pool", [ProcessInfo(claim.run_id, 4242, 1, "/log", at, claim.attempt)])
-        return claim
-
-    def end(self, claim: Claim, at: float, ok: bool = True) -> None:
-        started = self.store.get_run(claim.run_id).started_at  # type: ignore[union-attr]
-        self.clock.now = at
-        outcome = Outcome.COMPLETED if ok else Outcome.FAILED
-        result = AttemptResult(claim, "pool", 4242, started or at, at, 0 if ok else 1, outcome, None, "")
-        self.store.finish_attempts("host", [result])
-
-    def run(self, fire: float, late: float = 1.0, seconds: float = 5.0, ok: bool = True) -> None:
-        """The scheduler sees `fire` at once; the run starts `late` seconds after it and ends `seconds` later."""
-        self.look(fire + 0.2)
-        self.end(self.start(fire + late), fire + late + seconds, ok)
 
 
 @pytest.fixture
