@@ -41,11 +41,14 @@ class World:
         self.store.record_processes("pool", [ProcessInfo(claim.run_id, 4242, 1, "/log", at, claim.attempt)])
         return claim
 
-    def end(self, claim: Claim, at: float, ok: bool = True) -> None:
+    def end(self, claim: Claim, at: float, ok: bool = True, outcome: Outcome | None = None) -> None:
+        """The attempt of `claim` ends at `at`: completed, failed (not `ok`), or as `outcome` says."""
         started = self.store.get_run(claim.run_id).started_at  # type: ignore[union-attr]
         self.clock.now = at
-        outcome = Outcome.COMPLETED if ok else Outcome.FAILED
-        result = AttemptResult(claim, "pool", 4242, started or at, at, 0 if ok else 1, outcome, None, "")
+        outcome = outcome or (Outcome.COMPLETED if ok else Outcome.FAILED)
+        code = {Outcome.COMPLETED: 0, Outcome.FAILED: 1}.get(outcome)
+        error = None if outcome == Outcome.COMPLETED else f"{outcome} (simulated)"
+        result = AttemptResult(claim, "pool", 4242, started or at, at, code, outcome, error, "")
         self.store.finish_attempts("host", [result])
 
     def run(self, fire: float, late: float = 1.0, seconds: float = 5.0, ok: bool = True) -> None:
