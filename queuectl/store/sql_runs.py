@@ -25,7 +25,8 @@ from queuectl.model import (
     stored_filter,
 )
 from queuectl.store.contract import AttemptStats, RunQueue
-from queuectl.store.sql_core import SQLCore, chunks
+from queuectl.store.sql_core import chunks
+from queuectl.store.sql_rollups import SQLRollups, Tally
 from queuectl.store.sql_rows import (
     attempt_params,
     claim_from_row,
@@ -40,7 +41,7 @@ LOST_ERROR = "its worker pool stopped answering (lease expired or process gone)"
 LOST_UNSEEN = "its worker pool died before the attempt was seen running; not counted"
 
 
-class SQLRunQueue(SQLCore, RunQueue):
+class SQLRunQueue(SQLRollups, RunQueue):
     """Runs through their life: enqueued, claimed, settled or released, rescued when a pool dies."""
 
     def enqueue(self, runs: Sequence[NewRun]) -> None:
@@ -101,29 +102,35 @@ class SQLRunQueue(SQLCore, RunQueue):
             runs: list[dict[str, Any]] = []
             attempts: list[dict[str, Any]] = []
             states: list[RunState | None] = []
+            tally = Tally()
             for res in results:
                 key = (res.claim.run_id, res.worker_id, res.claim.attempt)
                 if key not in held:
                     states.append(None)  # rescued from under us: the rescuer recorded the attempt
                     continue
-                state, run_at = settle(res.claim, res.outcome, now)
-                states.append(RunState.CANCELLED if held[key] and state != RunState.COMPLETED else state)
-                runs.append(settle_params(res, state, run_at, now))
+                cancel, run_at, created_at = held[key]
+                state, retry_at = settle(res.claim, res.outcome, now)
+                states.append(RunState.CANCELLED if cancel and state != RunState.COMPLETED else state)
+                runs.append(settle_params(res, state, retry_at, now))
                 attempts.append(attempt_params(res, host))
+                tally.attempt(res, run_at, created_at)
+                tally.finished(res.claim.job, states[-1] or state)
             self._write_many("settle_run", runs)
             self._write_many("insert_attempt", attempts)
+            self._add_tally(tally, now)
         return states
 
-    def _held(self, results: Sequence[AttemptResult]) -> dict[tuple[str, str, int], bool]:
-        """Which (run, worker, attempt) of `results` are still running under that worker: cancel asked?"""
-        held: dict[tuple[str, str, int], bool] = {}
+    def _held(self, results: Sequence[AttemptResult]) -> dict[tuple[str, str, int], tuple[bool, float, float]]:
+        """Which (run, worker, attempt) of `results` are still running under that worker: (cancel asked?, the
+        run's run_at, its created_at)."""
+        held: dict[tuple[str, str, int], tuple[bool, float, float]] = {}
         by_worker: dict[str, list[str]] = {}
         for res in results:
             by_worker.setdefault(res.worker_id, []).append(res.claim.run_id)
         for worker_id, run_ids in by_worker.items():
             for part in chunks(run_ids):
                 rows = self._read("held_runs", {"worker_id": worker_id, "ids": json.dumps(list(part))})
-                held.update(((row[0], worker_id, row[1]), bool(row[2])) for row in rows)
+                held.update(((r[0], worker_id, r[1]), (bool(r[2]), float(r[3]), float(r[4]))) for r in rows)
         return held
 
     def release_runs(self, worker_id: str, held: Sequence[tuple[str, int]]) -> None:
@@ -174,6 +181,10 @@ class SQLRunQueue(SQLCore, RunQueue):
             state, run_at = settle(result.claim, result.outcome, now)
             self._write("settle_run", settle_params(result, state, run_at, now))
             self._write("insert_attempt", attempt_params(result, row["host"]))
+            tally = Tally()
+            tally.attempt(result, float(row["run_at"]), float(row["created_at"]))
+            tally.finished(result.claim.job, state.value)
+            self._add_tally(tally, now)
             return state
 
     def next_due(self) -> float | None:
@@ -262,10 +273,14 @@ class SQLRunQueue(SQLCore, RunQueue):
         return sorted(r[0] for r in rows)  # RETURNING has no order
 
     def cancel_runs(self, run_ids: Sequence[str], reason: str) -> tuple[list[str], list[str]]:
-        params = {"now": self._now(), "reason": reason, "ids": json.dumps(list(run_ids))}
+        now = self._now()
+        params = {"now": now, "reason": reason, "ids": json.dumps(list(run_ids))}
         with self.batch():
             cancelled = self._write("cancel_waiting_runs", params)
             stopping = self._write("cancel_running_runs", params)
+            tally = Tally()
+            tally.cancelled(cancelled)
+            self._add_tally(tally, now)
         return sorted(r[0] for r in cancelled), sorted(r[0] for r in stopping)
 
     def delete_runs(self, state: str | None) -> list[str]:

@@ -62,12 +62,12 @@ UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, st
 -- name: lost_run
 -- A run found expired, if nothing changed since: same owner, same lease.
 SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-       host, pgid, log_path, started_at, job, keep_children, scheduled_for
+       host, pgid, log_path, started_at, job, keep_children, scheduled_for, run_at, created_at
   FROM runs WHERE id = :run_id AND state = 'running' AND worker_id IS :worker_id
    AND lease_expires IS :lease_expires;
 
 -- name: held_runs
-SELECT id, tries, cancel_requested FROM runs INDEXED BY runs_running
+SELECT id, tries, cancel_requested, run_at, created_at FROM runs INDEXED BY runs_running
  WHERE worker_id = :worker_id AND state = 'running'
    AND id IN (SELECT value FROM json_each(:ids));
 
@@ -192,7 +192,7 @@ RETURNING id;
 -- `cancel ID...`: a run that waits (any state but running and the finished ones) is cancelled at once.
 UPDATE runs SET state = 'cancelled', updated_at = :now, error = :reason
  WHERE state NOT IN ('running', 'completed', 'dead', 'cancelled') AND id IN (SELECT value FROM json_each(:ids))
-RETURNING id;
+RETURNING id, job;
 
 -- name: cancel_running_runs
 -- A running one: its pool (on any host) sees cancel_requested, stops its process group, settles it cancelled.
@@ -299,7 +299,7 @@ UPDATE jobs SET error = :error WHERE name = :name AND error IS NOT :error;
 -- Runs of a job that have not started: a running one finishes under the spec it started with.
 UPDATE runs SET state = 'cancelled', updated_at = :now, error = :reason
  WHERE job = :name AND state IN ('pending', 'failed')
-RETURNING id;
+RETURNING id, job;
 
 -- name: last_job_run
 SELECT * FROM runs INDEXED BY runs_job WHERE job = :name ORDER BY created_at DESC LIMIT 1;
@@ -378,3 +378,54 @@ SELECT value FROM config WHERE key = 'scheduler-seat';
 -- name: seat_release
 UPDATE config SET value = json_set(value, '$.lease_until', 0)
  WHERE key = 'scheduler-seat' AND json_extract(value, '$.holder') = :holder;
+
+-- name: add_run_totals
+-- The settles of one transaction, added to their (job, outcome) row (migration 0008 says what each column counts).
+INSERT INTO run_totals (job, outcome,
+                        runs, attempts, duration_sum, wait_count, wait_sum, d0, d1, d2, d3, d4, d5, d6, d7,
+                        d8, d9, d10, d11, d12, d13, d14, d15, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10,
+                        w11, w12, w13, w14, w15, last_started, last_finished)
+VALUES (:job, :outcome,
+        :runs, :attempts, :duration_sum, :wait_count, :wait_sum, :d0, :d1, :d2, :d3, :d4, :d5, :d6, :d7, :d8,
+        :d9, :d10, :d11, :d12, :d13, :d14, :d15, :w0, :w1, :w2, :w3, :w4, :w5, :w6, :w7, :w8, :w9, :w10,
+        :w11, :w12, :w13, :w14, :w15, :last_started, :last_finished)
+ON CONFLICT (job, outcome) DO UPDATE SET
+    runs = run_totals.runs + excluded.runs, attempts = run_totals.attempts + excluded.attempts,
+    duration_sum = run_totals.duration_sum + excluded.duration_sum,
+    wait_count = run_totals.wait_count + excluded.wait_count,
+    wait_sum = run_totals.wait_sum + excluded.wait_sum, d0 = run_totals.d0 + excluded.d0,
+    d1 = run_totals.d1 + excluded.d1, d2 = run_totals.d2 + excluded.d2, d3 = run_totals.d3 + excluded.d3,
+    d4 = run_totals.d4 + excluded.d4, d5 = run_totals.d5 + excluded.d5, d6 = run_totals.d6 + excluded.d6,
+    d7 = run_totals.d7 + excluded.d7, d8 = run_totals.d8 + excluded.d8, d9 = run_totals.d9 + excluded.d9,
+    d10 = run_totals.d10 + excluded.d10, d11 = run_totals.d11 + excluded.d11,
+    d12 = run_totals.d12 + excluded.d12, d13 = run_totals.d13 + excluded.d13,
+    d14 = run_totals.d14 + excluded.d14, d15 = run_totals.d15 + excluded.d15,
+    w0 = run_totals.w0 + excluded.w0, w1 = run_totals.w1 + excluded.w1, w2 = run_totals.w2 + excluded.w2,
+    w3 = run_totals.w3 + excluded.w3, w4 = run_totals.w4 + excluded.w4, w5 = run_totals.w5 + excluded.w5,
+    w6 = run_totals.w6 + excluded.w6, w7 = run_totals.w7 + excluded.w7, w8 = run_totals.w8 + excluded.w8,
+    w9 = run_totals.w9 + excluded.w9, w10 = run_totals.w10 + excluded.w10,
+    w11 = run_totals.w11 + excluded.w11, w12 = run_totals.w12 + excluded.w12,
+    w13 = run_totals.w13 + excluded.w13, w14 = run_totals.w14 + excluded.w14,
+    w15 = run_totals.w15 + excluded.w15,
+    last_started = max(coalesce(run_totals.last_started, excluded.last_started), coalesce(excluded.last_started, run_totals.last_started)),
+    last_finished = max(coalesce(run_totals.last_finished, excluded.last_finished), coalesce(excluded.last_finished, run_totals.last_finished));
+
+
+-- name: add_run_minute
+INSERT INTO run_minutes (minute, completed, failed) VALUES (:minute, :completed, :failed)
+ON CONFLICT (minute) DO UPDATE SET completed = run_minutes.completed + excluded.completed,
+                                   failed = run_minutes.failed + excluded.failed;
+
+-- name: drop_run_minutes
+-- The writer keeps two days of minutes: older rows go (a primary-key range, nothing to do most times).
+DELETE FROM run_minutes WHERE minute < :before;
+
+-- name: run_totals
+SELECT * FROM run_totals ORDER BY job, outcome;
+
+-- name: running_times
+-- The runs running now (as many as the pools' slots): their job, start and due time, for `/metrics`.
+SELECT job, started_at, run_at, created_at, tries FROM runs INDEXED BY runs_running WHERE state = 'running';
+
+-- name: run_minutes
+SELECT minute, completed, failed FROM run_minutes WHERE minute >= :since ORDER BY minute;

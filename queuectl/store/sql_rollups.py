@@ -1,0 +1,150 @@
+"""Rollups: what `/metrics` and the dashboard's charts read, counted as runs settle, in the same transaction.
+
+A verb that settles or cancels runs fills a `Tally` with what it did and adds it with `_add_tally`
+before its transaction commits: one upsert per (job, outcome) and one per minute for the whole
+batch, not one per run. What the tables hold is described in migration 0008 (sql/<engine>/0008_rollups.sql),
+which also backfilled them from the runs kept before it.
+
+Nothing here is ever decremented: deleting runs (`clear`, `prune`) or retrying a dead one leaves the
+counts as they are, as Prometheus counters must. `clear` does not reset them either: it never clears
+everything (running runs stay), and what was done stays done; a fresh store starts from zero.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+from typing import Any
+
+from queuectl.model import METRIC_BUCKETS, AttemptResult, Buckets, Outcome, RunState
+from queuectl.store.contract import MinuteCount, RunTotals
+from queuectl.store.sql_core import Row, SQLCore
+
+BUCKETS = len(METRIC_BUCKETS) + 1  # the last: above every bound
+FINISHED = (RunState.COMPLETED.value, RunState.DEAD.value, RunState.CANCELLED.value)
+FAILED = (Outcome.FAILED, Outcome.TIMEOUT, Outcome.LOST)
+UNTIMED = (Outcome.INTERRUPTED.value, Outcome.CANCELLED.value)  # not in the duration histogram
+MINUTES_KEPT = 2 * 86400  # seconds of run_minutes the writer keeps
+
+
+def bucket(seconds: float) -> int:
+    """The bucket of METRIC_BUCKETS that counts `seconds` (le: the first bound not below it)."""
+    return bisect_left(METRIC_BUCKETS, seconds)
+
+
+def wait(started_at: float, run_at: float, created_at: float) -> float:
+    """Seconds a run waited from when it was due (its run_at, else its creation) to its start."""
+    due = run_at if run_at <= started_at else created_at
+    return max(0.0, started_at - due)
+
+
+class Tally:
+    """What one transaction settled: summed per (job, outcome) and per minute, added in a few upserts."""
+
+    def __init__(self) -> None:
+        self.totals: dict[tuple[str, str], dict[str, Any]] = {}
+        self.completed = 0
+        self.failed = 0
+
+    def _row(self, job: str | None, outcome: str) -> dict[str, Any]:
+        key = (job or "", outcome)
+        row = self.totals.get(key)
+        if row is None:
+            row = {"job": key[0], "outcome": outcome, "runs": 0, "attempts": 0, "duration_sum": 0.0}
+            row.update(wait_count=0, wait_sum=0.0, last_started=None, last_finished=None)
+            row.update({f"d{i}": 0 for i in range(BUCKETS)})
+            row.update({f"w{i}": 0 for i in range(BUCKETS)})
+            self.totals[key] = row
+        return row
+
+    def attempt(self, res: AttemptResult, run_at: float, created_at: float) -> None:
+        """An attempt ended (`run_at`, `created_at`: its run's, before the settle moved them)."""
+        row = self._row(res.claim.job, res.outcome.value)
+        row["attempts"] += 1
+        seconds = max(0.0, res.finished_at - res.started_at)
+        row["duration_sum"] += seconds
+        row[f"d{bucket(seconds)}"] += 1
+        if res.claim.attempt == 1:
+            waited = wait(res.started_at, run_at, created_at)
+            row["wait_count"] += 1
+            row["wait_sum"] += waited
+            row[f"w{bucket(waited)}"] += 1
+        row["last_started"] = max(res.started_at, row["last_started"] or res.started_at)
+        row["last_finished"] = max(res.finished_at, row["last_finished"] or res.finished_at)
+        if res.outcome is Outcome.COMPLETED:
+            self.completed += 1
+        elif res.outcome in FAILED:
+            self.failed += 1
+
+    def finished(self, job: str | None, state: str, runs: int = 1) -> None:
+        """Runs reached a finished state (completed, dead, cancelled); other states are not counted here."""
+        if state in FINISHED and runs:
+            self._row(job, state)["runs"] += runs
+
+    def cancelled(self, rows: Iterable[Row]) -> None:
+        """Runs cancelled before they started: rows of (id, job)."""
+        for row in rows:
+            self.finished(row[1], RunState.CANCELLED.value)
+
+
+class SQLRollups(SQLCore):
+    """Writes a transaction's tally into the rollups; reads them for `/metrics` and the charts."""
+
+    _minutes_dropped = -1.0  # the minute this process last dropped old minutes in
+
+    def _add_tally(self, tally: Tally, now: float) -> None:
+        """Inside the transaction that did what `tally` counts."""
+        if tally.totals:
+            # In key order: two pools' transactions lock the rows they share in the same order.
+            self._write_many("add_run_totals", [tally.totals[key] for key in sorted(tally.totals)])
+        if not (tally.completed or tally.failed):
+            return
+        minute = float(int(now // 60) * 60)
+        self._write("add_run_minute", {"minute": int(minute), "completed": tally.completed, "failed": tally.failed})
+        if minute != self._minutes_dropped:
+            self._write("drop_run_minutes", {"before": int(minute) - MINUTES_KEPT})
+            self._minutes_dropped = minute
+
+    def run_totals(self) -> RunTotals:
+        with self._snapshot():
+            rows = self._read("run_totals")
+            running = self._read("running_times")
+        finished: dict[tuple[str | None, str], int] = {}
+        durations, waits = [0] * BUCKETS, [0] * BUCKETS
+        duration_sum = wait_sum = 0.0
+        last_run: dict[str, float] = {}
+        last_success: dict[str, float] = {}
+        for row in rows:
+            job, outcome = row["job"], row["outcome"]
+            if outcome in FINISHED:
+                finished[(job or None, outcome)] = int(row["runs"])
+            if outcome not in UNTIMED:
+                _add(durations, row, "d")
+                duration_sum += float(row["duration_sum"])
+            _add(waits, row, "w")
+            wait_sum += float(row["wait_sum"])
+            if job and row["last_started"] is not None:
+                last_run[job] = max(float(row["last_started"]), last_run.get(job, float("-inf")))
+            if job and outcome == Outcome.COMPLETED.value and row["last_finished"] is not None:
+                last_success[job] = float(row["last_finished"])
+        for job, started_at, run_at, created_at, tries in running:
+            if started_at is None:
+                continue
+            if job:
+                last_run[job] = max(float(started_at), last_run.get(job, float("-inf")))
+            if tries == 1:
+                waited = wait(float(started_at), float(run_at), float(created_at))
+                waits[bucket(waited)] += 1
+                wait_sum += waited
+        return RunTotals(
+            finished, Buckets(tuple(durations), duration_sum), Buckets(tuple(waits), wait_sum), last_run, last_success
+        )
+
+    def minute_counts(self, since: float) -> list[MinuteCount]:
+        rows = self._read("run_minutes", {"since": since})
+        return [MinuteCount(float(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+
+def _add(counts: list[int], row: Row, prefix: str) -> None:
+    for i in range(BUCKETS):
+        counts[i] += int(row[f"{prefix}{i}"])
