@@ -12,6 +12,7 @@ everything (running runs stay), and what was done stays done; a fresh store star
 
 from __future__ import annotations
 
+import random
 from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
@@ -25,6 +26,7 @@ FINISHED = (RunState.COMPLETED.value, RunState.DEAD.value, RunState.CANCELLED.va
 FAILED = (Outcome.FAILED, Outcome.TIMEOUT, Outcome.LOST)
 UNTIMED = (Outcome.INTERRUPTED.value, Outcome.CANCELLED.value)  # not in the duration histogram
 MINUTES_KEPT = 2 * 86400  # seconds of run_minutes the writer keeps
+SHARDS = 16  # each store connection writes rows of one shard: pools on PostgreSQL do not queue on one row
 
 
 def bucket(seconds: float) -> int:
@@ -91,16 +93,21 @@ class SQLRollups(SQLCore):
     """Writes a transaction's tally into the rollups; reads them for `/metrics` and the charts."""
 
     _minutes_dropped = -1.0  # the minute this process last dropped old minutes in
+    _shard: int | None = None  # the rows this connection adds to, drawn at its first write
 
     def _add_tally(self, tally: Tally, now: float) -> None:
         """Inside the transaction that did what `tally` counts."""
+        if self._shard is None:
+            self._shard = random.randrange(SHARDS)
+        shard = self._shard
         if tally.totals:
-            # In key order: two pools' transactions lock the rows they share in the same order.
-            self._write_many("add_run_totals", [tally.totals[key] for key in sorted(tally.totals)])
+            # In key order: two transactions that share a shard lock the rows they share in the same order.
+            self._write_many("add_run_totals", [{**tally.totals[key], "shard": shard} for key in sorted(tally.totals)])
         if not (tally.completed or tally.failed):
             return
         minute = float(int(now // 60) * 60)
-        self._write("add_run_minute", {"minute": int(minute), "completed": tally.completed, "failed": tally.failed})
+        counted = {"minute": int(minute), "shard": shard, "completed": tally.completed, "failed": tally.failed}
+        self._write("add_run_minute", counted)
         if minute != self._minutes_dropped:
             self._write("drop_run_minutes", {"before": int(minute) - MINUTES_KEPT})
             self._minutes_dropped = minute
@@ -117,7 +124,7 @@ class SQLRollups(SQLCore):
         for row in rows:
             job, outcome = row["job"], row["outcome"]
             if outcome in FINISHED:
-                finished[(job or None, outcome)] = int(row["runs"])
+                finished[(job or None, outcome)] = finished.get((job or None, outcome), 0) + int(row["runs"])
             if outcome not in UNTIMED:
                 _add(durations, row, "d")
                 duration_sum += float(row["duration_sum"])
@@ -126,7 +133,7 @@ class SQLRollups(SQLCore):
             if job and row["last_started"] is not None:
                 last_run[job] = max(float(row["last_started"]), last_run.get(job, float("-inf")))
             if job and outcome == Outcome.COMPLETED.value and row["last_finished"] is not None:
-                last_success[job] = float(row["last_finished"])
+                last_success[job] = max(float(row["last_finished"]), last_success.get(job, float("-inf")))
         for job, started_at, run_at, created_at, tries in running:
             if started_at is None:
                 continue

@@ -1016,6 +1016,20 @@ def test_minute_counts_drop_minutes_older_than_two_days(store: Store, clock: Fak
     assert store.minute_counts(0) == [(T0 + 2 * 86400 + 120, 1, 0)]
 
 
+def test_rollups_of_two_connections_add_up(opener: Opener, clock: FakeClock) -> None:
+    """Each connection writes rows of its own shard (pools do not queue on one row): the reads sum them."""
+    first, second = opener(), opener()
+    first._shard, second._shard = 3, 11  # type: ignore[attr-defined]
+    first.enqueue([new_run("a", job="j"), new_run("b", job="j", priority=1)])
+    settle_at(first, claim_one(first), T0, T0 + 1, Outcome.COMPLETED)
+    settle_at(second, claim_one(second), T0, T0 + 2, Outcome.COMPLETED)
+    for store in (first, second):
+        totals = store.run_totals()
+        assert totals.finished == {("j", "completed"): 2}
+        assert (sum(totals.durations.counts), totals.durations.sum, totals.last_success) == (2, 3.0, {"j": T0 + 2})
+        assert store.minute_counts(T0) == [(T0, 2, 0)]
+
+
 def test_migration_backfills_the_rollups_from_the_runs_kept(opener: Opener, clock: FakeClock) -> None:
     """A store made before the rollups shows its history once upgraded: the same figures as counted live."""
     store = opener()

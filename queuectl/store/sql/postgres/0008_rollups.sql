@@ -10,10 +10,13 @@
 --                   (d0..d15, d15 above every bound) and summed
 --   wait_*          of those, each run's first attempt: seconds from when the run was due to its start
 --   last_started    the latest start of such an attempt, last_finished its latest end
+-- shard: each store connection adds to rows of its own shard (one of 16, drawn when it opens), so that pools
+-- settling runs at once on PostgreSQL do not queue on one row until the other commits; readers sum the shards.
 -- The bucket bounds are written out below as they are in model.METRIC_BUCKETS: changing those needs a migration.
 CREATE TABLE run_totals (
     job           text NOT NULL,
     outcome       text NOT NULL,
+    shard         bigint NOT NULL DEFAULT 0,
     runs          bigint NOT NULL DEFAULT 0,
     attempts      bigint NOT NULL DEFAULT 0,
     duration_sum  double precision NOT NULL DEFAULT 0,
@@ -53,16 +56,18 @@ CREATE TABLE run_totals (
     w13 bigint NOT NULL DEFAULT 0,
     w14 bigint NOT NULL DEFAULT 0,
     w15 bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (job, outcome)
+    PRIMARY KEY (job, outcome, shard)
 );
 
 -- run_minutes: attempts that ended per minute (the store's clock at the settle), for the dashboard's charts:
 -- completed, and failed (failed, timed out or lost, whether a retry follows or not). `minute` is the minute's
--- start in epoch seconds. The writer drops rows older than two days (at most once a minute per process).
+-- start in epoch seconds, shard as above. The writer drops rows older than two days (at most once a minute per process).
 CREATE TABLE run_minutes (
-    minute    bigint PRIMARY KEY,
+    minute    bigint NOT NULL,
+    shard     bigint NOT NULL DEFAULT 0,
     completed bigint NOT NULL DEFAULT 0,
-    failed    bigint NOT NULL DEFAULT 0
+    failed    bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (minute, shard)
 );
 
 INSERT INTO run_totals (job, outcome, runs, attempts, duration_sum, wait_count, wait_sum, last_started, last_finished,

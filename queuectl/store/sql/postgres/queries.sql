@@ -429,16 +429,16 @@ UPDATE config SET value = jsonb_set(value::jsonb, '{lease_until}', '0')::text
  WHERE key = 'scheduler-seat' AND value::jsonb ->> 'holder' = :holder;
 
 -- name: add_run_totals
--- The settles of one transaction, added to their (job, outcome) row (migration 0008 says what each column counts).
-INSERT INTO run_totals (job, outcome,
+-- The settles of one transaction, added to their (job, outcome) row of the writer's shard (see migration 0008).
+INSERT INTO run_totals (job, outcome, shard,
                         runs, attempts, duration_sum, wait_count, wait_sum, d0, d1, d2, d3, d4, d5, d6, d7,
                         d8, d9, d10, d11, d12, d13, d14, d15, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10,
                         w11, w12, w13, w14, w15, last_started, last_finished)
-VALUES (:job, :outcome,
+VALUES (:job, :outcome, :shard,
         :runs, :attempts, :duration_sum, :wait_count, :wait_sum, :d0, :d1, :d2, :d3, :d4, :d5, :d6, :d7, :d8,
         :d9, :d10, :d11, :d12, :d13, :d14, :d15, :w0, :w1, :w2, :w3, :w4, :w5, :w6, :w7, :w8, :w9, :w10,
         :w11, :w12, :w13, :w14, :w15, :last_started, :last_finished)
-ON CONFLICT (job, outcome) DO UPDATE SET
+ON CONFLICT (job, outcome, shard) DO UPDATE SET
     runs = run_totals.runs + excluded.runs, attempts = run_totals.attempts + excluded.attempts,
     duration_sum = run_totals.duration_sum + excluded.duration_sum,
     wait_count = run_totals.wait_count + excluded.wait_count,
@@ -461,8 +461,8 @@ ON CONFLICT (job, outcome) DO UPDATE SET
 
 
 -- name: add_run_minute
-INSERT INTO run_minutes (minute, completed, failed) VALUES (:minute, :completed, :failed)
-ON CONFLICT (minute) DO UPDATE SET completed = run_minutes.completed + excluded.completed,
+INSERT INTO run_minutes (minute, shard, completed, failed) VALUES (:minute, :shard, :completed, :failed)
+ON CONFLICT (minute, shard) DO UPDATE SET completed = run_minutes.completed + excluded.completed,
                                    failed = run_minutes.failed + excluded.failed;
 
 -- name: drop_run_minutes
@@ -470,11 +470,12 @@ ON CONFLICT (minute) DO UPDATE SET completed = run_minutes.completed + excluded.
 DELETE FROM run_minutes WHERE minute < :before;
 
 -- name: run_totals
-SELECT * FROM run_totals ORDER BY job, outcome;
+-- Every shard's rows (summed by the reader): as many as jobs x outcomes x shards written to.
+SELECT * FROM run_totals ORDER BY job, outcome, shard;
 
 -- name: running_times
 -- The runs running now (as many as the pools' slots): their job, start and due time, for `/metrics`.
 SELECT job, started_at, run_at, created_at, tries FROM runs WHERE state = 'running';
 
 -- name: run_minutes
-SELECT minute, completed, failed FROM run_minutes WHERE minute >= :since ORDER BY minute;
+SELECT minute, sum(completed), sum(failed) FROM run_minutes WHERE minute >= :since GROUP BY minute ORDER BY minute;
