@@ -40,48 +40,84 @@ def wait(started_at: float, run_at: float, created_at: float) -> float:
     return max(0.0, started_at - due)
 
 
+class _Sums:
+    """One (job, outcome) row's additions in one transaction."""
+
+    __slots__ = (
+        "attempts",
+        "d",
+        "duration_sum",
+        "last_finished",
+        "last_started",
+        "runs",
+        "w",
+        "wait_count",
+        "wait_sum",
+    )
+
+    def __init__(self) -> None:
+        self.runs = self.attempts = self.wait_count = 0
+        self.duration_sum = self.wait_sum = 0.0
+        self.last_started: float | None = None
+        self.last_finished: float | None = None
+        self.d = [0] * BUCKETS
+        self.w = [0] * BUCKETS
+
+    def params(self, job: str, outcome: str, shard: int) -> dict[str, Any]:
+        values: dict[str, Any] = {"job": job, "outcome": outcome, "shard": shard}
+        values.update((name, getattr(self, name)) for name in _SCALARS)
+        values.update(zip(_D, self.d, strict=True))
+        values.update(zip(_W, self.w, strict=True))
+        return values
+
+
+_SCALARS = ("runs", "attempts", "duration_sum", "wait_count", "wait_sum", "last_started", "last_finished")
+_D = tuple(f"d{i}" for i in range(BUCKETS))
+_W = tuple(f"w{i}" for i in range(BUCKETS))
+
+
 class Tally:
     """What one transaction settled: summed per (job, outcome) and per minute, added in a few upserts."""
 
     def __init__(self) -> None:
-        self.totals: dict[tuple[str, str], dict[str, Any]] = {}
+        self.totals: dict[tuple[str, str], _Sums] = {}
         self.completed = 0
         self.failed = 0
 
-    def _row(self, job: str | None, outcome: str) -> dict[str, Any]:
+    def _sums(self, job: str | None, outcome: str) -> _Sums:
         key = (job or "", outcome)
-        row = self.totals.get(key)
-        if row is None:
-            row = {"job": key[0], "outcome": outcome, "runs": 0, "attempts": 0, "duration_sum": 0.0}
-            row.update(wait_count=0, wait_sum=0.0, last_started=None, last_finished=None)
-            row.update({f"d{i}": 0 for i in range(BUCKETS)})
-            row.update({f"w{i}": 0 for i in range(BUCKETS)})
-            self.totals[key] = row
-        return row
+        sums = self.totals.get(key)
+        if sums is None:
+            sums = self.totals[key] = _Sums()
+        return sums
 
     def attempt(self, res: AttemptResult, run_at: float, created_at: float) -> None:
         """An attempt ended (`run_at`, `created_at`: its run's, before the settle moved them)."""
-        row = self._row(res.claim.job, res.outcome.value)
-        row["attempts"] += 1
-        seconds = max(0.0, res.finished_at - res.started_at)
-        row["duration_sum"] += seconds
-        row[f"d{bucket(seconds)}"] += 1
+        outcome = res.outcome
+        sums = self._sums(res.claim.job, outcome.value)
+        started, finished = res.started_at, res.finished_at
+        sums.attempts += 1
+        seconds = max(0.0, finished - started)
+        sums.duration_sum += seconds
+        sums.d[bisect_left(METRIC_BUCKETS, seconds)] += 1
         if res.claim.attempt == 1:
-            waited = wait(res.started_at, run_at, created_at)
-            row["wait_count"] += 1
-            row["wait_sum"] += waited
-            row[f"w{bucket(waited)}"] += 1
-        row["last_started"] = max(res.started_at, row["last_started"] or res.started_at)
-        row["last_finished"] = max(res.finished_at, row["last_finished"] or res.finished_at)
-        if res.outcome is Outcome.COMPLETED:
+            waited = wait(started, run_at, created_at)
+            sums.wait_count += 1
+            sums.wait_sum += waited
+            sums.w[bisect_left(METRIC_BUCKETS, waited)] += 1
+        if sums.last_started is None or started > sums.last_started:
+            sums.last_started = started
+        if sums.last_finished is None or finished > sums.last_finished:
+            sums.last_finished = finished
+        if outcome is Outcome.COMPLETED:
             self.completed += 1
-        elif res.outcome in FAILED:
+        elif outcome in FAILED:
             self.failed += 1
 
     def finished(self, job: str | None, state: str, runs: int = 1) -> None:
         """Runs reached a finished state (completed, dead, cancelled); other states are not counted here."""
         if state in FINISHED and runs:
-            self._row(job, state)["runs"] += runs
+            self._sums(job, state).runs += runs
 
     def cancelled(self, rows: Iterable[Row]) -> None:
         """Runs cancelled before they started: rows of (id, job)."""
@@ -102,7 +138,8 @@ class SQLRollups(SQLCore):
         shard = self._shard
         if tally.totals:
             # In key order: two transactions that share a shard lock the rows they share in the same order.
-            self._write_many("add_run_totals", [{**tally.totals[key], "shard": shard} for key in sorted(tally.totals)])
+            rows = [tally.totals[key].params(*key, shard) for key in sorted(tally.totals)]
+            self._write_many("add_run_totals", rows)
         if not (tally.completed or tally.failed):
             return
         minute = float(int(now // 60) * 60)
