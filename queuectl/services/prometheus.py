@@ -41,7 +41,7 @@ class Snapshot(NamedTuple):
     """What one scrape read of the store."""
 
     now: float
-    counts: dict[str | None, dict[str, int]]
+    counts: dict[str, int]  # runs per (shown) state
     totals: RunTotals
     due_at: float | None  # when the earliest waiting run was or will be due
     jobs: list[Job]
@@ -51,7 +51,7 @@ class Snapshot(NamedTuple):
 def read(store: Store, now: float) -> Snapshot:
     due = store.next_due()  # seconds from the store's clock
     due_at = None if due is None else store.now() + due
-    return Snapshot(now, store.job_counts(), store.run_totals(), due_at, store.list_jobs(), store.list_workers())
+    return Snapshot(now, store.counts(), store.run_totals(), due_at, store.list_jobs(), store.list_workers())
 
 
 def exposition(store: Store, now: float) -> bytes:
@@ -91,14 +91,13 @@ def _run_families(snap: Snapshot) -> Iterator[Metric]:
         "queuectl_job_runs", "Runs finished, by job (empty: runs of no job) and outcome.", labels=["job", "outcome"]
     )
     per_state = GaugeMetricFamily("queuectl_runs", "Runs in each state now.", labels=["state"])
-    totals = dict.fromkeys(STATES, 0)
+    totals = {**dict.fromkeys(STATES, 0), **snap.counts}
     finished = snap.totals.finished
-    for job in sorted({*snap.counts, *(job for job, _ in finished)}, key=lambda job: job or ""):
+    # Every declared job, and every job (or none) that has finished a run: a series from its first scrape on.
+    names: set[str | None] = {job.name for job in snap.jobs}
+    for job in sorted(names | {job for job, _ in finished}, key=lambda job: job or ""):
         for outcome in FINISHED:
             runs.add_metric([job or "", outcome], finished.get((job, outcome), 0))
-    for counts in snap.counts.values():
-        for state, number in counts.items():
-            totals[state] = totals.get(state, 0) + number
     for state, number in totals.items():
         per_state.add_metric([state], number)
     yield runs

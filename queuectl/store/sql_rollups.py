@@ -47,6 +47,7 @@ class _Sums:
         "attempts",
         "d",
         "duration_sum",
+        "kept",
         "last_finished",
         "last_started",
         "runs",
@@ -56,7 +57,7 @@ class _Sums:
     )
 
     def __init__(self) -> None:
-        self.runs = self.attempts = self.wait_count = 0
+        self.runs = self.kept = self.attempts = self.wait_count = 0
         self.duration_sum = self.wait_sum = 0.0
         self.last_started: float | None = None
         self.last_finished: float | None = None
@@ -71,7 +72,7 @@ class _Sums:
         return values
 
 
-_SCALARS = ("runs", "attempts", "duration_sum", "wait_count", "wait_sum", "last_started", "last_finished")
+_SCALARS = ("runs", "kept", "attempts", "duration_sum", "wait_count", "wait_sum", "last_started", "last_finished")
 _D = tuple(f"d{i}" for i in range(BUCKETS))
 _W = tuple(f"w{i}" for i in range(BUCKETS))
 
@@ -117,7 +118,14 @@ class Tally:
     def finished(self, job: str | None, state: str, runs: int = 1) -> None:
         """Runs reached a finished state (completed, dead, cancelled); other states are not counted here."""
         if state in FINISHED and runs:
-            self._sums(job, state).runs += runs
+            sums = self._sums(job, state)
+            sums.runs += runs
+            sums.kept += runs
+
+    def left(self, job: str | None, state: str) -> None:
+        """A run in `state` was deleted or retried: one fewer kept if it had finished (the counts stay)."""
+        if state in FINISHED:
+            self._sums(job, state).kept -= 1
 
     def cancelled(self, rows: Iterable[Row]) -> None:
         """Runs cancelled before they started: rows of (id, job)."""

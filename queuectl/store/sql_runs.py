@@ -200,7 +200,7 @@ class SQLRunQueue(SQLRollups, RunQueue):
             rows = self._read("counts")
             scheduled = self._read("scheduled_count", {"now": self._now()})[0][0]
         for state, number in rows:
-            counts[state] = number
+            counts[state] = int(number)
         # pending runs not yet due are shown as scheduled (model.shown_state)
         counts[RunState.SCHEDULED.value] = scheduled
         counts[RunState.PENDING.value] -= scheduled
@@ -259,8 +259,9 @@ class SQLRunQueue(SQLRollups, RunQueue):
         retries: int | None = None,
         timeout: float | None = None,
     ) -> list[str]:
+        now = self._now()
         params = {
-            "now": self._now(),
+            "now": now,
             "reset": reset_attempts,
             "retries": retries,
             "set_timeout": timeout is not None,
@@ -270,6 +271,10 @@ class SQLRunQueue(SQLRollups, RunQueue):
         }
         with self.batch():
             rows = self._write("retry_dead", params)
+            tally = Tally()
+            for row in rows:
+                tally.left(row[1], RunState.DEAD.value)
+            self._add_tally(tally, now)
         return sorted(r[0] for r in rows)  # RETURNING has no order
 
     def cancel_runs(self, run_ids: Sequence[str], reason: str) -> tuple[list[str], list[str]]:
@@ -287,7 +292,12 @@ class SQLRunQueue(SQLRollups, RunQueue):
         stored, due_after, due_until = stored_filter(state, self._now())
         params = {"state": stored, "due_after": due_after, "due_until": due_until}
         with self.batch():
-            return sorted(r[0] for r in self._write("delete_runs", params))
+            rows = self._write("delete_runs", params)
+            tally = Tally()
+            for row in rows:
+                tally.left(row[2], row[1])
+            self._add_tally(tally, self._now())
+        return sorted(r[0] for r in rows)
 
     def attempt_stats(self) -> AttemptStats:
         with self._snapshot():

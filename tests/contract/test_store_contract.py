@@ -1016,6 +1016,35 @@ def test_minute_counts_drop_minutes_older_than_two_days(store: Store, clock: Fak
     assert store.minute_counts(0) == [(T0 + 2 * 86400 + 120, 1, 0)]
 
 
+def test_counts_of_finished_runs_follow_deletes_and_retries(store: Store, clock: FakeClock) -> None:
+    """counts() reads finished runs from the rollup's `kept`: it must say what a listing of the runs says."""
+    store.put_job(spec("nightly"), "/jobs", "/jobs/nightly.toml", "h1")
+    store.enqueue(
+        [new_run("ok", priority=9), job_run("nightly", T0, "n1"), new_run("wait"), new_run("later", run_at=T0 + 60)]
+    )
+    assert finish(store, clock, claim_one(store), Outcome.COMPLETED) is RunState.COMPLETED
+    make_dead(store, clock, "d1")
+    make_dead(store, clock, "d2")
+    store.cancel_runs(["wait"], "asked")
+    assert store.add_skipped_run(job_run("nightly", T0 + 120, "skipped"), "overlap: forbid")
+    store.retry_dead(["d1"], reset_attempts=False)
+    claim_one(store)  # running
+    assert store.delete_runs("cancelled") == ["skipped", "wait"]
+    assert store.delete_runs("dead") == ["d2"]
+
+    def listed() -> dict[str, int]:
+        truth = {state.value: 0 for state in RunState}
+        for run in store.list_runs():
+            truth[run.state.value] += 1
+        return truth
+
+    assert store.counts() == listed() == {**listed(), "completed": 1, "running": 1, "pending": 1, "scheduled": 1}
+    assert sum(store.counts().values()) == 4
+    assert store.run_totals().finished[(None, "dead")] == 2  # the counter stays
+    store.delete_runs(None)
+    assert store.counts() == listed() == {**listed(), "running": 1}
+
+
 def test_rollups_of_two_connections_add_up(opener: Opener, clock: FakeClock) -> None:
     """Each connection writes rows of its own shard (pools do not queue on one row): the reads sum them."""
     first, second = opener(), opener()
@@ -1042,7 +1071,7 @@ def test_migration_backfills_the_rollups_from_the_runs_kept(opener: Opener, cloc
     clock.advance(70)
     settle_at(store, claim_one(store), clock.now, clock.now, Outcome.FAILED)
     store.cancel_runs(["waiting"], "asked")
-    live, minutes = store.run_totals(), store.minute_counts(0)
+    live, minutes, counts = store.run_totals(), store.minute_counts(0), store.counts()
     assert live.finished == {("nightly", "completed"): 1, (None, "dead"): 1, (None, "cancelled"): 1}
     with store.batch():  # back to the schema before migration 0008, keeping the runs
         store._run_script("DROP TABLE run_totals")  # type: ignore[attr-defined]
@@ -1053,3 +1082,4 @@ def test_migration_backfills_the_rollups_from_the_runs_kept(opener: Opener, cloc
     assert upgraded.schema_version() == 8
     assert upgraded.run_totals() == live
     assert upgraded.minute_counts(0) == minutes
+    assert upgraded.counts() == counts

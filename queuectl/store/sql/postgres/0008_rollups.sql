@@ -2,9 +2,11 @@
 -- dashboard's charts read a few rows instead of scanning every run and attempt (issue 15).
 --
 -- run_totals: per job ('' for runs of no job) and outcome, counted since the store was made (this migration
--- backfills them from the runs and attempts kept). Never decremented: deleting runs (`clear`, `prune`) or
--- retrying a dead one leaves them as they are, as Prometheus counters must.
+-- backfills them from the runs and attempts kept). Never decremented, but for `kept`: deleting runs (`clear`)
+-- or retrying a dead one leaves them as they are, as Prometheus counters must.
 --   runs            runs that finished with this outcome: completed, dead or cancelled (a run state)
+--   kept            of those, the ones still in the store in that state: the one column that goes down
+--                   (deleting a finished run, retrying a dead one); `status` and `queuectl_runs` read it
 --   attempts        attempts that ended with this outcome (model.Outcome: completed, failed, timeout, lost,
 --                   interrupted, cancelled), with their durations counted per bucket of model.METRIC_BUCKETS
 --                   (d0..d15, d15 above every bound) and summed
@@ -18,6 +20,7 @@ CREATE TABLE run_totals (
     outcome       text NOT NULL,
     shard         bigint NOT NULL DEFAULT 0,
     runs          bigint NOT NULL DEFAULT 0,
+    kept          bigint NOT NULL DEFAULT 0,
     attempts      bigint NOT NULL DEFAULT 0,
     duration_sum  double precision NOT NULL DEFAULT 0,
     wait_count    bigint NOT NULL DEFAULT 0,
@@ -70,10 +73,10 @@ CREATE TABLE run_minutes (
     PRIMARY KEY (minute, shard)
 );
 
-INSERT INTO run_totals (job, outcome, runs, attempts, duration_sum, wait_count, wait_sum, last_started, last_finished,
+INSERT INTO run_totals (job, outcome, runs, kept, attempts, duration_sum, wait_count, wait_sum, last_started, last_finished,
                         d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14, d15,
                         w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15)
-SELECT job, outcome, sum(runs), sum(attempts), coalesce(sum(d), 0), count(w), coalesce(sum(w), 0),
+SELECT job, outcome, sum(runs), sum(runs), sum(attempts), coalesce(sum(d), 0), count(w), coalesce(sum(w), 0),
        max(started_at), max(finished_at),
        count(*) FILTER (WHERE db = 0), count(*) FILTER (WHERE db = 1), count(*) FILTER (WHERE db = 2), count(*) FILTER (WHERE db = 3), count(*) FILTER (WHERE db = 4), count(*) FILTER (WHERE db = 5), count(*) FILTER (WHERE db = 6), count(*) FILTER (WHERE db = 7), count(*) FILTER (WHERE db = 8), count(*) FILTER (WHERE db = 9), count(*) FILTER (WHERE db = 10), count(*) FILTER (WHERE db = 11), count(*) FILTER (WHERE db = 12), count(*) FILTER (WHERE db = 13), count(*) FILTER (WHERE db = 14), count(*) FILTER (WHERE db = 15),
        count(*) FILTER (WHERE wb = 0), count(*) FILTER (WHERE wb = 1), count(*) FILTER (WHERE wb = 2), count(*) FILTER (WHERE wb = 3), count(*) FILTER (WHERE wb = 4), count(*) FILTER (WHERE wb = 5), count(*) FILTER (WHERE wb = 6), count(*) FILTER (WHERE wb = 7), count(*) FILTER (WHERE wb = 8), count(*) FILTER (WHERE wb = 9), count(*) FILTER (WHERE wb = 10), count(*) FILTER (WHERE wb = 11), count(*) FILTER (WHERE wb = 12), count(*) FILTER (WHERE wb = 13), count(*) FILTER (WHERE wb = 14), count(*) FILTER (WHERE wb = 15)

@@ -2,9 +2,11 @@
 -- dashboard's charts read a few rows instead of scanning every run and attempt (issue 15).
 --
 -- run_totals: per job ('' for runs of no job) and outcome, counted since the store was made (this migration
--- backfills them from the runs and attempts kept). Never decremented: deleting runs (`clear`, `prune`) or
--- retrying a dead one leaves them as they are, as Prometheus counters must.
+-- backfills them from the runs and attempts kept). Never decremented, but for `kept`: deleting runs (`clear`)
+-- or retrying a dead one leaves them as they are, as Prometheus counters must.
 --   runs            runs that finished with this outcome: completed, dead or cancelled (a run state)
+--   kept            of those, the ones still in the store in that state: the one column that goes down
+--                   (deleting a finished run, retrying a dead one); `status` and `queuectl_runs` read it
 --   attempts        attempts that ended with this outcome (model.Outcome: completed, failed, timeout, lost,
 --                   interrupted, cancelled), with their durations counted per bucket of model.METRIC_BUCKETS
 --                   (d0..d15, d15 above every bound) and summed
@@ -18,6 +20,7 @@ CREATE TABLE run_totals (
     outcome       TEXT NOT NULL,
     shard         INTEGER NOT NULL DEFAULT 0,
     runs          INTEGER NOT NULL DEFAULT 0,
+    kept          INTEGER NOT NULL DEFAULT 0,
     attempts      INTEGER NOT NULL DEFAULT 0,
     duration_sum  REAL NOT NULL DEFAULT 0,
     wait_count    INTEGER NOT NULL DEFAULT 0,
@@ -70,10 +73,10 @@ CREATE TABLE run_minutes (
     PRIMARY KEY (minute, shard)
 ) WITHOUT ROWID;
 
-INSERT INTO run_totals (job, outcome, runs, attempts, duration_sum, wait_count, wait_sum, last_started, last_finished,
+INSERT INTO run_totals (job, outcome, runs, kept, attempts, duration_sum, wait_count, wait_sum, last_started, last_finished,
                         d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14, d15,
                         w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15)
-SELECT job, outcome, sum(runs), sum(attempts), coalesce(sum(d), 0), count(w), coalesce(sum(w), 0),
+SELECT job, outcome, sum(runs), sum(runs), sum(attempts), coalesce(sum(d), 0), count(w), coalesce(sum(w), 0),
        max(started_at), max(finished_at),
        count(CASE WHEN db = 0 THEN 1 END), count(CASE WHEN db = 1 THEN 1 END), count(CASE WHEN db = 2 THEN 1 END), count(CASE WHEN db = 3 THEN 1 END), count(CASE WHEN db = 4 THEN 1 END), count(CASE WHEN db = 5 THEN 1 END), count(CASE WHEN db = 6 THEN 1 END), count(CASE WHEN db = 7 THEN 1 END), count(CASE WHEN db = 8 THEN 1 END), count(CASE WHEN db = 9 THEN 1 END), count(CASE WHEN db = 10 THEN 1 END), count(CASE WHEN db = 11 THEN 1 END), count(CASE WHEN db = 12 THEN 1 END), count(CASE WHEN db = 13 THEN 1 END), count(CASE WHEN db = 14 THEN 1 END), count(CASE WHEN db = 15 THEN 1 END),
        count(CASE WHEN wb = 0 THEN 1 END), count(CASE WHEN wb = 1 THEN 1 END), count(CASE WHEN wb = 2 THEN 1 END), count(CASE WHEN wb = 3 THEN 1 END), count(CASE WHEN wb = 4 THEN 1 END), count(CASE WHEN wb = 5 THEN 1 END), count(CASE WHEN wb = 6 THEN 1 END), count(CASE WHEN wb = 7 THEN 1 END), count(CASE WHEN wb = 8 THEN 1 END), count(CASE WHEN wb = 9 THEN 1 END), count(CASE WHEN wb = 10 THEN 1 END), count(CASE WHEN wb = 11 THEN 1 END), count(CASE WHEN wb = 12 THEN 1 END), count(CASE WHEN wb = 13 THEN 1 END), count(CASE WHEN wb = 14 THEN 1 END), count(CASE WHEN wb = 15 THEN 1 END)

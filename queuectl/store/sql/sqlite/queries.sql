@@ -140,7 +140,14 @@ SELECT EXISTS (SELECT 1 FROM runs WHERE state = 'failed')
     OR EXISTS (SELECT 1 FROM runs WHERE state = 'pending' AND run_at <= :now);
 
 -- name: counts
-SELECT state, count(*) FROM runs GROUP BY state;
+-- Runs per stored state, none of it a scan of the history: the waiting runs on their partial index, the
+-- running ones on theirs, the finished ones from the rollup (run_totals.kept, kept by the verbs that
+-- finish, delete and retry runs).
+SELECT state, count(*) FROM runs INDEXED BY runs_ready WHERE state IN ('pending', 'failed') GROUP BY state
+UNION ALL
+SELECT 'running', count(*) FROM runs INDEXED BY runs_running WHERE state = 'running'
+UNION ALL
+SELECT outcome, sum(kept) FROM run_totals WHERE outcome IN ('completed', 'dead', 'cancelled') GROUP BY outcome;
 
 -- name: scheduled_count
 -- Pending runs not yet due: shown as scheduled (model.shown_state), stored pending.
@@ -186,7 +193,7 @@ UPDATE runs
                           WHEN :reset THEN max_retries ELSE max(max_retries, attempts) END,
        timeout = CASE WHEN :set_timeout THEN :timeout ELSE timeout END
  WHERE state = 'dead' AND (:all OR id IN (SELECT value FROM json_each(:ids)))
-RETURNING id;
+RETURNING id, job;
 
 -- name: cancel_waiting_runs
 -- `cancel ID...`: a run that waits (any state but running and the finished ones) is cancelled at once.
@@ -204,7 +211,7 @@ RETURNING id;
 -- A shown state: scheduled and pending are both stored pending, parted by run_at (model.stored_filter).
 DELETE FROM runs WHERE state <> 'running'
    AND (:state IS NULL OR (state = :state AND run_at > :due_after AND run_at <= :due_until))
-RETURNING id;
+RETURNING id, state, job;
 
 -- name: config_all
 SELECT key, value FROM config WHERE key <> 'scheduler-seat';
@@ -382,15 +389,16 @@ UPDATE config SET value = json_set(value, '$.lease_until', 0)
 -- name: add_run_totals
 -- The settles of one transaction, added to their (job, outcome) row of the writer's shard (see migration 0008).
 INSERT INTO run_totals (job, outcome, shard,
-                        runs, attempts, duration_sum, wait_count, wait_sum, d0, d1, d2, d3, d4, d5, d6, d7,
-                        d8, d9, d10, d11, d12, d13, d14, d15, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10,
-                        w11, w12, w13, w14, w15, last_started, last_finished)
+                        runs, kept, attempts, duration_sum, wait_count, wait_sum, d0, d1, d2, d3, d4, d5, d6,
+                        d7, d8, d9, d10, d11, d12, d13, d14, d15, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9,
+                        w10, w11, w12, w13, w14, w15, last_started, last_finished)
 VALUES (:job, :outcome, :shard,
-        :runs, :attempts, :duration_sum, :wait_count, :wait_sum, :d0, :d1, :d2, :d3, :d4, :d5, :d6, :d7, :d8,
-        :d9, :d10, :d11, :d12, :d13, :d14, :d15, :w0, :w1, :w2, :w3, :w4, :w5, :w6, :w7, :w8, :w9, :w10,
-        :w11, :w12, :w13, :w14, :w15, :last_started, :last_finished)
+        :runs, :kept, :attempts, :duration_sum, :wait_count, :wait_sum, :d0, :d1, :d2, :d3, :d4, :d5, :d6,
+        :d7, :d8, :d9, :d10, :d11, :d12, :d13, :d14, :d15, :w0, :w1, :w2, :w3, :w4, :w5, :w6, :w7, :w8, :w9,
+        :w10, :w11, :w12, :w13, :w14, :w15, :last_started, :last_finished)
 ON CONFLICT (job, outcome, shard) DO UPDATE SET
-    runs = run_totals.runs + excluded.runs, attempts = run_totals.attempts + excluded.attempts,
+    runs = run_totals.runs + excluded.runs, kept = run_totals.kept + excluded.kept,
+    attempts = run_totals.attempts + excluded.attempts,
     duration_sum = run_totals.duration_sum + excluded.duration_sum,
     wait_count = run_totals.wait_count + excluded.wait_count,
     wait_sum = run_totals.wait_sum + excluded.wait_sum, d0 = run_totals.d0 + excluded.d0,
