@@ -4,7 +4,7 @@
 
 Fills a fresh SQLite store through the store's own verbs, in batches of 10,000 (enqueue, claim,
 finish_attempts: one attempt per run, over 10 jobs and runs of no job, 1 in 10 failing into the
-dead-letter queue), as a pool would have, then times `queuectl metrics --prometheus` as a whole
+dead-letter queue), as a pool would have, then times `queuectl metrics --prometheus` (and `queuectl status`) as a whole
 command (Python start-up included) and takes the median of the rounds.
 
 `--baseline COMMIT` fills the store with the package as it was at COMMIT (extracted with `git archive`),
@@ -74,8 +74,8 @@ def python(package_root: str, *argv: str) -> float:
     return time.perf_counter() - start
 
 
-def scrape(package_root: str, path: str, rounds: int) -> float:
-    argv = ("-m", "queuectl", "metrics", "--prometheus", "--db", path)
+def scrape(package_root: str, path: str, rounds: int, what: tuple[str, ...] = ("metrics", "--prometheus")) -> float:
+    argv = ("-m", "queuectl", *what, "--db", path)
     times = [python(package_root, *argv) for _ in range(rounds)]
     return statistics.median(times)
 
@@ -94,6 +94,8 @@ def main() -> None:
         if args.baseline:
             before = scrape(filler, path, args.rounds)
             print(f"scrape at {args.baseline}: {before:.2f} s (median of {args.rounds})", flush=True)
+            status = scrape(filler, path, args.rounds, ("status",))
+            print(f"`status` at {args.baseline}: {status:.2f} s", flush=True)
             migrated = python(ROOT, "-c", _OPEN, path)
             print(f"first open with this tree (migration, backfill): {migrated:.2f} s", flush=True)
             fresh = os.path.join(tmp, "fresh.db")
@@ -102,6 +104,7 @@ def main() -> None:
         after = scrape(ROOT, path, args.rounds)
         start_up = statistics.median(python(ROOT, "-c", "pass") for _ in range(args.rounds))
         print(f"scrape with this tree: {after:.2f} s (median of {args.rounds}; bare python start-up {start_up:.2f} s)")
+        print(f"`status` with this tree: {scrape(ROOT, path, args.rounds, ('status',)):.2f} s")
 
 
 if __name__ == "__main__":
