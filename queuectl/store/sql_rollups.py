@@ -1,13 +1,15 @@
-"""Rollups: what `/metrics` and the dashboard's charts read, counted as runs settle, in the same transaction.
+"""Rollups: what `/metrics`, `status` and the dashboard's charts read, counted as runs settle, in the same transaction.
 
-A verb that settles or cancels runs fills a `Tally` with what it did and adds it with `_add_tally`
-before its transaction commits: one upsert per (job, outcome) and one per minute for the whole
-batch, not one per run. What the tables hold is described in migration 0008 (sql/<engine>/0008_rollups.sql),
-which also backfilled them from the runs kept before it.
+A verb that settles, cancels, retries or deletes runs fills a `Tally` with what it did and adds it with
+`_add_tally` before its transaction commits: one upsert per (job, outcome) and one per minute for the
+whole batch, not one per run (on PostgreSQL both in one statement: one round trip). What the tables hold
+is described in migration 0008 (sql/<engine>/0008_rollups.sql), which also backfilled them from the runs
+kept before it. Each store connection writes to rows of its own shard, which the reads sum.
 
-Nothing here is ever decremented: deleting runs (`clear`, `prune`) or retrying a dead one leaves the
-counts as they are, as Prometheus counters must. `clear` does not reset them either: it never clears
-everything (running runs stay), and what was done stays done; a fresh store starts from zero.
+The counters are never decremented: deleting runs (`clear`) or retrying a dead one leaves them as
+they are, as Prometheus counters must; only `kept` (finished runs still in the store, per state, what
+`counts()` reads) goes down. `clear` does not reset the counters: it never clears everything (running
+runs stay), and what was done stays done; a fresh store starts from zero.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ class Tally:
 class SQLRollups(SQLCore):
     """Writes a transaction's tally into the rollups; reads them for `/metrics` and the charts."""
 
-    _minutes_dropped = -1.0  # the minute this process last dropped old minutes in
+    _minutes_dropped = -1  # the minute this process last dropped old minutes in
     _shard: int | None = None  # the rows this connection adds to, drawn at its first write
 
     def _add_tally(self, tally: Tally, now: float) -> None:
@@ -144,18 +146,28 @@ class SQLRollups(SQLCore):
         if self._shard is None:
             self._shard = random.randrange(SHARDS)
         shard = self._shard
-        if tally.totals:
-            # In key order: two transactions that share a shard lock the rows they share in the same order.
-            rows = [tally.totals[key].params(*key, shard) for key in sorted(tally.totals)]
-            self._write_many("add_run_totals", rows)
+        rows = [tally.totals[key].params(*key, shard) for key in sorted(tally.totals)]
         if not (tally.completed or tally.failed):
+            if rows:
+                self._write_rollups(rows, None)
             return
-        minute = float(int(now // 60) * 60)
-        counted = {"minute": int(minute), "shard": shard, "completed": tally.completed, "failed": tally.failed}
-        self._write("add_run_minute", counted)
+        minute = int(now // 60) * 60
+        ended = {"minute": minute, "shard": shard, "completed": tally.completed, "failed": tally.failed}
+        self._write_rollups(rows, ended)
         if minute != self._minutes_dropped:
-            self._write("drop_run_minutes", {"before": int(minute) - MINUTES_KEPT})
+            self._write("drop_run_minutes", {"before": minute - MINUTES_KEPT})
             self._minutes_dropped = minute
+
+    def _write_rollups(self, rows: list[dict[str, Any]], minute: dict[str, Any] | None) -> None:
+        """Engine hook: add the rows to run_totals and the minute's counts to run_minutes (None: nothing ended).
+
+        Here one statement each; PostgreSQL sends both in one (add_rollups). Rows come in key order, so two
+        transactions that share a shard lock the rows they share in the same order.
+        """
+        if rows:
+            self._write_many("add_run_totals", rows)
+        if minute is not None:
+            self._write("add_run_minute", minute)
 
     def run_totals(self) -> RunTotals:
         with self._snapshot():

@@ -110,11 +110,12 @@ class SQLRunQueue(SQLRollups, RunQueue):
                     continue
                 cancel, run_at, created_at = held[key]
                 state, retry_at = settle(res.claim, res.outcome, now)
-                states.append(RunState.CANCELLED if cancel and state != RunState.COMPLETED else state)
+                ended = _cancelled_if(cancel, state)
+                states.append(ended)
                 runs.append(settle_params(res, state, retry_at, now))
                 attempts.append(attempt_params(res, host))
                 tally.attempt(res, run_at, created_at)
-                tally.finished(res.claim.job, states[-1] or state)
+                tally.finished(res.claim.job, ended.value)
             self._write_many("settle_run", runs)
             self._write_many("insert_attempt", attempts)
             self._add_tally(tally, now)
@@ -183,7 +184,8 @@ class SQLRunQueue(SQLRollups, RunQueue):
             self._write("insert_attempt", attempt_params(result, row["host"]))
             tally = Tally()
             tally.attempt(result, float(row["run_at"]), float(row["created_at"]))
-            tally.finished(result.claim.job, state.value)
+            # settle_run ends it cancelled if that was asked; what this returns stays the retry policy's word
+            tally.finished(result.claim.job, _cancelled_if(bool(row["cancel_requested"]), state).value)
             self._add_tally(tally, now)
             return state
 
@@ -330,6 +332,11 @@ class SQLRunQueue(SQLRollups, RunQueue):
 
     def cancel_requests(self, worker_id: str) -> list[tuple[str, int]]:
         return [(r[0], r[1]) for r in self._read("cancel_requested", {"worker_id": worker_id})]
+
+
+def _cancelled_if(cancel_requested: bool, state: RunState) -> RunState:
+    """The state settle_run leaves a run in: cancelled when that was asked and it did not complete."""
+    return RunState.CANCELLED if cancel_requested and state != RunState.COMPLETED else state
 
 
 def _buckets(rows: Sequence[Sequence[Any]]) -> Buckets:

@@ -1045,6 +1045,19 @@ def test_counts_of_finished_runs_follow_deletes_and_retries(store: Store, clock:
     assert store.counts() == listed() == {**listed(), "running": 1}
 
 
+def test_a_lost_run_asked_to_cancel_is_counted_cancelled(store: Store, clock: FakeClock) -> None:
+    """Its pool died after the cancel was asked: the rescue ends it cancelled, and so do the counts."""
+    store.enqueue([new_run("a", max_retries=3)])
+    claim_started(store, clock, "w1")
+    assert store.cancel_runs(["a"], "asked") == ([], ["a"])
+    clock.advance(LEASE + 1)
+    [expired] = store.find_expired([])
+    store.requeue_lost(expired)
+    assert state_of(store, "a") is RunState.CANCELLED
+    assert store.run_totals().finished == {(None, "cancelled"): 1}
+    assert store.counts()["cancelled"] == 1 and store.counts()["pending"] == 0
+
+
 def test_rollups_of_two_connections_add_up(opener: Opener, clock: FakeClock) -> None:
     """Each connection writes rows of its own shard (pools do not queue on one row): the reads sum them."""
     first, second = opener(), opener()

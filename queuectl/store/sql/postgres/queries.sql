@@ -67,7 +67,7 @@ UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, st
 -- name: lost_run
 -- A run found expired, if nothing changed since: same owner, same lease.
 SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-       host, pgid, log_path, started_at, job, keep_children, scheduled_for, run_at, created_at
+       host, pgid, log_path, started_at, job, keep_children, scheduled_for, run_at, created_at, cancel_requested
   FROM runs WHERE id = :run_id AND state = 'running' AND worker_id IS NOT DISTINCT FROM :worker_id::text
    AND lease_expires IS NOT DISTINCT FROM :lease_expires::float8
    FOR UPDATE;  -- the owner's heartbeat or settle waits, or has already moved the lease: then no row
@@ -472,6 +472,56 @@ ON CONFLICT (job, outcome, shard) DO UPDATE SET
 INSERT INTO run_minutes (minute, shard, completed, failed) VALUES (:minute, :shard, :completed, :failed)
 ON CONFLICT (minute, shard) DO UPDATE SET completed = run_minutes.completed + excluded.completed,
                                    failed = run_minutes.failed + excluded.failed;
+
+-- name: add_rollups
+-- PostgreSQL only: add_run_totals (its rows as a JSON array) and add_run_minute (when :minute is not NULL)
+-- in one statement, so that a settle costs one round trip more, not two (sql_rollups.SQLRollups._write_rollups).
+WITH totals AS (
+    INSERT INTO run_totals (job, outcome, shard,
+                            runs, kept, attempts, duration_sum, wait_count, wait_sum, d0, d1, d2, d3, d4, d5,
+                            d6, d7, d8, d9, d10, d11, d12, d13, d14, d15, w0, w1, w2, w3, w4, w5, w6, w7, w8,
+                            w9, w10, w11, w12, w13, w14, w15, last_started, last_finished)
+    SELECT job, outcome, shard,
+           runs, kept, attempts, duration_sum, wait_count, wait_sum, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9,
+           d10, d11, d12, d13, d14, d15, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14,
+           w15, last_started, last_finished
+      FROM jsonb_to_recordset(:totals::jsonb) AS t (
+               job text, outcome text, shard bigint, runs bigint, kept bigint, attempts bigint,
+               duration_sum float8, wait_count bigint, wait_sum float8, d0 bigint, d1 bigint, d2 bigint,
+               d3 bigint, d4 bigint, d5 bigint, d6 bigint, d7 bigint, d8 bigint, d9 bigint, d10 bigint,
+               d11 bigint, d12 bigint, d13 bigint, d14 bigint, d15 bigint, w0 bigint, w1 bigint, w2 bigint,
+               w3 bigint, w4 bigint, w5 bigint, w6 bigint, w7 bigint, w8 bigint, w9 bigint, w10 bigint,
+               w11 bigint, w12 bigint, w13 bigint, w14 bigint, w15 bigint, last_started float8,
+               last_finished float8)
+     ORDER BY job, outcome
+    ON CONFLICT (job, outcome, shard) DO UPDATE SET
+        runs = run_totals.runs + excluded.runs, kept = run_totals.kept + excluded.kept,
+        attempts = run_totals.attempts + excluded.attempts,
+        duration_sum = run_totals.duration_sum + excluded.duration_sum,
+        wait_count = run_totals.wait_count + excluded.wait_count,
+        wait_sum = run_totals.wait_sum + excluded.wait_sum, d0 = run_totals.d0 + excluded.d0,
+        d1 = run_totals.d1 + excluded.d1, d2 = run_totals.d2 + excluded.d2, d3 = run_totals.d3 + excluded.d3,
+        d4 = run_totals.d4 + excluded.d4, d5 = run_totals.d5 + excluded.d5, d6 = run_totals.d6 + excluded.d6,
+        d7 = run_totals.d7 + excluded.d7, d8 = run_totals.d8 + excluded.d8, d9 = run_totals.d9 + excluded.d9,
+        d10 = run_totals.d10 + excluded.d10, d11 = run_totals.d11 + excluded.d11,
+        d12 = run_totals.d12 + excluded.d12, d13 = run_totals.d13 + excluded.d13,
+        d14 = run_totals.d14 + excluded.d14, d15 = run_totals.d15 + excluded.d15,
+        w0 = run_totals.w0 + excluded.w0, w1 = run_totals.w1 + excluded.w1, w2 = run_totals.w2 + excluded.w2,
+        w3 = run_totals.w3 + excluded.w3, w4 = run_totals.w4 + excluded.w4, w5 = run_totals.w5 + excluded.w5,
+        w6 = run_totals.w6 + excluded.w6, w7 = run_totals.w7 + excluded.w7, w8 = run_totals.w8 + excluded.w8,
+        w9 = run_totals.w9 + excluded.w9, w10 = run_totals.w10 + excluded.w10,
+        w11 = run_totals.w11 + excluded.w11, w12 = run_totals.w12 + excluded.w12,
+        w13 = run_totals.w13 + excluded.w13, w14 = run_totals.w14 + excluded.w14,
+        w15 = run_totals.w15 + excluded.w15,
+        last_started = greatest(run_totals.last_started, excluded.last_started),
+        last_finished = greatest(run_totals.last_finished, excluded.last_finished)
+    RETURNING 1
+)
+INSERT INTO run_minutes (minute, shard, completed, failed)
+SELECT :minute::bigint, :shard::bigint, :completed::bigint, :failed::bigint WHERE :minute::bigint IS NOT NULL
+ON CONFLICT (minute, shard) DO UPDATE SET completed = run_minutes.completed + excluded.completed,
+                                          failed = run_minutes.failed + excluded.failed;
+
 
 -- name: drop_run_minutes
 -- The writer keeps two days of minutes: older rows go (a primary-key range, nothing to do most times).

@@ -62,7 +62,7 @@ UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, st
 -- name: lost_run
 -- A run found expired, if nothing changed since: same owner, same lease.
 SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-       host, pgid, log_path, started_at, job, keep_children, scheduled_for, run_at, created_at
+       host, pgid, log_path, started_at, job, keep_children, scheduled_for, run_at, created_at, cancel_requested
   FROM runs WHERE id = :run_id AND state = 'running' AND worker_id IS :worker_id
    AND lease_expires IS :lease_expires;
 
@@ -423,6 +423,8 @@ ON CONFLICT (job, outcome, shard) DO UPDATE SET
 INSERT INTO run_minutes (minute, shard, completed, failed) VALUES (:minute, :shard, :completed, :failed)
 ON CONFLICT (minute, shard) DO UPDATE SET completed = run_minutes.completed + excluded.completed,
                                    failed = run_minutes.failed + excluded.failed;
+
+-- (add_rollups: PostgreSQL only, add_run_totals and add_run_minute in one round trip; here they are two calls.)
 
 -- name: drop_run_minutes
 -- The writer keeps two days of minutes: older rows go (a primary-key range, nothing to do most times).
