@@ -41,7 +41,8 @@ QUEUECTL = [sys.executable, "-m", "queuectl"]
 
 def reset(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS attempts, runs, workers, config, jobs, queuectl_schema CASCADE")
+        tables = "attempts, runs, workers, config, jobs, run_totals, run_minutes, queuectl_schema"
+        conn.execute(f"DROP TABLE IF EXISTS {tables} CASCADE")
     PostgresStore(url).close()  # the schema again
 
 

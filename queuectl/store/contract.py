@@ -28,6 +28,7 @@ from queuectl.model import (
     AttemptFigures,
     AttemptResult,
     AttemptRollup,
+    Buckets,
     Claim,
     Expired,
     FireRun,
@@ -54,6 +55,24 @@ class AttemptStats(NamedTuple):
     mean_duration: float | None
     p95_duration: float | None
     completed_last_hour: int
+
+
+class RunTotals(NamedTuple):
+    """What the store has counted as runs settled, since it was made: never decremented (`/metrics`)."""
+
+    finished: dict[tuple[str | None, str], int]  # (job, None: no job; outcome: completed, dead, cancelled): runs
+    durations: Buckets  # settled attempts (not interrupted, cancelled or running)
+    waits: Buckets  # each run's first attempt, running ones included: from its due time to its start
+    last_run: dict[str, float]  # per job: its last attempt's start (a running one's too)
+    last_success: dict[str, float]  # per job: when its last completed attempt finished
+
+
+class MinuteCount(NamedTuple):
+    """Attempts that ended in one minute (by the store's clock): completed, and failed (failed, timeout, lost)."""
+
+    minute: float  # the minute's start, epoch seconds
+    completed: int
+    failed: int
 
 
 class StoreCore(Protocol):
@@ -250,6 +269,21 @@ class RunQueue(StoreCore, Protocol):
 
     def job_counts(self) -> dict[str | None, dict[str, int]]:
         """Runs per job (None: runs of no job) and state."""
+        ...
+
+    def run_totals(self) -> RunTotals:
+        """The rollups the settles keep (a row per job and outcome) and the runs running now: no scan of history.
+
+        Counted in the transaction of each settle and cancel, and never decremented: deleting or retrying
+        runs leaves them as they are (Prometheus counters never go backwards).
+        """
+        ...
+
+    def minute_counts(self, since: float) -> list[MinuteCount]:
+        """Attempts that ended per minute from `since` on (minutes with none are absent), oldest first.
+
+        Kept for two days at least (the writer drops older minutes).
+        """
         ...
 
 

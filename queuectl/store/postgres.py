@@ -15,6 +15,7 @@ the schema in numbered migrations beside it. What differs from SQLite:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -243,6 +244,11 @@ class PostgresStore(SQLStore):
             raise self._fail(exc) from None
         except psycopg.Error as exc:
             raise self._fail(exc) from None
+
+    def _write_rollups(self, rows: list[dict[str, Any]], minute: dict[str, Any] | None) -> None:
+        # Both rollups in one statement (add_rollups): a settle already makes several round trips.
+        nothing = {"minute": None, "shard": 0, "completed": 0, "failed": 0}
+        self._write("add_rollups", {"totals": json.dumps(rows), **(minute or nothing)})
 
     # -- schema -----------------------------------------------------------
     def _migration_steps(self) -> list[tuple[int, str]]:

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 
 from queuectl.model import FireRun, Job, JobSource, JobSpec, JobStatus, NewRun, Run, RunState, shown_state
 from queuectl.store.contract import JobCatalogue
-from queuectl.store.sql_core import SQLCore, chunks
+from queuectl.store.sql_core import chunks
+from queuectl.store.sql_rollups import SQLRollups, Tally
 from queuectl.store.sql_rows import job_from_row, new_run_params, run_from_row
 
 
-class SQLJobCatalogue(SQLCore, JobCatalogue):
+class SQLJobCatalogue(SQLRollups, JobCatalogue):
     """Jobs as the manifests declared them, with their runs and status; locks and tokens are the engine's."""
 
     def list_jobs(self) -> list[Job]:
@@ -94,8 +95,12 @@ class SQLJobCatalogue(SQLCore, JobCatalogue):
             self._write("set_job_error", {"name": name, "error": error})
 
     def cancel_job_runs(self, name: str, reason: str) -> list[str]:
+        now = self._now()
         with self.batch():
-            rows = self._write("cancel_job_runs", {"name": name, "now": self._now(), "reason": reason})
+            rows = self._write("cancel_job_runs", {"name": name, "now": now, "reason": reason})
+            tally = Tally()
+            tally.cancelled(rows)
+            self._add_tally(tally, now)
         return sorted(r[0] for r in rows)
 
     def add_job_runs(self, runs: Sequence[NewRun]) -> int:

@@ -25,7 +25,8 @@ from queuectl.model import (
     stored_filter,
 )
 from queuectl.store.contract import AttemptStats, RunQueue
-from queuectl.store.sql_core import SQLCore, chunks
+from queuectl.store.sql_core import chunks
+from queuectl.store.sql_rollups import SQLRollups, Tally
 from queuectl.store.sql_rows import (
     attempt_params,
     claim_from_row,
@@ -40,7 +41,7 @@ LOST_ERROR = "its worker pool stopped answering (lease expired or process gone)"
 LOST_UNSEEN = "its worker pool died before the attempt was seen running; not counted"
 
 
-class SQLRunQueue(SQLCore, RunQueue):
+class SQLRunQueue(SQLRollups, RunQueue):
     """Runs through their life: enqueued, claimed, settled or released, rescued when a pool dies."""
 
     def enqueue(self, runs: Sequence[NewRun]) -> None:
@@ -101,29 +102,36 @@ class SQLRunQueue(SQLCore, RunQueue):
             runs: list[dict[str, Any]] = []
             attempts: list[dict[str, Any]] = []
             states: list[RunState | None] = []
+            tally = Tally()
             for res in results:
                 key = (res.claim.run_id, res.worker_id, res.claim.attempt)
                 if key not in held:
                     states.append(None)  # rescued from under us: the rescuer recorded the attempt
                     continue
-                state, run_at = settle(res.claim, res.outcome, now)
-                states.append(RunState.CANCELLED if held[key] and state != RunState.COMPLETED else state)
-                runs.append(settle_params(res, state, run_at, now))
+                cancel, run_at, created_at = held[key]
+                state, retry_at = settle(res.claim, res.outcome, now)
+                ended = _cancelled_if(cancel, state)
+                states.append(ended)
+                runs.append(settle_params(res, state, retry_at, now))
                 attempts.append(attempt_params(res, host))
+                tally.attempt(res, run_at, created_at)
+                tally.finished(res.claim.job, ended.value)
             self._write_many("settle_run", runs)
             self._write_many("insert_attempt", attempts)
+            self._add_tally(tally, now)
         return states
 
-    def _held(self, results: Sequence[AttemptResult]) -> dict[tuple[str, str, int], bool]:
-        """Which (run, worker, attempt) of `results` are still running under that worker: cancel asked?"""
-        held: dict[tuple[str, str, int], bool] = {}
+    def _held(self, results: Sequence[AttemptResult]) -> dict[tuple[str, str, int], tuple[bool, float, float]]:
+        """Which (run, worker, attempt) of `results` are still running under that worker: (cancel asked?, the
+        run's run_at, its created_at)."""
+        held: dict[tuple[str, str, int], tuple[bool, float, float]] = {}
         by_worker: dict[str, list[str]] = {}
         for res in results:
             by_worker.setdefault(res.worker_id, []).append(res.claim.run_id)
         for worker_id, run_ids in by_worker.items():
             for part in chunks(run_ids):
                 rows = self._read("held_runs", {"worker_id": worker_id, "ids": json.dumps(list(part))})
-                held.update(((row[0], worker_id, row[1]), bool(row[2])) for row in rows)
+                held.update(((r[0], worker_id, r[1]), (bool(r[2]), float(r[3]), float(r[4]))) for r in rows)
         return held
 
     def release_runs(self, worker_id: str, held: Sequence[tuple[str, int]]) -> None:
@@ -174,6 +182,11 @@ class SQLRunQueue(SQLCore, RunQueue):
             state, run_at = settle(result.claim, result.outcome, now)
             self._write("settle_run", settle_params(result, state, run_at, now))
             self._write("insert_attempt", attempt_params(result, row["host"]))
+            tally = Tally()
+            tally.attempt(result, float(row["run_at"]), float(row["created_at"]))
+            # settle_run ends it cancelled if that was asked; what this returns stays the retry policy's word
+            tally.finished(result.claim.job, _cancelled_if(bool(row["cancel_requested"]), state).value)
+            self._add_tally(tally, now)
             return state
 
     def next_due(self) -> float | None:
@@ -189,7 +202,7 @@ class SQLRunQueue(SQLCore, RunQueue):
             rows = self._read("counts")
             scheduled = self._read("scheduled_count", {"now": self._now()})[0][0]
         for state, number in rows:
-            counts[state] = number
+            counts[state] = int(number)
         # pending runs not yet due are shown as scheduled (model.shown_state)
         counts[RunState.SCHEDULED.value] = scheduled
         counts[RunState.PENDING.value] -= scheduled
@@ -288,8 +301,9 @@ class SQLRunQueue(SQLCore, RunQueue):
         timeout: float | None = None,
         job: str | None = None,
     ) -> list[str]:
+        now = self._now()
         params = {
-            "now": self._now(),
+            "now": now,
             "reset": reset_attempts,
             "retries": retries,
             "set_timeout": timeout is not None,
@@ -300,25 +314,43 @@ class SQLRunQueue(SQLCore, RunQueue):
         }
         with self.batch():
             rows = self._write("retry_dead", params)
+            tally = Tally()
+            for row in rows:
+                tally.left(row[1], RunState.DEAD.value)
+            self._add_tally(tally, now)
         return sorted(r[0] for r in rows)  # RETURNING has no order
 
     def delete_dead(self, run_ids: Sequence[str] | None, job: str | None = None) -> list[str]:
         params = {"all": run_ids is None, "ids": json.dumps(list(run_ids or [])), "job": job}
         with self.batch():
-            return sorted(r[0] for r in self._write("delete_dead", params))
+            rows = self._write("delete_dead", params)
+            tally = Tally()
+            for row in rows:
+                tally.left(row[1], RunState.DEAD.value)
+            self._add_tally(tally, self._now())
+        return sorted(r[0] for r in rows)
 
     def cancel_runs(self, run_ids: Sequence[str], reason: str) -> tuple[list[str], list[str]]:
-        params = {"now": self._now(), "reason": reason, "ids": json.dumps(list(run_ids))}
+        now = self._now()
+        params = {"now": now, "reason": reason, "ids": json.dumps(list(run_ids))}
         with self.batch():
             cancelled = self._write("cancel_waiting_runs", params)
             stopping = self._write("cancel_running_runs", params)
+            tally = Tally()
+            tally.cancelled(cancelled)
+            self._add_tally(tally, now)
         return sorted(r[0] for r in cancelled), sorted(r[0] for r in stopping)
 
     def delete_runs(self, state: str | None) -> list[str]:
         stored, due_after, due_until = stored_filter(state, self._now())
         params = {"state": stored, "due_after": due_after, "due_until": due_until}
         with self.batch():
-            return sorted(r[0] for r in self._write("delete_runs", params))
+            rows = self._write("delete_runs", params)
+            tally = Tally()
+            for row in rows:
+                tally.left(row[2], row[1])
+            self._add_tally(tally, self._now())
+        return sorted(r[0] for r in rows)
 
     def attempt_stats(self) -> AttemptStats:
         with self._snapshot():
@@ -351,6 +383,11 @@ class SQLRunQueue(SQLCore, RunQueue):
 
     def cancel_requests(self, worker_id: str) -> list[tuple[str, int]]:
         return [(r[0], r[1]) for r in self._read("cancel_requested", {"worker_id": worker_id})]
+
+
+def _cancelled_if(cancel_requested: bool, state: RunState) -> RunState:
+    """The state settle_run leaves a run in: cancelled when that was asked and it did not complete."""
+    return RunState.CANCELLED if cancel_requested and state != RunState.COMPLETED else state
 
 
 def _buckets(rows: Sequence[Sequence[Any]]) -> Buckets:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 
-from queuectl.model import Job, NewRun, SchedulerSeat
+from queuectl.model import Job, NewRun, RunState, SchedulerSeat
 from queuectl.store.contract import SchedulerState
-from queuectl.store.sql_core import SQLCore
+from queuectl.store.sql_rollups import SQLRollups, Tally
 from queuectl.store.sql_rows import job_from_row, new_run_params
 
 
-class SQLSchedulerState(SQLCore, SchedulerState):
+class SQLSchedulerState(SQLRollups, SchedulerState):
     """What the scheduler keeps in the store between fires; leadership is the engine's."""
 
     def _take_seat(self, seat: SchedulerSeat, lease: float) -> bool:
@@ -69,4 +69,9 @@ class SQLSchedulerState(SQLCore, SchedulerState):
     def add_skipped_run(self, run: NewRun, reason: str) -> bool:
         params = {**new_run_params(run, self._now()), "reason": reason}
         with self.batch():
-            return bool(self._write("insert_skipped_run", params))
+            added = bool(self._write("insert_skipped_run", params))
+            if added:
+                tally = Tally()
+                tally.finished(run.job, RunState.CANCELLED.value)
+                self._add_tally(tally, params["now"])
+            return added

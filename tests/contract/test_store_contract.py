@@ -1100,3 +1100,162 @@ def test_fire_runs_reads_a_job_s_runs_by_fire_time_cancelled_ones_too(store: Sto
     assert fires[1].first_started_at is None
     assert [f.id for f in store.fire_runs("nightly", T0, T0 + 3600, 2)] == ["outside", "skipped"]  # latest first
     assert store.fire_runs("nobody", 0, T0 * 2, 10) == []
+
+
+# -- rollups (run_totals, minute_counts): counted as runs settle, in the same transaction ------------------
+def settle_at(store: Store, claim: Claim, started: float, finished: float, outcome: Outcome) -> RunState | None:
+    result = AttemptResult(
+        claim, "w1", 4242, started, finished, 0 if outcome is Outcome.COMPLETED else 1, outcome, None, ""
+    )
+    [state] = store.finish_attempts(HOST, [result])
+    return state
+
+
+def test_run_totals_count_finished_runs_durations_waits_and_times(store: Store, clock: FakeClock) -> None:
+    store.put_job(spec("nightly"), "/jobs", "/jobs/nightly.toml", "h1")
+    store.enqueue([job_run("nightly", T0, "n1"), new_run("lone", run_at=T0, max_retries=0, priority=1)])
+    clock.advance(10)
+    settle_at(store, claim_one(store), clock.now, clock.now + 30, Outcome.COMPLETED)  # n1: waited 10 s, ran 30 s
+    settle_at(store, claim_one(store), clock.now, clock.now + 2, Outcome.FAILED)  # lone: waited 10 s, dead
+    clock.advance(30)
+    store.enqueue([job_run("nightly", clock.now, "n2")])
+    clock.advance(2)
+    claim_started(store, clock)  # running now: its start is the job's last run, its wait counts
+    totals = store.run_totals()
+    assert totals.finished == {("nightly", "completed"): 1, (None, "dead"): 1}
+    assert totals.durations.counts[METRIC_BUCKETS.index(30.0)] == 1
+    assert totals.durations.counts[METRIC_BUCKETS.index(5.0)] == 1
+    assert (sum(totals.durations.counts), totals.durations.sum) == (2, 32.0)
+    assert totals.waits.counts[METRIC_BUCKETS.index(15.0)] == 2  # 10 s, twice
+    assert totals.waits.counts[METRIC_BUCKETS.index(5.0)] == 1  # 2 s, running
+    assert (sum(totals.waits.counts), totals.waits.sum) == (3, 22.0)
+    assert totals.last_success == {"nightly": T0 + 40}
+    assert totals.last_run == {"nightly": T0 + 42}
+
+
+def test_run_totals_count_every_way_a_run_is_cancelled(store: Store, clock: FakeClock) -> None:
+    store.put_job(spec("nightly"), "/jobs", "/jobs/nightly.toml", "h1")
+    store.enqueue([new_run("waiting"), new_run("running", priority=9), job_run("nightly", T0, "n1")])
+    running = claim_one(store)
+    assert store.cancel_runs(["waiting", "running"], "asked") == (["waiting"], ["running"])
+    assert settle_at(store, running, T0, T0 + 1, Outcome.FAILED) is RunState.CANCELLED  # its pool stopped it
+    assert store.cancel_job_runs("nightly", "suspended") == ["n1"]
+    assert store.add_skipped_run(job_run("nightly", T0 + 60, "n2"), "overlap: forbid")
+    assert store.run_totals().finished == {(None, "cancelled"): 2, ("nightly", "cancelled"): 2}
+
+
+def test_run_totals_are_never_decremented(store: Store, clock: FakeClock) -> None:
+    """A counter never goes backwards: retrying a dead run or deleting runs leaves what was counted."""
+    make_dead(store, clock, "d1")
+    assert store.retry_dead(["d1"], reset_attempts=False) == ["d1"]
+    assert finish(store, clock, claim_one(store), Outcome.COMPLETED) is RunState.COMPLETED
+    assert store.delete_runs(None) == ["d1"]
+    totals = store.run_totals()
+    assert totals.finished == {(None, "dead"): 1, (None, "completed"): 1}
+    assert sum(totals.durations.counts) == 2 and sum(totals.waits.counts) == 1
+
+
+def test_minute_counts_count_attempts_ended_per_minute(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("ok"), new_run("retried"), new_run("later")])
+    assert finish(store, clock, claim_one(store), Outcome.COMPLETED) is RunState.COMPLETED
+    clock.advance(59)
+    assert finish(store, clock, claim_one(store), Outcome.FAILED) is RunState.FAILED  # a retry follows: counted
+    clock.advance(1)
+    assert finish(store, clock, claim_one(store), Outcome.TIMEOUT) is RunState.FAILED
+    assert store.minute_counts(T0) == [(T0, 1, 1), (T0 + 60, 0, 1)]
+    assert store.minute_counts(T0 + 60) == [(T0 + 60, 0, 1)]
+    assert store.minute_counts(T0 + 120) == []
+
+
+def test_minute_counts_drop_minutes_older_than_two_days(store: Store, clock: FakeClock) -> None:
+    store.enqueue([new_run("old"), new_run("new")])
+    finish(store, clock, claim_one(store), Outcome.COMPLETED)
+    clock.advance(2 * 86400 + 120)
+    finish(store, clock, claim_one(store), Outcome.COMPLETED)
+    assert store.minute_counts(0) == [(T0 + 2 * 86400 + 120, 1, 0)]
+
+
+def test_counts_of_finished_runs_follow_deletes_and_retries(store: Store, clock: FakeClock) -> None:
+    """counts() reads finished runs from the rollup's `kept`: it must say what a listing of the runs says."""
+    store.put_job(spec("nightly"), "/jobs", "/jobs/nightly.toml", "h1")
+    store.enqueue(
+        [new_run("ok", priority=9), job_run("nightly", T0, "n1"), new_run("wait"), new_run("later", run_at=T0 + 60)]
+    )
+    assert finish(store, clock, claim_one(store), Outcome.COMPLETED) is RunState.COMPLETED
+    make_dead(store, clock, "d1")
+    make_dead(store, clock, "d2")
+    store.cancel_runs(["wait"], "asked")
+    assert store.add_skipped_run(job_run("nightly", T0 + 120, "skipped"), "overlap: forbid")
+    store.retry_dead(["d1"], reset_attempts=False)
+    claim_one(store)  # running
+    assert store.delete_runs("cancelled") == ["skipped", "wait"]
+    assert store.delete_runs("dead") == ["d2"]
+    make_dead(store, clock, "d3")
+    make_dead(store, clock, "d4")
+    assert store.delete_dead(["d3"]) == ["d3"]  # the DLQ's delete, by id
+    assert store.delete_dead(None) == ["d4"]  # and all
+
+    def listed() -> dict[str, int]:
+        truth = {state.value: 0 for state in RunState}
+        for run in store.list_runs():
+            truth[run.state.value] += 1
+        return truth
+
+    assert store.counts() == listed() == {**listed(), "completed": 1, "running": 1, "pending": 1, "scheduled": 1}
+    assert sum(store.counts().values()) == 4
+    assert store.run_totals().finished[(None, "dead")] == 4  # the counter stays
+    store.delete_runs(None)
+    assert store.counts() == listed() == {**listed(), "running": 1}
+
+
+def test_a_lost_run_asked_to_cancel_is_counted_cancelled(store: Store, clock: FakeClock) -> None:
+    """Its pool died after the cancel was asked: the rescue ends it cancelled, and so do the counts."""
+    store.enqueue([new_run("a", max_retries=3)])
+    claim_started(store, clock, "w1")
+    assert store.cancel_runs(["a"], "asked") == ([], ["a"])
+    clock.advance(LEASE + 1)
+    [expired] = store.find_expired([])
+    store.requeue_lost(expired)
+    assert state_of(store, "a") is RunState.CANCELLED
+    assert store.run_totals().finished == {(None, "cancelled"): 1}
+    assert store.counts()["cancelled"] == 1 and store.counts()["pending"] == 0
+
+
+def test_rollups_of_two_connections_add_up(opener: Opener, clock: FakeClock) -> None:
+    """Each connection writes rows of its own shard (pools do not queue on one row): the reads sum them."""
+    first, second = opener(), opener()
+    first._shard, second._shard = 3, 11  # type: ignore[attr-defined]
+    first.enqueue([new_run("a", job="j"), new_run("b", job="j", priority=1)])
+    settle_at(first, claim_one(first), T0, T0 + 1, Outcome.COMPLETED)
+    settle_at(second, claim_one(second), T0, T0 + 2, Outcome.COMPLETED)
+    for store in (first, second):
+        totals = store.run_totals()
+        assert totals.finished == {("j", "completed"): 2}
+        assert (sum(totals.durations.counts), totals.durations.sum, totals.last_success) == (2, 3.0, {"j": T0 + 2})
+        assert store.minute_counts(T0) == [(T0, 2, 0)]
+
+
+def test_migration_backfills_the_rollups_from_the_runs_kept(opener: Opener, clock: FakeClock) -> None:
+    """A store made before the rollups shows its history once upgraded: the same figures as counted live."""
+    store = opener()
+    store.put_job(spec("nightly"), "/jobs", "/jobs/nightly.toml", "h1")
+    store.enqueue(
+        [job_run("nightly", T0, "n1"), new_run("lone", max_retries=0, priority=1), new_run("waiting", run_at=T0 + 3600)]
+    )
+    clock.advance(10)
+    settle_at(store, claim_one(store), clock.now, clock.now + 30, Outcome.COMPLETED)
+    clock.advance(70)
+    settle_at(store, claim_one(store), clock.now, clock.now, Outcome.FAILED)
+    store.cancel_runs(["waiting"], "asked")
+    live, minutes, counts = store.run_totals(), store.minute_counts(0), store.counts()
+    assert live.finished == {("nightly", "completed"): 1, (None, "dead"): 1, (None, "cancelled"): 1}
+    with store.batch():  # back to the schema before migration 0008, keeping the runs
+        store._run_script("DROP TABLE run_totals")  # type: ignore[attr-defined]
+        store._run_script("DROP TABLE run_minutes")  # type: ignore[attr-defined]
+        store._set_schema_version(7)  # type: ignore[attr-defined]
+    store.close()
+    upgraded = opener()
+    assert upgraded.schema_version() == 8
+    assert upgraded.run_totals() == live
+    assert upgraded.minute_counts(0) == minutes
+    assert upgraded.counts() == counts

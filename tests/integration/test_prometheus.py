@@ -125,3 +125,22 @@ def test_empty_store_exposes_zeros(store: Store, clock: FakeClock) -> None:
     assert value(got, "queuectl_oldest_waiting_run_age_seconds") == 0
     assert value(got, "queuectl_run_duration_seconds_count") == 0
     assert value(got, "queuectl_run_duration_seconds_bucket", le="+Inf") == 0
+
+
+def test_counters_never_go_backwards_when_runs_are_cleared_or_retried(known: Store, clock: FakeClock) -> None:
+    """Runs finished and the histograms come from the rollups the settles wrote: deleting runs keeps them."""
+    assert known.retry_dead(["n2"], reset_attempts=False) == ["n2"]
+    claim = claim_one(known)
+    assert claim.run_id == "n2"
+    again = AttemptResult(claim, "w1", 4242, clock.now, clock.now + 1, 0, Outcome.COMPLETED, None, "")
+    known.finish_attempts(HOST, [again])
+    assert known.delete_runs("completed") == ["n1", "n2", "x1"]
+    got = scrape(known, clock.now)
+    assert value(got, "queuectl_job_runs_total", job="nightly", outcome="completed") == 2
+    assert value(got, "queuectl_job_runs_total", job="nightly", outcome="dead") == 1  # counted when it died
+    assert value(got, "queuectl_job_runs_total", job="", outcome="completed") == 1
+    assert value(got, "queuectl_runs", state="completed") == 0  # a gauge: what is in the store now
+    assert value(got, "queuectl_runs", state="dead") == 0
+    assert value(got, "queuectl_run_duration_seconds_count") == 4
+    assert value(got, "queuectl_queue_wait_seconds_count") == 3  # a retry's attempt is not a first wait
+    assert value(got, "queuectl_job_last_success_timestamp_seconds", job="nightly") == clock.now + 1

@@ -62,12 +62,12 @@ UPDATE runs SET pgid = :pgid, proc_start = :proc_start, log_path = :log_path, st
 -- name: lost_run
 -- A run found expired, if nothing changed since: same owner, same lease.
 SELECT id, tries, attempts, max_retries, backoff_base, backoff_max, command, timeout, cwd, env,
-       host, pgid, log_path, started_at, job, keep_children, scheduled_for
+       host, pgid, log_path, started_at, job, keep_children, scheduled_for, run_at, created_at, cancel_requested
   FROM runs WHERE id = :run_id AND state = 'running' AND worker_id IS :worker_id
    AND lease_expires IS :lease_expires;
 
 -- name: held_runs
-SELECT id, tries, cancel_requested FROM runs INDEXED BY runs_running
+SELECT id, tries, cancel_requested, run_at, created_at FROM runs INDEXED BY runs_running
  WHERE worker_id = :worker_id AND state = 'running'
    AND id IN (SELECT value FROM json_each(:ids));
 
@@ -140,7 +140,14 @@ SELECT EXISTS (SELECT 1 FROM runs WHERE state = 'failed')
     OR EXISTS (SELECT 1 FROM runs WHERE state = 'pending' AND run_at <= :now);
 
 -- name: counts
-SELECT state, count(*) FROM runs GROUP BY state;
+-- Runs per stored state, none of it a scan of the history: the waiting runs on their partial index, the
+-- running ones on theirs, the finished ones from the rollup (run_totals.kept, kept by the verbs that
+-- finish, delete and retry runs).
+SELECT state, count(*) FROM runs INDEXED BY runs_ready WHERE state IN ('pending', 'failed') GROUP BY state
+UNION ALL
+SELECT 'running', count(*) FROM runs INDEXED BY runs_running WHERE state = 'running'
+UNION ALL
+SELECT outcome, sum(kept) FROM run_totals WHERE outcome IN ('completed', 'dead', 'cancelled') GROUP BY outcome;
 
 -- name: scheduled_count
 -- Pending runs not yet due: shown as scheduled (model.shown_state), stored pending.
@@ -229,13 +236,13 @@ UPDATE runs
        timeout = CASE WHEN :set_timeout THEN :timeout ELSE timeout END
  WHERE state = 'dead' AND (:all OR id IN (SELECT value FROM json_each(:ids)))
    AND (:job IS NULL OR job = :job)
-RETURNING id;
+RETURNING id, job;
 
 -- name: cancel_waiting_runs
 -- `cancel ID...`: a run that waits (any state but running and the finished ones) is cancelled at once.
 UPDATE runs SET state = 'cancelled', updated_at = :now, error = :reason
  WHERE state NOT IN ('running', 'completed', 'dead', 'cancelled') AND id IN (SELECT value FROM json_each(:ids))
-RETURNING id;
+RETURNING id, job;
 
 -- name: cancel_running_runs
 -- A running one: its pool (on any host) sees cancel_requested, stops its process group, settles it cancelled.
@@ -247,13 +254,13 @@ RETURNING id;
 -- Dead runs by id, or all (:all) of them; only job :job's when it is not NULL.
 DELETE FROM runs WHERE state = 'dead' AND (:all OR id IN (SELECT value FROM json_each(:ids)))
    AND (:job IS NULL OR job = :job)
-RETURNING id;
+RETURNING id, job;
 
 -- name: delete_runs
 -- A shown state: scheduled and pending are both stored pending, parted by run_at (model.stored_filter).
 DELETE FROM runs WHERE state <> 'running'
    AND (:state IS NULL OR (state = :state AND run_at > :due_after AND run_at <= :due_until))
-RETURNING id;
+RETURNING id, state, job;
 
 -- name: config_all
 SELECT key, value FROM config WHERE key <> 'scheduler-seat';
@@ -348,7 +355,7 @@ UPDATE jobs SET error = :error WHERE name = :name AND error IS NOT :error;
 -- Runs of a job that have not started: a running one finishes under the spec it started with.
 UPDATE runs SET state = 'cancelled', updated_at = :now, error = :reason
  WHERE job = :name AND state IN ('pending', 'failed')
-RETURNING id;
+RETURNING id, job;
 
 -- name: last_job_run
 SELECT * FROM runs INDEXED BY runs_job WHERE job = :name ORDER BY created_at DESC LIMIT 1;
@@ -442,3 +449,58 @@ SELECT value FROM config WHERE key = 'scheduler-seat';
 -- name: seat_release
 UPDATE config SET value = json_set(value, '$.lease_until', 0)
  WHERE key = 'scheduler-seat' AND json_extract(value, '$.holder') = :holder;
+
+-- name: add_run_totals
+-- The settles of one transaction, added to their (job, outcome) row of the writer's shard (see migration 0008).
+INSERT INTO run_totals (job, outcome, shard,
+                        runs, kept, attempts, duration_sum, wait_count, wait_sum, d0, d1, d2, d3, d4, d5, d6,
+                        d7, d8, d9, d10, d11, d12, d13, d14, d15, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9,
+                        w10, w11, w12, w13, w14, w15, last_started, last_finished)
+VALUES (:job, :outcome, :shard,
+        :runs, :kept, :attempts, :duration_sum, :wait_count, :wait_sum, :d0, :d1, :d2, :d3, :d4, :d5, :d6,
+        :d7, :d8, :d9, :d10, :d11, :d12, :d13, :d14, :d15, :w0, :w1, :w2, :w3, :w4, :w5, :w6, :w7, :w8, :w9,
+        :w10, :w11, :w12, :w13, :w14, :w15, :last_started, :last_finished)
+ON CONFLICT (job, outcome, shard) DO UPDATE SET
+    runs = run_totals.runs + excluded.runs, kept = run_totals.kept + excluded.kept,
+    attempts = run_totals.attempts + excluded.attempts,
+    duration_sum = run_totals.duration_sum + excluded.duration_sum,
+    wait_count = run_totals.wait_count + excluded.wait_count,
+    wait_sum = run_totals.wait_sum + excluded.wait_sum, d0 = run_totals.d0 + excluded.d0,
+    d1 = run_totals.d1 + excluded.d1, d2 = run_totals.d2 + excluded.d2, d3 = run_totals.d3 + excluded.d3,
+    d4 = run_totals.d4 + excluded.d4, d5 = run_totals.d5 + excluded.d5, d6 = run_totals.d6 + excluded.d6,
+    d7 = run_totals.d7 + excluded.d7, d8 = run_totals.d8 + excluded.d8, d9 = run_totals.d9 + excluded.d9,
+    d10 = run_totals.d10 + excluded.d10, d11 = run_totals.d11 + excluded.d11,
+    d12 = run_totals.d12 + excluded.d12, d13 = run_totals.d13 + excluded.d13,
+    d14 = run_totals.d14 + excluded.d14, d15 = run_totals.d15 + excluded.d15,
+    w0 = run_totals.w0 + excluded.w0, w1 = run_totals.w1 + excluded.w1, w2 = run_totals.w2 + excluded.w2,
+    w3 = run_totals.w3 + excluded.w3, w4 = run_totals.w4 + excluded.w4, w5 = run_totals.w5 + excluded.w5,
+    w6 = run_totals.w6 + excluded.w6, w7 = run_totals.w7 + excluded.w7, w8 = run_totals.w8 + excluded.w8,
+    w9 = run_totals.w9 + excluded.w9, w10 = run_totals.w10 + excluded.w10,
+    w11 = run_totals.w11 + excluded.w11, w12 = run_totals.w12 + excluded.w12,
+    w13 = run_totals.w13 + excluded.w13, w14 = run_totals.w14 + excluded.w14,
+    w15 = run_totals.w15 + excluded.w15,
+    last_started = max(coalesce(run_totals.last_started, excluded.last_started), coalesce(excluded.last_started, run_totals.last_started)),
+    last_finished = max(coalesce(run_totals.last_finished, excluded.last_finished), coalesce(excluded.last_finished, run_totals.last_finished));
+
+
+-- name: add_run_minute
+INSERT INTO run_minutes (minute, shard, completed, failed) VALUES (:minute, :shard, :completed, :failed)
+ON CONFLICT (minute, shard) DO UPDATE SET completed = run_minutes.completed + excluded.completed,
+                                   failed = run_minutes.failed + excluded.failed;
+
+-- (add_rollups: PostgreSQL only, add_run_totals and add_run_minute in one round trip; here they are two calls.)
+
+-- name: drop_run_minutes
+-- The writer keeps two days of minutes: older rows go (a primary-key range, nothing to do most times).
+DELETE FROM run_minutes WHERE minute < :before;
+
+-- name: run_totals
+-- Every shard's rows (summed by the reader): as many as jobs x outcomes x shards written to.
+SELECT * FROM run_totals ORDER BY job, outcome, shard;
+
+-- name: running_times
+-- The runs running now (as many as the pools' slots): their job, start and due time, for `/metrics`.
+SELECT job, started_at, run_at, created_at, tries FROM runs INDEXED BY runs_running WHERE state = 'running';
+
+-- name: run_minutes
+SELECT minute, sum(completed), sum(failed) FROM run_minutes WHERE minute >= :since GROUP BY minute ORDER BY minute;
