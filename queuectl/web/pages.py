@@ -24,7 +24,7 @@ from queuectl import listing
 from queuectl.durations import format_duration, format_time
 from queuectl.errors import NotFoundError, QueueError, UsageError
 from queuectl.model import STATES, parse_state
-from queuectl.services import jobs, output, overview, pools, runs, timeline
+from queuectl.services import activity, jobs, output, overview, pools, runs, timeline
 from queuectl.store.contract import Store
 from queuectl.store.factory import open_store
 from queuectl.web import live
@@ -119,7 +119,11 @@ class Pages:
     # -- the pages -------------------------------------------------------------------------------
 
     def overview(self, request: Request) -> Response:
-        return self.page(request, "overview.html", lambda store: {"seen": overview.dashboard(store)})
+        return self.page(
+            request,
+            "overview.html",
+            lambda store: {"seen": overview.dashboard(store), "activity": activity.activity(store, store.now())},
+        )
 
     def jobs(self, request: Request) -> Response:
         return self.page(request, "jobs.html", lambda store: {"views": jobs.statuses(store)})

@@ -110,6 +110,9 @@ def test_the_readme_pictures_overview_timeline_and_a_live_run(q: Queue, browser:
             page = context.new_page()
             page.goto(f"{served.url}/")
             page.locator("#pools tr[data-pool-id]").first.wait_for()
+            page.get_by_text("no scheduler runs").wait_for(state="detached")  # the pool took the scheduler's seat
+            assert page.locator("#charts svg.bars").count() == 2
+            assert "failed" in page.locator("#charts").inner_text()
             assert page.locator('[data-count="dead"] .figure').inner_text() != "0"
             shoot(page, "overview", scheme)
             page.goto(f"{served.url}/jobs/disk-usage")

@@ -69,6 +69,7 @@ def run_ids(html: str) -> list[str]:
     [
         ("/", ['data-count="completed"><span class="figure">4</span>', 'data-count="dead"><span class="figure">1<']),
         ("/", ['data-figure="queue-depth"><span class="figure">1</span>', "<h1>Overview</h1>"]),
+        ("/", ['<section id="charts"', "last hour <span", '"chart-totals">4 completed, 1 failed</span>']),
         ("/jobs", ['data-job="nightly"', DAILY, "<td>UTC</td>", "nightly.toml", 'class="error manifest-error"']),
         ("/jobs/nightly", ['id="job-name" data-job="nightly"', DAILY, "<code>PGPASSWORD</code>", "Recent runs"]),
         ("/runs", ['<tr data-run-id="later"', '<tr data-run-id="bad"', 'data-state="dead"', 'href="/runs/ok-0"']),
