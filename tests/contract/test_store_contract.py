@@ -1248,6 +1248,7 @@ def test_migration_backfills_the_rollups_from_the_runs_kept(opener: Opener, cloc
     settle_at(store, claim_one(store), clock.now, clock.now, Outcome.FAILED)
     store.cancel_runs(["waiting"], "asked")
     live, minutes, counts = store.run_totals(), store.minute_counts(0), store.counts()
+    latest = store.schema_version()
     assert live.finished == {("nightly", "completed"): 1, (None, "dead"): 1, (None, "cancelled"): 1}
     with store.batch():  # back to the schema before migration 0008, keeping the runs
         store._run_script("DROP TABLE run_totals")  # type: ignore[attr-defined]
@@ -1255,7 +1256,7 @@ def test_migration_backfills_the_rollups_from_the_runs_kept(opener: Opener, cloc
         store._set_schema_version(7)  # type: ignore[attr-defined]
     store.close()
     upgraded = opener()
-    assert upgraded.schema_version() == 8
+    assert upgraded.schema_version() == latest  # 0008 and every migration after it again
     assert upgraded.run_totals() == live
     assert upgraded.minute_counts(0) == minutes
     assert upgraded.counts() == counts

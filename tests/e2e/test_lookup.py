@@ -116,16 +116,19 @@ def test_show_run_names_its_job_and_keeps_the_pool_that_ran_it(each_engine: Queu
 
 
 def _back_to_schema_6(q: Queue) -> None:
-    """The store as queuectl before the pool was kept on a run left it: no column, schema version 6."""
+    """The store as queuectl before the pool was kept on a run left it: no column, no rollups, schema version 6."""
+    undo = ["ALTER TABLE runs DROP COLUMN last_pool", "DROP TABLE run_totals", "DROP TABLE run_minutes"]
     if isinstance(q.db, Path):
         with sqlite3.connect(q.db) as db:
-            db.execute("ALTER TABLE runs DROP COLUMN last_pool")
+            for statement in undo:
+                db.execute(statement)
             db.execute("PRAGMA user_version = 6")
         return
     import psycopg  # only for the PostgreSQL case
 
     with psycopg.connect(q.db, autocommit=True) as db:
-        db.execute("ALTER TABLE runs DROP COLUMN last_pool")
+        for statement in undo:
+            db.execute(statement)
         db.execute("UPDATE queuectl_schema SET version = 6")
 
 
@@ -135,7 +138,8 @@ def test_the_migration_gives_finished_runs_the_pool_of_their_last_attempt(each_e
     q.burst()
     ran_by = q.json("show", "old")["history"][-1]["worker"]
     _back_to_schema_6(q)
-    assert q.json("db", "migrate")["schema_version"] == 9  # 0009 (a job's listing, fire indexes) after 0007
+    assert q.json("db", "migrate")["schema_version"] == 9  # 0008 (rollups), 0009 (a job's listing) after 0007
+    assert q.json("status")["counts"]["completed"] == 1  # counted from the rollups the migration filled
     shown = q.json("show", "old")
     assert shown["pool"] == ran_by and shown["state"] == "completed"
 

@@ -217,7 +217,8 @@ def _enqueue_many(q: Queue, count: int) -> None:
 def _one_line_error(done: subprocess.CompletedProcess[str], *expected: str) -> None:
     assert done.returncode == 1, (done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
-    assert lines and lines[-1].startswith("queuectl: error: store "), done.stderr
+    said = ("queuectl: error: store ", "queuectl: error: cannot open store ")
+    assert lines and lines[-1].startswith(said), done.stderr
     assert "Traceback" not in done.stderr
     for text in expected:
         assert text in lines[-1], lines[-1]
