@@ -174,15 +174,6 @@ class Buckets(NamedTuple):
     sum: float
 
 
-class AttemptRollup(NamedTuple):
-    """What `/metrics` reads of the attempts, counted by the store: no attempt row reaches Python."""
-
-    durations: Buckets  # settled attempts (not interrupted, cancelled or running)
-    waits: Buckets  # each run's first attempt: seconds from its run_at (else its creation) to its start
-    last_run: dict[str, float]  # per job: when its last attempt started
-    last_success: dict[str, float]  # per job: when its last completed attempt finished
-
-
 class Claim(NamedTuple):
     """What a worker needs to start one attempt of a run it has claimed.
 

@@ -27,7 +27,6 @@ from queuectl.model import (
     Attempt,
     AttemptFigures,
     AttemptResult,
-    AttemptRollup,
     Buckets,
     Claim,
     Expired,
@@ -261,10 +260,6 @@ class RunQueue(StoreCore, Protocol):
 
     def metric_attempts(self) -> list[AttemptFigures]:
         """Every attempt, and each attempt running now (outcome "running", no finish), for `metrics --detailed`."""
-        ...
-
-    def attempt_rollup(self) -> AttemptRollup:
-        """The attempts' durations and waits counted per bucket, and per job its last start and success."""
         ...
 
     def job_counts(self) -> dict[str | None, dict[str, int]]:

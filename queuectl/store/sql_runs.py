@@ -8,12 +8,9 @@ from typing import Any
 
 from queuectl.errors import DuplicateRunError
 from queuectl.model import (
-    METRIC_BUCKETS,
     Attempt,
     AttemptFigures,
     AttemptResult,
-    AttemptRollup,
-    Buckets,
     Claim,
     Expired,
     NewRun,
@@ -365,16 +362,6 @@ class SQLRunQueue(SQLRollups, RunQueue):
     def metric_attempts(self) -> list[AttemptFigures]:
         return [AttemptFigures(*r) for r in self._read("metric_attempts")]
 
-    def attempt_rollup(self) -> AttemptRollup:
-        bounds = {f"b{i}": bound for i, bound in enumerate(METRIC_BUCKETS)}
-        with self._snapshot():
-            durations = _buckets(self._read("duration_buckets", bounds))
-            waits = _buckets(self._read("wait_buckets", bounds))
-            times = self._read("job_attempt_times")
-        last_run = {job: float(started) for job, started, _ in times if started is not None}
-        last_success = {job: float(done) for job, _, done in times if done is not None}
-        return AttemptRollup(durations, waits, last_run, last_success)
-
     def job_counts(self) -> dict[str | None, dict[str, int]]:
         counts: dict[str | None, dict[str, int]] = {}
         for job, state, number in self._read("job_counts", {"now": self._now()}):
@@ -388,12 +375,3 @@ class SQLRunQueue(SQLRollups, RunQueue):
 def _cancelled_if(cancel_requested: bool, state: RunState) -> RunState:
     """The state settle_run leaves a run in: cancelled when that was asked and it did not complete."""
     return RunState.CANCELLED if cancel_requested and state != RunState.COMPLETED else state
-
-
-def _buckets(rows: Sequence[Sequence[Any]]) -> Buckets:
-    counts = [0] * (len(METRIC_BUCKETS) + 1)
-    total = 0.0
-    for bucket, number, seconds in rows:
-        counts[int(bucket)] = int(number)
-        total += float(seconds or 0.0)
-    return Buckets(tuple(counts), total)

@@ -996,33 +996,6 @@ def test_counts_per_job_show_a_run_not_yet_due_as_scheduled(store: Store, clock:
     assert store.job_counts() == {"j": {"pending": 2}, None: {"pending": 1}}
 
 
-def test_attempt_rollup_counts_durations_and_waits_per_bucket_and_times_per_job(store: Store, clock: FakeClock) -> None:
-    store.put_job(spec("nightly"), "/jobs", "/jobs/nightly.toml", "h1")
-    store.enqueue([job_run("nightly", T0, "n1")])
-    clock.advance(10)
-    claim = claim_one(store)
-    result = AttemptResult(claim, "w1", 4242, clock.now, clock.now + 30, 0, Outcome.COMPLETED, None, "")
-    store.finish_attempts(HOST, [result])
-    clock.advance(30)
-    store.enqueue([job_run("nightly", clock.now, "n2")])
-    clock.advance(2)
-    claim_started(store, clock)  # running now: its start is the job's last run, its wait counts
-    rollup = store.attempt_rollup()
-    assert rollup.durations.counts[METRIC_BUCKETS.index(30.0)] == 1
-    assert (sum(rollup.durations.counts), rollup.durations.sum) == (1, 30.0)
-    assert rollup.waits.counts[METRIC_BUCKETS.index(15.0)] == 1  # 10 s
-    assert rollup.waits.counts[METRIC_BUCKETS.index(5.0)] == 1  # 2 s
-    assert (sum(rollup.waits.counts), rollup.waits.sum) == (2, 12.0)
-    assert rollup.last_success == {"nightly": T0 + 40}
-    assert rollup.last_run == {"nightly": T0 + 42}
-
-
-def test_attempt_rollup_of_an_empty_store(store: Store) -> None:
-    rollup = store.attempt_rollup()
-    assert rollup.durations.counts == (0,) * 16 and rollup.durations.sum == 0
-    assert rollup.waits.counts == (0,) * 16 and (rollup.last_run, rollup.last_success) == ({}, {})
-
-
 # -- a job's runs, listings newest first, bounded text searches, a cron job's fire runs ----------------------
 def _runs_of_two_jobs(store: Store, clock: FakeClock) -> None:
     """a1 b1 a2 a3 b2 by age (a1 oldest; a2 and a3 share a created_at), and one run of no job."""

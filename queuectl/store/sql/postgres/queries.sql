@@ -300,29 +300,6 @@ SELECT job, 'running', started_at, NULL, worker_id,
        CASE WHEN tries = 1 THEN started_at - CASE WHEN run_at <= started_at THEN run_at ELSE created_at END END
   FROM runs WHERE state = 'running';
 
--- name: duration_buckets
--- `/metrics`: settled attempts' durations counted per bucket of model.METRIC_BUCKETS, in SQL.
-SELECT CASE WHEN d <= :b0 THEN 0 WHEN d <= :b1 THEN 1 WHEN d <= :b2 THEN 2 WHEN d <= :b3 THEN 3 WHEN d <= :b4 THEN 4 WHEN d <= :b5 THEN 5 WHEN d <= :b6 THEN 6 WHEN d <= :b7 THEN 7 WHEN d <= :b8 THEN 8 WHEN d <= :b9 THEN 9 WHEN d <= :b10 THEN 10 WHEN d <= :b11 THEN 11 WHEN d <= :b12 THEN 12 WHEN d <= :b13 THEN 13 WHEN d <= :b14 THEN 14 ELSE 15 END AS bucket, count(*), sum(d)
-  FROM (SELECT greatest(0, finished_at - started_at) AS d FROM attempts
-         WHERE outcome NOT IN ('interrupted', 'cancelled') AND started_at IS NOT NULL AND finished_at IS NOT NULL) AS t
- GROUP BY bucket;
-
--- name: wait_buckets
--- `/metrics`: each run's first attempt's wait (as metric_attempts), counted per bucket, in SQL.
-SELECT CASE WHEN w <= :b0 THEN 0 WHEN w <= :b1 THEN 1 WHEN w <= :b2 THEN 2 WHEN w <= :b3 THEN 3 WHEN w <= :b4 THEN 4 WHEN w <= :b5 THEN 5 WHEN w <= :b6 THEN 6 WHEN w <= :b7 THEN 7 WHEN w <= :b8 THEN 8 WHEN w <= :b9 THEN 9 WHEN w <= :b10 THEN 10 WHEN w <= :b11 THEN 11 WHEN w <= :b12 THEN 12 WHEN w <= :b13 THEN 13 WHEN w <= :b14 THEN 14 ELSE 15 END AS bucket, count(*), sum(w)
-  FROM (SELECT greatest(0, a.started_at - CASE WHEN r.run_at <= a.started_at THEN r.run_at ELSE r.created_at END) AS w
-          FROM attempts a JOIN runs r ON r.id = a.run_id WHERE a.n = 1 AND a.started_at IS NOT NULL
-        UNION ALL
-        SELECT greatest(0, started_at - CASE WHEN run_at <= started_at THEN run_at ELSE created_at END) FROM runs
-         WHERE state = 'running' AND tries = 1 AND started_at IS NOT NULL) AS t
- GROUP BY bucket;
-
--- name: job_attempt_times
--- `/metrics`: per job, when its last attempt started (a run's started_at is its last attempt's, a running
--- one's too) and its last success finished (a completed run's finished_at): one pass over runs.
-SELECT job, max(started_at), max(CASE WHEN state = 'completed' THEN finished_at END)
-  FROM runs WHERE job IS NOT NULL GROUP BY job;
-
 -- name: job_counts
 -- A pending run not yet due is shown as scheduled (as everywhere a run's state is read).
 SELECT job, CASE WHEN state = 'pending' AND run_at > :now THEN 'scheduled' ELSE state END AS shown, count(*)
