@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-import httpx
+import httpx2 as httpx  # the test extra's HTTP client (Starlette's test client uses it)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
