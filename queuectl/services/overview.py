@@ -30,9 +30,14 @@ class Overview(NamedTuple):
     scheduler: SchedulerView
 
 
-def overview(store: Store) -> Overview:
-    """Everything `status` says; a damaged store is an error here, not the counts it still reads."""
-    store.check_integrity()
+def overview(store: Store, check: bool = True) -> Overview:
+    """Everything `status` says; a damaged store is an error here, not the counts it still reads.
+
+    `check`: look the whole store over first (SQLite's quick check reads every page: 0.5-1 s at a million
+    runs). The dashboard, asked again and again, looks it over once a minute (web/app.py).
+    """
+    if check:
+        store.check_integrity()
     counts = store.counts()
     views = pools(store)
     declared = store.list_jobs()

@@ -10,6 +10,7 @@ or one PostgreSQL session, per request: nothing is shared between threads).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +31,9 @@ from queuectl.store.factory import open_store
 from queuectl.web import actions, pages, security
 
 BUSY_TIMEOUT = 5.0  # seconds a request waits for a pool's write lock before it answers with an error
+PAGE_SIZE = 1000  # runs in a listing's answer when it gives no limit; a full page's Link header names the next
+INTEGRITY_EVERY = 60.0  # seconds between two looks over the whole store by /api/status (each reads every page)
+MAX_PAGE = 10_000  # runs one answer may hold, at most: a client pages on with after=ID
 # A text search of /api/runs that looked at its most runs before its page filled: how many, and the run to go on after.
 SEARCHED_HEADER = "x-queuectl-searched"
 RESUME_HEADER = "x-queuectl-resume-after"
@@ -40,6 +44,7 @@ class Api:
 
     def __init__(self, location: str | None) -> None:
         self.location = location
+        self.checked_at = float("-inf")  # when /api/status last looked the whole store over (monotonic)
 
     @contextmanager
     def store(self) -> Iterator[Store]:
@@ -79,12 +84,22 @@ class Api:
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     def status(self, request: Request) -> Response:
-        return self.answer(lambda store: overview.as_json(overview.overview(store)))
+        """`status --json`, its integrity check made at most once a minute: pollers ask again and again."""
+        check = time.monotonic() - self.checked_at >= INTEGRITY_EVERY
+
+        def seen(store: Store) -> dict[str, Any]:
+            answer = overview.as_json(overview.overview(store, check))
+            if check:
+                self.checked_at = time.monotonic()
+            return answer
+
+        return self.answer(seen)
 
     def runs(self, request: Request) -> Response:
         """`list --json`; with `order=newest` the other way; with `text`, a bounded search (see runs.search)."""
         query = request.query_params
         found: list[runs.Found] = []
+        page: list[dict[str, Any]] = []
 
         def listed(store: Store) -> list[dict[str, Any]]:
             state = parse_state(query["state"]).value if query.get("state") else None
@@ -92,10 +107,12 @@ class Api:
             job, after, newest = query.get("job") or None, query.get("after") or None, _newest(query.get("order"))
             if "text" in query:
                 found.append(runs.search(store, query["text"], state, limit, job, after, newest))
-                return [json_views.run_json(run) for run in found[0].runs]
-            return [json_views.run_json(run) for run in runs.listed(store, state, limit, job, after, newest)]
+                page.extend(json_views.run_json(run) for run in found[0].runs)
+            else:
+                page.extend(json_views.run_json(run) for run in runs.listed(store, state, limit, job, after, newest))
+            return page
 
-        response = self.answer(listed)
+        response = _with_next(self.answer(listed), request, page)
         if found and found[0].stopped_early:
             # The body stays the array `list --json` prints; that the search stopped early goes beside it.
             response.headers[SEARCHED_HEADER] = str(found[0].searched)
@@ -115,8 +132,15 @@ class Api:
         return self.answer(lambda store: pools.as_json(pools.pools(store)))
 
     def dlq(self, request: Request) -> Response:
-        limit = request.query_params.get("limit")
-        return self.answer(lambda store: [json_views.run_json(r) for r in runs.listed(store, "dead", _limit(limit))])
+        query = request.query_params
+        page: list[dict[str, Any]] = []
+
+        def dead(store: Store) -> list[dict[str, Any]]:
+            found = runs.listed(store, "dead", _limit(query.get("limit")), after=query.get("after") or None)
+            page.extend(json_views.run_json(r) for r in found)
+            return page
+
+        return _with_next(self.answer(dead), request, page)
 
 
 def _newest(order: str | None) -> bool:
@@ -127,12 +151,21 @@ def _newest(order: str | None) -> bool:
     raise UsageError(f"invalid order {order!r}: expected oldest or newest")
 
 
-def _limit(text: str | None) -> int | None:
+def _limit(text: str | None) -> int:
+    """A listing's page size: `limit`, or PAGE_SIZE when none is given (an answer never holds the whole store)."""
     if not text:
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise UsageError(f"invalid limit {text!r}: expected a whole number of at least 1")
+        return PAGE_SIZE
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise UsageError(f"invalid limit {text!r}: expected a whole number from 1 to {MAX_PAGE} (then after=ID)")
     return int(text)
+
+
+def _with_next(response: Response, request: Request, page: list[dict[str, Any]]) -> Response:
+    """A full page of a listing names the next one: `Link: <...&after=LAST>; rel="next"` (RFC 8288), as APIs page."""
+    if response.status_code == 200 and page and len(page) == _limit(request.query_params.get("limit")):
+        following = request.url.include_query_params(after=page[-1]["id"])
+        response.headers["link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return response
 
 
 def json_response(value: Any, status_code: int = 200) -> Response:

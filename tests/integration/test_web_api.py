@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from queuectl import json_views
+from queuectl.web import app as web_app
 from queuectl.web.app import create_app
 from tests.conftest import LOCAL, QUEUECTL, Queue, wait_for
 
@@ -105,6 +107,44 @@ def test_runs_filter_by_job_and_page_with_a_keyset_cursor(client: TestClient) ->
         r["job"] for r in _get(client, "/api/runs") if r["job"] == "nightly"
     ]
     assert _get(client, "/api/runs?job=no-such-job") == []
+
+
+def test_a_listing_answers_a_page_and_links_the_next(q: Queue) -> None:
+    """No limit: 1,000 runs, never the whole store; a full page's Link header names the next."""
+    q("enqueue", "--file", "-", input="".join(f'{{"id": "r{n:04d}", "command": "true"}}\n' for n in range(1005)))
+    web = TestClient(create_app(str(q.db)), base_url=LOCAL)
+    first = web.get("/api/runs")
+    assert [r["id"] for r in first.json()] == [f"r{n:04d}" for n in range(1000)]
+    assert first.json() == q.json("list", "-n", "1000")
+    assert first.headers["link"] == '</api/runs?after=r0999>; rel="next"'
+    rest = web.get("/api/runs?after=r0999")
+    assert [r["id"] for r in rest.json()] == [f"r{n:04d}" for n in range(1000, 1005)] and "link" not in rest.headers
+    paged = web.get("/api/runs?state=pending&limit=2&after=r0001")
+    assert [r["id"] for r in paged.json()] == ["r0002", "r0003"]
+    assert paged.headers["link"] == '</api/runs?state=pending&limit=2&after=r0003>; rel="next"'
+    too_many = web.get("/api/runs?limit=10001")
+    assert too_many.status_code == 400 and "1 to 10000" in too_many.json()["error"]
+
+
+def test_status_looks_the_store_over_once_a_minute(q: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pollers ask /api/status again and again: the whole-store check (every page read) runs once a minute."""
+    q("enqueue", "--file", "-", input="".join(f'{{"command": "echo {n}"}}\n' for n in range(300)))
+    clock = [1000.0]
+    monkeypatch.setattr(web_app.time, "monotonic", lambda: clock[0])
+    web = TestClient(create_app(str(q.db)), base_url=LOCAL)
+    assert web.get("/api/status").json() == q.json("status")
+    with sqlite3.connect(q.db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'runs_listed'").fetchone()
+    with open(q.db, "r+b") as f:  # an index the counts do not read: only the check finds it
+        f.seek((root - 1) * 4096)
+        f.write(os.urandom(4096))
+    clock[0] += 30
+    later = web.get("/api/status")
+    assert later.status_code == 200, later.text  # checked 30 s ago
+    clock[0] += 31
+    damaged = web.get("/api/status")
+    assert damaged.status_code == 503 and "restore it from a backup" in damaged.json()["error"]
 
 
 def test_not_found_is_404_with_the_cli_message(filled: Queue, client: TestClient) -> None:
