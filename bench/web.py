@@ -52,8 +52,9 @@ PATHS = [
     "/dlq",
     "/pools",
     "/api/status",
-    "/api/runs",
-    "/api/runs?job=job-03",
+    "/api/runs?limit=50",
+    "/api/runs?limit=50&after=h00009000",  # a late page of the small store, an early one of the large
+    "/api/runs?job=job-03&limit=50",
     "/api/jobs",
     "/api/dlq?limit=100",
     "/metrics",
