@@ -11,8 +11,8 @@ or one PostgreSQL session, per request: nothing is shared between threads).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -27,10 +27,8 @@ from queuectl.errors import NotFoundError, QueueError, UsageError
 from queuectl.model import parse_state
 from queuectl.services import jobs, overview, pools, prometheus, runs
 from queuectl.store.contract import Store
-from queuectl.store.factory import open_store
-from queuectl.web import actions, pages, security
+from queuectl.web import actions, pages, security, stores
 
-BUSY_TIMEOUT = 5.0  # seconds a request waits for a pool's write lock before it answers with an error
 PAGE_SIZE = 1000  # runs in a listing's answer when it gives no limit; a full page's Link header names the next
 INTEGRITY_EVERY = 60.0  # seconds between two looks over the whole store by /api/status (each reads every page)
 MAX_PAGE = 10_000  # runs one answer may hold, at most: a client pages on with after=ID
@@ -46,13 +44,8 @@ class Api:
         self.location = location
         self.checked_at = float("-inf")  # when /api/status last looked the whole store over (monotonic)
 
-    @contextmanager
-    def store(self) -> Iterator[Store]:
-        store = open_store(self.location, busy_timeout=BUSY_TIMEOUT, create=False)
-        try:
-            yield store
-        finally:
-            store.close()
+    def store(self) -> AbstractContextManager[Store]:
+        return stores.opened(self.location)
 
     def answer(self, question: Callable[[Store], Any]) -> Response:
         """The JSON of `question` over a store of this request's own, env values hidden; errors as {"error": ...}."""

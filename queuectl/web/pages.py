@@ -9,8 +9,8 @@ the store changes (see live.py), so a live page never reloads.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,9 @@ from queuectl.errors import NotFoundError, QueueError, UsageError
 from queuectl.model import STATES, parse_state
 from queuectl.services import activity, jobs, output, overview, pools, runs, timeline
 from queuectl.store.contract import Store
-from queuectl.store.factory import open_store
-from queuectl.web import live
+from queuectl.web import live, stores
 
 HERE = Path(__file__).parent
-BUSY_TIMEOUT = 5.0  # seconds a page waits for a pool's write lock
 PAGE = 50  # runs per page of /runs and /dlq
 RECENT = 20  # a job's recent runs on its page
 TIMELINE_HOURS = 24  # the window of a cron job's timeline on its page
@@ -75,13 +73,8 @@ class Pages:
         self.location = location
         self.env = environment()
 
-    @contextmanager
-    def store(self) -> Iterator[Store]:
-        store = open_store(self.location, busy_timeout=BUSY_TIMEOUT, create=False)
-        try:
-            yield store
-        finally:
-            store.close()
+    def store(self) -> AbstractContextManager[Store]:
+        return stores.opened(self.location)
 
     def render(self, request: Request, name: str, values: dict[str, Any], status: int = 200) -> Response:
         """Page `name` (or its main block alone for `?fragment=1`) with what every page shows."""
