@@ -134,8 +134,14 @@ def status(store: Store, name: str) -> JobView:
 def statuses(store: Store, limit: int | None = None) -> list[JobView]:
     """Every declared job (at most `limit`), as `status` gives one."""
     stored = store.config()
-    found = (store.job_status(job.name) for job in store.list_jobs()[:limit])
-    return [JobView(s, applying.drift(s.job), config.in_force(s.job.spec, stored)) for s in found if s is not None]
+    counted = store.job_counts()  # every job's at once: bounded by the queue, not by the history
+    found = (store.job_status(job.name, counted=False) for job in store.list_jobs()[:limit])
+    views = []
+    for status in found:
+        if status is not None:
+            status = status._replace(counts=counted.get(status.job.name, {}))
+            views.append(JobView(status, applying.drift(status.job), config.in_force(status.job.spec, stored)))
+    return views
 
 
 def as_json(view: JobView) -> dict[str, Any]:

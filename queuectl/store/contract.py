@@ -328,7 +328,9 @@ class JobCatalogue(StoreCore, Protocol):
 
     def set_job_error(self, name: str, error: str | None) -> None: ...
 
-    def job_status(self, name: str) -> JobStatus | None: ...
+    def job_status(self, name: str, counted: bool = True) -> JobStatus | None:
+        """Job `name` with its last run, next run and (when `counted`) its runs per state; None: no such job."""
+        ...
 
     def latest_job_run(self, name: str, started: bool) -> Run | None:
         """Job `name`'s run started last (`started`), or created last (a pending one too); None: no such run."""

@@ -118,7 +118,7 @@ class SQLJobCatalogue(SQLRollups, JobCatalogue):
             rows = self._write("cancel_running_job_runs", {"name": name, "now": self._now(), "reason": reason})
             return sorted(r[0] for r in rows)
 
-    def job_status(self, name: str) -> JobStatus | None:
+    def job_status(self, name: str, counted: bool = True) -> JobStatus | None:
         with self._snapshot():
             job = self.get_job(name)
             if job is None:
@@ -126,7 +126,8 @@ class SQLJobCatalogue(SQLRollups, JobCatalogue):
             last = self._read("last_job_run", {"name": name})
             next_at = self._read("next_job_run", {"name": name})[0][0]
             now = self._now()
-            counts = {r[0]: r[1] for r in self._read("job_run_counts", {"name": name, "now": now})}
+            found = self._read("job_run_counts", {"name": name, "now": now}) if counted else []
+            counts = {r[0]: int(r[1]) for r in found}
         return JobStatus(job, run_from_row(last[0], now) if last else None, next_at, counts)
 
     def latest_job_run(self, name: str, started: bool) -> Run | None:

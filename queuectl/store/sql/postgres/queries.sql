@@ -301,9 +301,16 @@ SELECT job, 'running', started_at, NULL, worker_id,
   FROM runs WHERE state = 'running';
 
 -- name: job_counts
--- A pending run not yet due is shown as scheduled (as everywhere a run's state is read).
+-- Runs per job and shown state (a pending run not yet due is scheduled), none of it a scan of the history:
+-- waiting and running runs on their partial indexes, finished ones from the rollup's `kept` (as `counts`;
+-- its job '' is no job).
 SELECT job, CASE WHEN state = 'pending' AND run_at > :now THEN 'scheduled' ELSE state END AS shown, count(*)
-  FROM runs GROUP BY job, shown;
+  FROM runs WHERE state IN ('pending', 'failed') GROUP BY job, shown
+UNION ALL
+SELECT job, 'running', count(*) FROM runs WHERE state = 'running' GROUP BY job
+UNION ALL
+SELECT NULLIF(job, ''), outcome, sum(kept)::bigint FROM run_totals WHERE outcome IN ('completed', 'dead', 'cancelled')
+ GROUP BY job, outcome HAVING sum(kept) > 0;
 
 -- name: completed_since
 SELECT count(*) FROM runs WHERE state = 'completed' AND finished_at >= :since;
@@ -355,8 +362,14 @@ SELECT * FROM runs WHERE job = :name AND tries > 0 AND started_at IS NOT NULL
 SELECT min(run_at) FROM runs WHERE job = :name AND state IN ('pending', 'failed');
 
 -- name: job_run_counts
+-- One job's runs per shown state, bounded by the queue, not by the job's history (as job_counts).
 SELECT CASE WHEN state = 'pending' AND run_at > :now THEN 'scheduled' ELSE state END AS shown, count(*)
-  FROM runs WHERE job = :name GROUP BY shown;
+  FROM runs WHERE state IN ('pending', 'failed') AND job = :name GROUP BY shown
+UNION ALL
+SELECT 'running', count(*) FROM runs WHERE state = 'running' AND job = :name HAVING count(*) > 0
+UNION ALL
+SELECT outcome, sum(kept)::bigint FROM run_totals WHERE job = :name AND outcome IN ('completed', 'dead', 'cancelled')
+ GROUP BY outcome HAVING sum(kept) > 0;
 
 -- name: cron_jobs_due
 -- Cron jobs the scheduler must look at: never looked at, or a fire has come.
