@@ -138,7 +138,7 @@ def test_the_migration_gives_finished_runs_the_pool_of_their_last_attempt(each_e
     q.burst()
     ran_by = q.json("show", "old")["history"][-1]["worker"]
     _back_to_schema_6(q)
-    assert q.json("db", "migrate")["schema_version"] == 9  # 0008 (rollups), 0009 (a job's listing) after 0007
+    assert q.json("db", "migrate")["schema_version"] == 10  # 0008-0010 (rollups, listings, waiting runs) after 0007
     assert q.json("status")["counts"]["completed"] == 1  # counted from the rollups the migration filled
     shown = q.json("show", "old")
     assert shown["pool"] == ran_by and shown["state"] == "completed"

@@ -143,7 +143,7 @@ SELECT EXISTS (SELECT 1 FROM runs WHERE state = 'failed')
 -- Runs per stored state, none of it a scan of the history: the waiting runs on their partial index, the
 -- running ones on theirs, the finished ones from the rollup (run_totals.kept, kept by the verbs that
 -- finish, delete and retry runs).
-SELECT state, count(*) FROM runs INDEXED BY runs_ready WHERE state IN ('pending', 'failed') GROUP BY state
+SELECT state, count(*) FROM runs INDEXED BY runs_waiting WHERE state IN ('pending', 'failed') GROUP BY state
 UNION ALL
 SELECT 'running', count(*) FROM runs INDEXED BY runs_running WHERE state = 'running'
 UNION ALL
@@ -295,7 +295,7 @@ SELECT job, 'running', started_at, NULL, worker_id,
 -- waiting and running runs on their partial indexes, finished ones from the rollup's `kept` (as `counts`;
 -- its job '' is no job).
 SELECT job, CASE WHEN state = 'pending' AND run_at > :now THEN 'scheduled' ELSE state END AS shown, count(*)
-  FROM runs INDEXED BY runs_due WHERE state IN ('pending', 'failed') GROUP BY job, shown
+  FROM runs INDEXED BY runs_waiting WHERE state IN ('pending', 'failed') GROUP BY job, shown
 UNION ALL
 SELECT job, 'running', count(*) FROM runs INDEXED BY runs_running WHERE state = 'running' GROUP BY job
 UNION ALL
@@ -349,12 +349,12 @@ SELECT * FROM runs INDEXED BY runs_job WHERE job = :name AND tries > 0 AND start
  ORDER BY started_at DESC, created_at DESC LIMIT 1;
 
 -- name: next_job_run
-SELECT min(run_at) FROM runs INDEXED BY runs_job WHERE job = :name AND state IN ('pending', 'failed');
+SELECT min(run_at) FROM runs INDEXED BY runs_waiting WHERE job = :name AND state IN ('pending', 'failed');
 
 -- name: job_run_counts
 -- One job's runs per shown state, bounded by the queue, not by the job's history (as job_counts).
 SELECT CASE WHEN state = 'pending' AND run_at > :now THEN 'scheduled' ELSE state END AS shown, count(*)
-  FROM runs INDEXED BY runs_due WHERE state IN ('pending', 'failed') AND job = :name GROUP BY shown
+  FROM runs INDEXED BY runs_waiting WHERE state IN ('pending', 'failed') AND job = :name GROUP BY shown
 UNION ALL
 SELECT 'running', count(*) FROM runs INDEXED BY runs_running WHERE state = 'running' AND job = :name HAVING count(*) > 0
 UNION ALL
