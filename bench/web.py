@@ -1,6 +1,6 @@
 """Dashboard benchmark: page and API response times at a million runs, and the drain with a browser watching.
 
-    python bench/web.py [--runs 1000000] [--small 10000] [--requests 100] [--rounds 3] [--skip-drain]
+    python bench/web.py [--runs 1000000] [--small 10000] [--requests 100] [--rounds 3] [--skip-drain | --skip-pages]
 
 1. Response times: two stores are filled through the store's own verbs (bench/history.py: runs
    spread over the last day, 4 % dead, 2 % waiting, most belonging to 20 declared jobs): a small one
@@ -132,12 +132,12 @@ def response_times(tmp: str, small: int, large: int, requests: int) -> None:
             results[runs] = times(base, requests)
     print()
     print(f"response times, ms, {requests} requests each over one connection:")
-    print(f"  {'path':22} {f'{small:,} runs p50':>16} {'p99':>7} {f'{large:,} runs p50':>19} {'p99':>7} {'ratio':>6}")
+    print(f"  {'path':36} {f'{small:,} runs p50':>16} {'p99':>7} {f'{large:,} runs p50':>19} {'p99':>7} {'ratio':>6}")
     for path in PATHS:
         a, b = results[small][path], results[large][path]
         ratio = statistics.median(b) / statistics.median(a)
         print(
-            f"  {path:22} {statistics.median(a):16.1f} {p(a, 0.99):7.1f} "
+            f"  {path:36} {statistics.median(a):16.1f} {p(a, 0.99):7.1f} "
             f"{statistics.median(b):19.1f} {p(b, 0.99):7.1f} {ratio:6.2f}"
         )
 
@@ -185,12 +185,14 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--skip-drain", action="store_true")
+    parser.add_argument("--skip-drain", action="store_true", help="only the response times")
+    parser.add_argument("--skip-pages", action="store_true", help="only the drain with a browser watching")
     args = parser.parse_args()
     subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "queuectl")], check=True)
-    with tempfile.TemporaryDirectory(prefix="queuectl-bench-web-") as tmp:
-        response_times(tmp, args.small, args.runs, args.requests)
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not args.skip_pages:
+        with tempfile.TemporaryDirectory(prefix="queuectl-bench-web-") as tmp:
+            response_times(tmp, args.small, args.runs, args.requests)
+            shutil.rmtree(tmp, ignore_errors=True)
     if not args.skip_drain:
         drain_with_browser(args.rounds, 2000, 2)
 
