@@ -89,7 +89,7 @@ def _ends_quietly_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
 
 
-def beside_up(ctx: click.Context, address: str, token: str | None) -> Dashboard:
+def beside_up(ctx: click.Context, address: str, token: str | None, read_only: bool = False) -> Dashboard:
     """`up --dashboard [HOST:]PORT`: the dashboard, bound now (a port in use: one line, exit 1), served by `up`."""
     host, port = binding.parse_address(address)
     binding.check_token(host, token, "--dashboard-token T", "or use --dashboard 127.0.0.1:PORT")
@@ -99,7 +99,8 @@ def beside_up(ctx: click.Context, address: str, token: str | None) -> Dashboard:
     except ImportError:
         raise QueueError(WEB_EXTRA) from None
     listening = binding.listen(host, port)
-    app = create_app(ctx.find_object(Context).db, token=token, hosts=[host])  # type: ignore[union-attr]
+    location = ctx.find_object(Context).db  # type: ignore[union-attr]
+    app = create_app(location, token=token, read_only=read_only, hosts=[host])
     log_line(f"dashboard on {binding.url(host, listening)}")
     return Dashboard(app, listening)
 

@@ -198,6 +198,7 @@ def schema() -> None:
     envvar=TOKEN_ENV,
     help=f"The dashboard's token (env: {TOKEN_ENV}); needed off loopback.",
 )
+@click.option("--dashboard-read-only", is_flag=True, help="The dashboard serves no actions (pages, API, metrics only).")
 @json_option
 @db_option
 @click.pass_context
@@ -213,6 +214,7 @@ def up(
     show_status: bool,
     dashboard_at: str | None,
     dashboard_token: str | None,
+    dashboard_read_only: bool,
     as_json: bool,
 ) -> None:
     """Apply DIRECTORY, keep applying it as it changes, and run its jobs, in the foreground.
@@ -234,12 +236,15 @@ def up(
         raise UsageError("--burst, --detach and --status go one at a time")
     if dashboard_at is not None and (burst or show_status):
         raise UsageError("--dashboard serves while up runs: not with --burst or --status")
+    if dashboard_read_only and dashboard_at is None:
+        raise UsageError("--dashboard-read-only goes with --dashboard [HOST:]PORT")
     if show_status:
         ctx.exit(service.show_status(ctx, directory, as_json))
     if detach:
         forwarded = (["--insecure"] if insecure else []) + (["--quiet"] if quiet else [])
         forwarded += ["--status-dir", os.path.abspath(status_dir)] if status_dir else []
         forwarded += _dashboard_forwarded(dashboard_at, dashboard_token)
+        forwarded += ["--dashboard-read-only"] if dashboard_read_only else []
         service.detach(ctx, directory, workers, forwarded, as_json)
         return
     if as_json:
@@ -250,7 +255,7 @@ def up(
     if dashboard_at is not None:
         from queuectl.cli.dashboard import beside_up  # the web extra: only with --dashboard
 
-        options["beside"] = [beside_up(ctx, dashboard_at, dashboard_token)]
+        options["beside"] = [beside_up(ctx, dashboard_at, dashboard_token, dashboard_read_only)]
     try:
         code = run_up(store, paths, workers, options, quiet=quiet, burst=burst)
     finally:

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from queuectl.web.security import READ_ONLY
 from tests.conftest import QUEUECTL, Queue, wait_for
 
 
@@ -84,6 +85,23 @@ def test_up_serves_the_dashboard_over_its_store_and_stops_with_it(q: Queue) -> N
     assert proc.wait(timeout=30) == 0
     assert _get(port, "/healthz")[0] == 0  # nothing listens any more
     assert not any("Traceback" in line for line in lines)
+
+
+def test_up_serves_a_read_only_dashboard_when_asked(q: Queue) -> None:
+    jobs = q.write_job("hello", 'command = "echo hello"\ncron = "0 2 * * *"\ntimezone = "UTC"\n')
+    proc, lines = _up(q, str(jobs), "--workers", "1", "--dashboard", "127.0.0.1:0", "--dashboard-read-only")
+    port = wait_for(lambda: _port(lines), timeout=30, what="the dashboard's address in up's log")
+    wait_for(lambda: _get(port, "/api/jobs")[0] == 200, what="the dashboard answering")
+    cookie = _get(port, "/api/status")[2]
+    csrf = re.search(r"queuectl_csrf=([^;]+)", cookie)
+    assert csrf is not None
+    assert _post(port, "/api/jobs/hello/trigger", csrf.group(1)) == (403, {"error": READ_ONLY})
+    assert "data-action" not in _get(port, "/jobs/hello")[1]  # no button either
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert q("up", str(jobs), "--dashboard-read-only", check=False).stderr.splitlines() == [
+        "queuectl: error: --dashboard-read-only goes with --dashboard [HOST:]PORT"
+    ]
 
 
 def test_up_on_a_port_in_use_says_so_in_one_line_before_anything_starts(q: Queue) -> None:
