@@ -206,7 +206,15 @@ def listed(
     store's index of a job's runs: a page costs the same at a million runs as at ten.
     """
     cursor = _cursor(store, after)
+    if state is not None and not _any_in(store, state, job):
+        return  # none in that state: no walk through the whole listing to find it out
     yield from store.iter_runs(state, limit, after=cursor, job=job, newest_first=newest_first)
+
+
+def _any_in(store: Store, state: str, job: str | None) -> bool:
+    """Whether any run (of `job`) is in `state`, from the counts the store keeps (no listing read)."""
+    counted = store.counts() if job is None else store.job_counts().get(job, {})
+    return counted.get(state, 0) > 0
 
 
 SEARCH_SCAN = 100_000  # runs a text search looks at per request, at most: a page never reads the whole table
@@ -223,7 +231,7 @@ class Found(NamedTuple):
 
 def search(
     store: Store,
-    text: str,
+    text: str | None,
     state: str | None = None,
     limit: int | None = None,
     job: str | None = None,
@@ -234,11 +242,14 @@ def search(
     """Runs whose command or id holds `text` (case counts), in `listed`'s order, looking at `scan` runs at most.
 
     `scan` (default SEARCH_SCAN) bounds the rows read, whatever the table holds: when it runs out before
-    `limit` runs are found, `Found` says so and names the run to search on after.
+    `limit` runs are found, `Found` says so and names the run to search on after. With no `text`, the
+    runs in `state` (a page that lists one state, a few of them among a million, reads as little).
     """
-    if not text:
+    if not text and state is None:
         raise UsageError("the text to search for is empty: give some, or list without it")
     scan = SEARCH_SCAN if scan is None else scan
+    if state is not None and not _any_in(store, state, job):
+        return Found([], scan, False, None)
     size = scan if limit is None else min(limit, scan)  # no limit: every run found among those looked at
     found, stopped = store.search_runs(text, size, scan, state, _cursor(store, after), job, newest_first)
     if stopped is not None:

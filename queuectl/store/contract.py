@@ -201,7 +201,7 @@ class RunQueue(StoreCore, Protocol):
 
     def search_runs(
         self,
-        text: str,
+        text: str | None,
         limit: int,
         scan: int,
         state: str | None = None,
@@ -209,7 +209,7 @@ class RunQueue(StoreCore, Protocol):
         job: str | None = None,
         newest_first: bool = False,
     ) -> tuple[list[Run], tuple[float, str] | None]:
-        """At most `limit` runs whose command or id holds `text` (as typed: case counts), in iter_runs' order.
+        """At most `limit` runs whose command or id holds `text` (as typed; None: any run), in iter_runs' order.
 
         Bounded: only the next `scan` runs of the listing (after `after`, of `job`, in `state`) are looked at.
         Returns the runs found and, when the scan ended before the page filled and runs remain beyond,

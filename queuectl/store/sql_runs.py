@@ -230,7 +230,7 @@ class SQLRunQueue(SQLRollups, RunQueue):
 
     def search_runs(
         self,
-        text: str,
+        text: str | None,
         limit: int,
         scan: int,
         state: str | None = None,

@@ -146,8 +146,8 @@ class Pages:
         after = query.get("after") or None
         text = query.get("q", "")
         filters = {"state": chosen if state is None else None, "job": job, "q": text}
-        if text:  # a bounded search: it may stop before its page is full, and says where to go on
-            searched = runs.search(store, text, chosen, PAGE, job=job, after=after, newest_first=True)
+        if text or chosen:  # a bounded search: it may stop before its page is full, and says where to go on
+            searched = runs.search(store, text or None, chosen, PAGE, job=job, after=after, newest_first=True)
             stopped = searched.searched if searched.stopped_early else None
             return {
                 "runs": searched.runs,

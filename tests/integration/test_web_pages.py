@@ -118,6 +118,24 @@ def test_a_search_that_stops_early_says_so_and_goes_on(q: Queue, monkeypatch: py
     assert run_ids(following) == ["r019", "r018", "r017", "r016", "r015", "r014", "r013", "r012", "r011", "r010"]
 
 
+def test_a_page_of_one_state_reads_a_bounded_part_of_the_store(q: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One dead run, the oldest of 30: the DLQ page looks at 10 runs at a time and says where to go on."""
+    q("enqueue", "--id", "r000", "--command", "exit 3", "--retries", "0")
+    q.burst(dead=True)
+    q("enqueue", "--file", "-", input="".join(f'{{"id": "r{n:03d}", "command": "true"}}\n' for n in range(1, 30)))
+    monkeypatch.setattr(runs_service, "SEARCH_SCAN", 10)
+    web = TestClient(create_app(str(q.db)), base_url=LOCAL)
+    html = page(web, "/dlq")
+    assert run_ids(html) == [] and 'data-searched="10"' in html
+    while (more := re.search(r'href="\?([^"]+)" id="search-on"', html)) is not None:
+        html = page(web, "/dlq?" + more.group(1).replace("&amp;", "&"))
+        if run_ids(html):
+            break
+    assert run_ids(html) == ["r000"]
+    assert run_ids(page(web, "/runs?state=completed")) == []  # none completed: known from the counts, no walk
+    assert 'id="searched"' not in page(web, "/runs?state=completed")
+
+
 def test_a_cron_job_page_draws_its_expected_fires_against_its_runs(filled: Queue, client: TestClient) -> None:
     html = page(client, "/jobs/nightly")
     assert '<section id="timeline">' in html and 'data-job="nightly"' in html
