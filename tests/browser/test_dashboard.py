@@ -165,3 +165,29 @@ def test_an_action_is_refused_without_the_token_and_from_another_site(
     finally:
         context.close()
         stop_dashboard(served)
+
+
+PAGES = ("/", "/jobs", "/jobs/nightly", "/runs", "/runs/wide", "/dlq", "/pools")
+
+
+def test_every_page_fits_a_phone_follows_the_dark_theme_and_loads_only_its_own_assets(
+    q: Queue, dashboard: Dashboard, browser: Any
+) -> None:
+    jobs = q.write_job("nightly", 'command = "echo nightly"\ncron = "0 2 * * *"\ntimezone = "UTC"\n')
+    q("apply", str(jobs))
+    q("enqueue", "--id", "wide", "--command", "echo " + "a-very-long-word-" * 30)
+    q.burst()
+    for scheme, dark in (("light", False), ("dark", True)):
+        context = browser.new_context(color_scheme=scheme, viewport={"width": 375, "height": 800})
+        page = context.new_page()
+        asked: list[str] = []
+        page.on("request", lambda request, into=asked: into.append(request.url))
+        for path in PAGES:
+            page.goto(f"{dashboard.url}{path}")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 375, f"{path} is {width} px wide on a 375 px screen ({scheme})"
+            background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+            red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
+            assert (red + green + blue < 150) is dark, f"{path}: background {background} in the {scheme} theme"
+        assert asked and all(url.startswith(dashboard.url) for url in asked)  # nothing from the internet
+        context.close()
