@@ -156,8 +156,11 @@ def browser_watching(env: dict[str, str]) -> Iterator[None]:
     with dashboard(env["QUEUECTL_DB"]) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
         try:
-            for url in (f"{base}/", f"{base}/runs"):
-                browser.new_page().goto(url)
+            pages = [browser.new_page() for _ in range(2)]
+            for page, url in zip(pages, (f"{base}/", f"{base}/runs"), strict=True):
+                page.goto(url)
+                page.locator('#live[data-live="on"]').wait_for()  # its live stream is open
+            pages[-1].wait_for_timeout(1000)  # the browser's own start-up work done: a page kept open, as a user does
             yield
         finally:
             browser.close()
