@@ -1337,6 +1337,9 @@ def test_counts_equal_a_listing_after_any_sequence_of_verbs(
         counts, per_job = _listed_counts(store)
         assert store.counts() == counts, (step, verb, verbs)
         assert store.job_counts() == per_job, (step, verb, verbs)
+        finished = store.run_totals().finished  # counted as they finished: never fewer than are kept
+        assert all(finished.get((job, state), 0) >= n for job, shown in per_job.items() for state, n in shown.items()
+                   if state in ("completed", "dead", "cancelled")), (step, verb, verbs)  # fmt: skip
         for job in ("a", "b"):
             status = store.job_status(job)
             assert status is None or status.counts == per_job.get(job, {}), (step, verb, verbs)
