@@ -6,10 +6,14 @@ moving the clock, never by sleeping.
 
 from __future__ import annotations
 
+import itertools
+import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from queuectl.errors import DuplicateRunError, StoreError
 from queuectl.model import METRIC_BUCKETS, AttemptResult, Claim, JobSpec, NewRun, Outcome, ProcessInfo, RunState, Worker
@@ -1233,3 +1237,145 @@ def test_migration_backfills_the_rollups_from_the_runs_kept(opener: Opener, cloc
     assert upgraded.run_totals() == live
     assert upgraded.minute_counts(0) == minutes
     assert upgraded.counts() == counts
+
+
+# -- the rollups' `kept` against a listing, over random sequences of verbs ---------------------------------
+_ids = itertools.count()
+_VERBS = (
+    "enqueue", "enqueue", "enqueue_later", "claim", "claim", "finish", "finish", "finish", "lose", "release",
+    "cancel", "replace", "cancel_job", "delete_job", "skip", "retry_dead", "delete_runs", "delete_dead", "tick",
+)  # fmt: skip
+
+
+def _listed_counts(store: Store) -> tuple[dict[str, int], dict[str | None, dict[str, int]]]:
+    """What a listing of every run says: runs per shown state, and per job and shown state (no zeros)."""
+    counts = {state.value: 0 for state in RunState}
+    per_job: dict[str | None, dict[str, int]] = {}
+    for run in store.list_runs():
+        counts[run.state.value] += 1
+        shown = per_job.setdefault(run.job, {})
+        shown[run.state.value] = shown.get(run.state.value, 0) + 1
+    return counts, per_job
+
+
+def _do(store: Store, clock: FakeClock, verb: str, pick: random.Random) -> None:
+    jobs = ("a", "b", None)
+    runs = store.list_runs()
+    some = [r.id for r in runs if pick.random() < 0.5]
+    if verb in ("enqueue", "enqueue_later"):
+        later = verb == "enqueue_later"
+        n = next(_ids)
+        job = pick.choice(jobs)
+        fields: dict[str, object] = {"max_retries": pick.randrange(2), "backoff_base": 0.0}
+        if job is not None and pick.random() < 0.5:
+            fields["scheduled_for"] = clock.now + n
+        store.enqueue([new_run(f"r{n}", job=job, run_at=clock.now + (60 if later else 0), **fields)])
+    elif verb == "claim":
+        worker_id = pick.choice(["w1", "w2"])
+        for claim in store.claim_runs(worker_id, HOST, pick.randrange(1, 4), LEASE):
+            if pick.random() < 0.7:  # else its pool dies before it is seen running
+                info = ProcessInfo(claim.run_id, 4242, 1, "/logs/x.log", clock.now, claim.attempt)
+                store.record_processes(worker_id, [info])
+    elif verb == "finish":
+        for worker_id in ("w1", "w2"):
+            held = store.held_runs(worker_id)
+            results = []
+            for run_id, n in held:
+                if pick.random() < 0.6:
+                    run = store.get_run(run_id)
+                    assert run is not None
+                    outcome = pick.choice([Outcome.COMPLETED, Outcome.FAILED, Outcome.TIMEOUT, Outcome.INTERRUPTED])
+                    claim = Claim(run_id, n, run.attempts, run.max_retries, run.backoff_base, run.backoff_max,
+                                  run.command, run.timeout, run.cwd, run.env, run.job, run.keep_children,
+                                  run.scheduled_for)  # fmt: skip
+                    code = 0 if outcome is Outcome.COMPLETED else 1
+                    results.append(
+                        AttemptResult(claim, worker_id, 4242, clock.now, clock.now + 1, code, outcome, None, "")
+                    )
+            store.finish_attempts(HOST, results)
+    elif verb == "lose":
+        for expired in store.find_expired(pick.sample(["w1", "w2"], pick.randrange(3))):
+            store.requeue_lost(expired)
+    elif verb == "release":
+        worker_id = pick.choice(["w1", "w2"])
+        store.release_runs(worker_id, store.held_runs(worker_id)[:1])
+    elif verb == "cancel":
+        store.cancel_runs(some, "asked")
+    elif verb == "replace":
+        store.cancel_running_job_runs(pick.choice(["a", "b"]), "replaced")
+    elif verb == "cancel_job":
+        store.cancel_job_runs(pick.choice(["a", "b"]), "suspended")
+    elif verb == "delete_job":
+        store.delete_job(pick.choice(["a", "b"]), "its manifest is gone")
+    elif verb == "skip":
+        n = next(_ids)
+        store.add_skipped_run(job_run(pick.choice(["a", "b"]), clock.now + n, f"s{n}"), "overlap: forbid")
+    elif verb == "retry_dead":
+        store.retry_dead(None if pick.random() < 0.3 else some, pick.random() < 0.5, job=pick.choice(jobs))
+    elif verb == "delete_runs":
+        store.delete_runs(pick.choice([None, *(s.value for s in RunState)]))
+    elif verb == "delete_dead":
+        store.delete_dead(None if pick.random() < 0.3 else some, job=pick.choice(jobs))
+    else:
+        clock.advance(pick.choice([1, 30, LEASE + 1, 61]))
+
+
+@hypothesis.settings(
+    max_examples=40, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
+@hypothesis.given(verbs=st.lists(st.sampled_from(_VERBS), min_size=1, max_size=30), seed=st.integers(0, 2**32))
+def test_counts_equal_a_listing_after_any_sequence_of_verbs(
+    store: Store, clock: FakeClock, verbs: list[str], seed: int
+) -> None:
+    """counts() and job_counts() read finished runs from the rollups' `kept`: after every verb that starts or
+    ends a finished state they must say what a listing of the runs says (the store carries over examples)."""
+    pick = random.Random(seed)
+    for job in ("a", "b"):
+        store.put_job(spec(job), "/jobs", f"/jobs/{job}.toml", "h")
+    for step, verb in enumerate(verbs):
+        _do(store, clock, verb, pick)
+        counts, per_job = _listed_counts(store)
+        assert store.counts() == counts, (step, verb, verbs)
+        assert store.job_counts() == per_job, (step, verb, verbs)
+        finished = store.run_totals().finished  # counted as they finished: never fewer than are kept
+        assert all(finished.get((job, state), 0) >= n for job, shown in per_job.items() for state, n in shown.items()
+                   if state in ("completed", "dead", "cancelled")), (step, verb, verbs)  # fmt: skip
+        for job in ("a", "b"):
+            status = store.job_status(job)
+            assert status is None or status.counts == per_job.get(job, {}), (step, verb, verbs)
+
+
+def test_migration_backfills_exactly_from_runs_in_every_state(opener: Opener, clock: FakeClock) -> None:
+    """Runs in every state, with and without a job, retried, rescued, interrupted, running again: the rollups
+    0008 backfills say what the verbs counted as they went (run_totals, minutes, counts per state and job)."""
+    store = opener()
+    store.put_job(spec("j"), "/jobs", "/jobs/j.toml", "h1")
+    store.enqueue([new_run(f"{job or 'x'}{i}", job=job, max_retries=1) for i in range(6) for job in ("j", None)])
+    store.enqueue([new_run("later", job="j", run_at=T0 + 7200), new_run("later2", run_at=T0 + 7200)])
+    outcomes = [Outcome.COMPLETED, Outcome.FAILED, Outcome.TIMEOUT, Outcome.INTERRUPTED, Outcome.FAILED]
+    for round_ in range(3):
+        for outcome in outcomes:
+            clock.advance(7)
+            claims = store.claim_runs("w1", HOST, 1, LEASE)
+            if claims:
+                # ended now: the live minute is the store's clock at the settle, the backfilled its end
+                settle_at(store, claims[0], clock.now - 3 * round_ - 1, clock.now, outcome)
+        clock.advance(61)
+    claim_started(store, clock, "w2")  # lost with its lease: rescued, counted lost
+    clock.advance(LEASE + 1)
+    for expired in store.find_expired([]):
+        store.requeue_lost(expired)
+    store.cancel_runs(["later"], "asked")
+    store.add_skipped_run(job_run("j", T0 + 60, "skipped"), "overlap: forbid")
+    claim_started(store, clock, "w1")  # running at the upgrade
+    live = (store.run_totals(), store.minute_counts(0), store.counts(), store.job_counts(), store.job_status("j"))
+    assert {state for state, n in live[2].items() if n} >= {"scheduled", "running", "completed", "dead", "cancelled"}
+    with store.batch():  # back to the schema before migration 0008, keeping the runs
+        store._run_script("DROP TABLE run_totals")  # type: ignore[attr-defined]
+        store._run_script("DROP TABLE run_minutes")  # type: ignore[attr-defined]
+        store._set_schema_version(7)  # type: ignore[attr-defined]
+    store.close()
+    upgraded = opener()
+    again = (upgraded.run_totals(), upgraded.minute_counts(0), upgraded.counts(), upgraded.job_counts())
+    assert again == live[:4]
+    assert upgraded.job_status("j") == live[4]
