@@ -307,6 +307,13 @@ class Pool:
         if stop and not self.stop.level:
             self.lines.say("stop requested through the store: finishing running commands")
             self._begin_stop(1, mono)
+        newer = self.store.newer_schema()
+        if newer is not None and not self.stop.level:
+            self.lines.say(
+                f"the store was upgraded to schema {newer} by a newer queuectl: finishing running commands, "
+                "then stopping (start this pool again with the new version)"
+            )
+            self._begin_stop(1, mono)
         self._load_settings()
         self.wakeups.watch()
         self.rescue()

@@ -105,6 +105,14 @@ class StoreCore(Protocol):
     def check_integrity(self) -> None:
         """Raise StoreBrokenError when the store is damaged; a server database checks its own pages."""
 
+    def newer_schema(self) -> int | None:
+        """The store's schema version when a newer queuectl has migrated it past what this one knows; else None.
+
+        A pool that runs on asks on its heartbeat: code that does not know a newer schema would not keep
+        what it adds (the rollups of migration 0008 were such an addition), so it stops instead.
+        """
+        ...
+
     def wake_pools(self) -> None:
         """Tell idle pools that work (or news) has arrived; best effort, they also poll."""
 

@@ -72,6 +72,13 @@ class SQLCore(StoreCore):
         """(version, script) of every numbered migration of the engine, in order."""
         raise NotImplementedError
 
+    def newer_schema(self) -> int | None:
+        known = getattr(self, "_known_schema", None)
+        if known is None:  # the migration files are read once a connection, not on every heartbeat
+            known = self._known_schema = self._migration_steps()[-1][0]
+        current = self.schema_version()
+        return current if current > known else None
+
     def _before_migration(self) -> None:
         """Inside the migration's transaction, first: make the version readable, keep others out."""
 

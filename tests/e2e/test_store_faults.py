@@ -331,3 +331,21 @@ def test_a_pool_elsewhere_is_judged_by_its_heartbeat_alike_in_every_command(q: Q
     finally:
         store.close()
         an_hour_ago.close()
+
+
+def test_a_pool_stops_when_a_newer_queuectl_upgrades_the_store_under_it(q: Queue) -> None:
+    """Code that does not know the new schema would not keep what it adds (the rollups, say): it stops."""
+    q("config", "set", "lease-seconds", "3")  # a heartbeat a second
+    gate, path = q.gate()
+    q("enqueue", "--id", "busy", "--command", gate)
+    pool = q.start_pool("--count", "1")
+    wait_for(lambda: q.state("busy") == "running", what="the run started")
+    with sqlite3.connect(q.db) as conn:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        conn.execute(f"PRAGMA user_version = {version + 1}")  # what a newer queuectl's migration leaves
+    Queue.read_until(pool, f"upgraded to schema {version + 1} by a newer queuectl")
+    path.touch()  # the running command finishes, and is recorded, before the pool stops
+    assert pool.wait(timeout=60) == 0
+    with sqlite3.connect(q.db) as conn:
+        conn.execute(f"PRAGMA user_version = {version}")
+    assert q.state("busy") == "completed"
