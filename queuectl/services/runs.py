@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -226,7 +227,7 @@ class Found(NamedTuple):
     runs: list[Run]
     searched: int  # the most runs it looked at (SEARCH_SCAN, or what the caller gave)
     stopped_early: bool  # it looked at `searched` runs and more remain: the page may not be full
-    resume_after: str | None  # the id to pass as `after` to search on: the last run looked at, or the last found
+    resume_after: str | None  # the `after` to search on (cursor_of): the last run looked at, or the last found
 
 
 def search(
@@ -253,14 +254,32 @@ def search(
     size = scan if limit is None else min(limit, scan)  # no limit: every run found among those looked at
     found, stopped = store.search_runs(text, size, scan, state, _cursor(store, after), job, newest_first)
     if stopped is not None:
-        return Found(found, scan, True, stopped[1])
-    return Found(found, scan, False, found[-1].id if len(found) == size else None)
+        return Found(found, scan, True, cursor_of(*stopped))
+    return Found(found, scan, False, cursor_of(found[-1].created_at, found[-1].id) if len(found) == size else None)
+
+
+def cursor_of(created_at: float, run_id: str) -> str:
+    """The `after` that starts a page after this run, even once the run is gone: ID@CREATED.
+
+    A page's link carries it (a run id holds no '@'), so a client that deletes or retries each
+    page of the DLQ before asking for the next still gets the next, not a 404.
+    """
+    return f"{run_id}@{created_at!r}"
 
 
 def _cursor(store: Store, after: str | None) -> tuple[float, str] | None:
-    """The keyset cursor of run `after`: where a page after it starts."""
+    """The keyset cursor of `after`: run ID (looked up), or ID@CREATED (as `cursor_of` writes it)."""
     if after is None:
         return None
+    if "@" in after:
+        run_id, _, at = after.partition("@")
+        try:
+            created = float(at)
+        except ValueError:
+            created = math.nan
+        if not math.isfinite(created):
+            raise UsageError(f"invalid after {after!r}: expected a run id, or ID@TIME as a page's link gives it")
+        return (created, check_name(run_id))
     anchor = store.get_run(check_name(after))
     if anchor is None:
         raise NotFoundError(f"no run named {after!r} {LISTS_HINT}")

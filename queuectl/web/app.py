@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from queuectl import json_views
 from queuectl.errors import NotFoundError, QueueError, UsageError
-from queuectl.model import parse_state
+from queuectl.model import Run, parse_state
 from queuectl.services import jobs, overview, pools, prometheus, runs
 from queuectl.store.contract import Store
 from queuectl.web import actions, pages, security, stores
@@ -92,7 +92,7 @@ class Api:
         """`list --json`; with `order=newest` the other way; with `text`, a bounded search (see runs.search)."""
         query = request.query_params
         found: list[runs.Found] = []
-        page: list[dict[str, Any]] = []
+        shown: list[Run] = []
 
         def listed(store: Store) -> list[dict[str, Any]]:
             state = parse_state(query["state"]).value if query.get("state") else None
@@ -100,12 +100,12 @@ class Api:
             job, after, newest = query.get("job") or None, query.get("after") or None, _newest(query.get("order"))
             if "text" in query:
                 found.append(runs.search(store, query["text"], state, limit, job, after, newest))
-                page.extend(json_views.run_json(run) for run in found[0].runs)
+                shown.extend(found[0].runs)
             else:
-                page.extend(json_views.run_json(run) for run in runs.listed(store, state, limit, job, after, newest))
-            return page
+                shown.extend(runs.listed(store, state, limit, job, after, newest))
+            return [json_views.run_json(run) for run in shown]
 
-        response = _with_next(self.answer(listed), request, page)
+        response = _with_next(self.answer(listed), request, shown)
         if found and found[0].stopped_early:
             # The body stays the array `list --json` prints; that the search stopped early goes beside it.
             response.headers[SEARCHED_HEADER] = str(found[0].searched)
@@ -126,14 +126,13 @@ class Api:
 
     def dlq(self, request: Request) -> Response:
         query = request.query_params
-        page: list[dict[str, Any]] = []
+        shown: list[Run] = []
 
         def dead(store: Store) -> list[dict[str, Any]]:
-            found = runs.listed(store, "dead", _limit(query.get("limit")), after=query.get("after") or None)
-            page.extend(json_views.run_json(r) for r in found)
-            return page
+            shown.extend(runs.listed(store, "dead", _limit(query.get("limit")), after=query.get("after") or None))
+            return [json_views.run_json(r) for r in shown]
 
-        return _with_next(self.answer(dead), request, page)
+        return _with_next(self.answer(dead), request, shown)
 
 
 def _newest(order: str | None) -> bool:
@@ -153,10 +152,13 @@ def _limit(text: str | None) -> int:
     return int(text)
 
 
-def _with_next(response: Response, request: Request, page: list[dict[str, Any]]) -> Response:
-    """A full page of a listing names the next one: `Link: <...&after=LAST>; rel="next"` (RFC 8288), as APIs page."""
-    if response.status_code == 200 and page and len(page) == _limit(request.query_params.get("limit")):
-        following = request.url.include_query_params(after=page[-1]["id"])
+def _with_next(response: Response, request: Request, shown: list[Run]) -> Response:
+    """A full page of a listing names the next one: `Link: <...&after=CURSOR>; rel="next"` (RFC 8288).
+
+    The cursor (runs.cursor_of) still works when the page's last run is deleted or retried meanwhile.
+    """
+    if response.status_code == 200 and shown and len(shown) == _limit(request.query_params.get("limit")):
+        following = request.url.include_query_params(after=runs.cursor_of(shown[-1].created_at, shown[-1].id))
         response.headers["link"] = f'<{following.path}?{following.query}>; rel="next"'
     return response
 

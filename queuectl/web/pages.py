@@ -158,7 +158,7 @@ class Pages:
             }
         found = list(runs.listed(store, chosen, PAGE + 1, job=job, after=after, newest_first=True))
         shown = found[:PAGE]
-        next_after = shown[-1].id if len(found) > PAGE else None
+        next_after = runs.cursor_of(shown[-1].created_at, shown[-1].id) if len(found) > PAGE else None
         return {"runs": shown, "next_after": next_after, "after": after, "filters": filters, "searched": None}
 
     def run(self, request: Request) -> Response:

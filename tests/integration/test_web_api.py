@@ -116,12 +116,34 @@ def test_a_listing_answers_a_page_and_links_the_next(q: Queue) -> None:
     first = web.get("/api/runs")
     assert [r["id"] for r in first.json()] == [f"r{n:04d}" for n in range(1000)]
     assert first.json() == q.json("list", "-n", "1000")
-    assert first.headers["link"] == '</api/runs?after=r0999>; rel="next"'
-    rest = web.get("/api/runs?after=r0999")
+    link = re.fullmatch(r'<(/api/runs\?after=r0999%40[0-9.]+)>; rel="next"', first.headers["link"])
+    assert link is not None, first.headers["link"]
+    rest = web.get(link.group(1))
     assert [r["id"] for r in rest.json()] == [f"r{n:04d}" for n in range(1000, 1005)] and "link" not in rest.headers
     paged = web.get("/api/runs?state=pending&limit=2&after=r0001")
     assert [r["id"] for r in paged.json()] == ["r0002", "r0003"]
-    assert paged.headers["link"] == '</api/runs?state=pending&limit=2&after=r0003>; rel="next"'
+    assert re.fullmatch(r'</api/runs\?state=pending&limit=2&after=r0003%40[0-9.]+>; rel="next"', paged.headers["link"])
+
+
+def test_a_next_page_link_works_once_its_last_run_is_gone(q: Queue) -> None:
+    """A script that deletes each page of the DLQ before asking for the next still gets the next."""
+    dead = "".join(f'{{"id": "d{n}", "command": "exit 3", "retries": 0}}\n' for n in range(5))
+    q("enqueue", "--file", "-", input=dead)
+    q.burst(dead=True)
+    web = TestClient(create_app(str(q.db)), base_url=LOCAL)
+    seen: list[str] = []
+    answer = web.get("/api/dlq?limit=2")
+    while True:
+        assert answer.status_code == 200, answer.text
+        page = [run["id"] for run in answer.json()]
+        seen += page
+        q("dlq", "clear", *page)  # gone before the next page is asked for
+        if "link" not in answer.headers:
+            break
+        answer = web.get(answer.headers["link"].split(">")[0][1:])
+    assert seen == ["d0", "d1", "d2", "d3", "d4"]
+    assert web.get("/api/dlq?after=d1").status_code == 404  # a bare id that is gone: said so
+    assert web.get("/api/dlq?after=d1@soon").status_code == 400
     too_many = web.get("/api/runs?limit=10001")
     assert too_many.status_code == 400 and "1 to 10000" in too_many.json()["error"]
 

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from starlette.testclient import TestClient
@@ -205,7 +206,7 @@ def test_runs_page_newest_first_by_keyset_pages(q: Queue) -> None:
         found = re.search(r'id="page-next" data-after="([^"]+)"', html)
         if not found:
             break
-        assert f'href="?state=&amp;job=&amp;q=&amp;after={found.group(1)}"' in html
+        assert f'href="?state=&amp;job=&amp;q=&amp;after={quote(found.group(1))}"' in html
         path = f"/runs?after={found.group(1)}"
     assert seen == [f"r{n:03d}" for n in reversed(range(120))]  # newest first, each once
     assert "no run named &#39;gone&#39;" in page(client, "/runs?after=gone", 404)
