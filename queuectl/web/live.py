@@ -32,6 +32,7 @@ IDLE_STOP = 30.0  # the polling thread ends after this long with no page listeni
 TICK = 0.25  # seconds between two looks at the change counter, or at a growing log
 PLACE_EVERY = 4  # a followed run's state is read every this many ticks (once a second)
 PING = 15.0  # seconds of quiet after which a stream sends a comment (a gone browser is noticed)
+MAX_DIGITS = 18  # an offset or attempt of more digits is no log's (and int() refuses 4301)
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 StoreOpener = Callable[[], AbstractContextManager[Store]]
@@ -272,6 +273,6 @@ def _readable(path: str) -> bool:
 def _whole(text: str | None, what: str) -> int | None:
     if text is None or text == "":
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_DIGITS:  # '²' is a digit, int() refuses it
         raise UsageError(f"invalid {what} {text!r}: expected a whole number")
     return int(text)

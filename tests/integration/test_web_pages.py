@@ -147,6 +147,17 @@ def test_a_missing_run_or_job_is_the_404_page(client: TestClient) -> None:
     assert client.get("/runs/nope/output/stream").status_code == 404
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "9" * 5000, "-1", "1e3"])
+def test_a_bad_offset_attempt_or_limit_is_a_400_never_a_500(client: TestClient, value: str) -> None:
+    """'²' and '٣' pass str.isdigit() and 5,000 digits are past int()'s limit: each a 400, not a crash."""
+    stream = "/runs/bad/output/stream"
+    for path, query in ((stream, "offset"), (stream, "attempt"), ("/api/runs", "limit")):
+        answer = client.get(path, params={query: value})
+        assert answer.status_code == 400, (path, query, answer.text)
+    answer = client.get(stream, headers=[(b"last-event-id", b"9" * 5000)])
+    assert answer.status_code == 400, answer.text
+
+
 def test_a_fragment_is_the_main_block_alone(client: TestClient) -> None:
     whole, part = page(client, "/runs/ok-0"), page(client, "/runs/ok-0?fragment=1")
     assert part.strip() and part.strip() in whole
