@@ -23,11 +23,16 @@ from queuectl.enqueue import MAX_LINE
 from queuectl.errors import NotFoundError, QueueError, StoreError, UsageError
 from queuectl.services import jobs, runs
 from queuectl.store.contract import Store
+from queuectl.web.security import bounded_body
 
 if TYPE_CHECKING:
     from queuectl.web.app import Api
 
 SELECTION_KEYS = frozenset({"ids", "all", "job"})
+
+
+class TooLarge(UsageError):
+    """A body past MAX_LINE bytes: 413, and the rest of it is never read."""
 
 
 def error(message: str, status_code: int) -> Response:
@@ -36,6 +41,8 @@ def error(message: str, status_code: int) -> Response:
 
 def status_of(exc: QueueError) -> int:
     """The HTTP status of a refusal: bad input, no such thing, the store, or a state that does not allow it."""
+    if isinstance(exc, TooLarge):
+        return 413
     if isinstance(exc, UsageError):
         return 400
     if isinstance(exc, NotFoundError):
@@ -47,9 +54,9 @@ def status_of(exc: QueueError) -> int:
 
 async def body_object(request: Request, allowed: frozenset[str] | None = None) -> dict[str, Any]:
     """The request's body as a JSON object (none: {}); with `allowed`, no other keys."""
-    body = await request.body()
-    if len(body) > MAX_LINE:
-        raise UsageError(f"request body too large: at most {MAX_LINE} bytes")
+    body = await bounded_body(request, MAX_LINE)
+    if body is None:
+        raise TooLarge(f"request body too large: at most {MAX_LINE} bytes")
     if not body.strip():
         return {}
     try:

@@ -187,6 +187,21 @@ async def _form_field(receive: Receive, field: str) -> tuple[str | None, Receive
     return (values[0] if values else None), replay
 
 
+async def bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None once it is past `limit` bytes: read no further, never held whole in memory."""
+    length = request.headers.get("content-length", "")
+    if length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > limit):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _cookie_header(request: Request, name: str, value: str) -> str:
     secure = "; Secure" if request.url.scheme == "https" else ""
     return f"{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}"
@@ -235,7 +250,10 @@ class Login:
         if self.token is None:
             return RedirectResponse("/", 303)  # no token to give: nothing to log in to
         if request.method == "POST":
-            form = parse_qs((await request.body())[:MAX_FORM].decode("utf-8", "replace"))
+            body = await bounded_body(request, MAX_FORM)
+            if body is None:
+                return self.page(request, f"The form is too large: at most {MAX_FORM} bytes.", 413)
+            form = parse_qs(body.decode("utf-8", "replace"))
             given = form.get("token", [None])[0]
         else:
             given = request.query_params.get("token")
