@@ -98,6 +98,11 @@ def same(given: str | None, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def _utf8(header: str | None) -> str | None:
+    """A header's value as the UTF-8 a client sends (Starlette decodes headers as latin-1): a token's 'é' matches."""
+    return header.encode("latin-1").decode("utf-8", "replace") if header else header
+
+
 class Guard:
     """The middleware: token, read-only, CSRF; the CSRF token in request.state and its cookie."""
 
@@ -118,7 +123,7 @@ class Guard:
         fresh = None if cookie and len(cookie) >= 32 else secrets.token_urlsafe(32)
         csrf = fresh or cookie or ""
         request.state.csrf_token = csrf
-        by_header = self.token is not None and same(request.headers.get("authorization"), f"Bearer {self.token}")
+        by_header = self.token is not None and same(_utf8(request.headers.get("authorization")), f"Bearer {self.token}")
         request.state.authenticated = by_header or self._by_cookie(request)
         refusal = self._host_refusal(request) or self._refusal(request)
         if refusal is None and request.method not in SAFE_METHODS:

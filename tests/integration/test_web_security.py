@@ -208,3 +208,14 @@ def test_dashboard_off_loopback_can_draw_a_token_and_print_its_login_link_once(s
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
     assert token not in proc.communicate()[1]  # printed once, in the link
+
+
+def test_a_token_of_non_ascii_characters_is_accepted_by_bearer_as_by_login(store: Queue) -> None:
+    """curl and scripts send the header's UTF-8 bytes; Starlette reads them as latin-1."""
+    token = "clé-ünïcode-トークン"
+    web = client(store, token=token)
+    answer = web.get("/api/runs", headers=[(b"authorization", f"Bearer {token}".encode())])
+    assert answer.status_code == 200, answer.text
+    wrong = web.get("/api/runs", headers=[(b"authorization", f"Bearer {token}x".encode())])
+    assert wrong.status_code == 401
+    assert web.post("/login", data={"token": token, "csrf_token": csrf(web)}).status_code == 303
