@@ -171,6 +171,23 @@ def test_download_serves_the_whole_output_as_an_attachment(client: TestClient) -
     assert answer.headers["content-disposition"] == 'attachment; filename="ok-2.1.log"'
 
 
+def test_a_log_path_that_is_no_pools_log_is_never_served(q: Queue, tmp_path: Path) -> None:
+    """A store's writer (a PostgreSQL user, say) who points an attempt's log at a file of the dashboard's host
+    gets nothing of that file: the page, the stream and the download show the store's tail instead."""
+    q("enqueue", "--id", "done", "--command", "echo from the run")
+    q.burst()
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY\n")
+    with sqlite3.connect(q.db) as db:
+        db.execute("UPDATE attempts SET log_path = ? WHERE run_id = 'done'", (str(secret),))
+    web = TestClient(create_app(str(q.db)), base_url=LOCAL)
+    download = web.get("/runs/done/output")
+    assert download.status_code == 200 and download.text == "from the run\n"
+    assert "PRIVATE KEY" not in page(web, "/runs/done")
+    with web.stream("GET", "/runs/done/output/stream") as stream:
+        assert "PRIVATE KEY" not in "".join(stream.iter_text())
+
+
 def test_read_only_pages_show_no_action(filled: Queue) -> None:
     reading = TestClient(create_app(str(filled.db), read_only=True), base_url=LOCAL)
     for path in ("/runs/bad", "/runs/later", "/jobs/nightly", "/dlq", "/runs"):
