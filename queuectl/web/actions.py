@@ -72,24 +72,30 @@ async def body_object(request: Request, allowed: frozenset[str] | None = None) -
     return value
 
 
+def brief(value: Any, limit: int = 80) -> str:
+    """`repr(value)`, cut to `limit` characters: an error never echoes a 16 MiB body back."""
+    said = repr(value)
+    return said if len(said) <= limit else said[: limit - 3] + "..."
+
+
 def selection(body: Mapping[str, Any]) -> tuple[list[str] | None, str | None]:
     """`{"ids": [...]}` or `{"all": true, "job": NAME?}`: the ids (None for all) and the job."""
     ids, every, job = body.get("ids"), body.get("all", False), body.get("job")
     if every is not True and every is not False:
-        raise UsageError(f"invalid all {every!r}: expected true or false")
+        raise UsageError(f"invalid all {brief(every)}: expected true or false")
     if (ids is None) == (not every):
         raise UsageError('give the ids of dead runs ({"ids": [...]}) or {"all": true}, one of them')
     if ids is not None and (not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids)):
-        raise UsageError(f"invalid ids {ids!r}: expected a non-empty list of run ids")
+        raise UsageError(f"invalid ids {brief(ids)}: expected a non-empty list of run ids")
     if job is not None and (not isinstance(job, str) or ids is not None):
-        raise UsageError(f'invalid job {job!r}: a job\'s name, with {{"all": true}}')
+        raise UsageError(f'invalid job {brief(job)}: a job\'s name, with {{"all": true}}')
     return ids, job
 
 
 def flag(body: Mapping[str, Any], key: str) -> bool:
     value = body.get(key, False)
     if not isinstance(value, bool):
-        raise UsageError(f"invalid {key} {value!r}: expected true or false")
+        raise UsageError(f"invalid {key} {brief(value)}: expected true or false")
     return value
 
 

@@ -201,6 +201,14 @@ def test_bad_bodies_are_400_with_one_line(twins: tuple[Queue, Queue], path: str,
     assert _states(web_side) == before
 
 
+def test_an_error_about_a_huge_value_does_not_echo_it(twins: tuple[Queue, Queue]) -> None:
+    web_side, _ = twins
+    for body in ({"ids": list(range(100_000))}, {"all": "x" * 100_000}, {"all": True, "job": ["x"] * 100_000}):
+        answer = _web(web_side).post("/api/dlq/retry", json=body, headers=BEARER)
+        assert answer.status_code == 400, answer.text
+        assert len(answer.json()["error"]) < 200, answer.json()["error"][:300]
+
+
 def _post_streamed(
     app: Any, path: str, chunks: int, chunk: bytes, headers: list[tuple[bytes, bytes]]
 ) -> tuple[int, int]:
