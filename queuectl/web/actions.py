@@ -28,6 +28,7 @@ from queuectl.web.security import bounded_body
 if TYPE_CHECKING:
     from queuectl.web.app import Api
 
+MAX_ERROR = 300  # characters of an error line: the CLI's enqueue errors quote a bad value whole
 SELECTION_KEYS = frozenset({"ids", "all", "job"})
 
 
@@ -117,7 +118,8 @@ class Actions:
             body = await body_object(request, allowed)
             answer = await run_in_threadpool(self._run, verb, body)
         except QueueError as exc:
-            return error(exc.message, status_of(exc))
+            said = exc.message if len(exc.message) <= MAX_ERROR else exc.message[: MAX_ERROR - 3] + "..."
+            return error(said, status_of(exc))
         return Response(json_views.dumps(answer) + "\n", status_code, media_type="application/json")
 
     def _run(self, verb: Callable[[Store, dict[str, Any]], Any], body: dict[str, Any]) -> Any:

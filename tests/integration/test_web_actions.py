@@ -207,6 +207,9 @@ def test_an_error_about_a_huge_value_does_not_echo_it(twins: tuple[Queue, Queue]
         answer = _web(web_side).post("/api/dlq/retry", json=body, headers=BEARER)
         assert answer.status_code == 400, answer.text
         assert len(answer.json()["error"]) < 200, answer.json()["error"][:300]
+    for body in ({"command": "true", "priority": "x" * 100_000}, {"command": "true", "x" * 100_000: 1}):
+        answer = _web(web_side).post("/api/runs", json=body, headers=BEARER)
+        assert answer.status_code == 400 and len(answer.json()["error"]) <= 300, answer.json()["error"][:400]
 
 
 def _post_streamed(
