@@ -3,7 +3,7 @@
 One ASGI middleware, `Guard`, in front of every route:
 
 - With a token set, a request is let in by `Authorization: Bearer TOKEN` (a script,
-  Prometheus) or by the cookie `queuectl_token` that /login sets (a browser). Without
+  Prometheus) or by the cookie `queuectl_token_<8 hex digits>` that /login sets (a browser). Without
   it an HTML page redirects to /login and anything else (/api/, /metrics) answers 401
   JSON. /healthz, /login and /static/ need no token.
 - Every request but /healthz names in its Host an address the dashboard serves on (an IP
@@ -91,6 +91,12 @@ def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"queuectl dashboard session", hashlib.sha256).hexdigest()
 
 
+def token_cookie(token: str) -> str:
+    """The login cookie's name: one per token, as cookies are shared by every port of a host (RFC 6265 8.5):
+    two dashboards on one machine would otherwise log each other out."""
+    return f"{TOKEN_COOKIE}_{session_value(token)[:8]}"
+
+
 def same(given: str | None, expected: str | None) -> bool:
     """Two secrets equal, in constant time; a missing one is never equal."""
     if not given or not expected:
@@ -134,7 +140,7 @@ class Guard:
         await self.app(scope, receive, _cookie_sender(send, fresh, request) if fresh else send)
 
     def _by_cookie(self, request: Request) -> bool:
-        return self.token is None or same(request.cookies.get(TOKEN_COOKIE), session_value(self.token))
+        return self.token is None or same(request.cookies.get(token_cookie(self.token)), session_value(self.token))
 
     def _host_refusal(self, request: Request) -> Response | None:
         """403 for a Host naming no address served here, on every request but /healthz: a page of another
@@ -267,7 +273,8 @@ class Login:
         if not same(given, self.token):
             return self.page(request, "That is not this dashboard's token.", 401)
         answer = RedirectResponse("/", 303)
-        answer.headers.append("set-cookie", _cookie_header(request, TOKEN_COOKIE, session_value(self.token)))
+        cookie = _cookie_header(request, token_cookie(self.token), session_value(self.token))
+        answer.headers.append("set-cookie", cookie)
         return answer
 
     def page(self, request: Request, problem: str, status_code: int = 200) -> Response:
