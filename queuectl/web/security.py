@@ -251,6 +251,18 @@ LOGIN_PAGE = """<!doctype html>
 """
 
 
+# As the pages' (queuectl.web.pages): never framed by another site (where a click or the token typed could be
+# borrowed), no script at all, kept by no cache; and the token of a /login?token= link sent to nobody.
+LOGIN_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 class Login:
     """/login: GET ?token=T or POST the form's `token`; the right one sets the token cookie and goes to /."""
 
@@ -280,7 +292,7 @@ class Login:
     def page(self, request: Request, problem: str, status_code: int = 200) -> Response:
         said = f'<p role="alert"><strong>{html.escape(problem)}</strong></p>\n' if problem else ""
         csrf = html.escape(request.state.csrf_token)
-        return HTMLResponse(LOGIN_PAGE.format(csrf=csrf, problem=said), status_code)
+        return HTMLResponse(LOGIN_PAGE.format(csrf=csrf, problem=said), status_code, headers=LOGIN_HEADERS)
 
 
 def routes(token: str | None) -> list[Any]:

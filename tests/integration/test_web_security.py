@@ -231,3 +231,11 @@ def test_two_dashboards_on_one_host_do_not_log_each_other_out(store: Queue, tmp_
         first.cookies.set(name, value, domain="127.0.0.1")
     assert first.get("/api/status").status_code == 200
     other.cleanup()
+
+
+def test_the_login_page_cannot_be_framed_or_cached(store: Queue) -> None:
+    web = client(store, token=TOKEN)
+    for answer in (web.get("/login"), web.get("/login?token=nope")):
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["x-content-type-options"] == "nosniff"
