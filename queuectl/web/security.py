@@ -252,11 +252,11 @@ LOGIN_PAGE = """<!doctype html>
 
 
 # As the pages' (queuectl.web.pages): never framed by another site (where a click or the token typed could be
-# borrowed), no script at all, kept by no cache; and the token of a /login?token= link sent to nobody.
+# borrowed), nothing from elsewhere, kept by no cache; and the token of a /login?token= link sent to nobody.
 LOGIN_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        "default-src 'self' 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
