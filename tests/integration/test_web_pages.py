@@ -12,6 +12,7 @@ import re
 import signal
 import sqlite3
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from starlette.testclient import TestClient
 from queuectl.services import runs as runs_service
 from queuectl.web import live
 from queuectl.web.app import create_app
+from tests.browser.conftest import start_dashboard, stop_dashboard
 from tests.conftest import LOCAL, Queue, wait_for
 
 EVIL = "<script>alert(1)</script>"
@@ -186,6 +188,26 @@ def test_a_log_path_that_is_no_pools_log_is_never_served(q: Queue, tmp_path: Pat
     assert "PRIVATE KEY" not in page(web, "/runs/done")
     with web.stream("GET", "/runs/done/output/stream") as stream:
         assert "PRIVATE KEY" not in "".join(stream.iter_text())
+
+
+def test_the_download_of_a_log_growing_while_it_is_sent_is_never_cut_off(q: Queue) -> None:
+    """A real server: FileResponse declared the log's size, then sent what it held at its end (more, or less once
+    the log was cut at its cap), and the server aborted the download midway."""
+    _, path = q.gate()
+    chatty = f"while [ ! -e {path} ]; do yes 0123456789abcdef | head -c 1000000; done"
+    q("enqueue", "--id", "chatty", "--command", chatty)
+    pool = q.start_pool("--count", "1")
+    served = start_dashboard(q)
+    try:
+        wait_for(lambda: q.json("show", "chatty")["state"] == "running", what="the run to start")
+        for _ in range(5):
+            with urllib.request.urlopen(f"{served.url}/runs/chatty/output", timeout=30) as answer:
+                body = answer.read()  # IncompleteRead when the server aborts
+            assert body.startswith(b"0123456789abcdef\n")
+    finally:
+        path.touch()
+        stop_dashboard(served)
+        pool.terminate()
 
 
 def test_read_only_pages_show_no_action(filled: Queue) -> None:
