@@ -23,11 +23,17 @@ from queuectl.enqueue import MAX_LINE
 from queuectl.errors import NotFoundError, QueueError, StoreError, UsageError
 from queuectl.services import jobs, runs
 from queuectl.store.contract import Store
+from queuectl.web.security import bounded_body
 
 if TYPE_CHECKING:
     from queuectl.web.app import Api
 
+MAX_ERROR = 300  # characters of an error line: the CLI's enqueue errors quote a bad value whole
 SELECTION_KEYS = frozenset({"ids", "all", "job"})
+
+
+class TooLarge(UsageError):
+    """A body past MAX_LINE bytes: 413, and the rest of it is never read."""
 
 
 def error(message: str, status_code: int) -> Response:
@@ -36,6 +42,8 @@ def error(message: str, status_code: int) -> Response:
 
 def status_of(exc: QueueError) -> int:
     """The HTTP status of a refusal: bad input, no such thing, the store, or a state that does not allow it."""
+    if isinstance(exc, TooLarge):
+        return 413
     if isinstance(exc, UsageError):
         return 400
     if isinstance(exc, NotFoundError):
@@ -47,9 +55,9 @@ def status_of(exc: QueueError) -> int:
 
 async def body_object(request: Request, allowed: frozenset[str] | None = None) -> dict[str, Any]:
     """The request's body as a JSON object (none: {}); with `allowed`, no other keys."""
-    body = await request.body()
-    if len(body) > MAX_LINE:
-        raise UsageError(f"request body too large: at most {MAX_LINE} bytes")
+    body = await bounded_body(request, MAX_LINE)
+    if body is None:
+        raise TooLarge(f"request body too large: at most {MAX_LINE} bytes")
     if not body.strip():
         return {}
     try:
@@ -65,24 +73,30 @@ async def body_object(request: Request, allowed: frozenset[str] | None = None) -
     return value
 
 
+def brief(value: Any, limit: int = 80) -> str:
+    """`repr(value)`, cut to `limit` characters: an error never echoes a 16 MiB body back."""
+    said = repr(value)
+    return said if len(said) <= limit else said[: limit - 3] + "..."
+
+
 def selection(body: Mapping[str, Any]) -> tuple[list[str] | None, str | None]:
     """`{"ids": [...]}` or `{"all": true, "job": NAME?}`: the ids (None for all) and the job."""
     ids, every, job = body.get("ids"), body.get("all", False), body.get("job")
     if every is not True and every is not False:
-        raise UsageError(f"invalid all {every!r}: expected true or false")
+        raise UsageError(f"invalid all {brief(every)}: expected true or false")
     if (ids is None) == (not every):
         raise UsageError('give the ids of dead runs ({"ids": [...]}) or {"all": true}, one of them')
     if ids is not None and (not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids)):
-        raise UsageError(f"invalid ids {ids!r}: expected a non-empty list of run ids")
+        raise UsageError(f"invalid ids {brief(ids)}: expected a non-empty list of run ids")
     if job is not None and (not isinstance(job, str) or ids is not None):
-        raise UsageError(f'invalid job {job!r}: a job\'s name, with {{"all": true}}')
+        raise UsageError(f'invalid job {brief(job)}: a job\'s name, with {{"all": true}}')
     return ids, job
 
 
 def flag(body: Mapping[str, Any], key: str) -> bool:
     value = body.get(key, False)
     if not isinstance(value, bool):
-        raise UsageError(f"invalid {key} {value!r}: expected true or false")
+        raise UsageError(f"invalid {key} {brief(value)}: expected true or false")
     return value
 
 
@@ -104,7 +118,8 @@ class Actions:
             body = await body_object(request, allowed)
             answer = await run_in_threadpool(self._run, verb, body)
         except QueueError as exc:
-            return error(exc.message, status_of(exc))
+            said = exc.message if len(exc.message) <= MAX_ERROR else exc.message[: MAX_ERROR - 3] + "..."
+            return error(said, status_of(exc))
         return Response(json_views.dumps(answer) + "\n", status_code, media_type="application/json")
 
     def _run(self, verb: Callable[[Store, dict[str, Any]], Any], body: dict[str, Any]) -> Any:

@@ -147,7 +147,7 @@ def _limit(text: str | None) -> int:
     """A listing's page size: `limit`, or PAGE_SIZE when none is given (an answer never holds the whole store)."""
     if not text:
         return PAGE_SIZE
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or not 1 <= int(text) <= MAX_PAGE:
         raise UsageError(f"invalid limit {text!r}: expected a whole number from 1 to {MAX_PAGE} (then after=ID)")
     return int(text)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager
@@ -32,6 +33,7 @@ IDLE_STOP = 30.0  # the polling thread ends after this long with no page listeni
 TICK = 0.25  # seconds between two looks at the change counter, or at a growing log
 PLACE_EVERY = 4  # a followed run's state is read every this many ticks (once a second)
 PING = 15.0  # seconds of quiet after which a stream sends a comment (a gone browser is noticed)
+MAX_DIGITS = 18  # an offset or attempt of more digits is no log's (and int() refuses 4301)
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 StoreOpener = Callable[[], AbstractContextManager[Store]]
@@ -233,12 +235,19 @@ class Live:
         except QueueError as exc:
             return PlainTextResponse(exc.message + "\n", 503)
         name = f"{run_id}.{place.attempt}.log"
+        if place.path and not place.elsewhere and place.live:
+            # A growing (or cut) log: FileResponse would declare its size now and send what is there at its
+            # end, more or less than declared, and the server aborts the download. Send its bytes up to its size now.
+            size = await run_in_threadpool(_size, place.path)
+            if size is not None:
+                return StreamingResponse(
+                    _upto(place.path, size), media_type="text/plain; charset=utf-8", headers=_attachment(name)
+                )
         if place.path and not place.elsewhere and await run_in_threadpool(_readable, place.path):
             return FileResponse(
                 place.path, media_type="text/plain; charset=utf-8", filename=name, content_disposition_type="attachment"
             )
-        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-        return PlainTextResponse(place.tail, headers=headers)
+        return PlainTextResponse(place.tail, headers=_attachment(name))
 
 
 def _drain(place: run_output.Place, offset: int) -> list[tuple[str, int]]:
@@ -261,6 +270,37 @@ def _chunks(place: run_output.Place, offset: int) -> Iterator[run_output.Chunk]:
         offset = chunk.end
 
 
+def _attachment(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}  # a run id is a safe name (check_name)
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def _read_at(path: str, offset: int, length: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(length)
+    except OSError:
+        return b""
+
+
+async def _upto(path: str, size: int) -> AsyncIterator[bytes]:
+    """A log's first `size` bytes (fewer if it is cut meanwhile), a chunk at a time, each read closing the file."""
+    offset = 0
+    while offset < size:
+        data = await run_in_threadpool(_read_at, path, offset, min(run_output.CHUNK, size - offset))
+        if not data:
+            return
+        offset += len(data)
+        yield data
+
+
 def _readable(path: str) -> bool:
     try:
         with open(path, "rb"):
@@ -272,6 +312,6 @@ def _readable(path: str) -> bool:
 def _whole(text: str | None, what: str) -> int | None:
     if text is None or text == "":
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_DIGITS:  # '²' is a digit, int() refuses it
         raise UsageError(f"invalid {what} {text!r}: expected a whole number")
     return int(text)

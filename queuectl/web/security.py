@@ -3,7 +3,7 @@
 One ASGI middleware, `Guard`, in front of every route:
 
 - With a token set, a request is let in by `Authorization: Bearer TOKEN` (a script,
-  Prometheus) or by the cookie `queuectl_token` that /login sets (a browser). Without
+  Prometheus) or by the cookie `queuectl_token_<8 hex digits>` that /login sets (a browser). Without
   it an HTML page redirects to /login and anything else (/api/, /metrics) answers 401
   JSON. /healthz, /login and /static/ need no token.
 - Every request but /healthz names in its Host an address the dashboard serves on (an IP
@@ -91,11 +91,22 @@ def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"queuectl dashboard session", hashlib.sha256).hexdigest()
 
 
+def token_cookie(token: str) -> str:
+    """The login cookie's name: one per token, as cookies are shared by every port of a host (RFC 6265 8.5):
+    two dashboards on one machine would otherwise log each other out."""
+    return f"{TOKEN_COOKIE}_{session_value(token)[:8]}"
+
+
 def same(given: str | None, expected: str | None) -> bool:
     """Two secrets equal, in constant time; a missing one is never equal."""
     if not given or not expected:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _utf8(header: str | None) -> str | None:
+    """A header's value as the UTF-8 a client sends (Starlette decodes headers as latin-1): a token's 'é' matches."""
+    return header.encode("latin-1").decode("utf-8", "replace") if header else header
 
 
 class Guard:
@@ -118,7 +129,7 @@ class Guard:
         fresh = None if cookie and len(cookie) >= 32 else secrets.token_urlsafe(32)
         csrf = fresh or cookie or ""
         request.state.csrf_token = csrf
-        by_header = self.token is not None and same(request.headers.get("authorization"), f"Bearer {self.token}")
+        by_header = self.token is not None and same(_utf8(request.headers.get("authorization")), f"Bearer {self.token}")
         request.state.authenticated = by_header or self._by_cookie(request)
         refusal = self._host_refusal(request) or self._refusal(request)
         if refusal is None and request.method not in SAFE_METHODS:
@@ -129,7 +140,7 @@ class Guard:
         await self.app(scope, receive, _cookie_sender(send, fresh, request) if fresh else send)
 
     def _by_cookie(self, request: Request) -> bool:
-        return self.token is None or same(request.cookies.get(TOKEN_COOKIE), session_value(self.token))
+        return self.token is None or same(request.cookies.get(token_cookie(self.token)), session_value(self.token))
 
     def _host_refusal(self, request: Request) -> Response | None:
         """403 for a Host naming no address served here, on every request but /healthz: a page of another
@@ -187,6 +198,21 @@ async def _form_field(receive: Receive, field: str) -> tuple[str | None, Receive
     return (values[0] if values else None), replay
 
 
+async def bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None once it is past `limit` bytes: read no further, never held whole in memory."""
+    length = request.headers.get("content-length", "")
+    if length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > limit):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _cookie_header(request: Request, name: str, value: str) -> str:
     secure = "; Secure" if request.url.scheme == "https" else ""
     return f"{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}"
@@ -225,6 +251,18 @@ LOGIN_PAGE = """<!doctype html>
 """
 
 
+# As the pages' (queuectl.web.pages): never framed by another site (where a click or the token typed could be
+# borrowed), nothing from elsewhere, kept by no cache; and the token of a /login?token= link sent to nobody.
+LOGIN_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self' 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 class Login:
     """/login: GET ?token=T or POST the form's `token`; the right one sets the token cookie and goes to /."""
 
@@ -235,7 +273,10 @@ class Login:
         if self.token is None:
             return RedirectResponse("/", 303)  # no token to give: nothing to log in to
         if request.method == "POST":
-            form = parse_qs((await request.body())[:MAX_FORM].decode("utf-8", "replace"))
+            body = await bounded_body(request, MAX_FORM)
+            if body is None:
+                return self.page(request, f"The form is too large: at most {MAX_FORM} bytes.", 413)
+            form = parse_qs(body.decode("utf-8", "replace"))
             given = form.get("token", [None])[0]
         else:
             given = request.query_params.get("token")
@@ -244,13 +285,14 @@ class Login:
         if not same(given, self.token):
             return self.page(request, "That is not this dashboard's token.", 401)
         answer = RedirectResponse("/", 303)
-        answer.headers.append("set-cookie", _cookie_header(request, TOKEN_COOKIE, session_value(self.token)))
+        cookie = _cookie_header(request, token_cookie(self.token), session_value(self.token))
+        answer.headers.append("set-cookie", cookie)
         return answer
 
     def page(self, request: Request, problem: str, status_code: int = 200) -> Response:
         said = f'<p role="alert"><strong>{html.escape(problem)}</strong></p>\n' if problem else ""
         csrf = html.escape(request.state.csrf_token)
-        return HTMLResponse(LOGIN_PAGE.format(csrf=csrf, problem=said), status_code)
+        return HTMLResponse(LOGIN_PAGE.format(csrf=csrf, problem=said), status_code, headers=LOGIN_HEADERS)
 
 
 def routes(token: str | None) -> list[Any]:

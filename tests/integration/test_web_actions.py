@@ -7,6 +7,7 @@ subprocess) on the other, and the answers, exit codes and the runs' states after
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,6 +176,7 @@ def test_refusals_say_what_the_cli_says(
     ("path", "content", "said"),
     [
         ("/api/runs", b"not json", "malformed JSON"),
+        ("/api/runs", b'\xff\xfe{"command": "echo hi"}', "malformed JSON"),
         ("/api/runs", b'["echo hi"]', "expected a JSON object"),
         ("/api/runs", b"", "missing command"),
         ("/api/runs/dead-1/retry", b'{"reset": true}', "unknown key 'reset'"),
@@ -196,6 +198,68 @@ def test_bad_bodies_are_400_with_one_line(twins: tuple[Queue, Queue], path: str,
     assert answer.status_code == 400, answer.text
     assert list(answer.json()) == ["error"] and "\n" not in answer.json()["error"]
     assert said in answer.json()["error"]
+    assert _states(web_side) == before
+
+
+def test_an_error_about_a_huge_value_does_not_echo_it(twins: tuple[Queue, Queue]) -> None:
+    web_side, _ = twins
+    for body in ({"ids": list(range(100_000))}, {"all": "x" * 100_000}, {"all": True, "job": ["x"] * 100_000}):
+        answer = _web(web_side).post("/api/dlq/retry", json=body, headers=BEARER)
+        assert answer.status_code == 400, answer.text
+        assert len(answer.json()["error"]) < 200, answer.json()["error"][:300]
+    for body in ({"command": "true", "priority": "x" * 100_000}, {"command": "true", "x" * 100_000: 1}):
+        answer = _web(web_side).post("/api/runs", json=body, headers=BEARER)
+        assert answer.status_code == 400 and len(answer.json()["error"]) <= 300, answer.json()["error"][:400]
+
+
+def _post_streamed(
+    app: Any, path: str, chunks: int, chunk: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, int]:
+    """POST a body of `chunks` x `chunk` as the server hands it over (no Content-Length): (status, chunks read)."""
+    read = 0
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        if read >= chunks:
+            return {"type": "http.disconnect"}
+        read += 1
+        return {"type": "http.request", "body": chunk, "more_body": read < chunks}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1:8080"), (b"content-type", b"application/json"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+    asyncio.run(app(scope, receive, send))
+    return status[0], read
+
+
+@pytest.mark.parametrize("path", ["/api/runs", "/login"])
+def test_a_huge_body_is_refused_without_reading_it_all(twins: tuple[Queue, Queue], path: str) -> None:
+    """A 32 MiB body (64 KiB at a time, no Content-Length) is refused (413) once past the limit, not read whole."""
+    web_side, _ = twins
+    before = _states(web_side)
+    app = create_app(str(web_side.db), token=TOKEN)
+    bearer = [(b"authorization", f"Bearer {TOKEN}".encode())]
+    status, read = _post_streamed(app, path, 512, b" " * 65536, bearer)
+    assert status == 413
+    assert read <= 16 * 1024 * 1024 // 65536 + 1  # the 16 MiB limit (the login form's is 64 KiB), and no more
+    huge = [*bearer, (b"content-length", str(2**40).encode())]
+    assert _post_streamed(app, path, 1, b"{}", huge)[0] == 413  # a Content-Length past the limit: not read at all
     assert _states(web_side) == before
 
 

@@ -12,6 +12,7 @@ import re
 import signal
 import sqlite3
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from starlette.testclient import TestClient
 from queuectl.services import runs as runs_service
 from queuectl.web import live
 from queuectl.web.app import create_app
+from tests.browser.conftest import start_dashboard, stop_dashboard
 from tests.conftest import LOCAL, Queue, wait_for
 
 EVIL = "<script>alert(1)</script>"
@@ -166,6 +168,17 @@ def test_a_missing_run_or_job_is_the_404_page(client: TestClient) -> None:
     assert client.get("/runs/nope/output/stream").status_code == 404
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "9" * 5000, "-1", "1e3"])
+def test_a_bad_offset_attempt_or_limit_is_a_400_never_a_500(client: TestClient, value: str) -> None:
+    """'²' and '٣' pass str.isdigit() and 5,000 digits are past int()'s limit: each a 400, not a crash."""
+    stream = "/runs/bad/output/stream"
+    for path, query in ((stream, "offset"), (stream, "attempt"), ("/api/runs", "limit")):
+        answer = client.get(path, params={query: value})
+        assert answer.status_code == 400, (path, query, answer.text)
+    answer = client.get(stream, headers=[(b"last-event-id", b"9" * 5000)])
+    assert answer.status_code == 400, answer.text
+
+
 def test_a_fragment_is_the_main_block_alone(client: TestClient) -> None:
     whole, part = page(client, "/runs/ok-0"), page(client, "/runs/ok-0?fragment=1")
     assert part.strip() and part.strip() in whole
@@ -177,6 +190,43 @@ def test_download_serves_the_whole_output_as_an_attachment(client: TestClient) -
     assert answer.status_code == 200 and answer.text == "ok 2\n"
     assert answer.headers["content-type"] == "text/plain; charset=utf-8"
     assert answer.headers["content-disposition"] == 'attachment; filename="ok-2.1.log"'
+
+
+def test_a_log_path_that_is_no_pools_log_is_never_served(q: Queue, tmp_path: Path) -> None:
+    """A store's writer (a PostgreSQL user, say) who points an attempt's log at a file of the dashboard's host
+    gets nothing of that file: the page, the stream and the download show the store's tail instead."""
+    q("enqueue", "--id", "done", "--command", "echo from the run")
+    q.burst()
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY\n")
+    with sqlite3.connect(q.db) as db:
+        db.execute("UPDATE attempts SET log_path = ? WHERE run_id = 'done'", (str(secret),))
+    web = TestClient(create_app(str(q.db)), base_url=LOCAL)
+    download = web.get("/runs/done/output")
+    assert download.status_code == 200 and download.text == "from the run\n"
+    assert "PRIVATE KEY" not in page(web, "/runs/done")
+    with web.stream("GET", "/runs/done/output/stream") as stream:
+        assert "PRIVATE KEY" not in "".join(stream.iter_text())
+
+
+def test_the_download_of_a_log_growing_while_it_is_sent_is_never_cut_off(q: Queue) -> None:
+    """A real server: FileResponse declared the log's size, then sent what it held at its end (more, or less once
+    the log was cut at its cap), and the server aborted the download midway."""
+    _, path = q.gate()
+    chatty = f"while [ ! -e {path} ]; do yes 0123456789abcdef | head -c 1000000; done"
+    q("enqueue", "--id", "chatty", "--command", chatty)
+    pool = q.start_pool("--count", "1")
+    served = start_dashboard(q)
+    try:
+        wait_for(lambda: q.json("show", "chatty")["state"] == "running", what="the run to start")
+        for _ in range(5):
+            with urllib.request.urlopen(f"{served.url}/runs/chatty/output", timeout=30) as answer:
+                body = answer.read()  # IncompleteRead when the server aborts
+            assert body.startswith(b"0123456789abcdef\n")
+    finally:
+        path.touch()
+        stop_dashboard(served)
+        pool.terminate()
 
 
 def test_read_only_pages_show_no_action(filled: Queue) -> None:

@@ -208,3 +208,34 @@ def test_dashboard_off_loopback_can_draw_a_token_and_print_its_login_link_once(s
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
     assert token not in proc.communicate()[1]  # printed once, in the link
+
+
+def test_a_token_of_non_ascii_characters_is_accepted_by_bearer_as_by_login(store: Queue) -> None:
+    """curl and scripts send the header's UTF-8 bytes; Starlette reads them as latin-1."""
+    token = "clé-ünïcode-トークン"
+    web = client(store, token=token)
+    answer = web.get("/api/runs", headers=[(b"authorization", f"Bearer {token}".encode())])
+    assert answer.status_code == 200, answer.text
+    wrong = web.get("/api/runs", headers=[(b"authorization", f"Bearer {token}x".encode())])
+    assert wrong.status_code == 401
+    assert web.post("/login", data={"token": token, "csrf_token": csrf(web)}).status_code == 303
+
+
+def test_two_dashboards_on_one_host_do_not_log_each_other_out(store: Queue, tmp_path: Path) -> None:
+    """A browser sends a host's cookies to each of its ports: logging in to one dashboard keeps the other's."""
+    other = Queue(tmp_path / "other")
+    first, second = client(store, token=TOKEN), client(other, token="another-token")
+    assert first.get(f"/login?token={TOKEN}").status_code == 303
+    assert second.get("/login?token=another-token").status_code == 303
+    for name, value in second.cookies.items():  # one cookie jar: the same host, another port
+        first.cookies.set(name, value, domain="127.0.0.1")
+    assert first.get("/api/status").status_code == 200
+    other.cleanup()
+
+
+def test_the_login_page_cannot_be_framed_or_cached(store: Queue) -> None:
+    web = client(store, token=TOKEN)
+    for answer in (web.get("/login"), web.get("/login?token=nope")):
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["x-content-type-options"] == "nosniff"
