@@ -6,6 +6,7 @@ be renamed when the attempt ends, and the reader keeps its place.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import BinaryIO
@@ -19,7 +20,19 @@ FINAL = (RunState.COMPLETED, RunState.DEAD, RunState.CANCELLED)
 
 
 def log_of(store: Store, run: Run, attempt: int | None) -> tuple[int | None, str | None, str | None]:
-    """(attempt number, log path, host) of the wanted attempt, latest by default."""
+    """(attempt number, log path, host) of the wanted attempt, latest by default.
+
+    The path is None unless it names a log as a pool names it (`<id>.<attempt>.log`, runner.log_path):
+    whoever can write the store (a PostgreSQL user on another host) must not make `logs` or the
+    dashboard print another file of this host, such as a key.
+    """
+    n, path, host = _recorded(store, run, attempt)
+    if path is not None and os.path.basename(path) != f"{run.id}.{n}.log":
+        path = None
+    return n, path, host
+
+
+def _recorded(store: Store, run: Run, attempt: int | None) -> tuple[int | None, str | None, str | None]:
     running = run.state is RunState.RUNNING
     if running and (attempt is None or attempt == run.tries):
         return run.tries, run.log_path, run.host

@@ -44,8 +44,6 @@ def place(store: Store, run_id: str, attempt: int | None = None) -> Place:
         n, path, host = follow.log_of(store, run, want)
     except NotFoundError:  # counted but never recorded (a store from before attempts were kept): no log
         n, path, host = want, None, None
-    if path is not None and os.path.basename(path) != f"{run.id}.{n}.log":
-        path = None  # not a log a pool wrote (runner.log_path): a store's writer must not make the web serve any file
     live = run.state is RunState.RUNNING and run.tries == want
     if n == run.tries:
         tail = run.output_tail or ""

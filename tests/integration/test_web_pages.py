@@ -207,6 +207,7 @@ def test_a_log_path_that_is_no_pools_log_is_never_served(q: Queue, tmp_path: Pat
     assert "PRIVATE KEY" not in page(web, "/runs/done")
     with web.stream("GET", "/runs/done/output/stream") as stream:
         assert "PRIVATE KEY" not in "".join(stream.iter_text())
+    assert "PRIVATE KEY" not in q("logs", "done").stdout  # nor the CLI: `logs` takes its log the same way
 
 
 def test_the_download_of_a_log_growing_while_it_is_sent_is_never_cut_off(q: Queue) -> None:
