@@ -30,7 +30,7 @@ import secrets
 import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -155,7 +155,8 @@ class Guard:
         is_open = path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
         if not request.state.authenticated and not is_open:
             if request.method in SAFE_METHODS and not path.startswith(JSON_PREFIXES):
-                return RedirectResponse("/login", 303)
+                asked = path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?{urlencode({'next': asked})}", 303)
             return json_error(NEEDS_TOKEN, 401)
         if self.read_only and request.method not in SAFE_METHODS and path != "/login":
             return json_error(READ_ONLY, 403)
@@ -244,7 +245,7 @@ LOGIN_PAGE = """<!doctype html>
 <h1>queuectl</h1>
 <p>This dashboard needs its token (<code>--token</code> or <code>QUEUECTL_DASHBOARD_TOKEN</code>).</p>
 {problem}<form method="post" action="/login">
-<input type="hidden" name="csrf_token" value="{csrf}">
+<input type="hidden" name="csrf_token" value="{csrf}"><input type="hidden" name="next" value="{next}">
 <label>Token <input type="password" name="token" autocomplete="current-password" autofocus required></label>
 <button type="submit">Log in</button>
 </form></body></html>
@@ -264,7 +265,8 @@ LOGIN_HEADERS = {
 
 
 class Login:
-    """/login: GET ?token=T or POST the form's `token`; the right one sets the token cookie and goes to /."""
+    """/login: GET ?token=T or POST the form's `token`; the right one sets the token cookie and goes back
+    to the page asked for (`next`, one of this dashboard's), else to /."""
 
     def __init__(self, token: str | None) -> None:
         self.token = token
@@ -277,22 +279,35 @@ class Login:
             if body is None:
                 return self.page(request, f"The form is too large: at most {MAX_FORM} bytes.", 413)
             form = parse_qs(body.decode("utf-8", "replace"))
-            given = form.get("token", [None])[0]
+            given, asked = form.get("token", [None])[0], form.get("next", ["/"])[0]
         else:
-            given = request.query_params.get("token")
+            given, asked = request.query_params.get("token"), request.query_params.get("next", "/")
+        going = local_path(asked)
         if given is None:
-            return self.page(request, "")
+            return self.page(request, "", going=going)
         if not same(given, self.token):
-            return self.page(request, "That is not this dashboard's token.", 401)
-        answer = RedirectResponse("/", 303)
+            return self.page(request, "That is not this dashboard's token.", 401, going)
+        answer = RedirectResponse(going, 303)
         cookie = _cookie_header(request, token_cookie(self.token), session_value(self.token))
         answer.headers.append("set-cookie", cookie)
         return answer
 
-    def page(self, request: Request, problem: str, status_code: int = 200) -> Response:
+    def page(self, request: Request, problem: str, status_code: int = 200, going: str = "/") -> Response:
         said = f'<p role="alert"><strong>{html.escape(problem)}</strong></p>\n' if problem else ""
         csrf = html.escape(request.state.csrf_token)
-        return HTMLResponse(LOGIN_PAGE.format(csrf=csrf, problem=said), status_code, headers=LOGIN_HEADERS)
+        shown = LOGIN_PAGE.format(csrf=csrf, problem=said, next=html.escape(going))
+        return HTMLResponse(shown, status_code, headers=LOGIN_HEADERS)
+
+
+def local_path(asked: str) -> str:
+    """Where to go once logged in: the page that sent the browser to log in, if it is one of this dashboard's.
+
+    Only a path of this server (`/runs?state=dead`): never another site's address (`//evil.example`,
+    `https://…`, `/\\evil.example`), which would make the login link an open redirect.
+    """
+    if not asked.startswith("/") or asked.startswith(("//", "/\\")) or any(c in asked for c in "\r\n\\"):
+        return "/"
+    return asked
 
 
 def routes(token: str | None) -> list[Any]:

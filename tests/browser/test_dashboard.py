@@ -146,7 +146,7 @@ def test_an_action_is_refused_without_the_token_and_from_another_site(
     try:
         page = context.new_page()
         page.goto(f"{served.url}/jobs/nightly")
-        assert page.url.endswith("/login")  # no token: the page sends the browser to log in
+        assert page.url.endswith("/login?next=%2Fjobs%2Fnightly")  # no token: the page sends the browser to log in
         status = page.evaluate("fetch('/api/jobs/nightly/trigger', {method: 'POST'}).then(r => r.status)")
         assert status == 401
         page.goto(f"{served.url}/login?token=s3cret-token")

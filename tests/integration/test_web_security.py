@@ -121,7 +121,7 @@ def test_with_a_token_nothing_but_healthz_and_login_is_served_without_it(store: 
     refused(web.get("/metrics"), 401, "token")
     refused(web.get("/api/status", headers={"Authorization": "Bearer wrong"}), 401, "token")
     page = web.get("/runs")
-    assert (page.status_code, page.headers["location"]) == (303, "/login")  # a page: the way to log in
+    assert (page.status_code, page.headers["location"]) == (303, "/login?next=%2Fruns")  # a page: the way in
     assert web.get("/healthz").status_code == 200
     assert web.get("/login").status_code == 200
     refused(web.post("/api/runs", json=NEW_RUN, headers={"X-CSRF-Token": csrf(web)}), 401, "token")
@@ -150,6 +150,19 @@ def test_login_by_link_sets_the_cookie_a_browser_is_then_let_in_by(store: Queue)
     assert web.get("/api/status").status_code == 200
     refused(web.post("/api/runs", json=NEW_RUN), 403, "CSRF token")  # a cookie is sent by the browser itself
     assert web.post("/api/runs", json=NEW_RUN, headers={"X-CSRF-Token": csrf(web), "Origin": BASE}).status_code == 201
+
+
+def test_login_goes_back_to_the_page_asked_for_and_never_to_another_site(store: Queue) -> None:
+    web = client(store, token=TOKEN)
+    asked = web.get("/runs?state=dead&job=nightly")
+    assert asked.headers["location"] == "/login?next=%2Fruns%3Fstate%3Ddead%26job%3Dnightly"
+    form = web.get(asked.headers["location"])
+    assert 'name="next" value="/runs?state=dead&amp;job=nightly"' in form.text  # the form carries it on
+    back = web.get(f"/login?token={TOKEN}&next=%2Fruns%3Fstate%3Ddead%26job%3Dnightly")
+    assert (back.status_code, back.headers["location"]) == (303, "/runs?state=dead&job=nightly")
+    for elsewhere in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "evil", "/x\r\nSet-Cookie: a=b"):
+        gone = web.get("/login", params={"token": TOKEN, "next": elsewhere})
+        assert (gone.status_code, gone.headers["location"]) == (303, "/"), elsewhere
 
 
 def test_login_by_form_checks_the_forms_csrf_field(store: Queue) -> None:
