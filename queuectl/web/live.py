@@ -186,6 +186,8 @@ class Live:
         run_id = request.path_params["run_id"]
         try:
             attempt = _whole(request.query_params.get("attempt"), "attempt")
+            if attempt == 0:
+                raise UsageError("invalid attempt '0': attempts are counted from 1")
             offset = _whole(request.headers.get("last-event-id") or request.query_params.get("offset"), "offset") or 0
             place = await run_in_threadpool(self._place, run_id, attempt)
         except NotFoundError as exc:

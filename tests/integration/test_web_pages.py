@@ -177,6 +177,8 @@ def test_a_bad_offset_attempt_or_limit_is_a_400_never_a_500(client: TestClient, 
         assert answer.status_code == 400, (path, query, answer.text)
     answer = client.get(stream, headers=[(b"last-event-id", b"9" * 5000)])
     assert answer.status_code == 400, answer.text
+    zeroth = client.get(stream, params={"attempt": "0"})  # attempts count from 1
+    assert zeroth.status_code == 400 and "counted from 1" in zeroth.text
 
 
 def test_a_fragment_is_the_main_block_alone(client: TestClient) -> None:
