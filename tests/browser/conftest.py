@@ -3,6 +3,10 @@
 Playwright's own browser download is not used (nor possible here): the browser is the system's,
 found on PATH or named by QUEUECTL_CHROMIUM, started through `executable_path`. Without one
 these tests skip, and in CI a skip fails the run (tests/conftest.py): there they are mandatory.
+
+Playwright's sync API keeps an event loop running in the main thread of the test process (xdist
+worker) it ran in, for the rest of the session: a test that calls asyncio.run() must do so in a
+thread of its own (see tests/integration/test_web_actions.py).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ subprocess) on the other, and the answers, exit codes and the runs' states after
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,7 +245,10 @@ def _post_streamed(
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8080),
     }
-    asyncio.run(app(scope, receive, send))
+    # In a thread of its own: Playwright's sync API (tests/browser) keeps an event loop running in the main
+    # thread of the test process it ran in, where asyncio.run() refuses to start another.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     return status[0], read
 
 
