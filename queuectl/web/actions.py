@@ -23,7 +23,7 @@ from queuectl.enqueue import MAX_LINE
 from queuectl.errors import NotFoundError, QueueError, StoreError, UsageError
 from queuectl.services import jobs, runs
 from queuectl.store.contract import Store
-from queuectl.web.security import bounded_body
+from queuectl.web.security import bounded_body, json_error
 
 if TYPE_CHECKING:
     from queuectl.web.app import Api
@@ -34,10 +34,6 @@ SELECTION_KEYS = frozenset({"ids", "all", "job"})
 
 class TooLarge(UsageError):
     """A body past MAX_LINE bytes: 413, and the rest of it is never read."""
-
-
-def error(message: str, status_code: int) -> Response:
-    return Response(json_views.dumps({"error": message}) + "\n", status_code, media_type="application/json")
 
 
 def status_of(exc: QueueError) -> int:
@@ -119,7 +115,7 @@ class Actions:
             answer = await run_in_threadpool(self._run, verb, body)
         except QueueError as exc:
             said = exc.message if len(exc.message) <= MAX_ERROR else exc.message[: MAX_ERROR - 3] + "..."
-            return error(said, status_of(exc))
+            return json_error(said, status_of(exc))
         return Response(json_views.dumps(answer) + "\n", status_code, media_type="application/json")
 
     def _run(self, verb: Callable[[Store, dict[str, Any]], Any], body: dict[str, Any]) -> Any:
