@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -38,12 +39,16 @@ SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 StoreOpener = Callable[[], AbstractContextManager[Store]]
 
-_closing = threading.Event()  # the server is stopping: every stream of this process ends at its next tick
+_apps: weakref.WeakSet[Live] = weakref.WeakSet()  # the live handlers of this process's apps
 
 
 def close_streams() -> None:
-    """End every open stream at its next tick: a stopping server waits for its open requests, and these never end."""
-    _closing.set()
+    """End every open stream at its next tick: a stopping server waits for its open requests, and these never end.
+
+    Each app's streams end; an app made afterwards (a server started again in this process) streams afresh.
+    """
+    for handlers in list(_apps):
+        handlers.closing.set()
 
 
 class Slots:
@@ -146,6 +151,8 @@ class Live:
         self.opener = opener
         self.slots = Slots(limit)
         self.changes = Changes(opener)
+        self.closing = threading.Event()  # its server is stopping: each stream ends at its next tick
+        _apps.add(self)
 
     def _busy(self) -> Response:
         said = f"too many live streams are open ({self.slots.limit}): close a dashboard tab or try again later"
@@ -161,7 +168,7 @@ class Live:
             await run_in_threadpool(self.changes.listen)  # not cancelled midway: leave() always matches it
             seen, quiet = self.changes.version, 0.0
             yield "retry: 2000\n\n"
-            while not _closing.is_set():
+            while not self.closing.is_set():
                 await asyncio.sleep(TICK)
                 quiet += TICK
                 if self.changes.version != seen:
@@ -215,7 +222,7 @@ class Live:
                 yield sse("end", {"state": place.state.value, "attempt": place.attempt, "final": place.final})
                 return
             await asyncio.sleep(TICK)
-            if _closing.is_set():
+            if self.closing.is_set():
                 return
             ticks += 1
             if ticks % int(PING / TICK) == 0:

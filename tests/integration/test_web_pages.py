@@ -11,8 +11,8 @@ import os
 import re
 import signal
 import sqlite3
-import threading
 import urllib.request
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -361,9 +361,11 @@ def test_pages_output_and_live_changes_on_each_engine(each_engine: Queue, monkey
         assert read_events(lines, until="change")[-1]["event"] == "change"
 
 
-def test_close_streams_ends_every_open_stream_at_its_next_tick(filled: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_close_streams_ends_every_open_stream_at_its_next_tick(
+    filled: Queue, q: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What a stopping server must call first: it waits for open requests, and a live page's streams never end."""
-    monkeypatch.setattr(live, "_closing", threading.Event())  # this process's other apps keep theirs open
+    monkeypatch.setattr(live, "_apps", weakref.WeakSet())  # this process's other apps keep theirs open
     monkeypatch.setattr(live, "MAX_STREAMS", 2)
     client = TestClient(create_app(str(filled.db)), base_url=LOCAL)
     with client.stream("GET", "/events") as events, client.stream("GET", "/runs/later/output/stream") as output:
@@ -373,3 +375,10 @@ def test_close_streams_ends_every_open_stream_at_its_next_tick(filled: Queue, mo
         assert [line for line in changes if line] == []  # the stream ended, with no event more
         assert [line for line in printed if line] == []
     assert client.get("/events").status_code == 200  # both gave their slots back (it ends at once: closing)
+    q.burst()  # a store of its own to change: the module's is read by the other tests
+    again = TestClient(create_app(str(q.db)), base_url=LOCAL)  # a server started again in this process
+    with again.stream("GET", "/events") as events:
+        lines = events.iter_lines()
+        assert next(lines).startswith("retry:")
+        q("enqueue", "--command", "true")
+        assert read_events(lines, until="change")[-1]["event"] == "change"  # it streams afresh
