@@ -148,3 +148,16 @@ def test_uninstall_removes_the_unit_and_its_environment_file_unless_enabled(q: Q
     assert not list(units.iterdir()) or list(units.iterdir()) == [wants]
     again = q("service", "uninstall", "--user", "jobs.d", check=False)
     assert again.returncode == 1 and "nothing to uninstall" in again.stderr
+
+
+def test_a_relative_store_is_written_absolute_and_force_uninstalls_an_enabled_unit(q: Queue) -> None:
+    """The unit runs in the jobs directory: a store given relative to here is named by its absolute path."""
+    q("service", "install", "--user", "jobs.d", "--db", "mine.db")
+    units = user_units(q)
+    assert (units / "queuectl-jobs.d.env").read_text() == f'QUEUECTL_DB="{q.tmp / "mine.db"}"\n'
+    assert not (q.tmp / "mine.db").exists()  # install reads the store's settings, never creates one
+    wants = units / "default.target.wants"
+    wants.mkdir()
+    (wants / "queuectl-jobs.d.service").symlink_to(units / "queuectl-jobs.d.service")
+    q("service", "uninstall", "--user", "jobs.d", "--force")
+    assert not (units / "queuectl-jobs.d.service").exists() and not (units / "queuectl-jobs.d.env").exists()
