@@ -75,7 +75,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "service": (
         "service",
         "service_group",
-        "The background up as a service: `service status` (install and uninstall, for systemd, come later).",
+        "The background up as a service: `service status`, and `service install|uninstall` of a systemd unit.",
     ),
     "shell": ("interactive", "shell", "An interactive prompt for every command, with Tab completion and history."),
     "show": ("runs", "show", "Every field of a run (or of a declared job): attempts, output tail, origin."),

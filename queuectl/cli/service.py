@@ -3,6 +3,7 @@ tool's names for them, `scheduler start|stop|status|logs`."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -14,8 +15,8 @@ from queuectl.durations import format_time
 from queuectl.errors import EXIT_FAILURE, NotFoundError, QueueError, StoreError
 from queuectl.model import Service
 from queuectl.paths import default_location
-from queuectl.services import daemon, pools
-from queuectl.services.jobs import job_dirs
+from queuectl.services import daemon, pools, systemd
+from queuectl.services.jobs import DEFAULT_DIR, job_dirs
 from queuectl.store.contract import Store
 
 NOTHING_RUNS = "no background up runs on this store"
@@ -173,10 +174,11 @@ def down(
 
 @click.group("service")
 def service_group() -> None:
-    """The background up as a service: `service status` (install and uninstall, for systemd, come later).
+    """The background up as a service: `service status`, and `service install|uninstall` of a systemd unit.
 
     \b
     Example:
+      queuectl service install --user jobs.d
       queuectl service status --json
     """
 
@@ -292,3 +294,111 @@ def scheduler_logs(ctx: click.Context, directory: str | None, follow: bool, limi
             out.flush()
 
         daemon.follow(path, service, end, write)
+
+
+user_option = click.option("--user", is_flag=True, help="A user unit (systemctl --user), in ~/.config/systemd/user.")
+
+
+def _systemctl(user: bool) -> str:
+    return "systemctl --user" if user else "systemctl"
+
+
+def _graces(ctx: click.Context) -> tuple[float, float]:
+    """The store's stop-grace and kill-grace; the defaults where there is no store yet (or it cannot be read)."""
+    try:
+        store = _store_if_any(ctx)
+        stored = store.config() if store is not None else {}
+    except StoreError as exc:
+        click.echo(f"warning: {exc.message} (the default stop-grace and kill-grace are used)", err=True)
+        stored = {}
+    values = config.effective(stored)
+    return values["stop-grace"], values["kill-grace"]
+
+
+@service_group.command("install")
+@click.argument("directory", required=False, default=DEFAULT_DIR, type=click.Path())
+@user_option
+@click.option("--print", "show", is_flag=True, help="Print the unit; write nothing.")
+@click.option("--force", is_flag=True, help="Replace a unit of the same name with other content.")
+@json_option
+@db_option
+@click.pass_context
+def service_install(ctx: click.Context, directory: str, user: bool, show: bool, force: bool, as_json: bool) -> None:
+    """Write a systemd unit that runs `queuectl up DIRECTORY` (default jobs.d).
+
+    The unit is queuectl-NAME.service, NAME the directory's last component
+    (characters outside A-Z a-z 0-9 _ . - become -), in ~/.config/systemd/user
+    with --user, else /etc/systemd/system ($QUEUECTL_SYSTEMD_DIR overrides
+    both). It restarts up on failure and gives it stop-grace + kill-grace
+    (+15s) to stop; a store given (--db, $QUEUECTL_DB) goes in
+    queuectl-NAME.env beside it, readable by its owner only. systemctl is not
+    called: the commands to run next are printed.
+
+    \b
+    Example:
+      queuectl service install --user jobs.d
+      queuectl service install jobs.d --print
+    """
+    path = systemd.jobs_directory(directory)
+    where = systemd.units_dir(user)
+    name = systemd.unit_name(path)
+    db = ctx.find_object(Context).db  # type: ignore[union-attr]
+    db = systemd.store_for_unit(db) if db else None
+    stop_grace, kill_grace = _graces(ctx)
+    env_file = systemd.env_path(where, name) if db else None
+    unit = systemd.UnitInputs(name, path, systemd.queuectl_command(), stop_grace, kill_grace, env_file, user)
+    if show:
+        text = systemd.unit_text(unit)
+        if as_json:
+            echo_json({"unit": name + ".service", "text": text})
+        else:
+            click.echo(text, nl=False)
+        return
+    done = systemd.install(unit, db, where, force)
+    systemctl = _systemctl(user)
+    next_step = f"{systemctl} daemon-reload && {systemctl} enable --now {name}"
+    if as_json:
+        echo_json(
+            {
+                "unit": name + ".service",
+                "path": done.unit_path,
+                "environment_file": done.env_path,
+                "changed": done.changed,
+                "next": next_step,
+            }
+        )
+        return
+    click.echo(f"{'wrote' if done.changed else 'unchanged'}: {done.unit_path}")
+    if done.env_path:
+        click.echo(f"  store in {done.env_path} (mode 0600)")
+    click.echo(f"next: {next_step}")
+
+
+@service_group.command("uninstall")
+@click.argument("directory", required=False, default=DEFAULT_DIR, type=click.Path())
+@user_option
+@click.option("--force", is_flag=True, help="Remove it even while it is enabled.")
+@json_option
+@click.pass_context
+def service_uninstall(ctx: click.Context, directory: str, user: bool, force: bool, as_json: bool) -> None:
+    """Remove the systemd unit of DIRECTORY (default jobs.d) and its environment file.
+
+    An enabled unit is refused (exit 1) with the command to run first
+    (systemctl disable --now), unless --force. systemctl is not called.
+
+    \b
+    Example:
+      queuectl service uninstall --user jobs.d
+    """
+    where = systemd.units_dir(user)
+    name = systemd.unit_name(os.path.realpath(directory))
+    systemctl = _systemctl(user)
+    if systemd.enabled(where, name) and not force:
+        raise QueueError(f"{name} is enabled: run '{systemctl} disable --now {name}' first (or --force)")
+    removed = systemd.uninstall(where, name)
+    if as_json:
+        echo_json({"unit": name + ".service", "removed": removed, "next": f"{systemctl} daemon-reload"})
+        return
+    for path in removed:
+        click.echo(f"removed: {path}")
+    click.echo(f"next: {systemctl} daemon-reload (if it still runs: {systemctl} stop {name} first)")
