@@ -64,17 +64,22 @@ class Queue:
     def json(self, *args: str) -> Any:
         return json.loads(self(*args, "--json").stdout)
 
-    def start_pool(self, *args: str) -> subprocess.Popen[str]:
+    def spawn(
+        self,
+        *args: str,
+        stdout: int | None = subprocess.PIPE,
+        stderr: int | None = subprocess.STDOUT,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[str]:
+        """`queuectl ARGS` in the background (no stdin), killed at the test's end if still running."""
         proc = subprocess.Popen(
-            [*QUEUECTL, "worker", "start", *args],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            [*QUEUECTL, *args], env=self.env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, text=True
         )
         self.procs.append(proc)
         return proc
+
+    def start_pool(self, *args: str) -> subprocess.Popen[str]:
+        return self.spawn("worker", "start", *args)
 
     def wait_pool_registered(self, proc: subprocess.Popen[str]) -> None:
         wait_for(lambda: any(w["pid"] == proc.pid for w in self.json("worker", "status")), what="pool registered")

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import QUEUECTL, Queue
+from tests.conftest import Queue
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 # Chromium as root in a container, on a closed network: no sandbox, no GPU, and none of the
@@ -75,9 +75,8 @@ LISTENING = re.compile(r"dashboard on (http://\S+?)/? ")
 
 
 def start_dashboard(q: Queue, *args: str, token: str | None = None) -> Dashboard:
-    argv = [*QUEUECTL, "dashboard", "--port", "0", *args, *(["--token", token] if token else [])]
-    proc = subprocess.Popen(argv, env=q.env, cwd=q.tmp, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    q.procs.append(proc)
+    argv = ["dashboard", "--port", "0", *args, *(["--token", token] if token else [])]
+    proc = q.spawn(*argv, stdout=None, stderr=subprocess.PIPE, cwd=q.tmp)
     assert proc.stderr is not None
     for line in proc.stderr:
         found = LISTENING.search(line)

@@ -21,16 +21,7 @@ from tests.conftest import QUEUECTL, Queue, wait_for
 
 def _up(q: Queue, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
     """`up` in the background, and the lines of its log (stderr) as they come."""
-    proc = subprocess.Popen(
-        [*QUEUECTL, "up", *args],
-        env=q.env,
-        cwd=q.tmp,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    q.procs.append(proc)
+    proc = q.spawn("up", *args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=q.tmp)
     lines: list[str] = []
     assert proc.stderr is not None
     threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True).start()

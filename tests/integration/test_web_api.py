@@ -214,16 +214,7 @@ def _same(client: TestClient, q: Queue, path: str, cli: list[str]) -> bool:
 
 
 def _dashboard(q: Queue, *args: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [*QUEUECTL, "dashboard", *args],
-        env=q.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    q.procs.append(proc)
-    return proc
+    return q.spawn("dashboard", *args, stderr=subprocess.PIPE)
 
 
 def test_dashboard_serves_the_api_over_http_and_stops_on_sigterm(filled: Queue) -> None:
